@@ -1,0 +1,303 @@
+//! Klines, series keys, column names and value precision.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::{Interval, Market, Symbol};
+
+/// The float width of a store's price and volume columns.
+///
+/// `F32` is the default and halves the size of everything; it holds about
+/// 7 significant digits, so cent-level prices above 131072 are rounded.
+/// `F64` keeps every decimal Binance prints to within its last digit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// 4-byte IEEE 754 binary32 columns.
+    #[default]
+    F32,
+    /// 8-byte IEEE 754 binary64 columns.
+    F64,
+}
+
+impl Precision {
+    /// Bytes of one value.
+    pub fn width(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        }
+    }
+
+    /// `f32` or `f64`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+
+    /// Parses a decimal string straight to this precision, correctly rounded
+    /// once (an `f32` store never goes through `f64` first), and returns it
+    /// widened to `f64`, which is exact.
+    ///
+    /// ```
+    /// use atm_store::Precision;
+    /// let v = Precision::F32.parse_decimal("0.1").unwrap();
+    /// assert_eq!(v, 0.1f32 as f64);
+    /// assert!(Precision::F32.parse_decimal("1e5x").is_err());
+    /// ```
+    pub fn parse_decimal(self, s: &str) -> Option<f64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'e' || b == b'E') {
+            return None;
+        }
+        let v = match self {
+            Precision::F32 => s.parse::<f32>().ok().map(f64::from),
+            Precision::F64 => s.parse::<f64>().ok(),
+        }?;
+        v.is_finite().then_some(v)
+    }
+
+    /// Rounds `v` to this precision (a no-op for values already representable).
+    pub fn round(self, v: f64) -> f64 {
+        match self {
+            Precision::F32 => v as f32 as f64,
+            Precision::F64 => v,
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Precision> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "f64" => Ok(Precision::F64),
+            _ => Err(Error::InvalidInput(format!("unknown precision {s:?} (expected f32 or f64)"))),
+        }
+    }
+}
+
+/// Number of float columns (prices and volumes).
+pub const FLOAT_COLUMNS: usize = 8;
+
+/// The stored columns, in storage order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Column {
+    Open,
+    High,
+    Low,
+    Close,
+    Volume,
+    QuoteVolume,
+    TakerBuyBase,
+    TakerBuyQuote,
+    Trades,
+}
+
+impl Column {
+    /// All nine stored columns.
+    pub const ALL: [Column; 9] = [
+        Column::Open,
+        Column::High,
+        Column::Low,
+        Column::Close,
+        Column::Volume,
+        Column::QuoteVolume,
+        Column::TakerBuyBase,
+        Column::TakerBuyQuote,
+        Column::Trades,
+    ];
+
+    /// The column's name in CSV, JSON and Arrow output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Open => "open",
+            Column::High => "high",
+            Column::Low => "low",
+            Column::Close => "close",
+            Column::Volume => "volume",
+            Column::QuoteVolume => "quote_volume",
+            Column::TakerBuyBase => "taker_buy_base",
+            Column::TakerBuyQuote => "taker_buy_quote",
+            Column::Trades => "trades",
+        }
+    }
+
+    /// Index in storage order (0..9).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Parses a column name.
+    pub fn from_name(name: &str) -> Result<Column> {
+        Column::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| Error::InvalidInput(format!("unknown column {name:?}")))
+    }
+}
+
+/// One kline (candlestick).
+///
+/// Float values are `f64` in memory; a store of precision `F32` keeps them as
+/// `f32`. Values parsed with [`Precision::parse_decimal`] for the store's
+/// precision are stored exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Kline {
+    /// Open time, epoch milliseconds.
+    pub open_time: i64,
+    /// Close time, epoch milliseconds (normally the next open time minus 1).
+    pub close_time: i64,
+    /// open, high, low, close, volume, quote_volume, taker_buy_base, taker_buy_quote.
+    pub values: [f64; FLOAT_COLUMNS],
+    /// Number of trades.
+    pub trades: u32,
+}
+
+impl Kline {
+    /// Open price.
+    pub fn open(&self) -> f64 {
+        self.values[0]
+    }
+    /// Highest price.
+    pub fn high(&self) -> f64 {
+        self.values[1]
+    }
+    /// Lowest price.
+    pub fn low(&self) -> f64 {
+        self.values[2]
+    }
+    /// Close price.
+    pub fn close(&self) -> f64 {
+        self.values[3]
+    }
+    /// Base-asset volume (contracts on COIN-M).
+    pub fn volume(&self) -> f64 {
+        self.values[4]
+    }
+
+    /// Parses Binance's 12 kline fields (REST array or archive CSV row; the
+    /// 12th, "ignore", may be absent) for a store of `precision`.
+    ///
+    /// Times in microseconds (spot archives from 2025) are converted to
+    /// milliseconds. Errors say which field was wrong.
+    ///
+    /// ```
+    /// use atm_store::{Kline, Precision};
+    /// let row = ["1499040000000", "0.01634790", "0.80000000", "0.01575800", "0.01577100",
+    ///            "148976.11427815", "1499644799999", "2434.19055334", "308",
+    ///            "1756.87402397", "28.46694368", "0"];
+    /// let k = Kline::parse_fields(&row, Precision::F32).unwrap();
+    /// assert_eq!(k.trades, 308);
+    /// assert_eq!(k.close(), 0.01577100f32 as f64);
+    /// ```
+    pub fn parse_fields(fields: &[&str], precision: Precision) -> std::result::Result<Kline, String> {
+        if fields.len() != 11 && fields.len() != 12 {
+            return Err(format!("expected 12 columns, found {}", fields.len()));
+        }
+        let time = |i: usize, name: &str| -> std::result::Result<i64, String> {
+            let s = fields[i].trim();
+            let v: i64 = s.parse().map_err(|_| format!("{name} {s:?} is not an integer"))?;
+            if v < 0 {
+                return Err(format!("{name} {v} is negative"));
+            }
+            // Microseconds (spot archives from 2025-01-01) are normalised to ms.
+            Ok(if v >= 10_000_000_000_000 { v / 1000 } else { v })
+        };
+        let open_time = time(0, "open_time")?;
+        let close_time = time(6, "close_time")?;
+        if close_time < open_time {
+            return Err(format!("close_time {close_time} is before open_time {open_time}"));
+        }
+        let mut values = [0.0; FLOAT_COLUMNS];
+        const NAMES: [&str; 8] = ["open", "high", "low", "close", "volume", "quote_volume", "taker_buy_base", "taker_buy_quote"];
+        const IDX: [usize; 8] = [1, 2, 3, 4, 5, 7, 9, 10];
+        for (k, (&i, name)) in IDX.iter().zip(NAMES).enumerate() {
+            let s = fields[i].trim();
+            values[k] = precision.parse_decimal(s).ok_or_else(|| format!("{name} {s:?} is not a decimal number"))?;
+        }
+        let s = fields[8].trim();
+        let trades: u64 = s.parse().map_err(|_| format!("trades {s:?} is not a non-negative integer"))?;
+        let trades = u32::try_from(trades).map_err(|_| format!("trades {trades} does not fit in 32 bits"))?;
+        Ok(Kline { open_time, close_time, values, trades })
+    }
+}
+
+/// Identifies one series: (market, symbol, interval).
+///
+/// ```
+/// use atm_store::{Interval, Market, SeriesKey};
+/// let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();
+/// assert_eq!(key.to_string(), "spot/BTCUSDT/1m");
+/// assert!(SeriesKey::parse(Market::UsdM, "BTCUSDT", Interval::S1).is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// The market.
+    pub market: Market,
+    /// The symbol.
+    pub symbol: Symbol,
+    /// The interval.
+    pub interval: Interval,
+}
+
+impl SeriesKey {
+    /// Builds a key, refusing `1s` outside spot.
+    pub fn new(market: Market, symbol: Symbol, interval: Interval) -> Result<SeriesKey> {
+        if !interval.valid_for(market) {
+            return Err(Error::InvalidInput(format!("interval {interval} exists on spot only, not on {market}")));
+        }
+        Ok(SeriesKey { market, symbol, interval })
+    }
+
+    /// Builds a key from a symbol string, validating it.
+    pub fn parse(market: Market, symbol: &str, interval: Interval) -> Result<SeriesKey> {
+        SeriesKey::new(market, Symbol::new(symbol)?, interval)
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.market, self.symbol, self.interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_parsing_rounds_once_to_f32() {
+        // A decimal whose f64 rounding then f32 rounding differs from direct f32
+        // rounding (double-rounding trap): 1 + 2^-24 + 2^-60, written exactly.
+        let s = "1.0000000596046447753906250867361737988403547205962240695953369140625";
+        let direct = s.parse::<f32>().unwrap();
+        let via_f64 = s.parse::<f64>().unwrap() as f32;
+        assert_ne!(direct, via_f64, "the test string must expose double rounding");
+        assert_eq!(Precision::F32.parse_decimal(s).unwrap(), direct as f64);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut row = vec!["1", "1", "1", "1", "1", "1", "60000", "1", "3", "1", "1", "0"];
+        row[4] = "x";
+        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("close"));
+        row[4] = "1";
+        row[8] = "-1";
+        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("trades"));
+        row[8] = "1";
+        row[0] = "-5";
+        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("negative"));
+        row[0] = "70000";
+        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("before"));
+        assert!(Kline::parse_fields(&row[..5], Precision::F32).unwrap_err().contains("12 columns"));
+    }
+
+    #[test]
+    fn microseconds_become_milliseconds() {
+        let row = ["1735689600000000", "1", "1", "1", "1", "1", "1735689600999999", "1", "3", "1", "1", "0"];
+        let k = Kline::parse_fields(&row, Precision::F32).unwrap();
+        assert_eq!((k.open_time, k.close_time), (1_735_689_600_000, 1_735_689_600_999));
+    }
+}

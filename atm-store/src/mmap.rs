@@ -1,0 +1,143 @@
+//! The one place in `atm-store` with `unsafe` code: memory maps of store files.
+//!
+//! # The contract
+//!
+//! A [`Map`] maps a whole file that the store created and sized. Every other
+//! module reaches mapped bytes only through the safe methods below, which
+//! check bounds and alignment, so the `unsafe` blocks here rest on these
+//! rules, which the rest of the crate keeps:
+//!
+//! 1. **Nobody truncates a mapped file.** Store files are created at their
+//!    final length (sparse) and never shrunk; a file shorter than its header
+//!    says is refused before it is mapped (see `series_file.rs`). Truncation by
+//!    a foreign program would raise SIGBUS, as for every mmap-based store.
+//! 2. **Writers touch only allocated blocks.** Before the writer stores through
+//!    the map into a range, it reserves that range with `fallocate`, so a full
+//!    disk is an error on the reservation, never a SIGBUS on a page fault.
+//! 3. **Concurrent mutation is published by seqlocks.** One writer (enforced by
+//!    a lock across processes) mutates a series; readers in this and other
+//!    processes read the same pages without locks. Metadata words are accessed
+//!    as atomics; column bytes are read as plain slices inside a seqlock read
+//!    section and discarded if the block's sequence number changed, so a torn
+//!    value is never returned to a caller. (Rust's memory model cannot express
+//!    memory shared with another process; like every mmap store we treat the
+//!    mapped bytes as plain data whose reads may race, and validate them.)
+//!
+//! `UNSAFE.md` at the repository root lists every site.
+
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+/// A shared mapping of a whole store file.
+pub(crate) struct Map {
+    raw: MmapRaw,
+    writable: bool,
+}
+
+impl Map {
+    /// Maps the first `len` bytes of `file`, which the caller has checked is at
+    /// least that long.
+    pub(crate) fn new(file: &File, len: u64, writable: bool) -> std::io::Result<Map> {
+        let actual = file.metadata()?.len();
+        if actual < len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("file is {actual} bytes, shorter than the {len} its header states"),
+            ));
+        }
+        let len = usize::try_from(len).map_err(|_| std::io::Error::other("file too large to map"))?;
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        let raw = if writable { opts.map_raw(file)? } else { opts.map_raw_read_only(file)? };
+        Ok(Map { raw, writable })
+    }
+
+    /// Length of the mapping in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    fn check(&self, off: usize, len: usize, align: usize) {
+        let end = off.checked_add(len);
+        assert!(
+            matches!(end, Some(e) if e <= self.raw.len()),
+            "mapped access {off}+{len} past the end ({}): layout bug",
+            self.raw.len()
+        );
+        assert!((self.raw.as_ptr() as usize + off) % align == 0, "misaligned mapped access at {off}");
+    }
+
+    /// The bytes `off..off+len`.
+    pub(crate) fn bytes(&self, off: usize, len: usize) -> &[u8] {
+        self.check(off, len, 1);
+        // SAFETY: the range lies inside the mapping (checked above), which lives
+        // as long as `self`; the file is never truncated while mapped (rule 1).
+        // Bytes may change under a concurrent writer: callers read them inside a
+        // seqlock section and discard the result on a change (rule 3).
+        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(off), len) }
+    }
+
+    /// `n` little-endian `f32` values starting at `off` (4-aligned).
+    pub(crate) fn f32s(&self, off: usize, n: usize) -> &[f32] {
+        self.check(off, n * 4, 4);
+        // SAFETY: in bounds and 4-aligned (checked above); every bit pattern is a
+        // valid f32; lifetime and concurrency as in `bytes`. Little-endian
+        // targets only (enforced by a compile_error! in lib.rs).
+        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(off).cast::<f32>(), n) }
+    }
+
+    /// `n` little-endian `f64` values starting at `off` (8-aligned).
+    pub(crate) fn f64s(&self, off: usize, n: usize) -> &[f64] {
+        self.check(off, n * 8, 8);
+        // SAFETY: as for `f32s`, with 8-byte alignment checked above.
+        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(off).cast::<f64>(), n) }
+    }
+
+    /// `n` little-endian `u32` values starting at `off` (4-aligned).
+    pub(crate) fn u32s(&self, off: usize, n: usize) -> &[u32] {
+        self.check(off, n * 4, 4);
+        // SAFETY: as for `f32s`; every bit pattern is a valid u32.
+        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(off).cast::<u32>(), n) }
+    }
+
+    /// The 4-aligned word at `off`, as an atomic shared with other processes.
+    pub(crate) fn atomic_u32(&self, off: usize) -> &AtomicU32 {
+        self.check(off, 4, 4);
+        // SAFETY: in bounds and aligned (checked above); AtomicU32 has the size
+        // and alignment of u32 and any bit pattern is valid. Shared-memory
+        // atomics are the intended way for processes to publish to each other.
+        unsafe { &*self.raw.as_ptr().add(off).cast::<AtomicU32>() }
+    }
+
+    /// The 8-aligned word at `off`, as an atomic shared with other processes.
+    pub(crate) fn atomic_u64(&self, off: usize) -> &AtomicU64 {
+        self.check(off, 8, 8);
+        // SAFETY: as for `atomic_u32`, with 8-byte alignment checked above.
+        unsafe { &*self.raw.as_ptr().add(off).cast::<AtomicU64>() }
+    }
+
+    /// Copies `src` into the map at `off`. Only for maps opened writable, and
+    /// only by the series' single writer, inside a seqlock write section over
+    /// a range it has reserved with `fallocate` (rule 2).
+    pub(crate) fn write(&self, off: usize, src: &[u8]) {
+        assert!(self.writable, "write through a read-only map");
+        self.check(off, src.len(), 1);
+        // SAFETY: in bounds (checked above) of a writable shared mapping; `src`
+        // is a separate Rust allocation, so the ranges cannot overlap. The
+        // block was reserved on disk before (rule 2); readers validate with the
+        // block's seqlock (rule 3).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.raw.as_mut_ptr().add(off), src.len()) }
+    }
+
+    /// Fills `len` bytes at `off` with zeros (writer only, as for `write`).
+    pub(crate) fn zero(&self, off: usize, len: usize) {
+        assert!(self.writable, "write through a read-only map");
+        self.check(off, len, 1);
+        // SAFETY: as for `write`.
+        unsafe { std::ptr::write_bytes(self.raw.as_mut_ptr().add(off), 0, len) }
+    }
+}

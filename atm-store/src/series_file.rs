@@ -1,0 +1,816 @@
+//! One series file: opening, verifying, seqlocked reads and the writer's apply.
+//!
+//! Readers never lock. Each block has a sequence number (a seqlock): the writer
+//! makes it odd, changes the block's bytes and metadata, then makes it even
+//! again. A reader notes the sequence numbers of the blocks it reads, reads,
+//! and accepts the result only if none changed. Checksums are verified the
+//! first time this process reads a block at a given sequence number.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::error::{nix_io, Error, Result};
+use crate::kline::{Kline, FLOAT_COLUMNS};
+use crate::layout::{self, entry, live, Layout, StaticHeader, BLOCK_CRCS, BLOCK_SLOTS, COLUMNS, ENTRY_BYTES, EXC_BYTES, EXC_OFF, LIVE_COPY_LEN, LIVE_COPY_OFF, LIVE_OFF, MAX_EXCEPTIONS, PAGE};
+use crate::mmap::Map;
+use crate::{Precision, SeriesKey};
+
+/// How long a reader waits for a block whose writer is mid-update before it
+/// concludes the writer died there.
+const STUCK_AFTER: Duration = Duration::from_secs(2);
+
+/// A kline whose open or close time is not its slot's regular time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exception {
+    /// The slot holding the kline.
+    pub slot: u64,
+    /// Its real open time.
+    pub open_time: i64,
+    /// Its real close time.
+    pub close_time: i64,
+}
+
+/// A consistent snapshot of the live header.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Live {
+    pub first_present: Option<u64>,
+    pub last_present: Option<u64>,
+    pub present_total: u64,
+    pub missing_total: u64,
+    pub commits: u64,
+    pub exceptions: Vec<Exception>,
+}
+
+/// A consistent snapshot of one block-table entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub seq: u32,
+    pub flags: u32,
+    pub present: u32,
+    pub missing: u32,
+    pub crcs: [u32; BLOCK_CRCS],
+}
+
+impl Entry {
+    fn is_empty(&self) -> bool {
+        self.flags == 0 && self.present == 0 && self.missing == 0
+    }
+}
+
+/// What the writer applies to one series in one commit.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct SeriesBatch {
+    /// Klines by slot, sorted by slot, one per slot.
+    pub puts: Vec<(u64, Kline)>,
+    /// Inclusive slot ranges to mark known-missing where nothing is present.
+    pub missing: Vec<(u64, u64)>,
+}
+
+/// An open series file.
+pub(crate) struct SeriesFile {
+    pub path: PathBuf,
+    pub key: SeriesKey,
+    pub precision: Precision,
+    pub layout: Layout,
+    file: File,
+    map: Map,
+    writable: bool,
+    /// Blocks whose checksums this process verified, with the sequence number
+    /// and the set of checksums (bit k = checksum k) verified at it.
+    verified: Mutex<HashMap<u64, (u32, u16)>>,
+    /// Blocks this writer has reserved disk space for.
+    reserved: Mutex<HashSet<u64>>,
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("sync directory", dir, e))
+}
+
+impl SeriesFile {
+    /// Creates the file for `key` at `path` unless it exists; then opens it.
+    pub fn create_or_open(path: &Path, key: &SeriesKey, precision: Precision) -> Result<SeriesFile> {
+        if !path.exists() {
+            let dir = path.parent().ok_or_else(|| Error::InvalidInput(format!("bad series path {}", path.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+            let layout = Layout::new(key.interval, precision);
+            let header = StaticHeader {
+                market: key.market,
+                interval: key.interval,
+                precision,
+                symbol: key.symbol.clone(),
+                origin_ms: key.interval.origin_ms(),
+                layout: layout.clone(),
+            };
+            let tmp = dir.join(format!(".{}.{}.tmp", key.symbol, std::process::id()));
+            let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+            let io = |e| Error::io("initialise", &tmp, e);
+            f.set_len(layout.file_len).map_err(io)?;
+            f.write_all_at(&header.encode(), 0).map_err(io)?;
+            f.write_all_at(&encode_live(&Live::default()), LIVE_COPY_OFF).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            drop(f);
+            // hard_link never replaces: if another process created the series
+            // meanwhile, keep theirs.
+            let linked = std::fs::hard_link(&tmp, path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => sync_dir(dir)?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("create", path, e)),
+            }
+        }
+        let s = SeriesFile::open(path, true)?;
+        if s.key != *key || s.precision != precision {
+            return Err(Error::corrupt(path, format!("file holds {} at {}, expected {key} at {}", s.key, s.precision.as_str(), precision.as_str())));
+        }
+        Ok(s)
+    }
+
+    /// Opens and verifies the headers of an existing series file.
+    pub fn open(path: &Path, writable: bool) -> Result<SeriesFile> {
+        let file = OpenOptions::new().read(true).write(writable).open(path).map_err(|e| Error::io("open", path, e))?;
+        let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+        let mut head = vec![0u8; PAGE as usize];
+        if len < PAGE {
+            return Err(Error::corrupt(path, format!("truncated: {len} bytes, shorter than its header")));
+        }
+        file.read_exact_at(&mut head, 0).map_err(|e| Error::io("read header", path, e))?;
+        let h = StaticHeader::decode(&head, path)?;
+        if len < h.layout.file_len {
+            return Err(Error::corrupt(path, format!("truncated: {len} bytes, header says {}", h.layout.file_len)));
+        }
+        let map = Map::new(&file, h.layout.file_len, writable).map_err(|e| Error::io("map", path, e))?;
+        let key = SeriesKey::new(h.market, h.symbol, h.interval).map_err(|e| Error::corrupt(path, e.to_string()))?;
+        Ok(SeriesFile {
+            path: path.to_path_buf(),
+            key,
+            precision: h.precision,
+            layout: h.layout,
+            file,
+            map,
+            writable,
+            verified: Mutex::new(HashMap::new()),
+            reserved: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Whether this handle may write.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The open file (for locks and syncs).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Bytes of disk the file occupies.
+    pub fn bytes_on_disk(&self) -> Result<u64> {
+        Ok(self.file.metadata().map_err(|e| Error::io("stat", &self.path, e))?.blocks() * 512)
+    }
+
+    // ----- seqlocks -------------------------------------------------------
+
+    fn block_seq(&self, b: u64) -> &AtomicU32 {
+        self.map.atomic_u32((self.layout.entry_off(b)) as usize + entry::SEQ)
+    }
+
+    fn live_version(&self) -> &AtomicU64 {
+        self.map.atomic_u64(LIVE_OFF as usize + live::VERSION)
+    }
+
+    fn dirty_word(&self) -> &AtomicU64 {
+        self.map.atomic_u64(LIVE_OFF as usize + live::DIRTY_JOURNAL)
+    }
+
+    /// The journal id with applied but unsynced changes in this file (0 = none).
+    pub fn dirty(&self) -> u64 {
+        self.dirty_word().load(Ordering::Acquire)
+    }
+
+    fn u32_at(&self, off: u64) -> u32 {
+        self.map.atomic_u32(off as usize).load(Ordering::Relaxed)
+    }
+
+    fn u64_at(&self, off: u64) -> u64 {
+        self.map.atomic_u64(off as usize).load(Ordering::Relaxed)
+    }
+
+    /// Waits until `seq` is even and returns it; errors if a dead writer left it odd.
+    fn stable<T: Copy + Into<u64>>(&self, load: impl Fn() -> T) -> Result<T> {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            let s = load();
+            if s.into() % 2 == 0 {
+                return Ok(s);
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else if start.elapsed() > STUCK_AFTER {
+                return Err(Error::NeedsRecovery { path: self.path.clone() });
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// A consistent, checksum-verified snapshot of block `b`'s entry.
+    pub fn entry(&self, b: u64) -> Result<Entry> {
+        loop {
+            let seq_a = self.block_seq(b);
+            let seq = self.stable(|| seq_a.load(Ordering::Acquire))?;
+            let e = self.entry_raw(b, seq);
+            fence(Ordering::Acquire);
+            if seq_a.load(Ordering::Relaxed) != seq {
+                continue;
+            }
+            if !e.is_empty() && self.entry_crc(b) != self.u32_at(self.layout.entry_off(b) + entry::CRC as u64) {
+                if seq_a.load(Ordering::Acquire) != seq {
+                    continue;
+                }
+                return Err(Error::corrupt(&self.path, format!("series {}: block {b} table entry checksum mismatch", self.key)));
+            }
+            return Ok(e);
+        }
+    }
+
+    fn entry_raw(&self, b: u64, seq: u32) -> Entry {
+        let base = self.layout.entry_off(b);
+        let mut crcs = [0u32; BLOCK_CRCS];
+        for (k, c) in crcs.iter_mut().enumerate() {
+            *c = self.u32_at(base + (entry::CRCS + 4 * k) as u64);
+        }
+        Entry {
+            seq,
+            flags: self.u32_at(base + entry::FLAGS as u64),
+            present: self.u32_at(base + entry::PRESENT as u64),
+            missing: self.u32_at(base + entry::MISSING as u64),
+            crcs,
+        }
+    }
+
+    fn entry_crc(&self, b: u64) -> u32 {
+        let base = self.layout.entry_off(b) as usize;
+        crc32c::crc32c(self.map.bytes(base + entry::FLAGS, entry::CRC - entry::FLAGS))
+    }
+
+    /// A consistent, verified snapshot of the live header (the published copy).
+    pub fn live(&self) -> Result<Live> {
+        loop {
+            let version = self.live_version().load(Ordering::Acquire);
+            let off = LIVE_COPY_OFF + (version / 2 % 2) * LIVE_COPY_LEN;
+            let bytes = self.map.bytes(off as usize, LIVE_COPY_LEN as usize);
+            let l = decode_live(bytes).filter(|_| live_crc(bytes) == layout::get_u32(bytes, live::CRC));
+            fence(Ordering::Acquire);
+            if self.live_version().load(Ordering::Relaxed) != version {
+                continue;
+            }
+            return l.ok_or_else(|| Error::corrupt(&self.path, format!("series {}: live header checksum mismatch", self.key)));
+        }
+    }
+
+    // ----- reads ----------------------------------------------------------
+
+    /// Verifies checksums `mask` of block `b` at `entry.seq` unless this process already did.
+    fn verify_block(&self, b: u64, e: &Entry, mask: u16) -> Result<bool> {
+        if e.is_empty() {
+            return Ok(true);
+        }
+        let done = {
+            let v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            match v.get(&b) {
+                Some(&(seq, m)) if seq == e.seq => m,
+                _ => 0,
+            }
+        };
+        let todo = mask & !done;
+        if todo == 0 {
+            return Ok(true);
+        }
+        for k in 0..BLOCK_CRCS {
+            if todo & (1 << k) == 0 {
+                continue;
+            }
+            let (off, len) = self.layout.crc_range(k, b);
+            let crc = crc32c::crc32c(self.map.bytes(off as usize, len as usize));
+            if crc != e.crcs[k] {
+                if self.block_seq(b).load(Ordering::Acquire) != e.seq {
+                    return Ok(false); // changed under us: retry
+                }
+                let what = match k {
+                    k if k < COLUMNS => crate::kline::Column::ALL[k].name(),
+                    k if k == COLUMNS => "present bitmap",
+                    _ => "missing bitmap",
+                };
+                return Err(Error::corrupt(
+                    &self.path,
+                    format!("series {}: block {b} ({} ..) {what} checksum mismatch", self.key, crate::interval::format_ms(self.key.interval.open_time(b * BLOCK_SLOTS))),
+                ));
+            }
+        }
+        let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let ent = v.entry(b).or_insert((e.seq, 0));
+        if ent.0 != e.seq {
+            *ent = (e.seq, 0);
+        }
+        ent.1 |= todo;
+        Ok(true)
+    }
+
+    /// Runs `f` over slots `s0..=s1` inside a seqlock read section, after
+    /// verifying the checksums in `mask` of every block touched; retries if a
+    /// writer changed any of those blocks meanwhile.
+    pub fn read_section<R>(&self, s0: u64, s1: u64, mask: u16, mut f: impl FnMut(&Slots<'_>) -> R) -> Result<R> {
+        let (b0, b1) = (s0 / BLOCK_SLOTS, s1 / BLOCK_SLOTS);
+        'retry: loop {
+            let mut entries = Vec::with_capacity((b1 - b0 + 1) as usize);
+            for b in b0..=b1 {
+                let e = self.entry(b)?;
+                if !self.verify_block(b, &e, mask)? {
+                    continue 'retry;
+                }
+                entries.push(e);
+            }
+            let view = Slots { file: self, first: s0, last: s1, b0, entries: &entries };
+            let r = f(&view);
+            fence(Ordering::Acquire);
+            for (i, b) in (b0..=b1).enumerate() {
+                if self.block_seq(b).load(Ordering::Relaxed) != entries[i].seq {
+                    continue 'retry;
+                }
+            }
+            return Ok(r);
+        }
+    }
+
+    // ----- writes ---------------------------------------------------------
+
+    fn write_u32(&self, off: u64, v: u32) {
+        self.map.atomic_u32(off as usize).store(v, Ordering::Relaxed);
+    }
+
+    fn write_u64(&self, off: u64, v: u64) {
+        self.map.atomic_u64(off as usize).store(v, Ordering::Relaxed);
+    }
+
+    /// Reserves disk space for the blocks a batch touches, so writing through
+    /// the map can never fault on a full disk.
+    pub fn reserve(&self, batch: &SeriesBatch) -> Result<()> {
+        let mut blocks: Vec<u64> = batch.puts.iter().map(|(s, _)| s / BLOCK_SLOTS).collect();
+        for &(a, b) in &batch.missing {
+            blocks.extend(a / BLOCK_SLOTS..=b / BLOCK_SLOTS);
+        }
+        blocks.dedup();
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        for b in blocks {
+            if reserved.contains(&b) {
+                continue;
+            }
+            let mut ranges = vec![(self.layout.entry_off(b) / PAGE * PAGE, PAGE)];
+            for k in 0..BLOCK_CRCS {
+                let (off, len) = self.layout.crc_range(k, b);
+                let start = off / PAGE * PAGE;
+                ranges.push((start, (off + len).div_ceil(PAGE) * PAGE - start));
+            }
+            for (off, len) in ranges {
+                nix::fcntl::fallocate(&self.file, nix::fcntl::FallocateFlags::empty(), off as i64, len as i64)
+                    .map_err(|e| nix_io("reserve space in", &self.path, e))?;
+            }
+            reserved.insert(b);
+        }
+        Ok(())
+    }
+
+    /// Marks the series as having applied-but-unsynced changes from `journal`
+    /// (0 = clean). Set before a commit is journaled, cleared at checkpoint;
+    /// a single atomic word, so it is never torn.
+    pub fn set_dirty(&self, journal: u64) {
+        assert!(self.writable, "set_dirty on a read-only series");
+        self.dirty_word().store(journal, Ordering::Release);
+    }
+
+    /// Publishes a new live header: writes the unpublished copy, then bumps
+    /// the version that selects it. A crash mid-write leaves the old copy
+    /// published and intact.
+    fn write_live(&self, l: &Live) {
+        let next = self.live_version().load(Ordering::Relaxed) + 2;
+        let off = LIVE_COPY_OFF + (next / 2 % 2) * LIVE_COPY_LEN;
+        self.map.write(off as usize, &encode_live(l));
+        self.live_version().store(next, Ordering::Release);
+    }
+
+    /// Applies a committed batch: writes values and states block by block
+    /// under each block's seqlock, then publishes the live header. Replaying
+    /// the same batch again leaves the same bytes (journal replay relies on it).
+    ///
+    /// With `replay` (crash recovery), block metadata that a killed writer may
+    /// have left half-written is not trusted: sequence numbers are made even,
+    /// counts and checksums are recomputed from the bytes, and the live totals
+    /// are recounted from the whole block table.
+    pub fn apply(&self, batch: &SeriesBatch, replay: bool) -> Result<()> {
+        assert!(self.writable, "apply on a read-only series");
+        let mut live = self.live()?;
+        let mut blocks: Vec<u64> = batch.puts.iter().map(|(s, _)| s / BLOCK_SLOTS).collect();
+        for &(a, b) in &batch.missing {
+            blocks.extend(a / BLOCK_SLOTS..=b / BLOCK_SLOTS);
+        }
+        blocks.sort_unstable();
+        blocks.dedup();
+        let mut exc: HashMap<u64, Exception> = live.exceptions.iter().map(|e| (e.slot, *e)).collect();
+        let mut put_i = 0;
+        for b in blocks {
+            let (lo, hi) = (b * BLOCK_SLOTS, (b + 1) * BLOCK_SLOTS - 1);
+            let start = put_i;
+            while put_i < batch.puts.len() && batch.puts[put_i].0 <= hi {
+                put_i += 1;
+            }
+            let puts = &batch.puts[start..put_i];
+            let seq = self.block_seq(b);
+            let before = if replay {
+                let s = seq.load(Ordering::Relaxed);
+                seq.store(s + s % 2, Ordering::Relaxed);
+                let mut e = self.entry_raw(b, s + s % 2);
+                (e.present, e.missing) = self.count_block(b);
+                e.flags |= u32::from(e.present + e.missing > 0);
+                e
+            } else {
+                self.entry(b)?
+            };
+            let s = seq.load(Ordering::Relaxed);
+            seq.store(s | 1, Ordering::Relaxed);
+            fence(Ordering::Release);
+            if !puts.is_empty() {
+                self.write_puts(puts);
+                for (slot, k) in puts {
+                    let regular = (self.key.interval.open_time(*slot), self.key.interval.close_time(*slot));
+                    if (k.open_time, k.close_time) == regular {
+                        exc.remove(slot);
+                    } else {
+                        exc.insert(*slot, Exception { slot: *slot, open_time: k.open_time, close_time: k.close_time });
+                    }
+                }
+            }
+            for &(a, z) in &batch.missing {
+                let (a, z) = (a.max(lo), z.min(hi));
+                if a <= z {
+                    self.mark_missing_words(a, z);
+                }
+            }
+            let (present, missing) = self.count_block(b);
+            let mut crcs = before.crcs;
+            for (k, c) in crcs.iter_mut().enumerate() {
+                if k >= COLUMNS || !puts.is_empty() || before.is_empty() || replay {
+                    let (off, len) = self.layout.crc_range(k, b);
+                    *c = crc32c::crc32c(self.map.bytes(off as usize, len as usize));
+                }
+            }
+            let base = self.layout.entry_off(b);
+            self.write_u32(base + entry::FLAGS as u64, before.flags | entry::FLAG_RESERVED);
+            self.write_u32(base + entry::PRESENT as u64, present);
+            self.write_u32(base + entry::MISSING as u64, missing);
+            for (k, c) in crcs.iter().enumerate() {
+                self.write_u32(base + (entry::CRCS + 4 * k) as u64, *c);
+            }
+            self.write_u32(base + entry::CRC as u64, self.entry_crc(b));
+            seq.store((s | 1) + 1, Ordering::Release);
+            live.present_total = live.present_total + present as u64 - before.present as u64;
+            live.missing_total = live.missing_total + missing as u64 - before.missing as u64;
+            if present > 0 {
+                if live.first_present.is_none_or(|f| f >= lo) {
+                    live.first_present = self.first_present_in(b);
+                }
+                if live.last_present.is_none_or(|l| l <= hi) {
+                    live.last_present = self.last_present_in(b);
+                }
+            }
+        }
+        if exc.len() > MAX_EXCEPTIONS {
+            // Checked by the writer before the commit; replay of a valid journal cannot get here.
+            return Err(Error::InvalidInput(format!("series {} would hold more than {MAX_EXCEPTIONS} irregular klines", self.key)));
+        }
+        live.exceptions = exc.into_values().collect();
+        live.exceptions.sort_by_key(|e| e.slot);
+        live.commits += 1;
+        if replay {
+            self.recount(&mut live);
+        }
+        self.write_live(&live);
+        Ok(())
+    }
+
+    /// Recomputes the live totals and first/last present slot from the block table.
+    fn recount(&self, live: &mut Live) {
+        let (mut p, mut m, mut first, mut last) = (0u64, 0u64, None, None);
+        for b in 0..self.layout.blocks {
+            let base = self.layout.entry_off(b);
+            let (bp, bm) = (self.u32_at(base + entry::PRESENT as u64), self.u32_at(base + entry::MISSING as u64));
+            p += bp as u64;
+            m += bm as u64;
+            if bp > 0 {
+                first = first.or_else(|| self.first_present_in(b));
+                last = self.last_present_in(b);
+            }
+        }
+        (live.present_total, live.missing_total, live.first_present, live.last_present) = (p, m, first, last);
+    }
+
+    /// Writes the values of `puts` (all in one block) column by column, one
+    /// contiguous run at a time, and sets their present bits.
+    fn write_puts(&self, puts: &[(u64, Kline)]) {
+        let mut i = 0;
+        let mut buf = Vec::new();
+        while i < puts.len() {
+            let mut j = i + 1;
+            while j < puts.len() && puts[j].0 == puts[j - 1].0 + 1 {
+                j += 1;
+            }
+            let run = &puts[i..j];
+            let first = run[0].0;
+            for c in 0..COLUMNS {
+                buf.clear();
+                for (_, k) in run {
+                    if c == FLOAT_COLUMNS {
+                        buf.extend_from_slice(&k.trades.to_le_bytes());
+                    } else if self.precision == Precision::F32 {
+                        buf.extend_from_slice(&(k.values[c] as f32).to_le_bytes());
+                    } else {
+                        buf.extend_from_slice(&k.values[c].to_le_bytes());
+                    }
+                }
+                let off = self.layout.col_off[c] + first * self.layout.col_width(c);
+                self.map.write(off as usize, &buf);
+            }
+            for (slot, _) in run {
+                let (w, bit) = (slot / 64, 1u64 << (slot % 64));
+                self.map.atomic_u64((self.layout.present_off + w * 8) as usize).fetch_or(bit, Ordering::Relaxed);
+                self.map.atomic_u64((self.layout.missing_off + w * 8) as usize).fetch_and(!bit, Ordering::Relaxed);
+            }
+            i = j;
+        }
+    }
+
+    fn mark_missing_words(&self, a: u64, z: u64) {
+        let mut s = a;
+        while s <= z {
+            let w = s / 64;
+            let end = z.min(w * 64 + 63);
+            let width = end - s + 1;
+            let mask = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << (s % 64) };
+            let present = self.u64_at(self.layout.present_off + w * 8);
+            self.map.atomic_u64((self.layout.missing_off + w * 8) as usize).fetch_or(mask & !present, Ordering::Relaxed);
+            s = end + 1;
+        }
+    }
+
+    fn count_block(&self, b: u64) -> (u32, u32) {
+        let words = BLOCK_SLOTS / 64;
+        let (mut p, mut m) = (0, 0);
+        for w in b * words..(b + 1) * words {
+            p += self.u64_at(self.layout.present_off + w * 8).count_ones();
+            m += self.u64_at(self.layout.missing_off + w * 8).count_ones();
+        }
+        (p, m)
+    }
+
+    fn first_present_in(&self, b: u64) -> Option<u64> {
+        let words = BLOCK_SLOTS / 64;
+        (b * words..(b + 1) * words).find_map(|w| {
+            let v = self.u64_at(self.layout.present_off + w * 8);
+            (v != 0).then(|| w * 64 + v.trailing_zeros() as u64)
+        })
+    }
+
+    fn last_present_in(&self, b: u64) -> Option<u64> {
+        let words = BLOCK_SLOTS / 64;
+        (b * words..(b + 1) * words).rev().find_map(|w| {
+            let v = self.u64_at(self.layout.present_off + w * 8);
+            (v != 0).then(|| w * 64 + 63 - v.leading_zeros() as u64)
+        })
+    }
+
+    /// Flushes everything written through the map to disk.
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io("sync", &self.path, e))
+    }
+
+    /// Recomputes every checksum and count of the file and returns one line per
+    /// problem found (empty when healthy).
+    pub fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let live = match self.live() {
+            Ok(l) => l,
+            Err(e) => return vec![e.to_string()],
+        };
+        let (mut present, mut missing, mut first, mut last) = (0u64, 0u64, None, None);
+        for b in 0..self.layout.blocks {
+            let e = match self.entry(b) {
+                Ok(e) => e,
+                Err(err) => {
+                    problems.push(err.to_string());
+                    continue;
+                }
+            };
+            if e.is_empty() {
+                continue;
+            }
+            {
+                let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                v.remove(&b);
+            }
+            if let Err(err) = self.verify_block(b, &e, (1 << BLOCK_CRCS) - 1) {
+                problems.push(err.to_string());
+                continue;
+            }
+            let (p, m) = self.count_block(b);
+            if (p, m) != (e.present, e.missing) {
+                problems.push(format!("corrupt {}: series {}: block {b} counts disagree with its bitmaps", self.path.display(), self.key));
+            }
+            let words = BLOCK_SLOTS / 64;
+            if (b * words..(b + 1) * words).any(|w| self.u64_at(self.layout.present_off + w * 8) & self.u64_at(self.layout.missing_off + w * 8) != 0) {
+                problems.push(format!("corrupt {}: series {}: block {b} has slots both present and missing", self.path.display(), self.key));
+            }
+            present += p as u64;
+            missing += m as u64;
+            if p > 0 {
+                first = first.or(self.first_present_in(b));
+                last = self.last_present_in(b);
+            }
+        }
+        if (present, missing, first, last) != (live.present_total, live.missing_total, live.first_present, live.last_present) {
+            problems.push(format!("corrupt {}: series {}: live header totals disagree with the blocks", self.path.display(), self.key));
+        }
+        problems
+    }
+
+    /// Slots of the series that are present, by scanning the bitmap from
+    /// `from` downwards, up to `n` of them (newest first).
+    pub fn present_slots_back(&self, from: u64, n: usize) -> Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(n.min(1 << 20));
+        let mut b = from / BLOCK_SLOTS;
+        loop {
+            let e = self.entry(b)?;
+            if e.present > 0 {
+                self.read_section(b * BLOCK_SLOTS, b * BLOCK_SLOTS + BLOCK_SLOTS - 1, 1 << COLUMNS, |v| {
+                    let hi = (from.min(v.last) - v.first) as usize;
+                    for i in (0..=hi).rev() {
+                        if out.len() >= n {
+                            break;
+                        }
+                        if v.state(i) == SlotState::Present {
+                            out.push(v.first + i as u64);
+                        }
+                    }
+                })?;
+            }
+            if out.len() >= n || b == 0 {
+                break;
+            }
+            b -= 1;
+            if e.present == 0 && self.live()?.first_present.is_none_or(|f| f > b * BLOCK_SLOTS + BLOCK_SLOTS - 1) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The state of one slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SlotState {
+    /// Not fetched yet.
+    Unknown,
+    /// The exchange has no kline there.
+    Missing,
+    /// A kline is stored.
+    Present,
+}
+
+/// A validated window of slots `first..=last`, valid inside a read section.
+pub struct Slots<'a> {
+    file: &'a SeriesFile,
+    /// First slot of the window.
+    pub first: u64,
+    /// Last slot of the window (inclusive).
+    pub last: u64,
+    b0: u64,
+    entries: &'a [Entry],
+}
+
+impl Slots<'_> {
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        (self.last - self.first + 1) as usize
+    }
+
+    /// Always false: a window holds at least one slot.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The state of the `i`-th slot of the window.
+    pub fn state(&self, i: usize) -> SlotState {
+        let slot = self.first + i as u64;
+        let e = &self.entries[(slot / BLOCK_SLOTS - self.b0) as usize];
+        if e.present == 0 && e.missing == 0 {
+            return SlotState::Unknown;
+        }
+        let (w, bit) = (slot / 64, 1u64 << (slot % 64));
+        let l = &self.file.layout;
+        if e.present > 0 && self.file.u64_at(l.present_off + w * 8) & bit != 0 {
+            SlotState::Present
+        } else if e.missing > 0 && self.file.u64_at(l.missing_off + w * 8) & bit != 0 {
+            SlotState::Missing
+        } else {
+            SlotState::Unknown
+        }
+    }
+
+    /// Column `c` (0..8) of an `f32` store, zero-copy.
+    pub fn f32s(&self, c: usize) -> Option<&[f32]> {
+        let l = &self.file.layout;
+        (self.file.precision == Precision::F32 && c < FLOAT_COLUMNS).then(|| self.file.map.f32s((l.col_off[c] + self.first * 4) as usize, self.len()))
+    }
+
+    /// Column `c` (0..8) of an `f64` store, zero-copy.
+    pub fn f64s(&self, c: usize) -> Option<&[f64]> {
+        let l = &self.file.layout;
+        (self.file.precision == Precision::F64 && c < FLOAT_COLUMNS).then(|| self.file.map.f64s((l.col_off[c] + self.first * 8) as usize, self.len()))
+    }
+
+    /// The trades column, zero-copy.
+    pub fn trades(&self) -> &[u32] {
+        let l = &self.file.layout;
+        self.file.map.u32s((l.col_off[FLOAT_COLUMNS] + self.first * 4) as usize, self.len())
+    }
+
+    /// Float column `c` of slot `i` as `f64`, whatever the precision.
+    pub fn value(&self, c: usize, i: usize) -> f64 {
+        let l = &self.file.layout;
+        let slot = self.first + i as u64;
+        match self.file.precision {
+            Precision::F32 => self.file.map.f32s((l.col_off[c] + slot * 4) as usize, 1)[0] as f64,
+            Precision::F64 => self.file.map.f64s((l.col_off[c] + slot * 8) as usize, 1)[0],
+        }
+    }
+}
+
+// ----- live header encoding ------------------------------------------------
+
+fn encode_live(l: &Live) -> Vec<u8> {
+    let mut b = vec![0u8; LIVE_COPY_LEN as usize];
+    let put = |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut b, live::FIRST_PRESENT, l.first_present.unwrap_or(u64::MAX));
+    put(&mut b, live::LAST_PRESENT, l.last_present.unwrap_or(u64::MAX));
+    put(&mut b, live::PRESENT_TOTAL, l.present_total);
+    put(&mut b, live::MISSING_TOTAL, l.missing_total);
+    put(&mut b, live::COMMITS, l.commits);
+    b[live::EXC_COUNT..live::EXC_COUNT + 4].copy_from_slice(&(l.exceptions.len() as u32).to_le_bytes());
+    for (i, e) in l.exceptions.iter().enumerate() {
+        let off = EXC_OFF as usize + i * EXC_BYTES as usize;
+        put(&mut b, off, e.slot);
+        put(&mut b, off + 8, e.open_time as u64);
+        put(&mut b, off + 16, e.close_time as u64);
+    }
+    let crc = live_crc(&b);
+    b[live::CRC..live::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// CRC of a live copy: its fields before the CRC, then its used exceptions.
+fn live_crc(b: &[u8]) -> u32 {
+    let n = (layout::get_u32(b, live::EXC_COUNT) as usize).min(MAX_EXCEPTIONS);
+    let c = crc32c::crc32c(&b[..live::CRC]);
+    crc32c::crc32c_append(c, &b[EXC_OFF as usize..EXC_OFF as usize + n * EXC_BYTES as usize])
+}
+
+fn decode_live(b: &[u8]) -> Option<Live> {
+    let opt = |v: u64| (v != u64::MAX).then_some(v);
+    let n = layout::get_u32(b, live::EXC_COUNT) as usize;
+    if n > MAX_EXCEPTIONS {
+        return None;
+    }
+    let exceptions = (0..n)
+        .map(|i| {
+            let off = EXC_OFF as usize + i * EXC_BYTES as usize;
+            Exception { slot: layout::get_u64(b, off), open_time: layout::get_u64(b, off + 8) as i64, close_time: layout::get_u64(b, off + 16) as i64 }
+        })
+        .collect();
+    Some(Live {
+        first_present: opt(layout::get_u64(b, live::FIRST_PRESENT)),
+        last_present: opt(layout::get_u64(b, live::LAST_PRESENT)),
+        present_total: layout::get_u64(b, live::PRESENT_TOTAL),
+        missing_total: layout::get_u64(b, live::MISSING_TOTAL),
+        commits: layout::get_u64(b, live::COMMITS),
+        exceptions,
+    })
+}
+
+#[allow(dead_code)]
+const _: () = assert!(ENTRY_BYTES as usize == entry::CRC + 4);

@@ -1,0 +1,274 @@
+//! The writer: stage klines, commit them durably with one journal sync.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::journal::Journal;
+use crate::layout::MAX_EXCEPTIONS;
+use crate::series_file::{SeriesBatch, SeriesFile};
+use crate::store::StoreInner;
+use crate::{Kline, SeriesKey};
+
+/// Journal bytes after which a commit also checkpoints (syncs the series
+/// files and starts a new journal generation).
+const CHECKPOINT_BYTES: u64 = 64 << 20;
+
+/// What one [`Writer::commit`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Series touched.
+    pub series: usize,
+    /// Klines written (including identical rewrites).
+    pub klines: usize,
+    /// Slot ranges marked known-missing.
+    pub missing_ranges: usize,
+}
+
+struct Held {
+    file: Arc<SeriesFile>,
+    inode: u64,
+    staged: SeriesBatch,
+    dirty: bool,
+}
+
+/// Stages writes to any number of series and commits them together.
+///
+/// A series is locked (against other processes and other writers) when the
+/// writer first touches it, and stays locked until the writer is dropped.
+/// Nothing staged is visible or durable before [`commit`](Writer::commit);
+/// after it returns, everything staged survives `kill -9` and power loss.
+pub struct Writer {
+    store: Arc<StoreInner>,
+    journal: Journal,
+    series: HashMap<SeriesKey, Held>,
+    commits: u64,
+}
+
+impl Writer {
+    pub(crate) fn new(store: Arc<StoreInner>) -> Result<Writer> {
+        let dir = store.journal_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        let id = journal_id();
+        let path = dir.join(format!("{id:016x}.wal"));
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| Error::io("create", &path, e))?;
+        file.try_lock().map_err(|e| Error::io("lock", &path, std::io::Error::other(e.to_string())))?;
+        let journal = Journal::create(&path, file, id)?;
+        Ok(Writer { store, journal, series: HashMap::new(), commits: 0 })
+    }
+
+    /// Locks and opens (creating if needed) the series `key` for writing.
+    fn hold(&mut self, key: &SeriesKey) -> Result<&mut Held> {
+        if !self.series.contains_key(key) {
+            let path = self.store.series_path(key);
+            let file = SeriesFile::create_or_open(&path, key, self.store.precision)?;
+            let inode = file.file().metadata().map_err(|e| Error::io("stat", &path, e))?.ino();
+            self.store.locks.try_lock(inode, &format!("series {key}"))?;
+            let dirty = file.dirty();
+            if dirty != 0 && dirty != self.journal.id {
+                // A writer died with unsynced changes to this series: replay its
+                // journal before writing anything over them.
+                let r = crate::recovery::recover_journal_id(&self.store, dirty);
+                if let Err(e) = r {
+                    self.store.locks.unlock(inode);
+                    return Err(e);
+                }
+            }
+            self.series.insert(key.clone(), Held { file: Arc::new(file), inode, staged: SeriesBatch::default(), dirty: false });
+        }
+        self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))
+    }
+
+    /// Stages one kline. Its slot is the one containing its open time; a kline
+    /// whose open or close time is off the grid is kept with its exact times.
+    pub fn put(&mut self, key: &SeriesKey, k: &Kline) -> Result<()> {
+        self.put_many(key, std::slice::from_ref(k))
+    }
+
+    /// Stages many klines of one series (any order; the last one per slot wins).
+    pub fn put_many(&mut self, key: &SeriesKey, klines: &[Kline]) -> Result<()> {
+        let precision = self.store.precision;
+        let interval = key.interval;
+        let mut rows = Vec::with_capacity(klines.len());
+        for k in klines {
+            let slot = interval.slot_of(k.open_time)?;
+            if k.close_time < k.open_time {
+                return Err(Error::InvalidInput(format!("{key}: close_time {} is before open_time {}", k.close_time, k.open_time)));
+            }
+            if let Some(v) = k.values.iter().find(|v| !v.is_finite()) {
+                return Err(Error::InvalidInput(format!("{key}: kline at {} has a non-finite value {v}", k.open_time)));
+            }
+            let mut k = *k;
+            for v in &mut k.values {
+                *v = precision.round(*v);
+            }
+            rows.push((slot, k));
+        }
+        let held = self.hold(key)?;
+        held.staged.puts.extend(rows);
+        Ok(())
+    }
+
+    /// Stages "the exchange has no kline here" for every slot whose open time
+    /// lies in `from..=to` (epoch ms) and that holds no kline.
+    pub fn mark_missing(&mut self, key: &SeriesKey, from: i64, to: i64) -> Result<()> {
+        let interval = key.interval;
+        let origin = interval.origin_ms();
+        let from = from.max(origin);
+        let mut a = interval.slot_of(from)?;
+        if interval.open_time(a) < from {
+            a += 1;
+        }
+        let z = interval.slot_of(to.min(crate::interval::STORE_HORIZON_MS - 1))?;
+        if a > z || to < from {
+            return Ok(());
+        }
+        self.hold(key)?.staged.missing.push((a, z));
+        Ok(())
+    }
+
+    /// Discards everything staged since the last commit.
+    pub fn rollback(&mut self) {
+        for h in self.series.values_mut() {
+            h.staged = SeriesBatch::default();
+        }
+    }
+
+    /// Makes everything staged durable (one journal sync for all series),
+    /// then publishes it to readers.
+    pub fn commit(&mut self) -> Result<CommitStats> {
+        let mut stats = CommitStats::default();
+        let mut keys = Vec::new();
+        for (key, h) in self.series.iter_mut() {
+            let b = &mut h.staged;
+            if b.puts.is_empty() && b.missing.is_empty() {
+                continue;
+            }
+            // Stable sort keeps insertion order among equal slots; keep the last.
+            b.puts.sort_by_key(|(s, _)| *s);
+            let mut out: Vec<(u64, Kline)> = Vec::with_capacity(b.puts.len());
+            for row in b.puts.drain(..) {
+                match out.last_mut() {
+                    Some(last) if last.0 == row.0 => *last = row,
+                    _ => out.push(row),
+                }
+            }
+            b.puts = out;
+            b.missing.sort_unstable();
+            stats.series += 1;
+            stats.klines += b.puts.len();
+            stats.missing_ranges += b.missing.len();
+            keys.push(key.clone());
+        }
+        if keys.is_empty() {
+            return Ok(stats);
+        }
+        keys.sort();
+        // Reserve disk space and check limits before anything becomes durable.
+        for key in &keys {
+            let h = &self.series[key];
+            h.file.reserve(&h.staged)?;
+            let live = h.file.live()?;
+            let interval = key.interval;
+            let mut exc: std::collections::HashSet<u64> = live.exceptions.iter().map(|e| e.slot).collect();
+            for (slot, k) in &h.staged.puts {
+                if (k.open_time, k.close_time) == (interval.open_time(*slot), interval.close_time(*slot)) {
+                    exc.remove(slot);
+                } else {
+                    exc.insert(*slot);
+                }
+            }
+            if exc.len() > MAX_EXCEPTIONS {
+                return Err(Error::InvalidInput(format!("series {key} would hold {} irregular klines, more than the {MAX_EXCEPTIONS} a series can keep", exc.len())));
+            }
+            h.file.set_dirty(self.journal.id);
+        }
+        self.commits += 1;
+        {
+            let batches: Vec<_> = keys.iter().map(|k| (k, self.store.precision, &self.series[k].staged)).collect();
+            self.journal.append_commit(&batches, self.commits)?;
+        }
+        for key in &keys {
+            let h = self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+            h.file.apply(&h.staged, false)?;
+            h.staged = SeriesBatch::default();
+            h.dirty = true;
+        }
+        if self.journal.used() > CHECKPOINT_BYTES {
+            self.checkpoint()?;
+        }
+        Ok(stats)
+    }
+
+    /// Syncs every series file changed since the last checkpoint and starts a
+    /// new journal generation. Commits are durable without it; it bounds the
+    /// journal and the work of crash recovery.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        let mut synced = Vec::new();
+        for h in self.series.values_mut().filter(|h| h.dirty) {
+            h.file.sync()?;
+            synced.push(h.file.clone());
+            h.dirty = false;
+        }
+        if self.journal.used() > 0 {
+            self.journal.reset()?;
+        }
+        for f in synced {
+            f.set_dirty(0);
+        }
+        Ok(())
+    }
+
+    /// The series this writer holds locked.
+    pub fn held_series(&self) -> impl Iterator<Item = &SeriesKey> {
+        self.series.keys()
+    }
+
+    /// Checkpoints and releases the lock of one series (staged data of it is discarded).
+    pub fn release(&mut self, key: &SeriesKey) -> Result<()> {
+        if self.series.get(key).is_some_and(|h| h.dirty) {
+            self.checkpoint()?;
+        }
+        if let Some(h) = self.series.remove(key) {
+            self.store.locks.unlock(h.inode);
+        }
+        Ok(())
+    }
+
+    /// Checkpoints, removes the journal and releases every lock.
+    pub fn close(mut self) -> Result<()> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.checkpoint()?;
+        let path = self.journal.path.clone();
+        std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        for (key, h) in self.series.drain() {
+            self.store.locks.unlock(h.inode);
+            self.store.forget(&key);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.journal.path.exists() {
+            if let Err(e) = self.finish() {
+                log::error!("closing writer: {e} (the journal stays and is replayed on next open)");
+            }
+        }
+    }
+}
+
+/// A journal id unique across processes and time.
+fn journal_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let id = t ^ ((std::process::id() as u64) << 40) ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    id.max(1)
+}
