@@ -18,7 +18,7 @@
 //!                 payload (len bytes), zero padding to 8 bytes
 //! ```
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -115,6 +115,10 @@ impl Journal {
         c.extend_from_slice(&(batches.len() as u32).to_le_bytes());
         push_record(&mut buf, KIND_COMMIT, self.generation, &c);
         self.reserve(self.write_off + buf.len() as u64)?;
+        if let Some(n) = crate::fault::journal_torn_at() {
+            let _ = self.file.write_all_at(&buf[..n.min(buf.len())], self.write_off);
+            std::process::abort();
+        }
         self.file.write_all_at(&buf, self.write_off).map_err(|e| Error::io("write journal", &self.path, e))?;
         self.file.sync_data().map_err(|e| Error::io("sync journal", &self.path, e))?;
         self.write_off += buf.len() as u64;
@@ -305,6 +309,7 @@ impl CommitGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     fn sample() -> (SeriesKey, SeriesBatch) {
         let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();

@@ -41,6 +41,8 @@ compile_error!("atm-store maps little-endian column files directly and needs a l
 
 pub mod arrow;
 mod error;
+#[doc(hidden)]
+pub mod fault;
 pub mod import;
 mod interval;
 mod journal;

@@ -448,6 +448,7 @@ impl SeriesFile {
             fence(Ordering::Release);
             if !puts.is_empty() {
                 self.write_puts(puts);
+                crate::fault::block_written();
                 for (slot, k) in puts {
                     let regular = (self.key.interval.open_time(*slot), self.key.interval.close_time(*slot));
                     if (k.open_time, k.close_time) == regular {

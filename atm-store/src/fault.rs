@@ -1,0 +1,32 @@
+//! Fault injection for crash tests: make this process die at a chosen point
+//! of the commit protocol, as a power cut or `kill -9` would.
+//!
+//! Disarmed (the default) each check is one relaxed atomic load.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+static JOURNAL_TORN_AT: AtomicI64 = AtomicI64::new(-1);
+static ABORT_AFTER_BLOCKS: AtomicI64 = AtomicI64::new(-1);
+
+/// On the next journal append, write only the first `bytes` bytes of the
+/// commit (a torn write), then abort the process.
+pub fn tear_next_journal_write(bytes: u64) {
+    JOURNAL_TORN_AT.store(bytes as i64, Ordering::SeqCst);
+}
+
+/// Abort the process in the middle of applying a commit: after `blocks`
+/// more blocks were written through the map (their seqlocks left odd).
+pub fn abort_after_block_writes(blocks: u64) {
+    ABORT_AFTER_BLOCKS.store(blocks as i64, Ordering::SeqCst);
+}
+
+pub(crate) fn journal_torn_at() -> Option<usize> {
+    let v = JOURNAL_TORN_AT.load(Ordering::Relaxed);
+    (v >= 0).then_some(v as usize)
+}
+
+pub(crate) fn block_written() {
+    if ABORT_AFTER_BLOCKS.load(Ordering::Relaxed) >= 0 && ABORT_AFTER_BLOCKS.fetch_sub(1, Ordering::SeqCst) == 0 {
+        std::process::abort();
+    }
+}
