@@ -1,1 +1,25 @@
-fn main(){}
+//! `atm`: the command-line front of the atm kline store. Thin: it parses
+//! arguments, sets up logging and calls the libraries.
+
+mod cli;
+mod cmd;
+mod error;
+mod format;
+mod logging;
+mod time_arg;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(&cli);
+    match cmd::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error::one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

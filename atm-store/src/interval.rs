@@ -184,7 +184,9 @@ impl Interval {
 
     /// True when `t` is exactly a slot's regular open time.
     pub fn is_aligned(self, t: i64) -> bool {
-        self.slot_of(t).map(|s| self.open_time(s) == t).unwrap_or(false)
+        self.slot_of(t)
+            .map(|s| self.open_time(s) == t)
+            .unwrap_or(false)
     }
 
     /// Whether the market trades this interval (`1s` is spot only).
@@ -276,7 +278,11 @@ mod tests {
         let s = Interval::Mo1.slot_of(feb_2024 + 5 * DAY).unwrap();
         assert_eq!(s, 7 * 12 + 1);
         assert_eq!(Interval::Mo1.open_time(s), feb_2024);
-        assert_eq!(Interval::Mo1.close_time(s), feb_2024 + 29 * DAY - 1, "leap February");
+        assert_eq!(
+            Interval::Mo1.close_time(s),
+            feb_2024 + 29 * DAY - 1,
+            "leap February"
+        );
     }
 
     #[test]

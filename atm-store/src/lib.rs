@@ -37,7 +37,9 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 #[cfg(not(target_endian = "little"))]
-compile_error!("atm-store maps little-endian column files directly and needs a little-endian target");
+compile_error!(
+    "atm-store maps little-endian column files directly and needs a little-endian target"
+);
 
 pub mod arrow;
 mod error;
@@ -57,6 +59,7 @@ mod series;
 mod series_file;
 mod store;
 mod symbol;
+mod verify;
 mod writer;
 
 #[doc(hidden)]
@@ -71,4 +74,5 @@ pub use series::{Run, Series, SeriesStats};
 pub use series_file::{Exception, SlotState, Slots};
 pub use store::{Store, StoreOptions, DEFAULT_OPEN_SERIES, SERIES_EXT};
 pub use symbol::{Symbol, MAX_SYMBOL_BYTES};
+pub use verify::Problem;
 pub use writer::{CommitStats, Writer};

@@ -49,16 +49,16 @@ impl Map {
                 format!("file is {actual} bytes, shorter than the {len} its header states"),
             ));
         }
-        let len = usize::try_from(len).map_err(|_| std::io::Error::other("file too large to map"))?;
+        let len =
+            usize::try_from(len).map_err(|_| std::io::Error::other("file too large to map"))?;
         let mut opts = MmapOptions::new();
         opts.len(len);
-        let raw = if writable { opts.map_raw(file)? } else { opts.map_raw_read_only(file)? };
+        let raw = if writable {
+            opts.map_raw(file)?
+        } else {
+            opts.map_raw_read_only(file)?
+        };
         Ok(Map { raw, writable })
-    }
-
-    /// Length of the mapping in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.raw.len()
     }
 
     fn check(&self, off: usize, len: usize, align: usize) {
@@ -68,7 +68,10 @@ impl Map {
             "mapped access {off}+{len} past the end ({}): layout bug",
             self.raw.len()
         );
-        assert!((self.raw.as_ptr() as usize + off) % align == 0, "misaligned mapped access at {off}");
+        assert!(
+            (self.raw.as_ptr() as usize + off) % align == 0,
+            "misaligned mapped access at {off}"
+        );
     }
 
     /// The bytes `off..off+len`.
@@ -130,14 +133,8 @@ impl Map {
         // is a separate Rust allocation, so the ranges cannot overlap. The
         // block was reserved on disk before (rule 2); readers validate with the
         // block's seqlock (rule 3).
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.raw.as_mut_ptr().add(off), src.len()) }
-    }
-
-    /// Fills `len` bytes at `off` with zeros (writer only, as for `write`).
-    pub(crate) fn zero(&self, off: usize, len: usize) {
-        assert!(self.writable, "write through a read-only map");
-        self.check(off, len, 1);
-        // SAFETY: as for `write`.
-        unsafe { std::ptr::write_bytes(self.raw.as_mut_ptr().add(off), 0, len) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.raw.as_mut_ptr().add(off), src.len())
+        }
     }
 }

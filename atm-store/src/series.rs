@@ -82,7 +82,14 @@ impl Series {
         let l = self.file.live()?;
         let iv = self.file.key.interval;
         let t = |s: Option<u64>| s.map(|s| iv.open_time(s));
-        let exc = |s: Option<u64>| s.and_then(|s| l.exceptions.iter().find(|e| e.slot == s).map(|e| e.open_time));
+        let exc = |s: Option<u64>| {
+            s.and_then(|s| {
+                l.exceptions
+                    .iter()
+                    .find(|e| e.slot == s)
+                    .map(|e| e.open_time)
+            })
+        };
         Ok(SeriesStats {
             first_open_time: exc(l.first_present).or(t(l.first_present)),
             last_open_time: exc(l.last_present).or(t(l.last_present)),
@@ -112,11 +119,19 @@ impl Series {
 
     pub(crate) fn at_slot(&self, slot: u64) -> Result<Option<Kline>> {
         let exc = self.exception_map()?;
-        self.file.read_section(slot, slot, ALL, |v| (v.state(0) == SlotState::Present).then(|| self.kline(v, 0, &exc)))
+        self.file.read_section(slot, slot, ALL, |v| {
+            (v.state(0) == SlotState::Present).then(|| self.kline(v, 0, &exc))
+        })
     }
 
     fn exception_map(&self) -> Result<HashMap<u64, Exception>> {
-        Ok(self.file.live()?.exceptions.into_iter().map(|e| (e.slot, e)).collect())
+        Ok(self
+            .file
+            .live()?
+            .exceptions
+            .into_iter()
+            .map(|e| (e.slot, e))
+            .collect())
     }
 
     fn kline(&self, v: &Slots<'_>, i: usize, exc: &HashMap<u64, Exception>) -> Kline {
@@ -130,14 +145,24 @@ impl Series {
         for (c, val) in values.iter_mut().enumerate() {
             *val = v.value(c, i);
         }
-        Kline { open_time, close_time, values, trades: v.trades()[i] }
+        Kline {
+            open_time,
+            close_time,
+            values,
+            trades: v.trades()[i],
+        }
     }
 
     /// Slot range for open times `from..=to`, clipped to the present span.
     fn slot_span(&self, from: i64, to: i64) -> Result<Option<(u64, u64)>> {
         let l = self.file.live()?;
-        let (Some(first), Some(last)) = (l.first_present, l.last_present) else { return Ok(None) };
-        Ok(self.grid_span(from, to).map(|(a, z)| (a.max(first), z.min(last))).filter(|(a, z)| a <= z))
+        let (Some(first), Some(last)) = (l.first_present, l.last_present) else {
+            return Ok(None);
+        };
+        Ok(self
+            .grid_span(from, to)
+            .map(|(a, z)| (a.max(first), z.min(last)))
+            .filter(|(a, z)| a <= z))
     }
 
     /// Slots whose regular open time can fall in `from..=to` (unclipped).
@@ -155,8 +180,15 @@ impl Series {
     /// (inclusive, epoch ms), oldest first, a chunk of blocks at a time, so
     /// memory stays bounded whatever the range. Each chunk is one consistent
     /// snapshot; a checksum failure anywhere in the range is an error.
-    pub fn for_each_chunk(&self, from: i64, to: i64, mut emit: impl FnMut(&[Kline]) -> Result<()>) -> Result<()> {
-        let Some((a, z)) = self.slot_span(from, to)? else { return Ok(()) };
+    pub fn for_each_chunk(
+        &self,
+        from: i64,
+        to: i64,
+        mut emit: impl FnMut(&[Kline]) -> Result<()>,
+    ) -> Result<()> {
+        let Some((a, z)) = self.slot_span(from, to)? else {
+            return Ok(());
+        };
         let exc = self.exception_map()?;
         let mut s = a;
         while s <= z {
@@ -205,16 +237,23 @@ impl Series {
 
     /// The last `n` present klines, oldest first.
     pub fn tail(&self, n: usize) -> Result<Vec<Kline>> {
-        let Some(last) = self.file.live()?.last_present else { return Ok(Vec::new()) };
+        let Some(last) = self.file.live()?.last_present else {
+            return Ok(Vec::new());
+        };
         let slots = self.file.present_slots_back(last, n)?;
-        let (Some(&lo), Some(&hi)) = (slots.last(), slots.first()) else { return Ok(Vec::new()) };
+        let (Some(&lo), Some(&hi)) = (slots.last(), slots.first()) else {
+            return Ok(Vec::new());
+        };
         let exc = self.exception_map()?;
         let mut out = Vec::with_capacity(slots.len());
         let mut s = lo;
         while s <= hi {
             let end = hi.min((s / BLOCK_SLOTS + CHUNK_BLOCKS) * BLOCK_SLOTS - 1);
             let chunk = self.file.read_section(s, end, ALL, |v| {
-                (0..v.len()).filter(|&i| v.state(i) == SlotState::Present).map(|i| self.kline(v, i, &exc)).collect::<Vec<_>>()
+                (0..v.len())
+                    .filter(|&i| v.state(i) == SlotState::Present)
+                    .map(|i| self.kline(v, i, &exc))
+                    .collect::<Vec<_>>()
             })?;
             out.extend(chunk);
             s = end + 1;
@@ -228,14 +267,21 @@ impl Series {
     /// Runs of present, known-missing and unknown slots for open times `from..=to`.
     pub fn coverage(&self, from: i64, to: i64) -> Result<Vec<Run>> {
         let iv = self.file.key.interval;
-        let Some((a, z)) = self.grid_span(from, to) else { return Ok(Vec::new()) };
+        let Some((a, z)) = self.grid_span(from, to) else {
+            return Ok(Vec::new());
+        };
         let mut runs: Vec<Run> = Vec::new();
         let mut push = |state: SlotState, s0: u64, n: u64| match runs.last_mut() {
             Some(r) if r.state == state => {
                 r.slots += n;
                 r.to = iv.open_time(s0 + n - 1);
             }
-            _ => runs.push(Run { state, from: iv.open_time(s0), to: iv.open_time(s0 + n - 1), slots: n }),
+            _ => runs.push(Run {
+                state,
+                from: iv.open_time(s0),
+                to: iv.open_time(s0 + n - 1),
+                slots: n,
+            }),
         };
         let mut s = a;
         while s <= z {
@@ -245,7 +291,9 @@ impl Series {
             if e.present == 0 && e.missing == 0 {
                 push(SlotState::Unknown, s, end - s + 1);
             } else {
-                let states = self.file.read_section(s, end, STATES, |v| (0..v.len()).map(|i| v.state(i)).collect::<Vec<_>>())?;
+                let states = self.file.read_section(s, end, STATES, |v| {
+                    (0..v.len()).map(|i| v.state(i)).collect::<Vec<_>>()
+                })?;
                 for (i, st) in states.into_iter().enumerate() {
                     push(st, s + i as u64, 1);
                 }
@@ -255,17 +303,36 @@ impl Series {
         Ok(runs)
     }
 
-    /// Counts of (present, known-missing, unknown) slots for open times `from..=to`.
+    /// Counts of (present, known-missing, unknown) slots for open times
+    /// `from..=to`. Whole blocks are counted from the block table; only the
+    /// partial blocks at the ends read bitmaps.
     pub fn counts(&self, from: i64, to: i64) -> Result<(u64, u64, u64)> {
-        let (mut p, mut m, mut u) = (0, 0, 0);
-        for r in self.coverage(from, to)? {
-            match r.state {
-                SlotState::Present => p += r.slots,
-                SlotState::Missing => m += r.slots,
-                SlotState::Unknown => u += r.slots,
+        let Some((a, z)) = self.grid_span(from, to) else {
+            return Ok((0, 0, 0));
+        };
+        let (mut p, mut m) = (0u64, 0u64);
+        let mut s = a;
+        while s <= z {
+            let b = s / BLOCK_SLOTS;
+            let end = z.min(b * BLOCK_SLOTS + BLOCK_SLOTS - 1);
+            let e = self.file.entry(b)?;
+            if s == b * BLOCK_SLOTS && end == s + BLOCK_SLOTS - 1 {
+                p += e.present as u64;
+                m += e.missing as u64;
+            } else if e.present > 0 || e.missing > 0 {
+                let (bp, bm) = self.file.read_section(s, end, STATES, |v| {
+                    (0..v.len()).fold((0u64, 0u64), |(p, m), i| match v.state(i) {
+                        SlotState::Present => (p + 1, m),
+                        SlotState::Missing => (p, m + 1),
+                        SlotState::Unknown => (p, m),
+                    })
+                })?;
+                p += bp;
+                m += bm;
             }
+            s = end + 1;
         }
-        Ok((p, m, u))
+        Ok((p, m, (z - a + 1) - p - m))
     }
 
     /// Runs `f` over a zero-copy view of the slots with open times in
@@ -287,8 +354,16 @@ impl Series {
     /// let total: f32 = s.view(t0, t0 + 9 * 60_000, &[Column::Volume], |v| v.f32s(Column::Volume.index()).unwrap().iter().sum()).unwrap();
     /// assert_eq!(total, 20.0);
     /// ```
-    pub fn view<R>(&self, from: i64, to: i64, columns: &[Column], f: impl FnMut(&Slots<'_>) -> R) -> Result<Option<R>> {
-        let Some((a, z)) = self.grid_span(from, to) else { return Ok(None) };
+    pub fn view<R>(
+        &self,
+        from: i64,
+        to: i64,
+        columns: &[Column],
+        f: impl FnMut(&Slots<'_>) -> R,
+    ) -> Result<Option<R>> {
+        let Some((a, z)) = self.grid_span(from, to) else {
+            return Ok(None);
+        };
         let mask = columns.iter().fold(STATES, |m, c| m | 1 << c.index());
         self.file.read_section(a, z, mask, f).map(Some)
     }
@@ -296,7 +371,9 @@ impl Series {
     /// Copies one float column for open times `from..=to`, present slots only.
     pub fn column(&self, column: Column, from: i64, to: i64) -> Result<Vec<f64>> {
         let c = column.index();
-        let Some((a, z)) = self.slot_span(from, to)? else { return Ok(Vec::new()) };
+        let Some((a, z)) = self.slot_span(from, to)? else {
+            return Ok(Vec::new());
+        };
         let mask = STATES | 1 << c;
         let mut out = Vec::new();
         let mut s = a;
@@ -305,7 +382,13 @@ impl Series {
             let chunk = self.file.read_section(s, end, mask, |v| {
                 (0..v.len())
                     .filter(|&i| v.state(i) == SlotState::Present)
-                    .map(|i| if c == FLOAT_COLUMNS { v.trades()[i] as f64 } else { v.value(c, i) })
+                    .map(|i| {
+                        if c == FLOAT_COLUMNS {
+                            v.trades()[i] as f64
+                        } else {
+                            v.value(c, i)
+                        }
+                    })
                     .collect::<Vec<_>>()
             })?;
             out.extend(chunk);

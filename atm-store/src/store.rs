@@ -11,9 +11,8 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -46,7 +45,11 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { create: false, precision: Precision::F32, max_open_series: DEFAULT_OPEN_SERIES }
+        StoreOptions {
+            create: false,
+            precision: Precision::F32,
+            max_open_series: DEFAULT_OPEN_SERIES,
+        }
     }
 }
 
@@ -96,7 +99,12 @@ impl Cache {
 
     fn insert(&mut self, key: SeriesKey, f: Arc<SeriesFile>) {
         if self.map.len() >= self.cap {
-            if let Some(old) = self.map.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone()) {
+            if let Some(old) = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            {
                 self.map.remove(&old);
             }
         }
@@ -117,11 +125,18 @@ fn encode_store_header(precision: Precision) -> Vec<u8> {
 
 fn decode_store_header(b: &[u8], path: &Path) -> Result<Precision> {
     if b.len() < 64 || b[..8] != STORE_MAGIC {
-        return Err(Error::BadMagic { path: path.into(), kind: "store" });
+        return Err(Error::BadMagic {
+            path: path.into(),
+            kind: "store",
+        });
     }
     let v = get_u32(b, 8);
     if v != STORE_VERSION {
-        return Err(Error::UnsupportedVersion { path: path.into(), found: v, supported: STORE_VERSION });
+        return Err(Error::UnsupportedVersion {
+            path: path.into(),
+            found: v,
+            supported: STORE_VERSION,
+        });
     }
     if crc32c::crc32c(&b[..60]) != get_u32(b, 60) {
         return Err(Error::corrupt(path, "store header checksum mismatch"));
@@ -129,7 +144,10 @@ fn decode_store_header(b: &[u8], path: &Path) -> Result<Precision> {
     match b[12] {
         4 => Ok(Precision::F32),
         8 => Ok(Precision::F64),
-        w => Err(Error::corrupt(path, format!("store header: unknown value width {w}"))),
+        w => Err(Error::corrupt(
+            path,
+            format!("store header: unknown value width {w}"),
+        )),
     }
 }
 
@@ -139,10 +157,14 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io("write", &tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io("write", &tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("sync directory", dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync directory", dir, e))
 }
 
 impl Store {
@@ -155,7 +177,12 @@ impl Store {
             Ok(b) => {
                 let p = decode_store_header(&b, &head)?;
                 if opts.create && p != opts.precision {
-                    log::warn!("store {} has precision {}; ignoring the requested {}", dir.display(), p.as_str(), opts.precision.as_str());
+                    log::warn!(
+                        "store {} has precision {}; ignoring the requested {}",
+                        dir.display(),
+                        p.as_str(),
+                        opts.precision.as_str()
+                    );
                 }
                 p
             }
@@ -165,7 +192,10 @@ impl Store {
                 opts.precision
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotFound(format!("store {} (no atm-store file; create it with `atm import` or `--create`)", dir.display())));
+                return Err(Error::NotFound(format!(
+                    "store {} (no atm-store file; create it with `atm import` or `--create`)",
+                    dir.display()
+                )));
             }
             Err(e) => return Err(Error::io("read", &head, e)),
         };
@@ -174,9 +204,15 @@ impl Store {
             dir: dir.to_path_buf(),
             precision,
             locks,
-            cache: Mutex::new(Cache { cap: opts.max_open_series.max(1), tick: 0, map: HashMap::new() }),
+            cache: Mutex::new(Cache {
+                cap: opts.max_open_series.max(1),
+                tick: 0,
+                map: HashMap::new(),
+            }),
         };
-        let store = Store { inner: Arc::new(inner) };
+        let store = Store {
+            inner: Arc::new(inner),
+        };
         crate::recovery::recover_orphans(&store.inner)?;
         Ok(store)
     }
@@ -198,7 +234,13 @@ impl Store {
 
     /// The series `key`, or `None` if nothing was ever written to it.
     pub fn series(&self, key: &SeriesKey) -> Result<Option<Series>> {
-        if let Some(f) = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+        if let Some(f) = self
+            .inner
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
             return Ok(Some(Series::new(f)));
         }
         let path = self.inner.series_path(key);
@@ -207,9 +249,16 @@ impl Store {
         }
         let f = Arc::new(SeriesFile::open(&path, false)?);
         if f.key != *key {
-            return Err(Error::corrupt(&path, format!("file holds series {}, expected {key}", f.key)));
+            return Err(Error::corrupt(
+                &path,
+                format!("file holds series {}, expected {key}", f.key),
+            ));
         }
-        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), f.clone());
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), f.clone());
         Ok(Some(Series::new(f)))
     }
 
@@ -218,7 +267,11 @@ impl Store {
         let mut out = Vec::new();
         for market in Market::ALL {
             for interval in Interval::ALL {
-                out.extend(self.list_symbols(market, interval)?.into_iter().filter_map(|s| SeriesKey::new(market, s, interval).ok()));
+                out.extend(
+                    self.list_symbols(market, interval)?
+                        .into_iter()
+                        .filter_map(|s| SeriesKey::new(market, s, interval).ok()),
+                );
             }
         }
         out.sort();
@@ -227,7 +280,11 @@ impl Store {
 
     /// Symbols with a series of `interval` on `market`, sorted.
     pub fn list_symbols(&self, market: Market, interval: Interval) -> Result<Vec<Symbol>> {
-        let dir = self.inner.dir.join(market.as_str()).join(interval.file_name());
+        let dir = self
+            .inner
+            .dir
+            .join(market.as_str())
+            .join(interval.file_name());
         let rd = match std::fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -250,7 +307,12 @@ impl Store {
 
     /// The kline at open time `t` of every series of `market` and `interval`
     /// (a universe snapshot), with `None` where a series has none there.
-    pub fn cross_section(&self, market: Market, interval: Interval, t: i64) -> Result<Vec<(Symbol, Option<crate::Kline>)>> {
+    pub fn cross_section(
+        &self,
+        market: Market,
+        interval: Interval,
+        t: i64,
+    ) -> Result<Vec<(Symbol, Option<crate::Kline>)>> {
         let slot = interval.slot_of(t)?;
         let mut out = Vec::new();
         for sym in self.list_symbols(market, interval)? {
@@ -266,32 +328,34 @@ impl Store {
 
     /// Number of series files currently held open by the reader cache.
     pub fn open_series(&self) -> usize {
-        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()).map.len()
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
     }
 }
 
 impl StoreInner {
     /// Path of the file of series `key`.
     pub fn series_path(&self, key: &SeriesKey) -> PathBuf {
-        self.dir.join(key.market.as_str()).join(key.interval.file_name()).join(format!("{}.{SERIES_EXT}", key.symbol))
+        self.dir
+            .join(key.market.as_str())
+            .join(key.interval.file_name())
+            .join(format!("{}.{SERIES_EXT}", key.symbol))
     }
 
     /// Drops the cached read handle of `key` (after recovery rewrote it).
     pub fn forget(&self, key: &SeriesKey) {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).map.remove(key);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .remove(key);
     }
 
     pub fn journal_dir(&self) -> PathBuf {
         self.dir.join("journal")
     }
-}
-
-/// Reads the store header of `dir` without opening the store (for `verify`).
-pub fn read_store_header(dir: &Path) -> Result<Precision> {
-    let head = dir.join("atm-store");
-    let mut f = OpenOptions::new().read(true).open(&head).map_err(|e| Error::io("open", &head, e))?;
-    let mut b = vec![0u8; 64];
-    let n = f.read_at(&mut b, 0).map_err(|e| Error::io("read", &head, e))?;
-    let _ = f.flush();
-    decode_store_header(&b[..n], &head)
 }

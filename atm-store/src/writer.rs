@@ -53,10 +53,21 @@ impl Writer {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let id = journal_id();
         let path = dir.join(format!("{id:016x}.wal"));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| Error::io("create", &path, e))?;
-        file.try_lock().map_err(|e| Error::io("lock", &path, std::io::Error::other(e.to_string())))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        file.try_lock()
+            .map_err(|e| Error::io("lock", &path, std::io::Error::other(e.to_string())))?;
         let journal = Journal::create(&path, file, id)?;
-        Ok(Writer { store, journal, series: HashMap::new(), commits: 0 })
+        Ok(Writer {
+            store,
+            journal,
+            series: HashMap::new(),
+            commits: 0,
+        })
     }
 
     /// Locks and opens (creating if needed) the series `key` for writing.
@@ -64,7 +75,11 @@ impl Writer {
         if !self.series.contains_key(key) {
             let path = self.store.series_path(key);
             let file = SeriesFile::create_or_open(&path, key, self.store.precision)?;
-            let inode = file.file().metadata().map_err(|e| Error::io("stat", &path, e))?.ino();
+            let inode = file
+                .file()
+                .metadata()
+                .map_err(|e| Error::io("stat", &path, e))?
+                .ino();
             self.store.locks.try_lock(inode, &format!("series {key}"))?;
             let dirty = file.dirty();
             if dirty != 0 && dirty != self.journal.id {
@@ -76,9 +91,19 @@ impl Writer {
                     return Err(e);
                 }
             }
-            self.series.insert(key.clone(), Held { file: Arc::new(file), inode, staged: SeriesBatch::default(), dirty: false });
+            self.series.insert(
+                key.clone(),
+                Held {
+                    file: Arc::new(file),
+                    inode,
+                    staged: SeriesBatch::default(),
+                    dirty: false,
+                },
+            );
         }
-        self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))
+        self.series
+            .get_mut(key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))
     }
 
     /// Stages one kline. Its slot is the one containing its open time; a kline
@@ -95,10 +120,16 @@ impl Writer {
         for k in klines {
             let slot = interval.slot_of(k.open_time)?;
             if k.close_time < k.open_time {
-                return Err(Error::InvalidInput(format!("{key}: close_time {} is before open_time {}", k.close_time, k.open_time)));
+                return Err(Error::InvalidInput(format!(
+                    "{key}: close_time {} is before open_time {}",
+                    k.close_time, k.open_time
+                )));
             }
             if let Some(v) = k.values.iter().find(|v| !v.is_finite()) {
-                return Err(Error::InvalidInput(format!("{key}: kline at {} has a non-finite value {v}", k.open_time)));
+                return Err(Error::InvalidInput(format!(
+                    "{key}: kline at {} has a non-finite value {v}",
+                    k.open_time
+                )));
             }
             let mut k = *k;
             for v in &mut k.values {
@@ -172,9 +203,12 @@ impl Writer {
             h.file.reserve(&h.staged)?;
             let live = h.file.live()?;
             let interval = key.interval;
-            let mut exc: std::collections::HashSet<u64> = live.exceptions.iter().map(|e| e.slot).collect();
+            let mut exc: std::collections::HashSet<u64> =
+                live.exceptions.iter().map(|e| e.slot).collect();
             for (slot, k) in &h.staged.puts {
-                if (k.open_time, k.close_time) == (interval.open_time(*slot), interval.close_time(*slot)) {
+                if (k.open_time, k.close_time)
+                    == (interval.open_time(*slot), interval.close_time(*slot))
+                {
                     exc.remove(slot);
                 } else {
                     exc.insert(*slot);
@@ -187,11 +221,17 @@ impl Writer {
         }
         self.commits += 1;
         {
-            let batches: Vec<_> = keys.iter().map(|k| (k, self.store.precision, &self.series[k].staged)).collect();
+            let batches: Vec<_> = keys
+                .iter()
+                .map(|k| (k, self.store.precision, &self.series[k].staged))
+                .collect();
             self.journal.append_commit(&batches, self.commits)?;
         }
         for key in &keys {
-            let h = self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+            let h = self
+                .series
+                .get_mut(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
             h.file.apply(&h.staged, false)?;
             h.staged = SeriesBatch::default();
             h.dirty = true;
@@ -268,7 +308,13 @@ impl Drop for Writer {
 fn journal_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let id = t ^ ((std::process::id() as u64) << 40) ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let id = t
+        ^ ((std::process::id() as u64) << 40)
+        ^ N.fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     id.max(1)
 }

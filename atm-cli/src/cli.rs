@@ -1,0 +1,139 @@
+//! Command-line flags, defined once (help text comes from these doc comments).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// atm: every Binance kline on local disk, readable at memory speed.
+#[derive(Debug, Parser)]
+#[command(name = "atm", version, about, long_about = None, after_help = "Examples:\n  atm import --market um ~/Downloads/BTCUSDT-1m-2024-02.zip\n  atm query --market um --symbol BTCUSDT --interval 1m --from 2024-02-01 --to 2024-02-01T01:00:00Z\n  atm info --format json\n  atm verify")]
+pub struct Cli {
+    /// Store directory (default: $XDG_DATA_HOME/atm or ~/.local/share/atm).
+    #[arg(long, global = true, env = "ATM_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// More log output (-v: info, -vv: debug, -vvv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q: errors only, -qq: nothing).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import Binance kline CSV, .csv.gz and data.binance.vision .zip files (or directories of them).
+    Import(ImportArgs),
+    /// Print the klines of one series.
+    Query(QueryArgs),
+    /// List every series with its span, slot counts and size on disk.
+    Info(InfoArgs),
+    /// Check every checksum and invariant of the store; one line per problem.
+    Verify(VerifyArgs),
+}
+
+/// Binance market.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MarketArg {
+    /// Spot.
+    Spot,
+    /// USDⓈ-M futures.
+    Um,
+    /// COIN-M futures.
+    Cm,
+}
+
+impl From<MarketArg> for atm_store::Market {
+    fn from(m: MarketArg) -> Self {
+        match m {
+            MarketArg::Spot => atm_store::Market::Spot,
+            MarketArg::Um => atm_store::Market::UsdM,
+            MarketArg::Cm => atm_store::Market::CoinM,
+        }
+    }
+}
+
+/// Float width of a new store.
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum PrecisionArg {
+    /// 4-byte floats (default): ~7 significant digits.
+    #[default]
+    F32,
+    /// 8-byte floats: exact for every price Binance prints.
+    F64,
+}
+
+/// `atm import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Market of files whose path has no spot/, futures/um/ or futures/cm/ component.
+    #[arg(long, value_enum)]
+    pub market: Option<MarketArg>,
+    /// Column precision if the store is created by this import.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub precision: PrecisionArg,
+    /// Files or directories to import.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Output format of `atm query`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    /// Aligned columns for people.
+    Table,
+    /// CSV with a header row, Binance's column order, times in ms.
+    Csv,
+    /// A JSON array of objects keyed by the CSV column names.
+    Json,
+}
+
+/// `atm query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Market of the series.
+    #[arg(long, value_enum)]
+    pub market: MarketArg,
+    /// Symbol, e.g. BTCUSDT.
+    #[arg(long)]
+    pub symbol: String,
+    /// Interval: 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M.
+    #[arg(long)]
+    pub interval: String,
+    /// First open time, inclusive: RFC 3339, a date (00:00 UTC) or epoch ms.
+    #[arg(long, value_name = "T")]
+    pub from: Option<String>,
+    /// Last open time, inclusive: RFC 3339, a date (00:00 UTC) or epoch ms.
+    #[arg(long, value_name = "T")]
+    pub to: Option<String>,
+    /// Only the last N klines (of the range, if one is given).
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
+}
+
+/// Text or JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InfoFormat {
+    /// Aligned columns.
+    Table,
+    /// A JSON array, one object per series.
+    Json,
+}
+
+/// `atm info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = InfoFormat::Table)]
+    pub format: InfoFormat,
+}
+
+/// `atm verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {}
