@@ -19,19 +19,7 @@ pub fn float(v: f64, p: Precision) -> String {
 /// The 11 output fields of a kline, in Binance's order.
 pub fn fields(k: &Kline, p: Precision) -> [String; 11] {
     let f = |c: usize| float(k.values[c], p);
-    [
-        k.open_time.to_string(),
-        f(0),
-        f(1),
-        f(2),
-        f(3),
-        f(4),
-        k.close_time.to_string(),
-        f(5),
-        k.trades.to_string(),
-        f(6),
-        f(7),
-    ]
+    [k.open_time.to_string(), f(0), f(1), f(2), f(3), f(4), k.close_time.to_string(), f(5), k.trades.to_string(), f(6), f(7)]
 }
 
 /// Streams klines in one of the formats.
@@ -44,11 +32,7 @@ pub struct KlineWriter<W: Write> {
 
 impl<W: Write> KlineWriter<W> {
     /// Starts the output (writes a header where the format has one).
-    pub fn new(
-        mut out: W,
-        format: crate::cli::QueryFormat,
-        precision: Precision,
-    ) -> std::io::Result<Self> {
+    pub fn new(mut out: W, format: crate::cli::QueryFormat, precision: Precision) -> std::io::Result<Self> {
         use crate::cli::QueryFormat::*;
         match format {
             Csv => writeln!(out, "{}", COLUMN_NAMES.join(","))?,
@@ -56,24 +40,10 @@ impl<W: Write> KlineWriter<W> {
             Table => writeln!(
                 out,
                 "{:<19}  {:>14} {:>14} {:>14} {:>14} {:>18} {:>18} {:>8} {:>18} {:>18}",
-                "open_time (UTC)",
-                "open",
-                "high",
-                "low",
-                "close",
-                "volume",
-                "quote_volume",
-                "trades",
-                "taker_buy_base",
-                "taker_buy_quote"
+                "open_time (UTC)", "open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote"
             )?,
         }
-        Ok(KlineWriter {
-            out,
-            format,
-            precision,
-            rows: 0,
-        })
+        Ok(KlineWriter { out, format, precision, rows: 0 })
     }
 
     /// Writes one kline.
@@ -93,10 +63,7 @@ impl<W: Write> KlineWriter<W> {
             Table => writeln!(
                 self.out,
                 "{:<19}  {:>14} {:>14} {:>14} {:>14} {:>18} {:>18} {:>8} {:>18} {:>18}",
-                atm_store::format_ms(k.open_time)
-                    .replace('T', " ")
-                    .get(..19)
-                    .unwrap_or_default(),
+                atm_store::format_ms(k.open_time).replace('T', " ").get(..19).unwrap_or_default(),
                 f[1],
                 f[2],
                 f[3],

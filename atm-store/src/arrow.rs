@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    Float32Builder, Float64Builder, TimestampMillisecondBuilder, UInt32Builder,
-};
+use arrow_array::builder::{Float32Builder, Float64Builder, TimestampMillisecondBuilder, UInt32Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -12,19 +10,8 @@ use crate::error::{Error, Result};
 use crate::{Kline, Precision, Series};
 
 /// Column names in Binance's order, as `atm query` prints them.
-pub const COLUMN_NAMES: [&str; 11] = [
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "trades",
-    "taker_buy_base",
-    "taker_buy_quote",
-];
+pub const COLUMN_NAMES: [&str; 11] =
+    ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote"];
 
 /// The Arrow schema of klines at `precision`: times as UTC millisecond
 /// timestamps, floats as `Float32`/`Float64`, trades as `UInt32`.
@@ -64,9 +51,7 @@ pub fn to_record_batch(klines: &[Kline], precision: Precision) -> Result<RecordB
         match precision {
             Precision::F32 => {
                 let mut b = Float32Builder::with_capacity(n);
-                klines
-                    .iter()
-                    .for_each(|k| b.append_value(k.values[c] as f32));
+                klines.iter().for_each(|k| b.append_value(k.values[c] as f32));
                 Arc::new(b.finish())
             }
             Precision::F64 => {
@@ -89,8 +74,7 @@ pub fn to_record_batch(klines: &[Kline], precision: Precision) -> Result<RecordB
         float(6),
         float(7),
     ];
-    RecordBatch::try_new(schema(precision), cols)
-        .map_err(|e| Error::InvalidInput(format!("arrow: {e}")))
+    RecordBatch::try_new(schema(precision), cols).map_err(|e| Error::InvalidInput(format!("arrow: {e}")))
 }
 
 impl Series {

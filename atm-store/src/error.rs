@@ -112,10 +112,7 @@ impl Error {
 
     /// Builds a corruption error.
     pub fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
-        Error::Corrupt {
-            path: path.into(),
-            detail: detail.into(),
-        }
+        Error::Corrupt { path: path.into(), detail: detail.into() }
     }
 
     /// True when the store refused to serve damaged bytes.

@@ -26,9 +26,7 @@ pub(crate) fn journal_torn_at() -> Option<usize> {
 }
 
 pub(crate) fn block_written() {
-    if ABORT_AFTER_BLOCKS.load(Ordering::Relaxed) >= 0
-        && ABORT_AFTER_BLOCKS.fetch_sub(1, Ordering::SeqCst) == 0
-    {
+    if ABORT_AFTER_BLOCKS.load(Ordering::Relaxed) >= 0 && ABORT_AFTER_BLOCKS.fetch_sub(1, Ordering::SeqCst) == 0 {
         std::process::abort();
     }
 }

@@ -31,8 +31,7 @@ pub fn registry(data: &[u8]) {
 /// panic, a crash or a torn value.
 pub fn series_file(data: &[u8]) {
     let Ok(dir) = tempfile_dir() else { return };
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poke_and_read(&dir, data)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poke_and_read(&dir, data)));
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(p) = result {
         std::panic::resume_unwind(p);
@@ -42,23 +41,13 @@ pub fn series_file(data: &[u8]) {
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "atm-fuzz-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    let d = std::env::temp_dir().join(format!("atm-fuzz-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }
 
 fn poke_and_read(dir: &Path, data: &[u8]) {
-    let Ok(store) = Store::open(
-        dir,
-        StoreOptions {
-            create: true,
-            ..Default::default()
-        },
-    ) else {
+    let Ok(store) = Store::open(dir, StoreOptions { create: true, ..Default::default() }) else {
         return;
     };
     let Ok(key) = SeriesKey::parse(Market::CoinM, "BTCUSD_PERP", Interval::Mo1) else {
@@ -75,12 +64,7 @@ fn poke_and_read(dir: &Path, data: &[u8]) {
             })
             .collect();
         if w.put_many(&key, &ks).is_err()
-            || w.mark_missing(
-                &key,
-                Interval::Mo1.open_time(50),
-                Interval::Mo1.open_time(60),
-            )
-            .is_err()
+            || w.mark_missing(&key, Interval::Mo1.open_time(50), Interval::Mo1.open_time(60)).is_err()
             || w.commit().is_err()
         {
             return;
@@ -116,10 +100,7 @@ fn poke_and_read(dir: &Path, data: &[u8]) {
             // What is served must be what was written.
             for k in ks {
                 let m = Interval::Mo1.slot_of(k.open_time).unwrap_or(0);
-                assert!(
-                    k.values == [m as f64; 8] && k.trades == m as u32,
-                    "served a damaged kline {k:?}"
-                );
+                assert!(k.values == [m as f64; 8] && k.trades == m as u32, "served a damaged kline {k:?}");
             }
         }
     }

@@ -154,10 +154,7 @@ impl Interval {
     /// Errors when `t` is before the origin or past the horizon.
     pub fn slot_of(self, t: i64) -> Result<u64> {
         if !(self.origin_ms()..STORE_HORIZON_MS).contains(&t) {
-            return Err(Error::InvalidInput(format!(
-                "time {t} ({}) is outside the store's range 2017-01-01..2100-01-01",
-                format_ms(t)
-            )));
+            return Err(Error::InvalidInput(format!("time {t} ({}) is outside the store's range 2017-01-01..2100-01-01", format_ms(t))));
         }
         Ok(match self.step_ms() {
             Some(step) => ((t - self.origin_ms()) / step) as u64,
@@ -184,9 +181,7 @@ impl Interval {
 
     /// True when `t` is exactly a slot's regular open time.
     pub fn is_aligned(self, t: i64) -> bool {
-        self.slot_of(t)
-            .map(|s| self.open_time(s) == t)
-            .unwrap_or(false)
+        self.slot_of(t).map(|s| self.open_time(s) == t).unwrap_or(false)
     }
 
     /// Whether the market trades this interval (`1s` is spot only).
@@ -235,9 +230,7 @@ impl FromStr for Interval {
             return Ok(Interval::Mo1);
         }
         Interval::ALL.into_iter().find(|i| i.as_str() == s).ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "unknown interval {s:?} (expected one of 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M)"
-            ))
+            Error::InvalidInput(format!("unknown interval {s:?} (expected one of 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M)"))
         })
     }
 }
@@ -278,11 +271,7 @@ mod tests {
         let s = Interval::Mo1.slot_of(feb_2024 + 5 * DAY).unwrap();
         assert_eq!(s, 7 * 12 + 1);
         assert_eq!(Interval::Mo1.open_time(s), feb_2024);
-        assert_eq!(
-            Interval::Mo1.close_time(s),
-            feb_2024 + 29 * DAY - 1,
-            "leap February"
-        );
+        assert_eq!(Interval::Mo1.close_time(s), feb_2024 + 29 * DAY - 1, "leap February");
     }
 
     #[test]

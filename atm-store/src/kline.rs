@@ -47,11 +47,7 @@ impl Precision {
     /// assert!(Precision::F32.parse_decimal("1e5x").is_err());
     /// ```
     pub fn parse_decimal(self, s: &str) -> Option<f64> {
-        if s.is_empty()
-            || !s.bytes().all(|b| {
-                b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'e' || b == b'E'
-            })
-        {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'e' || b == b'E') {
             return None;
         }
         let v = match self {
@@ -76,9 +72,7 @@ impl std::str::FromStr for Precision {
         match s {
             "f32" => Ok(Precision::F32),
             "f64" => Ok(Precision::F64),
-            _ => Err(Error::InvalidInput(format!(
-                "unknown precision {s:?} (expected f32 or f64)"
-            ))),
+            _ => Err(Error::InvalidInput(format!("unknown precision {s:?} (expected f32 or f64)"))),
         }
     }
 }
@@ -137,10 +131,7 @@ impl Column {
 
     /// Parses a column name.
     pub fn from_name(name: &str) -> Result<Column> {
-        Column::ALL
-            .into_iter()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| Error::InvalidInput(format!("unknown column {name:?}")))
+        Column::ALL.into_iter().find(|c| c.name() == name).ok_or_else(|| Error::InvalidInput(format!("unknown column {name:?}")))
     }
 }
 
@@ -198,18 +189,13 @@ impl Kline {
     /// assert_eq!(k.trades, 308);
     /// assert_eq!(k.close(), 0.01577100f32 as f64);
     /// ```
-    pub fn parse_fields(
-        fields: &[&str],
-        precision: Precision,
-    ) -> std::result::Result<Kline, String> {
+    pub fn parse_fields(fields: &[&str], precision: Precision) -> std::result::Result<Kline, String> {
         if fields.len() != 11 && fields.len() != 12 {
             return Err(format!("expected 12 columns, found {}", fields.len()));
         }
         let time = |i: usize, name: &str| -> std::result::Result<i64, String> {
             let s = fields[i].trim();
-            let v: i64 = s
-                .parse()
-                .map_err(|_| format!("{name} {s:?} is not an integer"))?;
+            let v: i64 = s.parse().map_err(|_| format!("{name} {s:?} is not an integer"))?;
             if v < 0 {
                 return Err(format!("{name} {v} is negative"));
             }
@@ -219,40 +205,19 @@ impl Kline {
         let open_time = time(0, "open_time")?;
         let close_time = time(6, "close_time")?;
         if close_time < open_time {
-            return Err(format!(
-                "close_time {close_time} is before open_time {open_time}"
-            ));
+            return Err(format!("close_time {close_time} is before open_time {open_time}"));
         }
         let mut values = [0.0; FLOAT_COLUMNS];
-        const NAMES: [&str; 8] = [
-            "open",
-            "high",
-            "low",
-            "close",
-            "volume",
-            "quote_volume",
-            "taker_buy_base",
-            "taker_buy_quote",
-        ];
+        const NAMES: [&str; 8] = ["open", "high", "low", "close", "volume", "quote_volume", "taker_buy_base", "taker_buy_quote"];
         const IDX: [usize; 8] = [1, 2, 3, 4, 5, 7, 9, 10];
         for (k, (&i, name)) in IDX.iter().zip(NAMES).enumerate() {
             let s = fields[i].trim();
-            values[k] = precision
-                .parse_decimal(s)
-                .ok_or_else(|| format!("{name} {s:?} is not a decimal number"))?;
+            values[k] = precision.parse_decimal(s).ok_or_else(|| format!("{name} {s:?} is not a decimal number"))?;
         }
         let s = fields[8].trim();
-        let trades: u64 = s
-            .parse()
-            .map_err(|_| format!("trades {s:?} is not a non-negative integer"))?;
-        let trades = u32::try_from(trades)
-            .map_err(|_| format!("trades {trades} does not fit in 32 bits"))?;
-        Ok(Kline {
-            open_time,
-            close_time,
-            values,
-            trades,
-        })
+        let trades: u64 = s.parse().map_err(|_| format!("trades {s:?} is not a non-negative integer"))?;
+        let trades = u32::try_from(trades).map_err(|_| format!("trades {trades} does not fit in 32 bits"))?;
+        Ok(Kline { open_time, close_time, values, trades })
     }
 }
 
@@ -278,15 +243,9 @@ impl SeriesKey {
     /// Builds a key, refusing `1s` outside spot.
     pub fn new(market: Market, symbol: Symbol, interval: Interval) -> Result<SeriesKey> {
         if !interval.valid_for(market) {
-            return Err(Error::InvalidInput(format!(
-                "interval {interval} exists on spot only, not on {market}"
-            )));
+            return Err(Error::InvalidInput(format!("interval {interval} exists on spot only, not on {market}")));
         }
-        Ok(SeriesKey {
-            market,
-            symbol,
-            interval,
-        })
+        Ok(SeriesKey { market, symbol, interval })
     }
 
     /// Builds a key from a symbol string, validating it.
@@ -312,61 +271,30 @@ mod tests {
         let s = "1.0000000596046447753906250867361737988403547205962240695953369140625";
         let direct = s.parse::<f32>().unwrap();
         let via_f64 = s.parse::<f64>().unwrap() as f32;
-        assert_ne!(
-            direct, via_f64,
-            "the test string must expose double rounding"
-        );
+        assert_ne!(direct, via_f64, "the test string must expose double rounding");
         assert_eq!(Precision::F32.parse_decimal(s).unwrap(), direct as f64);
     }
 
     #[test]
     fn bad_fields_are_named() {
-        let mut row = vec![
-            "1", "1", "1", "1", "1", "1", "60000", "1", "3", "1", "1", "0",
-        ];
+        let mut row = vec!["1", "1", "1", "1", "1", "1", "60000", "1", "3", "1", "1", "0"];
         row[4] = "x";
-        assert!(Kline::parse_fields(&row, Precision::F32)
-            .unwrap_err()
-            .contains("close"));
+        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("close"));
         row[4] = "1";
         row[8] = "-1";
-        assert!(Kline::parse_fields(&row, Precision::F32)
-            .unwrap_err()
-            .contains("trades"));
+        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("trades"));
         row[8] = "1";
         row[0] = "-5";
-        assert!(Kline::parse_fields(&row, Precision::F32)
-            .unwrap_err()
-            .contains("negative"));
+        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("negative"));
         row[0] = "70000";
-        assert!(Kline::parse_fields(&row, Precision::F32)
-            .unwrap_err()
-            .contains("before"));
-        assert!(Kline::parse_fields(&row[..5], Precision::F32)
-            .unwrap_err()
-            .contains("12 columns"));
+        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("before"));
+        assert!(Kline::parse_fields(&row[..5], Precision::F32).unwrap_err().contains("12 columns"));
     }
 
     #[test]
     fn microseconds_become_milliseconds() {
-        let row = [
-            "1735689600000000",
-            "1",
-            "1",
-            "1",
-            "1",
-            "1",
-            "1735689600999999",
-            "1",
-            "3",
-            "1",
-            "1",
-            "0",
-        ];
+        let row = ["1735689600000000", "1", "1", "1", "1", "1", "1735689600999999", "1", "3", "1", "1", "0"];
         let k = Kline::parse_fields(&row, Precision::F32).unwrap();
-        assert_eq!(
-            (k.open_time, k.close_time),
-            (1_735_689_600_000, 1_735_689_600_999)
-        );
+        assert_eq!((k.open_time, k.close_time), (1_735_689_600_000, 1_735_689_600_999));
     }
 }

@@ -37,9 +37,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 #[cfg(not(target_endian = "little"))]
-compile_error!(
-    "atm-store maps little-endian column files directly and needs a little-endian target"
-);
+compile_error!("atm-store maps little-endian column files directly and needs a little-endian target");
 
 pub mod arrow;
 mod error;

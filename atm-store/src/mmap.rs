@@ -49,29 +49,20 @@ impl Map {
                 format!("file is {actual} bytes, shorter than the {len} its header states"),
             ));
         }
-        let len =
-            usize::try_from(len).map_err(|_| std::io::Error::other("file too large to map"))?;
+        let len = usize::try_from(len).map_err(|_| std::io::Error::other("file too large to map"))?;
         let mut opts = MmapOptions::new();
         opts.len(len);
-        let raw = if writable {
-            opts.map_raw(file)?
-        } else {
-            opts.map_raw_read_only(file)?
-        };
+        let raw = if writable { opts.map_raw(file)? } else { opts.map_raw_read_only(file)? };
+        // Series files are sparse and touched a few pages at a time: without
+        // this, every page fault reads ahead (and zero-fills) megabytes.
+        raw.advise(memmap2::Advice::Random)?;
         Ok(Map { raw, writable })
     }
 
     fn check(&self, off: usize, len: usize, align: usize) {
         let end = off.checked_add(len);
-        assert!(
-            matches!(end, Some(e) if e <= self.raw.len()),
-            "mapped access {off}+{len} past the end ({}): layout bug",
-            self.raw.len()
-        );
-        assert!(
-            (self.raw.as_ptr() as usize + off) % align == 0,
-            "misaligned mapped access at {off}"
-        );
+        assert!(matches!(end, Some(e) if e <= self.raw.len()), "mapped access {off}+{len} past the end ({}): layout bug", self.raw.len());
+        assert!((self.raw.as_ptr() as usize + off) % align == 0, "misaligned mapped access at {off}");
     }
 
     /// The bytes `off..off+len`.
@@ -133,8 +124,6 @@ impl Map {
         // is a separate Rust allocation, so the ranges cannot overlap. The
         // block was reserved on disk before (rule 2); readers validate with the
         // block's seqlock (rule 3).
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.raw.as_mut_ptr().add(off), src.len())
-        }
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.raw.as_mut_ptr().add(off), src.len()) }
     }
 }

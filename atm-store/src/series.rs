@@ -82,14 +82,7 @@ impl Series {
         let l = self.file.live()?;
         let iv = self.file.key.interval;
         let t = |s: Option<u64>| s.map(|s| iv.open_time(s));
-        let exc = |s: Option<u64>| {
-            s.and_then(|s| {
-                l.exceptions
-                    .iter()
-                    .find(|e| e.slot == s)
-                    .map(|e| e.open_time)
-            })
-        };
+        let exc = |s: Option<u64>| s.and_then(|s| l.exceptions.iter().find(|e| e.slot == s).map(|e| e.open_time));
         Ok(SeriesStats {
             first_open_time: exc(l.first_present).or(t(l.first_present)),
             last_open_time: exc(l.last_present).or(t(l.last_present)),
@@ -119,19 +112,11 @@ impl Series {
 
     pub(crate) fn at_slot(&self, slot: u64) -> Result<Option<Kline>> {
         let exc = self.exception_map()?;
-        self.file.read_section(slot, slot, ALL, |v| {
-            (v.state(0) == SlotState::Present).then(|| self.kline(v, 0, &exc))
-        })
+        self.file.read_section(slot, slot, ALL, |v| (v.state(0) == SlotState::Present).then(|| self.kline(v, 0, &exc)))
     }
 
     fn exception_map(&self) -> Result<HashMap<u64, Exception>> {
-        Ok(self
-            .file
-            .live()?
-            .exceptions
-            .into_iter()
-            .map(|e| (e.slot, e))
-            .collect())
+        Ok(self.file.live()?.exceptions.into_iter().map(|e| (e.slot, e)).collect())
     }
 
     fn kline(&self, v: &Slots<'_>, i: usize, exc: &HashMap<u64, Exception>) -> Kline {
@@ -145,12 +130,7 @@ impl Series {
         for (c, val) in values.iter_mut().enumerate() {
             *val = v.value(c, i);
         }
-        Kline {
-            open_time,
-            close_time,
-            values,
-            trades: v.trades()[i],
-        }
+        Kline { open_time, close_time, values, trades: v.trades()[i] }
     }
 
     /// Slot range for open times `from..=to`, clipped to the present span.
@@ -159,10 +139,7 @@ impl Series {
         let (Some(first), Some(last)) = (l.first_present, l.last_present) else {
             return Ok(None);
         };
-        Ok(self
-            .grid_span(from, to)
-            .map(|(a, z)| (a.max(first), z.min(last)))
-            .filter(|(a, z)| a <= z))
+        Ok(self.grid_span(from, to).map(|(a, z)| (a.max(first), z.min(last))).filter(|(a, z)| a <= z))
     }
 
     /// Slots whose regular open time can fall in `from..=to` (unclipped).
@@ -180,12 +157,7 @@ impl Series {
     /// (inclusive, epoch ms), oldest first, a chunk of blocks at a time, so
     /// memory stays bounded whatever the range. Each chunk is one consistent
     /// snapshot; a checksum failure anywhere in the range is an error.
-    pub fn for_each_chunk(
-        &self,
-        from: i64,
-        to: i64,
-        mut emit: impl FnMut(&[Kline]) -> Result<()>,
-    ) -> Result<()> {
+    pub fn for_each_chunk(&self, from: i64, to: i64, mut emit: impl FnMut(&[Kline]) -> Result<()>) -> Result<()> {
         let Some((a, z)) = self.slot_span(from, to)? else {
             return Ok(());
         };
@@ -250,10 +222,7 @@ impl Series {
         while s <= hi {
             let end = hi.min((s / BLOCK_SLOTS + CHUNK_BLOCKS) * BLOCK_SLOTS - 1);
             let chunk = self.file.read_section(s, end, ALL, |v| {
-                (0..v.len())
-                    .filter(|&i| v.state(i) == SlotState::Present)
-                    .map(|i| self.kline(v, i, &exc))
-                    .collect::<Vec<_>>()
+                (0..v.len()).filter(|&i| v.state(i) == SlotState::Present).map(|i| self.kline(v, i, &exc)).collect::<Vec<_>>()
             })?;
             out.extend(chunk);
             s = end + 1;
@@ -276,12 +245,7 @@ impl Series {
                 r.slots += n;
                 r.to = iv.open_time(s0 + n - 1);
             }
-            _ => runs.push(Run {
-                state,
-                from: iv.open_time(s0),
-                to: iv.open_time(s0 + n - 1),
-                slots: n,
-            }),
+            _ => runs.push(Run { state, from: iv.open_time(s0), to: iv.open_time(s0 + n - 1), slots: n }),
         };
         let mut s = a;
         while s <= z {
@@ -291,9 +255,7 @@ impl Series {
             if e.present == 0 && e.missing == 0 {
                 push(SlotState::Unknown, s, end - s + 1);
             } else {
-                let states = self.file.read_section(s, end, STATES, |v| {
-                    (0..v.len()).map(|i| v.state(i)).collect::<Vec<_>>()
-                })?;
+                let states = self.file.read_section(s, end, STATES, |v| (0..v.len()).map(|i| v.state(i)).collect::<Vec<_>>())?;
                 for (i, st) in states.into_iter().enumerate() {
                     push(st, s + i as u64, 1);
                 }
@@ -354,13 +316,7 @@ impl Series {
     /// let total: f32 = s.view(t0, t0 + 9 * 60_000, &[Column::Volume], |v| v.f32s(Column::Volume.index()).unwrap().iter().sum()).unwrap();
     /// assert_eq!(total, 20.0);
     /// ```
-    pub fn view<R>(
-        &self,
-        from: i64,
-        to: i64,
-        columns: &[Column],
-        f: impl FnMut(&Slots<'_>) -> R,
-    ) -> Result<Option<R>> {
+    pub fn view<R>(&self, from: i64, to: i64, columns: &[Column], f: impl FnMut(&Slots<'_>) -> R) -> Result<Option<R>> {
         let Some((a, z)) = self.grid_span(from, to) else {
             return Ok(None);
         };
@@ -382,13 +338,7 @@ impl Series {
             let chunk = self.file.read_section(s, end, mask, |v| {
                 (0..v.len())
                     .filter(|&i| v.state(i) == SlotState::Present)
-                    .map(|i| {
-                        if c == FLOAT_COLUMNS {
-                            v.trades()[i] as f64
-                        } else {
-                            v.value(c, i)
-                        }
-                    })
+                    .map(|i| if c == FLOAT_COLUMNS { v.trades()[i] as f64 } else { v.value(c, i) })
                     .collect::<Vec<_>>()
             })?;
             out.extend(chunk);

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use crate::error::{nix_io, Error, Result};
 use crate::kline::{Kline, FLOAT_COLUMNS};
 use crate::layout::{
-    self, entry, live, Layout, StaticHeader, BLOCK_CRCS, BLOCK_SLOTS, COLUMNS, ENTRY_BYTES,
-    EXC_BYTES, EXC_OFF, LIVE_COPY_LEN, LIVE_COPY_OFF, LIVE_OFF, MAX_EXCEPTIONS, PAGE,
+    self, entry, live, Layout, StaticHeader, BLOCK_CRCS, BLOCK_SLOTS, COLUMNS, ENTRY_BYTES, EXC_BYTES, EXC_OFF, LIVE_COPY_LEN,
+    LIVE_COPY_OFF, LIVE_OFF, MAX_EXCEPTIONS, PAGE,
 };
 use crate::mmap::Map;
 use crate::{Precision, SeriesKey};
@@ -91,22 +91,14 @@ pub(crate) struct SeriesFile {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("sync directory", dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("sync directory", dir, e))
 }
 
 impl SeriesFile {
     /// Creates the file for `key` at `path` unless it exists; then opens it.
-    pub fn create_or_open(
-        path: &Path,
-        key: &SeriesKey,
-        precision: Precision,
-    ) -> Result<SeriesFile> {
+    pub fn create_or_open(path: &Path, key: &SeriesKey, precision: Precision) -> Result<SeriesFile> {
         if !path.exists() {
-            let dir = path.parent().ok_or_else(|| {
-                Error::InvalidInput(format!("bad series path {}", path.display()))
-            })?;
+            let dir = path.parent().ok_or_else(|| Error::InvalidInput(format!("bad series path {}", path.display())))?;
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
             let layout = Layout::new(key.interval, precision);
             let header = StaticHeader {
@@ -128,8 +120,7 @@ impl SeriesFile {
             let io = |e| Error::io("initialise", &tmp, e);
             f.set_len(layout.file_len).map_err(io)?;
             f.write_all_at(&header.encode(), 0).map_err(io)?;
-            f.write_all_at(&encode_live(&Live::default()), LIVE_COPY_OFF)
-                .map_err(io)?;
+            f.write_all_at(&encode_live(&Live::default()), LIVE_COPY_OFF).map_err(io)?;
             f.sync_all().map_err(io)?;
             drop(f);
             // hard_link never replaces: if another process created the series
@@ -146,12 +137,7 @@ impl SeriesFile {
         if s.key != *key || s.precision != precision {
             return Err(Error::corrupt(
                 path,
-                format!(
-                    "file holds {} at {}, expected {key} at {}",
-                    s.key,
-                    s.precision.as_str(),
-                    precision.as_str()
-                ),
+                format!("file holds {} at {}, expected {key} at {}", s.key, s.precision.as_str(), precision.as_str()),
             ));
         }
         Ok(s)
@@ -159,35 +145,19 @@ impl SeriesFile {
 
     /// Opens and verifies the headers of an existing series file.
     pub fn open(path: &Path, writable: bool) -> Result<SeriesFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .map_err(|e| Error::io("open", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("stat", path, e))?
-            .len();
+        let file = OpenOptions::new().read(true).write(writable).open(path).map_err(|e| Error::io("open", path, e))?;
+        let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
         let mut head = vec![0u8; PAGE as usize];
         if len < PAGE {
-            return Err(Error::corrupt(
-                path,
-                format!("truncated: {len} bytes, shorter than its header"),
-            ));
+            return Err(Error::corrupt(path, format!("truncated: {len} bytes, shorter than its header")));
         }
-        file.read_exact_at(&mut head, 0)
-            .map_err(|e| Error::io("read header", path, e))?;
+        file.read_exact_at(&mut head, 0).map_err(|e| Error::io("read header", path, e))?;
         let h = StaticHeader::decode(&head, path)?;
         if len < h.layout.file_len {
-            return Err(Error::corrupt(
-                path,
-                format!("truncated: {len} bytes, header says {}", h.layout.file_len),
-            ));
+            return Err(Error::corrupt(path, format!("truncated: {len} bytes, header says {}", h.layout.file_len)));
         }
-        let map =
-            Map::new(&file, h.layout.file_len, writable).map_err(|e| Error::io("map", path, e))?;
-        let key = SeriesKey::new(h.market, h.symbol, h.interval)
-            .map_err(|e| Error::corrupt(path, e.to_string()))?;
+        let map = Map::new(&file, h.layout.file_len, writable).map_err(|e| Error::io("map", path, e))?;
+        let key = SeriesKey::new(h.market, h.symbol, h.interval).map_err(|e| Error::corrupt(path, e.to_string()))?;
         Ok(SeriesFile {
             path: path.to_path_buf(),
             key,
@@ -208,19 +178,13 @@ impl SeriesFile {
 
     /// Bytes of disk the file occupies.
     pub fn bytes_on_disk(&self) -> Result<u64> {
-        Ok(self
-            .file
-            .metadata()
-            .map_err(|e| Error::io("stat", &self.path, e))?
-            .blocks()
-            * 512)
+        Ok(self.file.metadata().map_err(|e| Error::io("stat", &self.path, e))?.blocks() * 512)
     }
 
     // ----- seqlocks -------------------------------------------------------
 
     fn block_seq(&self, b: u64) -> &AtomicU32 {
-        self.map
-            .atomic_u32((self.layout.entry_off(b)) as usize + entry::SEQ)
+        self.map.atomic_u32((self.layout.entry_off(b)) as usize + entry::SEQ)
     }
 
     fn live_version(&self) -> &AtomicU64 {
@@ -257,9 +221,7 @@ impl SeriesFile {
             if spins < 64 {
                 std::hint::spin_loop();
             } else if start.elapsed() > STUCK_AFTER {
-                return Err(Error::NeedsRecovery {
-                    path: self.path.clone(),
-                });
+                return Err(Error::NeedsRecovery { path: self.path.clone() });
             } else {
                 std::thread::yield_now();
             }
@@ -276,19 +238,11 @@ impl SeriesFile {
             if seq_a.load(Ordering::Relaxed) != seq {
                 continue;
             }
-            if !e.is_empty()
-                && self.entry_crc(b) != self.u32_at(self.layout.entry_off(b) + entry::CRC as u64)
-            {
+            if !e.is_empty() && self.entry_crc(b) != self.u32_at(self.layout.entry_off(b) + entry::CRC as u64) {
                 if seq_a.load(Ordering::Acquire) != seq {
                     continue;
                 }
-                return Err(Error::corrupt(
-                    &self.path,
-                    format!(
-                        "series {}: block {b} table entry checksum mismatch",
-                        self.key
-                    ),
-                ));
+                return Err(Error::corrupt(&self.path, format!("series {}: block {b} table entry checksum mismatch", self.key)));
             }
             return Ok(e);
         }
@@ -311,10 +265,7 @@ impl SeriesFile {
 
     fn entry_crc(&self, b: u64) -> u32 {
         let base = self.layout.entry_off(b) as usize;
-        crc32c::crc32c(
-            self.map
-                .bytes(base + entry::FLAGS, entry::CRC - entry::FLAGS),
-        )
+        crc32c::crc32c(self.map.bytes(base + entry::FLAGS, entry::CRC - entry::FLAGS))
     }
 
     /// A consistent, verified snapshot of the live header (the published copy).
@@ -323,18 +274,12 @@ impl SeriesFile {
             let version = self.live_version().load(Ordering::Acquire);
             let off = LIVE_COPY_OFF + (version / 2 % 2) * LIVE_COPY_LEN;
             let bytes = self.map.bytes(off as usize, LIVE_COPY_LEN as usize);
-            let l =
-                decode_live(bytes).filter(|_| live_crc(bytes) == layout::get_u32(bytes, live::CRC));
+            let l = decode_live(bytes).filter(|_| live_crc(bytes) == layout::get_u32(bytes, live::CRC));
             fence(Ordering::Acquire);
             if self.live_version().load(Ordering::Relaxed) != version {
                 continue;
             }
-            return l.ok_or_else(|| {
-                Error::corrupt(
-                    &self.path,
-                    format!("series {}: live header checksum mismatch", self.key),
-                )
-            });
+            return l.ok_or_else(|| Error::corrupt(&self.path, format!("series {}: live header checksum mismatch", self.key)));
         }
     }
 
@@ -393,13 +338,7 @@ impl SeriesFile {
     /// Runs `f` over slots `s0..=s1` inside a seqlock read section, after
     /// verifying the checksums in `mask` of every block touched; retries if a
     /// writer changed any of those blocks meanwhile.
-    pub fn read_section<R>(
-        &self,
-        s0: u64,
-        s1: u64,
-        mask: u16,
-        mut f: impl FnMut(&Slots<'_>) -> R,
-    ) -> Result<R> {
+    pub fn read_section<R>(&self, s0: u64, s1: u64, mask: u16, mut f: impl FnMut(&Slots<'_>) -> R) -> Result<R> {
         let (b0, b1) = (s0 / BLOCK_SLOTS, s1 / BLOCK_SLOTS);
         'retry: loop {
             let mut entries = Vec::with_capacity((b1 - b0 + 1) as usize);
@@ -410,13 +349,7 @@ impl SeriesFile {
                 }
                 entries.push(e);
             }
-            let view = Slots {
-                file: self,
-                first: s0,
-                last: s1,
-                b0,
-                entries: &entries,
-            };
+            let view = Slots { file: self, first: s0, last: s1, b0, entries: &entries };
             let r = f(&view);
             fence(Ordering::Acquire);
             for (i, b) in (b0..=b1).enumerate() {
@@ -431,9 +364,7 @@ impl SeriesFile {
     // ----- writes ---------------------------------------------------------
 
     fn write_u32(&self, off: u64, v: u32) {
-        self.map
-            .atomic_u32(off as usize)
-            .store(v, Ordering::Relaxed);
+        self.map.atomic_u32(off as usize).store(v, Ordering::Relaxed);
     }
 
     /// Reserves disk space for the blocks a batch touches, so writing through
@@ -456,13 +387,8 @@ impl SeriesFile {
                 ranges.push((start, (off + len).div_ceil(PAGE) * PAGE - start));
             }
             for (off, len) in ranges {
-                nix::fcntl::fallocate(
-                    &self.file,
-                    nix::fcntl::FallocateFlags::empty(),
-                    off as i64,
-                    len as i64,
-                )
-                .map_err(|e| nix_io("reserve space in", &self.path, e))?;
+                nix::fcntl::fallocate(&self.file, nix::fcntl::FallocateFlags::empty(), off as i64, len as i64)
+                    .map_err(|e| nix_io("reserve space in", &self.path, e))?;
             }
             reserved.insert(b);
         }
@@ -504,8 +430,7 @@ impl SeriesFile {
         }
         blocks.sort_unstable();
         blocks.dedup();
-        let mut exc: HashMap<u64, Exception> =
-            live.exceptions.iter().map(|e| (e.slot, *e)).collect();
+        let mut exc: HashMap<u64, Exception> = live.exceptions.iter().map(|e| (e.slot, *e)).collect();
         let mut put_i = 0;
         for b in blocks {
             let (lo, hi) = (b * BLOCK_SLOTS, (b + 1) * BLOCK_SLOTS - 1);
@@ -532,21 +457,11 @@ impl SeriesFile {
                 self.write_puts(puts);
                 crate::fault::block_written();
                 for (slot, k) in puts {
-                    let regular = (
-                        self.key.interval.open_time(*slot),
-                        self.key.interval.close_time(*slot),
-                    );
+                    let regular = (self.key.interval.open_time(*slot), self.key.interval.close_time(*slot));
                     if (k.open_time, k.close_time) == regular {
                         exc.remove(slot);
                     } else {
-                        exc.insert(
-                            *slot,
-                            Exception {
-                                slot: *slot,
-                                open_time: k.open_time,
-                                close_time: k.close_time,
-                            },
-                        );
+                        exc.insert(*slot, Exception { slot: *slot, open_time: k.open_time, close_time: k.close_time });
                     }
                 }
             }
@@ -565,10 +480,7 @@ impl SeriesFile {
                 }
             }
             let base = self.layout.entry_off(b);
-            self.write_u32(
-                base + entry::FLAGS as u64,
-                before.flags | entry::FLAG_RESERVED,
-            );
+            self.write_u32(base + entry::FLAGS as u64, before.flags | entry::FLAG_RESERVED);
             self.write_u32(base + entry::PRESENT as u64, present);
             self.write_u32(base + entry::MISSING as u64, missing);
             for (k, c) in crcs.iter().enumerate() {
@@ -589,10 +501,7 @@ impl SeriesFile {
         }
         if exc.len() > MAX_EXCEPTIONS {
             // Checked by the writer before the commit; replay of a valid journal cannot get here.
-            return Err(Error::InvalidInput(format!(
-                "series {} would hold more than {MAX_EXCEPTIONS} irregular klines",
-                self.key
-            )));
+            return Err(Error::InvalidInput(format!("series {} would hold more than {MAX_EXCEPTIONS} irregular klines", self.key)));
         }
         live.exceptions = exc.into_values().collect();
         live.exceptions.sort_by_key(|e| e.slot);
@@ -609,10 +518,7 @@ impl SeriesFile {
         let (mut p, mut m, mut first, mut last) = (0u64, 0u64, None, None);
         for b in 0..self.layout.blocks {
             let base = self.layout.entry_off(b);
-            let (bp, bm) = (
-                self.u32_at(base + entry::PRESENT as u64),
-                self.u32_at(base + entry::MISSING as u64),
-            );
+            let (bp, bm) = (self.u32_at(base + entry::PRESENT as u64), self.u32_at(base + entry::MISSING as u64));
             p += bp as u64;
             m += bm as u64;
             if bp > 0 {
@@ -620,12 +526,7 @@ impl SeriesFile {
                 last = self.last_present_in(b);
             }
         }
-        (
-            live.present_total,
-            live.missing_total,
-            live.first_present,
-            live.last_present,
-        ) = (p, m, first, last);
+        (live.present_total, live.missing_total, live.first_present, live.last_present) = (p, m, first, last);
     }
 
     /// Writes the values of `puts` (all in one block) column by column, one
@@ -656,12 +557,8 @@ impl SeriesFile {
             }
             for (slot, _) in run {
                 let (w, bit) = (slot / 64, 1u64 << (slot % 64));
-                self.map
-                    .atomic_u64((self.layout.present_off + w * 8) as usize)
-                    .fetch_or(bit, Ordering::Relaxed);
-                self.map
-                    .atomic_u64((self.layout.missing_off + w * 8) as usize)
-                    .fetch_and(!bit, Ordering::Relaxed);
+                self.map.atomic_u64((self.layout.present_off + w * 8) as usize).fetch_or(bit, Ordering::Relaxed);
+                self.map.atomic_u64((self.layout.missing_off + w * 8) as usize).fetch_and(!bit, Ordering::Relaxed);
             }
             i = j;
         }
@@ -673,15 +570,9 @@ impl SeriesFile {
             let w = s / 64;
             let end = z.min(w * 64 + 63);
             let width = end - s + 1;
-            let mask = if width == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << width) - 1) << (s % 64)
-            };
+            let mask = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << (s % 64) };
             let present = self.u64_at(self.layout.present_off + w * 8);
-            self.map
-                .atomic_u64((self.layout.missing_off + w * 8) as usize)
-                .fetch_or(mask & !present, Ordering::Relaxed);
+            self.map.atomic_u64((self.layout.missing_off + w * 8) as usize).fetch_or(mask & !present, Ordering::Relaxed);
             s = end + 1;
         }
     }
@@ -714,9 +605,7 @@ impl SeriesFile {
 
     /// Flushes everything written through the map to disk.
     pub fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("sync", &self.path, e))
+        self.file.sync_data().map_err(|e| Error::io("sync", &self.path, e))
     }
 
     /// Recomputes every checksum and count of the file and returns one line per
@@ -749,18 +638,12 @@ impl SeriesFile {
             }
             let (p, m) = self.count_block(b);
             if (p, m) != (e.present, e.missing) {
-                problems.push(format!(
-                    "corrupt {}: series {}: block {b} counts disagree with its bitmaps",
-                    self.path.display(),
-                    self.key
-                ));
+                problems.push(format!("corrupt {}: series {}: block {b} counts disagree with its bitmaps", self.path.display(), self.key));
             }
             let words = BLOCK_SLOTS / 64;
-            if (b * words..(b + 1) * words).any(|w| {
-                self.u64_at(self.layout.present_off + w * 8)
-                    & self.u64_at(self.layout.missing_off + w * 8)
-                    != 0
-            }) {
+            if (b * words..(b + 1) * words)
+                .any(|w| self.u64_at(self.layout.present_off + w * 8) & self.u64_at(self.layout.missing_off + w * 8) != 0)
+            {
                 problems.push(format!(
                     "corrupt {}: series {}: block {b} has slots both present and missing",
                     self.path.display(),
@@ -774,19 +657,8 @@ impl SeriesFile {
                 last = self.last_present_in(b);
             }
         }
-        if (present, missing, first, last)
-            != (
-                live.present_total,
-                live.missing_total,
-                live.first_present,
-                live.last_present,
-            )
-        {
-            problems.push(format!(
-                "corrupt {}: series {}: live header totals disagree with the blocks",
-                self.path.display(),
-                self.key
-            ));
+        if (present, missing, first, last) != (live.present_total, live.missing_total, live.first_present, live.last_present) {
+            problems.push(format!("corrupt {}: series {}: live header totals disagree with the blocks", self.path.display(), self.key));
         }
         problems
     }
@@ -799,33 +671,23 @@ impl SeriesFile {
         loop {
             let e = self.entry(b)?;
             if e.present > 0 {
-                self.read_section(
-                    b * BLOCK_SLOTS,
-                    b * BLOCK_SLOTS + BLOCK_SLOTS - 1,
-                    1 << COLUMNS,
-                    |v| {
-                        let hi = (from.min(v.last) - v.first) as usize;
-                        for i in (0..=hi).rev() {
-                            if out.len() >= n {
-                                break;
-                            }
-                            if v.state(i) == SlotState::Present {
-                                out.push(v.first + i as u64);
-                            }
+                self.read_section(b * BLOCK_SLOTS, b * BLOCK_SLOTS + BLOCK_SLOTS - 1, 1 << COLUMNS, |v| {
+                    let hi = (from.min(v.last) - v.first) as usize;
+                    for i in (0..=hi).rev() {
+                        if out.len() >= n {
+                            break;
                         }
-                    },
-                )?;
+                        if v.state(i) == SlotState::Present {
+                            out.push(v.first + i as u64);
+                        }
+                    }
+                })?;
             }
             if out.len() >= n || b == 0 {
                 break;
             }
             b -= 1;
-            if e.present == 0
-                && self
-                    .live()?
-                    .first_present
-                    .is_none_or(|f| f > b * BLOCK_SLOTS + BLOCK_SLOTS - 1)
-            {
+            if e.present == 0 && self.live()?.first_present.is_none_or(|f| f > b * BLOCK_SLOTS + BLOCK_SLOTS - 1) {
                 break;
             }
         }
@@ -887,30 +749,21 @@ impl Slots<'_> {
     /// Column `c` (0..8) of an `f32` store, zero-copy.
     pub fn f32s(&self, c: usize) -> Option<&[f32]> {
         let l = &self.file.layout;
-        (self.file.precision == Precision::F32 && c < FLOAT_COLUMNS).then(|| {
-            self.file
-                .map
-                .f32s((l.col_off[c] + self.first * 4) as usize, self.len())
-        })
+        (self.file.precision == Precision::F32 && c < FLOAT_COLUMNS)
+            .then(|| self.file.map.f32s((l.col_off[c] + self.first * 4) as usize, self.len()))
     }
 
     /// Column `c` (0..8) of an `f64` store, zero-copy.
     pub fn f64s(&self, c: usize) -> Option<&[f64]> {
         let l = &self.file.layout;
-        (self.file.precision == Precision::F64 && c < FLOAT_COLUMNS).then(|| {
-            self.file
-                .map
-                .f64s((l.col_off[c] + self.first * 8) as usize, self.len())
-        })
+        (self.file.precision == Precision::F64 && c < FLOAT_COLUMNS)
+            .then(|| self.file.map.f64s((l.col_off[c] + self.first * 8) as usize, self.len()))
     }
 
     /// The trades column, zero-copy.
     pub fn trades(&self) -> &[u32] {
         let l = &self.file.layout;
-        self.file.map.u32s(
-            (l.col_off[FLOAT_COLUMNS] + self.first * 4) as usize,
-            self.len(),
-        )
+        self.file.map.u32s((l.col_off[FLOAT_COLUMNS] + self.first * 4) as usize, self.len())
     }
 
     /// Float column `c` of slot `i` as `f64`, whatever the precision.
@@ -928,23 +781,13 @@ impl Slots<'_> {
 
 fn encode_live(l: &Live) -> Vec<u8> {
     let mut b = vec![0u8; LIVE_COPY_LEN as usize];
-    let put =
-        |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
-    put(
-        &mut b,
-        live::FIRST_PRESENT,
-        l.first_present.unwrap_or(u64::MAX),
-    );
-    put(
-        &mut b,
-        live::LAST_PRESENT,
-        l.last_present.unwrap_or(u64::MAX),
-    );
+    let put = |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut b, live::FIRST_PRESENT, l.first_present.unwrap_or(u64::MAX));
+    put(&mut b, live::LAST_PRESENT, l.last_present.unwrap_or(u64::MAX));
     put(&mut b, live::PRESENT_TOTAL, l.present_total);
     put(&mut b, live::MISSING_TOTAL, l.missing_total);
     put(&mut b, live::COMMITS, l.commits);
-    b[live::EXC_COUNT..live::EXC_COUNT + 4]
-        .copy_from_slice(&(l.exceptions.len() as u32).to_le_bytes());
+    b[live::EXC_COUNT..live::EXC_COUNT + 4].copy_from_slice(&(l.exceptions.len() as u32).to_le_bytes());
     for (i, e) in l.exceptions.iter().enumerate() {
         let off = EXC_OFF as usize + i * EXC_BYTES as usize;
         put(&mut b, off, e.slot);
@@ -960,10 +803,7 @@ fn encode_live(l: &Live) -> Vec<u8> {
 fn live_crc(b: &[u8]) -> u32 {
     let n = (layout::get_u32(b, live::EXC_COUNT) as usize).min(MAX_EXCEPTIONS);
     let c = crc32c::crc32c(&b[..live::CRC]);
-    crc32c::crc32c_append(
-        c,
-        &b[EXC_OFF as usize..EXC_OFF as usize + n * EXC_BYTES as usize],
-    )
+    crc32c::crc32c_append(c, &b[EXC_OFF as usize..EXC_OFF as usize + n * EXC_BYTES as usize])
 }
 
 fn decode_live(b: &[u8]) -> Option<Live> {

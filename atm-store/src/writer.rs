@@ -27,12 +27,21 @@ pub struct CommitStats {
     pub missing_ranges: usize,
 }
 
+/// A series this writer holds locked. Its file may be closed (the lock
+/// lives on the store's `locks` file, not on the series file), so a writer
+/// can hold any number of series with a bounded number of open files.
 struct Held {
-    file: Arc<SeriesFile>,
+    file: Option<Arc<SeriesFile>>,
     inode: u64,
     staged: SeriesBatch,
+    /// Applied since the last checkpoint (the file must be synced).
     dirty: bool,
+    last_used: u64,
 }
+
+/// Series files a writer keeps open at most (beyond this, files of series
+/// with nothing staged are closed, after a checkpoint if they are dirty).
+pub const WRITER_OPEN_FILES: usize = 128;
 
 /// Stages writes to any number of series and commits them together.
 ///
@@ -45,6 +54,7 @@ pub struct Writer {
     journal: Journal,
     series: HashMap<SeriesKey, Held>,
     commits: u64,
+    tick: u64,
 }
 
 impl Writer {
@@ -53,57 +63,70 @@ impl Writer {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let id = journal_id();
         let path = dir.join(format!("{id:016x}.wal"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io("create", &path, e))?;
-        file.try_lock()
-            .map_err(|e| Error::io("lock", &path, std::io::Error::other(e.to_string())))?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| Error::io("create", &path, e))?;
+        file.try_lock().map_err(|e| Error::io("lock", &path, std::io::Error::other(e.to_string())))?;
         let journal = Journal::create(&path, file, id)?;
-        Ok(Writer {
-            store,
-            journal,
-            series: HashMap::new(),
-            commits: 0,
-        })
+        Ok(Writer { store, journal, series: HashMap::new(), commits: 0, tick: 0 })
     }
 
     /// Locks and opens (creating if needed) the series `key` for writing.
     fn hold(&mut self, key: &SeriesKey) -> Result<&mut Held> {
-        if !self.series.contains_key(key) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(h) = self.series.get_mut(key) {
+            h.last_used = tick;
+            if h.file.is_none() {
+                let path = self.store.series_path(key);
+                h.file = Some(Arc::new(SeriesFile::create_or_open(&path, key, self.store.precision)?));
+            }
+        } else {
             let path = self.store.series_path(key);
             let file = SeriesFile::create_or_open(&path, key, self.store.precision)?;
-            let inode = file
-                .file()
-                .metadata()
-                .map_err(|e| Error::io("stat", &path, e))?
-                .ino();
+            let inode = file.file().metadata().map_err(|e| Error::io("stat", &path, e))?.ino();
             self.store.locks.try_lock(inode, &format!("series {key}"))?;
             let dirty = file.dirty();
             if dirty != 0 && dirty != self.journal.id {
                 // A writer died with unsynced changes to this series: replay its
                 // journal before writing anything over them.
-                let r = crate::recovery::recover_journal_id(&self.store, dirty);
-                if let Err(e) = r {
+                if let Err(e) = crate::recovery::recover_journal_id(&self.store, dirty) {
                     self.store.locks.unlock(inode);
                     return Err(e);
                 }
             }
-            self.series.insert(
-                key.clone(),
-                Held {
-                    file: Arc::new(file),
-                    inode,
-                    staged: SeriesBatch::default(),
-                    dirty: false,
-                },
-            );
+            let held = Held { file: Some(Arc::new(file)), inode, staged: SeriesBatch::default(), dirty: false, last_used: tick };
+            self.series.insert(key.clone(), held);
         }
-        self.series
-            .get_mut(key)
-            .ok_or_else(|| Error::NotFound(key.to_string()))
+        self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))
+    }
+
+    /// The open file of a held series.
+    fn file(&self, key: &SeriesKey) -> Result<Arc<SeriesFile>> {
+        self.series.get(key).and_then(|h| h.file.clone()).ok_or_else(|| Error::NotFound(format!("open file of {key}")))
+    }
+
+    /// Closes the least recently used files beyond [`WRITER_OPEN_FILES`].
+    fn trim_open_files(&mut self) -> Result<()> {
+        let open = self.series.values().filter(|h| h.file.is_some()).count();
+        if open <= WRITER_OPEN_FILES {
+            return Ok(());
+        }
+        let mut idle: Vec<(u64, SeriesKey)> = self
+            .series
+            .iter()
+            .filter(|(_, h)| h.file.is_some() && h.staged.puts.is_empty() && h.staged.missing.is_empty())
+            .map(|(k, h)| (h.last_used, k.clone()))
+            .collect();
+        idle.sort();
+        let close: Vec<SeriesKey> = idle.into_iter().take(open - WRITER_OPEN_FILES / 2).map(|(_, k)| k).collect();
+        if close.iter().any(|k| self.series[k].dirty) {
+            self.checkpoint()?;
+        }
+        for k in close {
+            if let Some(h) = self.series.get_mut(&k) {
+                h.file = None;
+            }
+        }
+        Ok(())
     }
 
     /// Stages one kline. Its slot is the one containing its open time; a kline
@@ -120,16 +143,10 @@ impl Writer {
         for k in klines {
             let slot = interval.slot_of(k.open_time)?;
             if k.close_time < k.open_time {
-                return Err(Error::InvalidInput(format!(
-                    "{key}: close_time {} is before open_time {}",
-                    k.close_time, k.open_time
-                )));
+                return Err(Error::InvalidInput(format!("{key}: close_time {} is before open_time {}", k.close_time, k.open_time)));
             }
             if let Some(v) = k.values.iter().find(|v| !v.is_finite()) {
-                return Err(Error::InvalidInput(format!(
-                    "{key}: kline at {} has a non-finite value {v}",
-                    k.open_time
-                )));
+                return Err(Error::InvalidInput(format!("{key}: kline at {} has a non-finite value {v}", k.open_time)));
             }
             let mut k = *k;
             for v in &mut k.values {
@@ -199,46 +216,43 @@ impl Writer {
         keys.sort();
         // Reserve disk space and check limits before anything becomes durable.
         for key in &keys {
+            let file = self.file(key)?;
             let h = &self.series[key];
-            h.file.reserve(&h.staged)?;
-            let live = h.file.live()?;
+            file.reserve(&h.staged)?;
+            let live = file.live()?;
             let interval = key.interval;
-            let mut exc: std::collections::HashSet<u64> =
-                live.exceptions.iter().map(|e| e.slot).collect();
+            let mut exc: std::collections::HashSet<u64> = live.exceptions.iter().map(|e| e.slot).collect();
             for (slot, k) in &h.staged.puts {
-                if (k.open_time, k.close_time)
-                    == (interval.open_time(*slot), interval.close_time(*slot))
-                {
+                if (k.open_time, k.close_time) == (interval.open_time(*slot), interval.close_time(*slot)) {
                     exc.remove(slot);
                 } else {
                     exc.insert(*slot);
                 }
             }
             if exc.len() > MAX_EXCEPTIONS {
-                return Err(Error::InvalidInput(format!("series {key} would hold {} irregular klines, more than the {MAX_EXCEPTIONS} a series can keep", exc.len())));
+                return Err(Error::InvalidInput(format!(
+                    "series {key} would hold {} irregular klines, more than the {MAX_EXCEPTIONS} a series can keep",
+                    exc.len()
+                )));
             }
-            h.file.set_dirty(self.journal.id);
+            file.set_dirty(self.journal.id);
         }
         self.commits += 1;
         {
-            let batches: Vec<_> = keys
-                .iter()
-                .map(|k| (k, self.store.precision, &self.series[k].staged))
-                .collect();
+            let batches: Vec<_> = keys.iter().map(|k| (k, self.store.precision, &self.series[k].staged)).collect();
             self.journal.append_commit(&batches, self.commits)?;
         }
         for key in &keys {
-            let h = self
-                .series
-                .get_mut(key)
-                .ok_or_else(|| Error::NotFound(key.to_string()))?;
-            h.file.apply(&h.staged, false)?;
+            let file = self.file(key)?;
+            let h = self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+            file.apply(&h.staged, false)?;
             h.staged = SeriesBatch::default();
             h.dirty = true;
         }
         if self.journal.used() > CHECKPOINT_BYTES {
             self.checkpoint()?;
         }
+        self.trim_open_files()?;
         Ok(stats)
     }
 
@@ -248,8 +262,10 @@ impl Writer {
     pub fn checkpoint(&mut self) -> Result<()> {
         let mut synced = Vec::new();
         for h in self.series.values_mut().filter(|h| h.dirty) {
-            h.file.sync()?;
-            synced.push(h.file.clone());
+            if let Some(f) = &h.file {
+                f.sync()?;
+                synced.push(f.clone());
+            }
             h.dirty = false;
         }
         if self.journal.used() > 0 {
@@ -308,13 +324,7 @@ impl Drop for Writer {
 fn journal_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let id = t
-        ^ ((std::process::id() as u64) << 40)
-        ^ N.fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let id = t ^ ((std::process::id() as u64) << 40) ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     id.max(1)
 }

@@ -26,12 +26,7 @@ fn kline(iv: Interval, slot: u64, version: u32) -> Kline {
     for (c, v) in values.iter_mut().enumerate() {
         *v = (version as f64) * 16.0 + c as f64 + (slot % 64) as f64 * 100_000.0;
     }
-    Kline {
-        open_time: iv.open_time(slot),
-        close_time: iv.close_time(slot),
-        values,
-        trades: version,
-    }
+    Kline { open_time: iv.open_time(slot), close_time: iv.close_time(slot), values, trades: version }
 }
 
 fn consistent(iv: Interval, k: &Kline) -> bool {
@@ -45,14 +40,7 @@ fn commit_plan(i: u32) -> Vec<(SeriesKey, Vec<u64>, Option<(u64, u64)>)> {
     let a: Vec<u64> = std::iter::once(COUNTER).chain(start..start + 60).collect();
     let m = BASE + 9500 + (i as u64 * 7) % 400;
     let b0 = 400_000 + (i as u64 % 50) * 3;
-    vec![
-        (key_a(), a, Some((m, m + 19))),
-        (
-            key_b(),
-            vec![b0, b0 + 1, b0 + 4100],
-            (i % 3 == 0).then_some((b0 + 10, b0 + 30)),
-        ),
-    ]
+    vec![(key_a(), a, Some((m, m + 19))), (key_b(), vec![b0, b0 + 1, b0 + 4100], (i % 3 == 0).then_some((b0 + 10, b0 + 30)))]
 }
 
 fn write_commit(w: &mut atm_store::Writer, i: u32) {
@@ -61,8 +49,7 @@ fn write_commit(w: &mut atm_store::Writer, i: u32) {
         let ks: Vec<Kline> = puts.iter().map(|&s| kline(iv, s, i)).collect();
         w.put_many(&key, &ks).unwrap();
         if let Some((a, z)) = missing {
-            w.mark_missing(&key, iv.open_time(a), iv.open_time(z))
-                .unwrap();
+            w.mark_missing(&key, iv.open_time(a), iv.open_time(z)).unwrap();
         }
     }
 }
@@ -95,23 +82,12 @@ fn model(k: u32) -> BTreeMap<SeriesKey, Model> {
 }
 
 fn open(dir: &Path) -> Store {
-    Store::open(
-        dir,
-        StoreOptions {
-            create: true,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    Store::open(dir, StoreOptions { create: true, ..Default::default() }).unwrap()
 }
 
 fn committed_count(store: &Store) -> u32 {
     match store.series(&key_a()).unwrap() {
-        Some(s) => s
-            .at(Interval::M1.open_time(COUNTER))
-            .unwrap()
-            .map(|k| k.trades)
-            .unwrap_or(0),
+        Some(s) => s.at(Interval::M1.open_time(COUNTER)).unwrap().map(|k| k.trades).unwrap_or(0),
         None => 0,
     }
 }
@@ -119,18 +95,10 @@ fn committed_count(store: &Store) -> u32 {
 fn assert_matches_model(store: &Store, k: u32) {
     for (key, m) in model(k) {
         let s = store.series(&key).unwrap().expect("series exists");
-        let got: BTreeMap<u64, Kline> = s
-            .range(0, i64::MAX / 2)
-            .unwrap()
-            .into_iter()
-            .map(|k| (key.interval.slot_of(k.open_time).unwrap(), k))
-            .collect();
+        let got: BTreeMap<u64, Kline> =
+            s.range(0, i64::MAX / 2).unwrap().into_iter().map(|k| (key.interval.slot_of(k.open_time).unwrap(), k)).collect();
         assert_eq!(got, m.present, "{key} after {k} commits");
-        assert_eq!(
-            s.stats().unwrap().missing,
-            m.missing.len() as u64,
-            "{key} missing"
-        );
+        assert_eq!(s.stats().unwrap().missing, m.missing.len() as u64, "{key} missing");
         assert!(s.verify().is_empty(), "{key}: {:?}", s.verify());
     }
 }
@@ -162,12 +130,8 @@ fn child_entry() {
             for i in first.. {
                 if i == stop_at {
                     match parts[3] {
-                        "tear" => {
-                            atm_store::fault::tear_next_journal_write(parts[4].parse().unwrap())
-                        }
-                        "abort" => {
-                            atm_store::fault::abort_after_block_writes(parts[4].parse().unwrap())
-                        }
+                        "tear" => atm_store::fault::tear_next_journal_write(parts[4].parse().unwrap()),
+                        "abort" => atm_store::fault::abort_after_block_writes(parts[4].parse().unwrap()),
                         _ => unreachable!(),
                     }
                 }
@@ -184,10 +148,7 @@ fn child_entry() {
                 for key in [key_a(), key_b()] {
                     if let Some(s) = store.series(&key).unwrap() {
                         for k in s.range(0, i64::MAX / 2).unwrap() {
-                            assert!(
-                                consistent(key.interval, &k),
-                                "torn or misplaced kline {k:?}"
-                            );
+                            assert!(consistent(key.interval, &k), "torn or misplaced kline {k:?}");
                             klines += 1;
                         }
                         if let Some(k) = s.latest().unwrap() {
@@ -218,11 +179,7 @@ fn watch(child: &mut Child) -> std::sync::mpsc::Receiver<u32> {
 }
 
 fn kill9(child: &mut Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
 }
 
@@ -235,9 +192,7 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
         let mut c = child(&format!("writer|{}", dir.path().display()));
         let rx = watch(&mut c);
         // Wait for a first commit, then a random extra delay.
-        let mut reported = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("child commits");
+        let mut reported = rx.recv_timeout(Duration::from_secs(30)).expect("child commits");
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
@@ -248,10 +203,7 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
         }
         let store = open(dir.path());
         let k = committed_count(&store);
-        assert!(
-            k == reported || k == reported + 1,
-            "trial {trial}: store has {k} commits, child reported {reported}"
-        );
+        assert!(k == reported || k == reported + 1, "trial {trial}: store has {k} commits, child reported {reported}");
         assert!(k > last, "progress");
         last = k;
         assert_matches_model(&store, k);
@@ -269,11 +221,7 @@ fn torn_journal_write_is_rolled_back() {
         let reported: Vec<u32> = rx.try_iter().collect();
         assert_eq!(reported.last(), Some(&5));
         let store = open(dir.path());
-        assert_eq!(
-            committed_count(&store),
-            5,
-            "torn at {bytes}: the torn commit is not there"
-        );
+        assert_eq!(committed_count(&store), 5, "torn at {bytes}: the torn commit is not there");
         assert_matches_model(&store, 5);
         // And the store takes new commits afterwards.
         let mut w = store.writer().unwrap();
@@ -304,11 +252,8 @@ fn readers_in_other_processes_never_see_torn_klines() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = child(&format!("writer|{}", dir.path().display()));
     let rx = watch(&mut w);
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("writer commits");
-    let mut readers: Vec<Child> = (0..2)
-        .map(|_| child(&format!("reader|{}|1500", dir.path().display())))
-        .collect();
+    rx.recv_timeout(Duration::from_secs(30)).expect("writer commits");
+    let mut readers: Vec<Child> = (0..2).map(|_| child(&format!("reader|{}|1500", dir.path().display()))).collect();
     let outputs: Vec<_> = readers.iter_mut().map(watch_lines).collect();
     for r in &mut readers {
         assert!(r.wait().unwrap().success(), "a reader saw a torn kline");
@@ -339,8 +284,7 @@ fn a_second_writer_is_refused_with_the_holders_pid_and_takes_over_after_death() 
     let dir = tempfile::tempdir().unwrap();
     let mut c = child(&format!("writer|{}", dir.path().display()));
     let rx = watch(&mut c);
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("writer commits");
+    rx.recv_timeout(Duration::from_secs(30)).expect("writer commits");
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     let mut w = store.writer().unwrap();
     let err = w.put(&key_a(), &kline(Interval::M1, BASE, 1)).unwrap_err();
@@ -348,15 +292,11 @@ fn a_second_writer_is_refused_with_the_holders_pid_and_takes_over_after_death() 
         Error::Locked { pid, .. } => assert_eq!(*pid, c.id() as i32),
         other => panic!("expected Locked, got {other}"),
     }
-    assert!(
-        err.to_string().contains(&format!("pid {}", c.id())),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&format!("pid {}", c.id())), "{err}");
     kill9(&mut c);
     // The dead writer's lock is gone: this writer takes over (recovering first).
     let k = committed_count(&store);
-    w.put(&key_a(), &kline(Interval::M1, COUNTER, k + 1000))
-        .unwrap();
+    w.put(&key_a(), &kline(Interval::M1, COUNTER, k + 1000)).unwrap();
     w.commit().unwrap();
     drop(w);
     let store = open(dir.path());

@@ -8,27 +8,10 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Put {
-        series: usize,
-        slot: u64,
-        seed: u32,
-    },
-    PutRun {
-        series: usize,
-        slot: u64,
-        len: u64,
-        seed: u32,
-    },
-    PutIrregular {
-        series: usize,
-        slot: u64,
-        seed: u32,
-    },
-    Missing {
-        series: usize,
-        slot: u64,
-        len: u64,
-    },
+    Put { series: usize, slot: u64, seed: u32 },
+    PutRun { series: usize, slot: u64, len: u64, seed: u32 },
+    PutIrregular { series: usize, slot: u64, seed: u32 },
+    Missing { series: usize, slot: u64, len: u64 },
     Commit,
     Rollback,
     Reopen,
@@ -69,20 +52,13 @@ fn slot_of(key: &SeriesKey, s: u64) -> u64 {
 
 fn kline(key: &SeriesKey, slot: u64, seed: u32, irregular: bool) -> Kline {
     let iv = key.interval;
-    let v = |i: u32| {
-        ((seed.wrapping_mul(2654435761).wrapping_add(i * 7919)) % 1_000_000) as f64 / 100.0
-    };
+    let v = |i: u32| ((seed.wrapping_mul(2654435761).wrapping_add(i * 7919)) % 1_000_000) as f64 / 100.0;
     let (mut o, mut c) = (iv.open_time(slot), iv.close_time(slot));
     if irregular {
         o += 1234;
         c -= 777;
     }
-    Kline {
-        open_time: o,
-        close_time: c,
-        values: [v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7)],
-        trades: seed,
-    }
+    Kline { open_time: o, close_time: c, values: [v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7)], trades: seed }
 }
 
 #[derive(Default, Clone)]
@@ -93,22 +69,12 @@ struct Model {
 
 fn check(store: &Store, key: &SeriesKey, m: &Model) {
     let Some(s) = store.series(key).unwrap() else {
-        assert!(
-            m.present.is_empty() && m.missing.is_empty(),
-            "{key}: no file but model has data"
-        );
+        assert!(m.present.is_empty() && m.missing.is_empty(), "{key}: no file but model has data");
         return;
     };
     let iv = key.interval;
     let got = s.range(i64::MIN / 2, i64::MAX / 2).unwrap();
-    let want: Vec<Kline> = m
-        .present
-        .values()
-        .map(|k| Kline {
-            values: k.values.map(|v| v as f32 as f64),
-            ..*k
-        })
-        .collect();
+    let want: Vec<Kline> = m.present.values().map(|k| Kline { values: k.values.map(|v| v as f32 as f64), ..*k }).collect();
     assert_eq!(got, want, "{key}: range");
     let st = s.stats().unwrap();
     assert_eq!(st.present, m.present.len() as u64);
@@ -117,11 +83,7 @@ fn check(store: &Store, key: &SeriesKey, m: &Model) {
     assert_eq!(st.last_open_time, want.last().map(|k| k.open_time));
     assert_eq!(s.latest().unwrap(), want.last().copied());
     let tail = s.tail(7).unwrap();
-    assert_eq!(
-        tail,
-        want[want.len().saturating_sub(7)..].to_vec(),
-        "{key}: tail"
-    );
+    assert_eq!(tail, want[want.len().saturating_sub(7)..].to_vec(), "{key}: tail");
     // Coverage over the model's span agrees slot by slot.
     let (lo, hi) = (slot_of(key, 0), slot_of(key, SPAN - 1).max(slot_of(key, 0)));
     let hi = if iv == Interval::Mo1 { 899 } else { hi };
@@ -146,16 +108,7 @@ fn check(store: &Store, key: &SeriesKey, m: &Model) {
 
 fn run(ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        Store::open(
-            dir.path(),
-            StoreOptions {
-                create: true,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    };
+    let open = || Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
     let keys = keys();
     let mut store = open();
     let mut w = Some(store.writer().unwrap());
@@ -172,23 +125,9 @@ fn run(ops: Vec<Op>) {
                 staged[series].present.insert(s, k);
                 staged[series].missing.remove(&s);
             }
-            Op::PutRun {
-                series,
-                slot,
-                len,
-                seed,
-            } => {
+            Op::PutRun { series, slot, len, seed } => {
                 let key = &keys[series];
-                let ks: Vec<Kline> = (0..len)
-                    .map(|i| {
-                        kline(
-                            key,
-                            slot_of(key, slot + i),
-                            seed.wrapping_add(i as u32),
-                            false,
-                        )
-                    })
-                    .collect();
+                let ks: Vec<Kline> = (0..len).map(|i| kline(key, slot_of(key, slot + i), seed.wrapping_add(i as u32), false)).collect();
                 wr.put_many(key, &ks).unwrap();
                 for k in ks {
                     let s = key.interval.slot_of(k.open_time).unwrap();
@@ -200,8 +139,7 @@ fn run(ops: Vec<Op>) {
                 let key = &keys[series];
                 let (a, z) = (slot_of(key, slot), slot_of(key, slot + len - 1));
                 let (a, z) = (a.min(z), a.max(z));
-                wr.mark_missing(key, key.interval.open_time(a), key.interval.open_time(z))
-                    .unwrap();
+                wr.mark_missing(key, key.interval.open_time(a), key.interval.open_time(z)).unwrap();
                 // Puts staged in the same commit win over missing marks regardless of order.
                 let pending = staged[series].clone();
                 for s in a..=z {
@@ -244,18 +182,5 @@ proptest! {
 
 #[test]
 fn regression_missing_then_put_in_one_commit() {
-    run(vec![
-        Op::Missing {
-            series: 0,
-            slot: 10,
-            len: 5,
-        },
-        Op::Put {
-            series: 0,
-            slot: 12,
-            seed: 1,
-        },
-        Op::Commit,
-        Op::Reopen,
-    ]);
+    run(vec![Op::Missing { series: 0, slot: 10, len: 5 }, Op::Put { series: 0, slot: 12, seed: 1 }, Op::Commit, Op::Reopen]);
 }

@@ -41,12 +41,5 @@ fn open(dir: &std::path::Path) -> Result<Store> {
 
 /// Opens the store, creating it with `precision` if it does not exist.
 fn open_or_create(dir: &std::path::Path, precision: Precision) -> Result<Store> {
-    Ok(Store::open(
-        dir,
-        StoreOptions {
-            create: true,
-            precision,
-            ..Default::default()
-        },
-    )?)
+    Ok(Store::open(dir, StoreOptions { create: true, precision, ..Default::default() })?)
 }

@@ -15,16 +15,11 @@ pub fn run(store: &Store, _a: VerifyArgs) -> Result<()> {
         log::info!("{n} series verified, no problems");
         Ok(())
     } else {
-        let series: std::collections::BTreeSet<_> =
-            problems.iter().filter_map(|p| p.series.clone()).collect();
+        let series: std::collections::BTreeSet<_> = problems.iter().filter_map(|p| p.series.clone()).collect();
         Err(CliError::Usage(format!(
             "{} problem(s) found in {}",
             problems.len(),
-            if series.is_empty() {
-                "the store's files".to_string()
-            } else {
-                series.into_iter().collect::<Vec<_>>().join(", ")
-            }
+            if series.is_empty() { "the store's files".to_string() } else { series.into_iter().collect::<Vec<_>>().join(", ") }
         )))
     }
 }
