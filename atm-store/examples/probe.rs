@@ -10,7 +10,9 @@ fn main() {
         let k = SeriesKey::parse(Market::Spot, &format!("S{i}"), Interval::M1).unwrap();
         let t0 = 1_700_000_040_000;
         w.put(&k, &Kline { open_time: t0, close_time: t0 + 59_999, values: [1.0; 8], trades: 1 }).unwrap();
-        if i % 100 == 99 { w.commit().unwrap(); }
+        if i % 100 == 99 {
+            w.commit().unwrap();
+        }
     }
     w.commit().unwrap();
     drop(w);
@@ -21,7 +23,9 @@ fn main() {
         let s = store.series(&k).unwrap().unwrap();
         let t1 = Instant::now();
         s.latest().unwrap();
-        if i < 3 { eprintln!("latest {:?}", t1.elapsed()); }
+        if i < 3 {
+            eprintln!("latest {:?}", t1.elapsed());
+        }
     }
     eprintln!("read {:?}", t.elapsed());
 }

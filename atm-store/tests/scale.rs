@@ -55,7 +55,12 @@ fn twenty_thousand_series_stay_within_default_limits() {
         let latest = store.series(&k).unwrap().unwrap().latest().unwrap().unwrap();
         assert_eq!(latest, kline(&k, i));
         if i % 1000 == 0 {
-            assert!(open_fds() < fd0 + FD_BUDGET && maps() < map0 + MAP_BUDGET, "reader holds {} fds, {} maps", open_fds() - fd0, maps() - map0);
+            assert!(
+                open_fds() < fd0 + FD_BUDGET && maps() < map0 + MAP_BUDGET,
+                "reader holds {} fds, {} maps",
+                open_fds() - fd0,
+                maps() - map0
+            );
         }
     }
     assert!(store.open_series() <= atm_store::DEFAULT_OPEN_SERIES);
