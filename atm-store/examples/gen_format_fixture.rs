@@ -7,7 +7,7 @@
 
 use atm_store::{layout::SERIES_VERSION, Store, StoreOptions};
 
-#[path = "../tests/fixture_data.rs"]
+#[path = "../tests/support/fixture_data.rs"]
 mod fixture_data;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -246,7 +246,7 @@ pub fn import_file(store: &Store, writer: &mut Writer, spec: &FileSpec, mut prog
         Importer { store, writer, key: &spec.key, path, pending: Vec::new(), slots: HashMap::new(), report: FileReport::default() };
     let mut sink = |line: u64, k: Kline| -> Result<()> {
         importer.row(line, k)?;
-        if importer.report.rows % 8192 == 0 {
+        if importer.report.rows.is_multiple_of(8192) {
             progress(importer.report.rows);
         }
         Ok(())

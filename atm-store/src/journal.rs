@@ -148,7 +148,7 @@ fn push_record(buf: &mut Vec<u8>, kind: u8, generation: u64, payload: &[u8]) {
     buf.extend_from_slice(payload);
     let crc = record_crc(&buf[start..]);
     buf[start + 16..start + 20].copy_from_slice(&crc.to_le_bytes());
-    while buf.len() % 8 != 0 {
+    while !buf.len().is_multiple_of(8) {
         buf.push(0);
     }
 }
@@ -166,6 +166,7 @@ fn encode_batch(key: &SeriesKey, precision: Precision, batch: &SeriesBatch) -> V
     b.extend_from_slice(sym);
     b.extend_from_slice(&(batch.puts.len() as u32).to_le_bytes());
     b.extend_from_slice(&(batch.missing.len() as u32).to_le_bytes());
+    b.extend_from_slice(&(batch.direct.len() as u32).to_le_bytes());
     for (slot, k) in &batch.puts {
         b.extend_from_slice(&slot.to_le_bytes());
         let regular = (key.interval.open_time(*slot), key.interval.close_time(*slot)) == (k.open_time, k.close_time);
@@ -184,7 +185,7 @@ fn encode_batch(key: &SeriesKey, precision: Precision, batch: &SeriesBatch) -> V
         }
         b.extend_from_slice(&k.trades.to_le_bytes());
     }
-    for (a, z) in &batch.missing {
+    for (a, z) in batch.missing.iter().chain(&batch.direct) {
         b.extend_from_slice(&a.to_le_bytes());
         b.extend_from_slice(&z.to_le_bytes());
     }
@@ -227,7 +228,7 @@ fn decode_batch(p: &[u8]) -> Option<(SeriesKey, Precision, SeriesBatch)> {
     let n = c.u8()? as usize;
     let sym = std::str::from_utf8(c.take(n)?).ok()?;
     let key = SeriesKey::new(market, Symbol::new(sym).ok()?, interval).ok()?;
-    let (np, nm) = (c.u32()? as usize, c.u32()? as usize);
+    let (np, nm, nd) = (c.u32()? as usize, c.u32()? as usize, c.u32()? as usize);
     let cap = interval.capacity();
     let mut puts = Vec::with_capacity(np.min(p.len() / 13));
     for _ in 0..np {
@@ -250,15 +251,20 @@ fn decode_batch(p: &[u8]) -> Option<(SeriesKey, Precision, SeriesBatch)> {
         let trades = c.u32()?;
         puts.push((slot, Kline { open_time, close_time, values, trades }));
     }
-    let mut missing = Vec::with_capacity(nm.min(p.len() / 16));
-    for _ in 0..nm {
-        let (a, z) = (c.u64()?, c.u64()?);
-        if a > z || z >= cap {
-            return None;
+    let mut ranges = |n: usize| -> Option<Vec<(u64, u64)>> {
+        let mut v = Vec::with_capacity(n.min(p.len() / 16));
+        for _ in 0..n {
+            let (a, z) = (c.u64()?, c.u64()?);
+            if a > z || z >= cap {
+                return None;
+            }
+            v.push((a, z));
         }
-        missing.push((a, z));
-    }
-    (c.at == p.len()).then_some((key, precision, SeriesBatch { puts, missing }))
+        Some(v)
+    };
+    let missing = ranges(nm)?;
+    let direct = ranges(nd)?;
+    (c.at == p.len()).then_some((key, precision, SeriesBatch { puts, missing, direct }))
 }
 
 /// Reads the committed groups of a journal image (the whole file's bytes).
@@ -326,7 +332,7 @@ mod tests {
         };
         let mut odd = k(12, 2.5);
         odd.close_time -= 1000;
-        (key, SeriesBatch { puts: vec![(10, k(10, 1.5)), (12, odd)], missing: vec![(20, 30)] })
+        (key, SeriesBatch { puts: vec![(10, k(10, 1.5)), (12, odd)], missing: vec![(20, 30)], direct: vec![(40, 50)] })
     }
 
     #[test]

@@ -299,7 +299,7 @@ mod tests {
                 assert!(offs.iter().all(|o| o % PAGE == 0));
             }
         }
-        assert!(MAX_EXCEPTIONS >= 300);
+        const { assert!(MAX_EXCEPTIONS >= 300) };
     }
 
     #[test]

@@ -62,7 +62,7 @@ impl Map {
     fn check(&self, off: usize, len: usize, align: usize) {
         let end = off.checked_add(len);
         assert!(matches!(end, Some(e) if e <= self.raw.len()), "mapped access {off}+{len} past the end ({}): layout bug", self.raw.len());
-        assert!((self.raw.as_ptr() as usize + off) % align == 0, "misaligned mapped access at {off}");
+        assert!((self.raw.as_ptr() as usize + off).is_multiple_of(align), "misaligned mapped access at {off}");
     }
 
     /// The bytes `off..off+len`.

@@ -72,6 +72,9 @@ pub(crate) struct SeriesBatch {
     pub puts: Vec<(u64, Kline)>,
     /// Inclusive slot ranges to mark known-missing where nothing is present.
     pub missing: Vec<(u64, u64)>,
+    /// Inclusive slot ranges whose values were already written into the file
+    /// and synced before the commit (the bulk path); applying only publishes them.
+    pub direct: Vec<(u64, u64)>,
 }
 
 /// An open series file.
@@ -371,9 +374,10 @@ impl SeriesFile {
     /// the map can never fault on a full disk.
     pub fn reserve(&self, batch: &SeriesBatch) -> Result<()> {
         let mut blocks: Vec<u64> = batch.puts.iter().map(|(s, _)| s / BLOCK_SLOTS).collect();
-        for &(a, b) in &batch.missing {
+        for &(a, b) in batch.missing.iter().chain(&batch.direct) {
             blocks.extend(a / BLOCK_SLOTS..=b / BLOCK_SLOTS);
         }
+        blocks.sort_unstable();
         blocks.dedup();
         let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
         for b in blocks {
@@ -425,7 +429,7 @@ impl SeriesFile {
         assert!(self.writable, "apply on a read-only series");
         let mut live = self.live()?;
         let mut blocks: Vec<u64> = batch.puts.iter().map(|(s, _)| s / BLOCK_SLOTS).collect();
-        for &(a, b) in &batch.missing {
+        for &(a, b) in batch.missing.iter().chain(&batch.direct) {
             blocks.extend(a / BLOCK_SLOTS..=b / BLOCK_SLOTS);
         }
         blocks.sort_unstable();
@@ -455,7 +459,6 @@ impl SeriesFile {
             fence(Ordering::Release);
             if !puts.is_empty() {
                 self.write_puts(puts);
-                crate::fault::block_written();
                 for (slot, k) in puts {
                     let regular = (self.key.interval.open_time(*slot), self.key.interval.close_time(*slot));
                     if (k.open_time, k.close_time) == regular {
@@ -465,16 +468,28 @@ impl SeriesFile {
                     }
                 }
             }
+            let mut direct = false;
+            for &(a, z) in &batch.direct {
+                let (a, z) = (a.max(lo), z.min(hi));
+                if a <= z {
+                    self.set_present(a, z);
+                    if !exc.is_empty() {
+                        exc.retain(|s, _| !(a..=z).contains(s));
+                    }
+                    direct = true;
+                }
+            }
             for &(a, z) in &batch.missing {
                 let (a, z) = (a.max(lo), z.min(hi));
                 if a <= z {
                     self.mark_missing_words(a, z);
                 }
             }
+            crate::fault::block_written();
             let (present, missing) = self.count_block(b);
             let mut crcs = before.crcs;
             for (k, c) in crcs.iter_mut().enumerate() {
-                if k >= COLUMNS || !puts.is_empty() || before.is_empty() || replay {
+                if k >= COLUMNS || !puts.is_empty() || direct || before.is_empty() || replay {
                     let (off, len) = self.layout.crc_range(k, b);
                     *c = crc32c::crc32c(self.map.bytes(off as usize, len as usize));
                 }
@@ -532,6 +547,29 @@ impl SeriesFile {
     /// Writes the values of `puts` (all in one block) column by column, one
     /// contiguous run at a time, and sets their present bits.
     fn write_puts(&self, puts: &[(u64, Kline)]) {
+        self.write_values(puts);
+        for (slot, _) in puts {
+            self.set_present(*slot, *slot);
+        }
+    }
+
+    /// Sets the present bits (and clears the missing bits) of slots `a..=z`.
+    fn set_present(&self, a: u64, z: u64) {
+        let mut s = a;
+        while s <= z {
+            let w = s / 64;
+            let end = z.min(w * 64 + 63);
+            let width = end - s + 1;
+            let mask = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << (s % 64) };
+            self.map.atomic_u64((self.layout.present_off + w * 8) as usize).fetch_or(mask, Ordering::Relaxed);
+            self.map.atomic_u64((self.layout.missing_off + w * 8) as usize).fetch_and(!mask, Ordering::Relaxed);
+            s = end + 1;
+        }
+    }
+
+    /// Writes the values of `puts` (sorted by slot) column by column, one
+    /// contiguous run at a time, without publishing them.
+    pub fn write_values(&self, puts: &[(u64, Kline)]) {
         let mut i = 0;
         let mut buf = Vec::new();
         while i < puts.len() {
@@ -554,11 +592,6 @@ impl SeriesFile {
                 }
                 let off = self.layout.col_off[c] + first * self.layout.col_width(c);
                 self.map.write(off as usize, &buf);
-            }
-            for (slot, _) in run {
-                let (w, bit) = (slot / 64, 1u64 << (slot % 64));
-                self.map.atomic_u64((self.layout.present_off + w * 8) as usize).fetch_or(bit, Ordering::Relaxed);
-                self.map.atomic_u64((self.layout.missing_off + w * 8) as usize).fetch_and(!bit, Ordering::Relaxed);
             }
             i = j;
         }

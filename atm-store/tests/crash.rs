@@ -35,12 +35,15 @@ fn consistent(iv: Interval, k: &Kline) -> bool {
 }
 
 /// What commit `i` writes: (series, puts, missing slot ranges).
-fn commit_plan(i: u32) -> Vec<(SeriesKey, Vec<u64>, Option<(u64, u64)>)> {
+/// (series, slots to put, slot range to mark missing).
+type Plan = (SeriesKey, Vec<u64>, Option<(u64, u64)>);
+
+fn commit_plan(i: u32) -> Vec<Plan> {
     let start = BASE + (i as u64 * 53) % 9000;
     let a: Vec<u64> = std::iter::once(COUNTER).chain(start..start + 60).collect();
     let m = BASE + 9500 + (i as u64 * 7) % 400;
     let b0 = 400_000 + (i as u64 % 50) * 3;
-    vec![(key_a(), a, Some((m, m + 19))), (key_b(), vec![b0, b0 + 1, b0 + 4100], (i % 3 == 0).then_some((b0 + 10, b0 + 30)))]
+    vec![(key_a(), a, Some((m, m + 19))), (key_b(), vec![b0, b0 + 1, b0 + 4100], i.is_multiple_of(3).then_some((b0 + 10, b0 + 30)))]
 }
 
 fn write_commit(w: &mut atm_store::Writer, i: u32) {
@@ -125,6 +128,7 @@ fn child_entry() {
         "writer" => {
             let store = open(dir);
             let mut w = store.writer().unwrap();
+            // Odd commits take the bulk path where they can, even ones the journal.
             let first = committed_count(&store) + 1;
             let stop_at: u32 = parts.get(2).map(|s| s.parse().unwrap()).unwrap_or(u32::MAX);
             for i in first.. {
@@ -135,6 +139,7 @@ fn child_entry() {
                         _ => unreachable!(),
                     }
                 }
+                w.set_bulk_threshold(if i % 2 == 1 { 1 } else { usize::MAX });
                 write_commit(&mut w, i);
                 w.commit().unwrap();
                 println!("@@ {i}");
@@ -234,16 +239,17 @@ fn torn_journal_write_is_rolled_back() {
 
 #[test]
 fn crash_in_the_middle_of_applying_a_commit_is_replayed() {
-    for blocks in [0u64, 1, 2] {
+    // Commit 4 goes through the journal, commit 5 through the bulk path.
+    for (at, blocks) in [(4u32, 0u64), (4, 1), (4, 2), (5, 0), (5, 1)] {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = child(&format!("writer|{}|4|abort|{blocks}", dir.path().display()));
+        let mut c = child(&format!("writer|{}|{at}|abort|{blocks}", dir.path().display()));
         let rx = watch(&mut c);
         assert!(!c.wait().unwrap().success());
-        assert_eq!(rx.try_iter().last(), Some(3));
-        // The journal sync happened before the abort: commit 4 is durable.
+        assert_eq!(rx.try_iter().last(), Some(at - 1));
+        // The journal sync happened before the abort: the commit is durable.
         let store = open(dir.path());
-        assert_eq!(committed_count(&store), 4, "abort after {blocks} blocks");
-        assert_matches_model(&store, 4);
+        assert_eq!(committed_count(&store), at, "abort in commit {at} after {blocks} blocks");
+        assert_matches_model(&store, at);
     }
 }
 

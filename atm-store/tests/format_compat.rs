@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use atm_store::{Market, Store, StoreOptions};
 
+#[path = "support/fixture_data.rs"]
 mod fixture_data;
 
 fn copy_dir(from: &Path, to: &Path) {

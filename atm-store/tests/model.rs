@@ -107,11 +107,20 @@ fn check(store: &Store, key: &SeriesKey, m: &Model) {
 }
 
 fn run(ops: Vec<Op>) {
+    run_with(ops, usize::MAX)
+}
+
+fn run_with(ops: Vec<Op>, bulk_threshold: usize) {
     let dir = tempfile::tempdir().unwrap();
     let open = || Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
     let keys = keys();
     let mut store = open();
-    let mut w = Some(store.writer().unwrap());
+    let writer = |s: &Store| {
+        let mut w = s.writer().unwrap();
+        w.set_bulk_threshold(bulk_threshold);
+        w
+    };
+    let mut w = Some(writer(&store));
     let mut committed = vec![Model::default(); 3];
     let mut staged = committed.clone();
     for op in ops {
@@ -160,7 +169,7 @@ fn run(ops: Vec<Op>) {
                 drop(w.take());
                 drop(store);
                 store = open();
-                w = Some(store.writer().unwrap());
+                w = Some(writer(&store));
                 staged = committed.clone();
             }
         }
@@ -177,6 +186,11 @@ proptest! {
     #[test]
     fn store_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
         run(ops);
+    }
+
+    #[test]
+    fn store_matches_model_with_bulk_commits(ops in proptest::collection::vec(op(), 1..40)) {
+        run_with(ops, 1);
     }
 }
 

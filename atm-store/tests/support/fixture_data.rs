@@ -3,7 +3,10 @@
 
 use atm_store::{Interval, Kline, Market, SeriesKey, Store};
 
-pub fn series() -> Vec<(SeriesKey, Vec<Kline>, Option<(i64, i64)>)> {
+/// (series, its klines, a known-missing open-time range).
+pub type FixtureSeries = (SeriesKey, Vec<Kline>, Option<(i64, i64)>);
+
+pub fn series() -> Vec<FixtureSeries> {
     let mo = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::Mo1).unwrap();
     let d1 = SeriesKey::parse(Market::CoinM, "BTCUSD_PERP", Interval::D1).unwrap();
     let mk = |iv: Interval, slot: u64, i: u32| Kline {
