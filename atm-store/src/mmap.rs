@@ -65,6 +65,17 @@ impl Map {
         assert!((self.raw.as_ptr() as usize + off).is_multiple_of(align), "misaligned mapped access at {off}");
     }
 
+    /// Asks the kernel to map the pages of `off..off+len` now, in one call,
+    /// instead of one page fault per page (the map is `MADV_RANDOM`, which
+    /// disables fault-around). A hint: errors (old kernels) are ignored.
+    pub(crate) fn populate(&self, off: usize, len: usize) {
+        let start = off / 4096 * 4096;
+        let end = (off + len).min(self.raw.len());
+        if end > start {
+            let _ = self.raw.advise_range(memmap2::Advice::PopulateRead, start, end - start);
+        }
+    }
+
     /// The bytes `off..off+len`.
     pub(crate) fn bytes(&self, off: usize, len: usize) -> &[u8] {
         self.check(off, len, 1);

@@ -298,7 +298,8 @@ impl Series {
     }
 
     /// Runs `f` over a zero-copy view of the slots with open times in
-    /// `from..=to` (clipped to the grid), after verifying the checksums of
+    /// `from..=to`, clipped to the series' present span (first to last
+    /// present kline; `None` when they do not overlap), after verifying the checksums of
     /// `columns` and the slot states. If a writer changes any of those blocks
     /// while `f` runs, `f` runs again on the new bytes, so what `f` returns
     /// was computed from one consistent snapshot.
@@ -317,7 +318,7 @@ impl Series {
     /// assert_eq!(total, 20.0);
     /// ```
     pub fn view<R>(&self, from: i64, to: i64, columns: &[Column], f: impl FnMut(&Slots<'_>) -> R) -> Result<Option<R>> {
-        let Some((a, z)) = self.grid_span(from, to) else {
+        let Some((a, z)) = self.slot_span(from, to)? else {
             return Ok(None);
         };
         let mask = columns.iter().fold(STATES, |m, c| m | 1 << c.index());

@@ -343,6 +343,14 @@ impl SeriesFile {
     /// writer changed any of those blocks meanwhile.
     pub fn read_section<R>(&self, s0: u64, s1: u64, mask: u16, mut f: impl FnMut(&Slots<'_>) -> R) -> Result<R> {
         let (b0, b1) = (s0 / BLOCK_SLOTS, s1 / BLOCK_SLOTS);
+        if b1 > b0 + 2 {
+            // Large reads: map the pages of every region read in one call each.
+            for k in (0..BLOCK_CRCS).filter(|k| mask & (1 << k) != 0) {
+                let (a, _) = self.layout.crc_range(k, b0);
+                let (z, len) = self.layout.crc_range(k, b1);
+                self.map.populate(a as usize, (z + len - a) as usize);
+            }
+        }
         'retry: loop {
             let mut entries = Vec::with_capacity((b1 - b0 + 1) as usize);
             for b in b0..=b1 {
@@ -777,6 +785,30 @@ impl Slots<'_> {
         } else {
             SlotState::Unknown
         }
+    }
+
+    /// True when every slot of the window is present (checked a block or a
+    /// bitmap word at a time), so the column slices hold only klines.
+    pub fn all_present(&self) -> bool {
+        let l = &self.file.layout;
+        let mut s = self.first;
+        while s <= self.last {
+            let b = s / BLOCK_SLOTS;
+            let e = &self.entries[(b - self.b0) as usize];
+            let block_end = (b + 1) * BLOCK_SLOTS - 1;
+            if e.present as u64 == BLOCK_SLOTS {
+                s = block_end + 1;
+                continue;
+            }
+            let end = self.last.min(s | 63);
+            let width = end - s + 1;
+            let mask = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << (s % 64) };
+            if self.file.u64_at(l.present_off + s / 64 * 8) & mask != mask {
+                return false;
+            }
+            s = end + 1;
+        }
+        true
     }
 
     /// Column `c` (0..8) of an `f32` store, zero-copy.
