@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn fixed_intervals_round_trip_slots() {
         for i in Interval::ALL {
-            for slot in [0u64, 1, 17, 1000, i.capacity() - 1] {
+            for slot in [0u64, 1, 17, 1000, i.capacity() - 1].into_iter().filter(|&s| s < i.capacity()) {
                 let t = i.open_time(slot);
                 assert_eq!(i.slot_of(t).unwrap(), slot, "{i} slot {slot}");
                 assert_eq!(i.slot_of(i.close_time(slot)).unwrap(), slot, "{i} close");

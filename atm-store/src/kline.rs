@@ -44,7 +44,7 @@ impl Precision {
     /// use atm_store::Precision;
     /// let v = Precision::F32.parse_decimal("0.1").unwrap();
     /// assert_eq!(v, 0.1f32 as f64);
-    /// assert!(Precision::F32.parse_decimal("1e5x").is_err());
+    /// assert!(Precision::F32.parse_decimal("1e5x").is_none());
     /// ```
     pub fn parse_decimal(self, s: &str) -> Option<f64> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'e' || b == b'E') {

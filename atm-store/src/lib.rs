@@ -73,4 +73,4 @@ pub use series_file::{Exception, SlotState, Slots};
 pub use store::{Store, StoreOptions, DEFAULT_OPEN_SERIES, SERIES_EXT};
 pub use symbol::{Symbol, MAX_SYMBOL_BYTES};
 pub use verify::Problem;
-pub use writer::{CommitStats, Writer};
+pub use writer::{Columns, CommitStats, FloatColumn, Writer};

@@ -53,8 +53,9 @@ impl Map {
         let mut opts = MmapOptions::new();
         opts.len(len);
         let raw = if writable { opts.map_raw(file)? } else { opts.map_raw_read_only(file)? };
-        // Series files are sparse and touched a few pages at a time: without
-        // this, every page fault reads ahead (and zero-fills) megabytes.
+        // Series files are sparse and mostly touched a few pages at a time:
+        // without this, each page fault would read ahead (and zero-fill)
+        // megabytes. Large reads ask for their pages with `populate`.
         raw.advise(memmap2::Advice::Random)?;
         Ok(Map { raw, writable })
     }

@@ -314,8 +314,8 @@ impl Series {
     /// # for m in 0..10 { let t = t0 + m * 60_000; w.put(&key, &Kline { open_time: t, close_time: t + 59_999, values: [2.0; 8], trades: 1 }).unwrap(); }
     /// # w.commit().unwrap();
     /// let s = store.series(&key).unwrap().unwrap();
-    /// let total: f32 = s.view(t0, t0 + 9 * 60_000, &[Column::Volume], |v| v.f32s(Column::Volume.index()).unwrap().iter().sum()).unwrap();
-    /// assert_eq!(total, 20.0);
+    /// let total: Option<f32> = s.view(t0, t0 + 9 * 60_000, &[Column::Volume], |v| v.f32s(Column::Volume.index()).unwrap().iter().sum()).unwrap();
+    /// assert_eq!(total, Some(20.0));
     /// ```
     pub fn view<R>(&self, from: i64, to: i64, columns: &[Column], f: impl FnMut(&Slots<'_>) -> R) -> Result<Option<R>> {
         let Some((a, z)) = self.slot_span(from, to)? else {

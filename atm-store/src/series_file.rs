@@ -343,7 +343,7 @@ impl SeriesFile {
     /// writer changed any of those blocks meanwhile.
     pub fn read_section<R>(&self, s0: u64, s1: u64, mask: u16, mut f: impl FnMut(&Slots<'_>) -> R) -> Result<R> {
         let (b0, b1) = (s0 / BLOCK_SLOTS, s1 / BLOCK_SLOTS);
-        if b1 > b0 + 2 {
+        if b1 >= b0 + 32 {
             // Large reads: map the pages of every region read in one call each.
             for k in (0..BLOCK_CRCS).filter(|k| mask & (1 << k) != 0) {
                 let (a, _) = self.layout.crc_range(k, b0);
@@ -388,21 +388,29 @@ impl SeriesFile {
         blocks.sort_unstable();
         blocks.dedup();
         let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
-        for b in blocks {
-            if reserved.contains(&b) {
-                continue;
+        blocks.retain(|b| !reserved.contains(b));
+        // One fallocate per region for each run of consecutive blocks.
+        let mut i = 0;
+        while i < blocks.len() {
+            let mut j = i + 1;
+            while j < blocks.len() && blocks[j] == blocks[j - 1] + 1 {
+                j += 1;
             }
-            let mut ranges = vec![(self.layout.entry_off(b) / PAGE * PAGE, PAGE)];
+            let (b0, b1) = (blocks[i], blocks[j - 1]);
+            let table = self.layout.entry_off(b0) / PAGE * PAGE;
+            let mut ranges = vec![(table, (self.layout.entry_off(b1) + ENTRY_BYTES).div_ceil(PAGE) * PAGE - table)];
             for k in 0..BLOCK_CRCS {
-                let (off, len) = self.layout.crc_range(k, b);
-                let start = off / PAGE * PAGE;
-                ranges.push((start, (off + len).div_ceil(PAGE) * PAGE - start));
+                let (a, _) = self.layout.crc_range(k, b0);
+                let (z, len) = self.layout.crc_range(k, b1);
+                let start = a / PAGE * PAGE;
+                ranges.push((start, (z + len).div_ceil(PAGE) * PAGE - start));
             }
             for (off, len) in ranges {
                 nix::fcntl::fallocate(&self.file, nix::fcntl::FallocateFlags::empty(), off as i64, len as i64)
                     .map_err(|e| nix_io("reserve space in", &self.path, e))?;
             }
-            reserved.insert(b);
+            reserved.extend(b0..=b1);
+            i = j;
         }
         Ok(())
     }
@@ -559,6 +567,41 @@ impl SeriesFile {
         for (slot, _) in puts {
             self.set_present(*slot, *slot);
         }
+    }
+
+    /// Writes column slices for consecutive slots from `first` with `pwrite`
+    /// (through the page cache, without faulting the map), converting to the
+    /// store's precision in chunks. Publishes nothing.
+    pub fn write_column_slices(&self, first: u64, cols: &crate::writer::Columns<'_>) -> Result<()> {
+        use crate::writer::FloatColumn;
+        const CHUNK: usize = 16 * 1024;
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 8);
+        let n = cols.trades.len();
+        for c in 0..COLUMNS {
+            let mut i = 0;
+            while i < n {
+                let j = (i + CHUNK).min(n);
+                buf.clear();
+                if c == FLOAT_COLUMNS {
+                    cols.trades[i..j].iter().for_each(|t| buf.extend_from_slice(&t.to_le_bytes()));
+                } else {
+                    match (cols.values[c], self.precision) {
+                        (FloatColumn::F32(v), Precision::F32) => v[i..j].iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                        (FloatColumn::F32(v), Precision::F64) => {
+                            v[i..j].iter().for_each(|x| buf.extend_from_slice(&(*x as f64).to_le_bytes()))
+                        }
+                        (FloatColumn::F64(v), Precision::F32) => {
+                            v[i..j].iter().for_each(|x| buf.extend_from_slice(&(*x as f32).to_le_bytes()))
+                        }
+                        (FloatColumn::F64(v), Precision::F64) => v[i..j].iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                    }
+                }
+                let off = self.layout.col_off[c] + (first + i as u64) * self.layout.col_width(c);
+                self.file.write_all_at(&buf, off).map_err(|e| Error::io("write", &self.path, e))?;
+                i = j;
+            }
+        }
+        Ok(())
     }
 
     /// Sets the present bits (and clears the missing bits) of slots `a..=z`.
@@ -897,5 +940,4 @@ fn decode_live(b: &[u8]) -> Option<Live> {
     })
 }
 
-#[allow(dead_code)]
 const _: () = assert!(ENTRY_BYTES as usize == entry::CRC + 4);

@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::layout::get_u32;
-use crate::lock::{lock_table, LockTable};
 use crate::series::Series;
 use crate::series_file::SeriesFile;
 use crate::{Interval, Market, Precision, SeriesKey, Symbol};
@@ -71,7 +70,6 @@ pub struct Store {
 pub(crate) struct StoreInner {
     pub dir: PathBuf,
     pub precision: Precision,
-    pub locks: Arc<LockTable>,
     cache: Mutex<Cache>,
 }
 
@@ -171,11 +169,9 @@ impl Store {
             }
             Err(e) => return Err(Error::io("read", &head, e)),
         };
-        let locks = lock_table(dir)?;
         let inner = StoreInner {
             dir: dir.to_path_buf(),
             precision,
-            locks,
             cache: Mutex::new(Cache { cap: opts.max_open_series.max(1), tick: 0, map: HashMap::new() }),
         };
         let store = Store { inner: Arc::new(inner) };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::layout::{BLOCK_SLOTS, MAX_EXCEPTIONS};
+use crate::lock::{lock_table, LockTable};
 use crate::series_file::{SeriesBatch, SeriesFile};
 use crate::store::StoreInner;
 use crate::{Kline, SeriesKey};
@@ -17,6 +18,68 @@ use crate::{Kline, SeriesKey};
 const CHECKPOINT_BYTES: u64 = 64 << 20;
 /// Klines in one commit from which fresh blocks take the bulk path.
 const DIRECT_MIN_KLINES: usize = 16_384;
+
+/// One float column of [`Columns`], in either precision.
+#[derive(Clone, Copy, Debug)]
+pub enum FloatColumn<'a> {
+    /// `f32` values.
+    F32(&'a [f32]),
+    /// `f64` values (rounded once to `f32` in an `f32` store).
+    F64(&'a [f64]),
+}
+
+impl<'a> FloatColumn<'a> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            FloatColumn::F32(v) => v.len(),
+            FloatColumn::F64(v) => v.len(),
+        }
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, i: usize) -> f64 {
+        match self {
+            FloatColumn::F32(v) => v[i] as f64,
+            FloatColumn::F64(v) => v[i],
+        }
+    }
+
+    fn first_non_finite(&self) -> Option<usize> {
+        match self {
+            FloatColumn::F32(v) => v.iter().position(|x| !x.is_finite()),
+            FloatColumn::F64(v) => v.iter().position(|x| !x.is_finite()),
+        }
+    }
+
+    pub(crate) fn slice(&self, i: usize, j: usize) -> FloatColumn<'a> {
+        match self {
+            FloatColumn::F32(v) => FloatColumn::F32(&v[i..j]),
+            FloatColumn::F64(v) => FloatColumn::F64(&v[i..j]),
+        }
+    }
+}
+
+/// Consecutive regular klines as columns, for [`Writer::commit_columns`]:
+/// the 8 float columns in storage order (open, high, low, close, volume,
+/// quote_volume, taker_buy_base, taker_buy_quote) and the trade counts.
+#[derive(Clone, Copy, Debug)]
+pub struct Columns<'a> {
+    /// The float columns, all of the same length as `trades`.
+    pub values: [FloatColumn<'a>; crate::FLOAT_COLUMNS],
+    /// Trade counts.
+    pub trades: &'a [u32],
+}
+
+impl<'a> Columns<'a> {
+    pub(crate) fn slice(&self, i: usize, j: usize) -> Columns<'a> {
+        Columns { values: self.values.map(|c| c.slice(i, j)), trades: &self.trades[i..j] }
+    }
+}
 
 /// What one [`Writer::commit`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,6 +103,8 @@ struct Held {
     dirty: bool,
     /// Rows of the commit in progress that took the bulk path.
     direct_rows: Vec<(u64, Kline)>,
+    /// Bulk data written by `commit_columns`, to sync before the journal.
+    unsynced_direct: bool,
     last_used: u64,
 }
 
@@ -60,6 +125,8 @@ pub struct Writer {
     commits: u64,
     tick: u64,
     direct_min: usize,
+    /// The store's lock table (opened by the first writer of the process).
+    locks: Arc<LockTable>,
 }
 
 impl Writer {
@@ -71,7 +138,8 @@ impl Writer {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| Error::io("create", &path, e))?;
         file.try_lock().map_err(|e| Error::io("lock", &path, std::io::Error::other(e.to_string())))?;
         let journal = Journal::create(&path, file, id)?;
-        Ok(Writer { store, journal, series: HashMap::new(), commits: 0, tick: 0, direct_min: DIRECT_MIN_KLINES })
+        let locks = lock_table(&store.dir)?;
+        Ok(Writer { store, journal, series: HashMap::new(), commits: 0, tick: 0, direct_min: DIRECT_MIN_KLINES, locks })
     }
 
     /// Locks and opens (creating if needed) the series `key` for writing.
@@ -88,17 +156,25 @@ impl Writer {
             let path = self.store.series_path(key);
             let file = SeriesFile::create_or_open(&path, key, self.store.precision)?;
             let inode = file.file().metadata().map_err(|e| Error::io("stat", &path, e))?.ino();
-            self.store.locks.try_lock(inode, &format!("series {key}"))?;
+            self.locks.try_lock(inode, &format!("series {key}"))?;
             let dirty = file.dirty();
             if dirty != 0 && dirty != self.journal.id {
                 // A writer died with unsynced changes to this series: replay its
                 // journal before writing anything over them.
                 if let Err(e) = crate::recovery::recover_journal_id(&self.store, dirty) {
-                    self.store.locks.unlock(inode);
+                    self.locks.unlock(inode);
                     return Err(e);
                 }
             }
-            let held = Held { file: Some(Arc::new(file)), inode, staged: SeriesBatch::default(), dirty: false, direct_rows: Vec::new(), last_used: tick };
+            let held = Held {
+                file: Some(Arc::new(file)),
+                inode,
+                staged: SeriesBatch::default(),
+                dirty: false,
+                direct_rows: Vec::new(),
+                unsynced_direct: false,
+                last_used: tick,
+            };
             self.series.insert(key.clone(), held);
         }
         self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))
@@ -196,7 +272,7 @@ impl Writer {
         let mut keys = Vec::new();
         for (key, h) in self.series.iter_mut() {
             let b = &mut h.staged;
-            if b.puts.is_empty() && b.missing.is_empty() {
+            if b.puts.is_empty() && b.missing.is_empty() && b.direct.is_empty() {
                 continue;
             }
             // Stable sort keeps insertion order among equal slots; keep the last.
@@ -211,7 +287,7 @@ impl Writer {
             b.puts = out;
             b.missing.sort_unstable();
             stats.series += 1;
-            stats.klines += b.puts.len();
+            stats.klines += b.puts.len() + b.direct.iter().map(|(a, z)| (z - a + 1) as usize).sum::<usize>();
             stats.missing_ranges += b.missing.len();
             keys.push(key.clone());
         }
@@ -319,16 +395,110 @@ impl Writer {
                         _ => ranges.push((*s, *s)),
                     }
                 }
-                h.staged.direct = ranges;
+                h.staged.direct.extend(ranges);
+                h.staged.direct.sort_unstable();
                 h.direct_rows = direct;
                 written.push(file);
             }
             h.staged.puts = rest;
         }
+        for h in self.series.values_mut().filter(|h| h.unsynced_direct) {
+            if let Some(f) = &h.file {
+                written.push(f.clone());
+            }
+            h.unsynced_direct = false;
+        }
         for f in written {
             f.sync()?;
         }
         Ok(())
+    }
+
+    /// Writes `n` regular klines starting at `first_open_time`, given as
+    /// columns, and commits them together with everything staged: the bulk
+    /// path for big imports and benchmarks. Blocks nobody has written yet
+    /// are written straight from the slices (no per-kline copies); the rest
+    /// goes through the journal like [`put_many`](Self::put_many). The run
+    /// wins over anything staged for the same slots.
+    ///
+    /// ```
+    /// # use atm_store::*;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+    /// let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();
+    /// let close = vec![42_000.5f32; 1000];
+    /// let trades = vec![7u32; 1000];
+    /// let cols = Columns { values: [FloatColumn::F32(&close); 8], trades: &trades };
+    /// let mut w = store.writer().unwrap();
+    /// w.commit_columns(&key, 1_704_067_200_000, &cols).unwrap();
+    /// assert_eq!(store.series(&key).unwrap().unwrap().stats().unwrap().present, 1000);
+    /// ```
+    pub fn commit_columns(&mut self, key: &SeriesKey, first_open_time: i64, cols: &Columns<'_>) -> Result<CommitStats> {
+        let n = cols.trades.len();
+        if cols.values.iter().any(|c| c.len() != n) {
+            return Err(Error::InvalidInput(format!("{key}: columns of different lengths")));
+        }
+        if n == 0 {
+            return self.commit();
+        }
+        let iv = key.interval;
+        if !iv.is_aligned(first_open_time) {
+            return Err(Error::InvalidInput(format!("{key}: first open time {first_open_time} is not on the {iv} grid")));
+        }
+        let s0 = iv.slot_of(first_open_time)?;
+        let s1 = s0 + n as u64 - 1;
+        if s1 >= iv.capacity() {
+            return Err(Error::InvalidInput(format!("{key}: {n} klines from {first_open_time} run past the store's horizon")));
+        }
+        if let Some((c, i)) = cols.values.iter().enumerate().find_map(|(c, col)| col.first_non_finite().map(|i| (c, i))) {
+            return Err(Error::InvalidInput(format!("{key}: kline {i} has a non-finite {}", crate::Column::ALL[c].name())));
+        }
+        self.hold(key)?;
+        let file = self.file(key)?;
+        let precision = self.store.precision;
+        let mut direct: Vec<(u64, u64)> = Vec::new();
+        let mut rows: Vec<(u64, Kline)> = Vec::new();
+        let mut b = s0 / BLOCK_SLOTS;
+        while b * BLOCK_SLOTS <= s1 {
+            let (a, z) = ((b * BLOCK_SLOTS).max(s0), ((b + 1) * BLOCK_SLOTS - 1).min(s1));
+            let e = file.entry(b)?;
+            if e.present == 0 && e.missing == 0 {
+                match direct.last_mut() {
+                    Some(r) if r.1 + 1 == a => r.1 = z,
+                    _ => direct.push((a, z)),
+                }
+            } else {
+                for s in a..=z {
+                    let i = (s - s0) as usize;
+                    let mut values = [0.0; crate::FLOAT_COLUMNS];
+                    for (c, v) in values.iter_mut().enumerate() {
+                        *v = precision.round(cols.values[c].get(i));
+                    }
+                    rows.push((s, Kline { open_time: iv.open_time(s), close_time: iv.close_time(s), values, trades: cols.trades[i] }));
+                }
+            }
+            b += 1;
+        }
+        let staged = SeriesBatch { puts: Vec::new(), missing: Vec::new(), direct: direct.clone() };
+        file.reserve(&staged)?;
+        for &(a, z) in &direct {
+            let (i, j) = ((a - s0) as usize, (z - s0 + 1) as usize);
+            file.write_column_slices(a, &cols.slice(i, j))?;
+        }
+        let h = self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+        // The run is the newest write: it replaces staged klines of its slots.
+        h.staged.puts.retain(|(s, _)| !(s0..=s1).contains(s));
+        h.staged.puts.extend(rows);
+        h.staged.direct.extend(direct);
+        h.unsynced_direct = true;
+        let r = self.commit();
+        if r.is_err() {
+            if let Some(h) = self.series.get_mut(key) {
+                h.staged.direct.clear();
+                h.unsynced_direct = false;
+            }
+        }
+        r
     }
 
     /// Undoes [`write_direct`](Self::write_direct)'s move of rows after a failed commit.
@@ -385,7 +555,7 @@ impl Writer {
             self.checkpoint()?;
         }
         if let Some(h) = self.series.remove(key) {
-            self.store.locks.unlock(h.inode);
+            self.locks.unlock(h.inode);
         }
         Ok(())
     }
@@ -400,7 +570,7 @@ impl Writer {
         let path = self.journal.path.clone();
         std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
         for (key, h) in self.series.drain() {
-            self.store.locks.unlock(h.inode);
+            self.locks.unlock(h.inode);
             self.store.forget(&key);
         }
         Ok(())

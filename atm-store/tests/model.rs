@@ -12,6 +12,7 @@ enum Op {
     PutRun { series: usize, slot: u64, len: u64, seed: u32 },
     PutIrregular { series: usize, slot: u64, seed: u32 },
     Missing { series: usize, slot: u64, len: u64 },
+    Columns { series: usize, slot: u64, len: u64, seed: u32 },
     Commit,
     Rollback,
     Reopen,
@@ -35,6 +36,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..3usize, 0..SPAN, 1..300u64, any::<u32>()).prop_map(|(series, slot, len, seed)| Op::PutRun { series, slot, len, seed }),
         1 => (0..3usize, 0..SPAN, any::<u32>()).prop_map(|(series, slot, seed)| Op::PutIrregular { series, slot, seed }),
         2 => (0..3usize, 0..SPAN, 1..500u64).prop_map(|(series, slot, len)| Op::Missing { series, slot, len }),
+        1 => (0..3usize, 0..SPAN, 1..6000u64, any::<u32>()).prop_map(|(series, slot, len, seed)| Op::Columns { series, slot, len, seed }),
         3 => Just(Op::Commit),
         1 => Just(Op::Rollback),
         1 => Just(Op::Reopen),
@@ -157,6 +159,24 @@ fn run_with(ops: Vec<Op>, bulk_threshold: usize) {
                     }
                 }
             }
+            Op::Columns { series, slot, len, seed } => {
+                let key = &keys[series];
+                let s0 = slot_of(key, slot);
+                let len = if key.interval == Interval::Mo1 { len.min(900 - s0) } else { len };
+                let ks: Vec<Kline> = (0..len).map(|i| kline(key, s0 + i, seed.wrapping_add(i as u32), false)).collect();
+                let col = |c: usize| ks.iter().map(|k| k.values[c] as f32).collect::<Vec<f32>>();
+                let cols: Vec<Vec<f32>> = (0..8).map(col).collect();
+                let trades: Vec<u32> = ks.iter().map(|k| k.trades).collect();
+                let columns =
+                    atm_store::Columns { values: std::array::from_fn(|c| atm_store::FloatColumn::F32(&cols[c])), trades: &trades };
+                wr.commit_columns(key, ks[0].open_time, &columns).unwrap();
+                for k in ks {
+                    let s = key.interval.slot_of(k.open_time).unwrap();
+                    staged[series].present.insert(s, k);
+                    staged[series].missing.remove(&s);
+                }
+                committed = staged.clone();
+            }
             Op::Commit => {
                 wr.commit().unwrap();
                 committed = staged.clone();
@@ -173,7 +193,7 @@ fn run_with(ops: Vec<Op>, bulk_threshold: usize) {
                 staged = committed.clone();
             }
         }
-        if matches!(op, Op::Commit | Op::Reopen | Op::Rollback) {
+        if matches!(op, Op::Commit | Op::Reopen | Op::Rollback | Op::Columns { .. }) {
             for (i, key) in keys.iter().enumerate() {
                 check(&store, key, &committed[i]);
             }
@@ -197,4 +217,9 @@ proptest! {
 #[test]
 fn regression_missing_then_put_in_one_commit() {
     run(vec![Op::Missing { series: 0, slot: 10, len: 5 }, Op::Put { series: 0, slot: 12, seed: 1 }, Op::Commit, Op::Reopen]);
+}
+
+#[test]
+fn regression_staged_put_and_column_run_share_a_fresh_block() {
+    run_with(vec![Op::PutRun { series: 1, slot: 0, len: 1, seed: 0 }, Op::Columns { series: 1, slot: 1, len: 1, seed: 0 }], 1);
 }

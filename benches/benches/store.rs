@@ -18,7 +18,12 @@ fn key(sym: &str) -> SeriesKey {
 fn kline(i: u64) -> Kline {
     let t = ORIGIN + i as i64 * 60_000;
     let p = 10_000.0 + ((i * 7919) % 1000) as f64 * 0.01;
-    Kline { open_time: t, close_time: t + 59_999, values: [p, p + 1.0, p - 1.0, p + 0.5, 12.5, p * 12.5, 6.0, p * 6.0], trades: (i % 500) as u32 }
+    Kline {
+        open_time: t,
+        close_time: t + 59_999,
+        values: [p, p + 1.0, p - 1.0, p + 0.5, 12.5, p * 12.5, 6.0, p * 6.0],
+        trades: (i % 500) as u32,
+    }
 }
 
 fn filled_store() -> (tempfile::TempDir, Store) {
