@@ -33,6 +33,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Check every checksum and invariant of the store; one line per problem.
     Verify(VerifyArgs),
+    /// Compress sealed (old) blocks with zstd; reads stay transparent.
+    Compact(CompactArgs),
 }
 
 /// Binance market.
@@ -137,3 +139,21 @@ pub struct InfoArgs {
 /// `atm verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {}
+
+/// `atm compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Only series of this market.
+    #[arg(long, value_enum)]
+    pub market: Option<MarketArg>,
+    /// Only this symbol.
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// Only this interval.
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// Only blocks that end before this open time (RFC 3339, date or epoch ms).
+    /// Without it, every block before the newest one of each series.
+    #[arg(long, value_name = "T")]
+    pub before: Option<String>,
+}

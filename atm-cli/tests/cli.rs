@@ -341,3 +341,31 @@ fn truncated_and_foreign_files_are_refused_clearly() {
     std::fs::write(store.join("atm-store"), &head).unwrap();
     assert!(fails(&store, &["info"]).contains("format version 7"));
 }
+
+#[test]
+fn compact_keeps_every_value_and_damage_in_cold_blocks_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    samples(&tmp.path().join("in"));
+    let store = tmp.path().join("store");
+    ok(&store, &["import", tmp.path().join("in").to_str().unwrap()]);
+    let q = ["query", "--market", "um", "--symbol", "FILUSDT", "--interval", "1m", "--format", "csv"];
+    let before = ok(&store, &q);
+    let info_before: serde_json::Value = serde_json::from_str(&ok(&store, &["info", "--format", "json"])).unwrap();
+    let out = ok(&store, &["compact", "--market", "um"]);
+    assert!(out.contains("compacted") && !out.contains("compacted 0 block"), "{out}");
+    assert_eq!(ok(&store, &q), before, "reads are transparent");
+    let info_after: serde_json::Value = serde_json::from_str(&ok(&store, &["info", "--format", "json"])).unwrap();
+    let bytes = |v: &serde_json::Value| v.as_array().unwrap().iter().find(|o| o["symbol"] == "FILUSDT").unwrap()["bytes"].as_u64().unwrap();
+    assert!(bytes(&info_after) < bytes(&info_before), "smaller on disk");
+    assert!(ok(&store, &["verify"]).is_empty());
+    // Flip a byte inside a compressed frame.
+    let klz = store.join("um/1m/FILUSDT.klz");
+    let mut b = std::fs::read(&klz).unwrap();
+    let n = b.len();
+    b[n / 2] ^= 0x20;
+    std::fs::write(&klz, &b).unwrap();
+    let o = atm(&store, &["verify"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8(o.stdout).unwrap().contains("FILUSDT"));
+    assert!(fails(&store, &q).contains("FILUSDT"));
+}

@@ -95,6 +95,8 @@ pub(crate) mod entry {
     pub const CRC: usize = 60;
     /// Flag: the block's ranges have disk space reserved.
     pub const FLAG_RESERVED: u32 = 1;
+    /// Flag: the block's columns live compressed in the cold file.
+    pub const FLAG_COLD: u32 = 2;
 }
 
 /// Where everything is in one series file; derived from the grid and precision.

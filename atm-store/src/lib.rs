@@ -40,6 +40,7 @@
 compile_error!("atm-store maps little-endian column files directly and needs a little-endian target");
 
 pub mod arrow;
+mod cold;
 mod error;
 #[doc(hidden)]
 pub mod fault;

@@ -11,9 +11,10 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cold::{self, ColdFile};
 use crate::error::{nix_io, Error, Result};
 use crate::kline::{Kline, FLOAT_COLUMNS};
 use crate::layout::{
@@ -91,6 +92,22 @@ pub(crate) struct SeriesFile {
     verified: Mutex<HashMap<u64, (u32, u16)>>,
     /// Blocks this writer has reserved disk space for.
     reserved: Mutex<HashSet<u64>>,
+    /// The cold file, opened on first need and reopened when it was replaced.
+    cold: Mutex<Option<Arc<ColdFile>>>,
+    /// Decompressed cold blocks by (block, sequence number), a few at a time.
+    thawed: Mutex<HashMap<(u64, u32), Arc<Vec<u8>>>>,
+}
+
+/// Decompressed cold blocks a reader keeps (about 147 KiB each for f32).
+const THAWED_CACHE: usize = 64;
+
+/// Columns of a read window copied out of the map (some blocks are cold).
+pub(crate) enum OwnedCol {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    U32(Vec<u32>),
+    /// Not requested by the read.
+    None,
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -171,6 +188,8 @@ impl SeriesFile {
             writable,
             verified: Mutex::new(HashMap::new()),
             reserved: Mutex::new(HashSet::new()),
+            cold: Mutex::new(None),
+            thawed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -181,7 +200,8 @@ impl SeriesFile {
 
     /// Bytes of disk the file occupies.
     pub fn bytes_on_disk(&self) -> Result<u64> {
-        Ok(self.file.metadata().map_err(|e| Error::io("stat", &self.path, e))?.blocks() * 512)
+        let cold = std::fs::metadata(cold::cold_path(&self.path)).map(|m| m.blocks() * 512).unwrap_or(0);
+        Ok(self.file.metadata().map_err(|e| Error::io("stat", &self.path, e))?.blocks() * 512 + cold)
     }
 
     // ----- seqlocks -------------------------------------------------------
@@ -286,6 +306,56 @@ impl SeriesFile {
         }
     }
 
+    // ----- cold blocks ----------------------------------------------------
+
+    /// The raw column bytes of cold block `b` at sequence `seq`, from the
+    /// cache or decompressed from the cold file (reopened if it was replaced).
+    pub(crate) fn cold_block(&self, b: u64, seq: u32) -> Result<Arc<Vec<u8>>> {
+        if let Some(raw) = self.thawed.lock().unwrap_or_else(|p| p.into_inner()).get(&(b, seq)) {
+            return Ok(raw.clone());
+        }
+        let path = cold::cold_path(&self.path);
+        let mut frame = None;
+        for reopen in [false, true] {
+            let mut slot = self.cold.lock().unwrap_or_else(|p| p.into_inner());
+            if reopen || slot.is_none() {
+                *slot = ColdFile::open(&path)?.map(Arc::new);
+            }
+            if let Some(cf) = slot.as_ref() {
+                frame = cf.frame(b)?;
+            }
+            if frame.is_some() {
+                break;
+            }
+        }
+        let frame =
+            frame.ok_or_else(|| Error::corrupt(&path, format!("series {}: cold block {b} is missing from the cold file", self.key)))?;
+        let raw = Arc::new(cold::decompress(&self.layout, &frame, &path, b)?);
+        let mut cache = self.thawed.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= THAWED_CACHE {
+            cache.clear();
+        }
+        cache.insert((b, seq), raw.clone());
+        Ok(raw)
+    }
+
+    /// Offset of column `c`'s bytes inside a raw cold block.
+    fn raw_col_off(&self, c: usize) -> usize {
+        (0..c).map(|k| (BLOCK_SLOTS * self.layout.col_width(k)) as usize).sum()
+    }
+
+    /// The bytes checksum `k` of block `b` covers, wherever they live.
+    fn crc_bytes(&self, k: usize, b: u64, e: &Entry) -> Result<std::borrow::Cow<'_, [u8]>> {
+        if k < COLUMNS && e.flags & entry::FLAG_COLD != 0 {
+            let raw = self.cold_block(b, e.seq)?;
+            let off = self.raw_col_off(k);
+            let len = (BLOCK_SLOTS * self.layout.col_width(k)) as usize;
+            return Ok(std::borrow::Cow::Owned(raw[off..off + len].to_vec()));
+        }
+        let (off, len) = self.layout.crc_range(k, b);
+        Ok(std::borrow::Cow::Borrowed(self.map.bytes(off as usize, len as usize)))
+    }
+
     // ----- reads ----------------------------------------------------------
 
     /// Verifies checksums `mask` of block `b` at `entry.seq` unless this process already did.
@@ -308,8 +378,7 @@ impl SeriesFile {
             if todo & (1 << k) == 0 {
                 continue;
             }
-            let (off, len) = self.layout.crc_range(k, b);
-            let crc = crc32c::crc32c(self.map.bytes(off as usize, len as usize));
+            let crc = crc32c::crc32c(&self.crc_bytes(k, b, e)?);
             if crc != e.crcs[k] {
                 if self.block_seq(b).load(Ordering::Acquire) != e.seq {
                     return Ok(false); // changed under us: retry
@@ -360,7 +429,12 @@ impl SeriesFile {
                 }
                 entries.push(e);
             }
-            let view = Slots { file: self, first: s0, last: s1, b0, entries: &entries };
+            let owned = if entries.iter().any(|e| e.flags & entry::FLAG_COLD != 0) {
+                Some(self.copy_columns(s0, s1, b0, &entries, mask)?)
+            } else {
+                None
+            };
+            let view = Slots { file: self, first: s0, last: s1, b0, entries: &entries, owned: owned.as_deref() };
             let r = f(&view);
             fence(Ordering::Acquire);
             for (i, b) in (b0..=b1).enumerate() {
@@ -370,6 +444,141 @@ impl SeriesFile {
             }
             return Ok(r);
         }
+    }
+
+    /// Copies the requested columns of slots `s0..=s1` out of the map and
+    /// the cold blocks, for a read window that touches cold blocks.
+    fn copy_columns(&self, s0: u64, s1: u64, b0: u64, entries: &[Entry], mask: u16) -> Result<Vec<OwnedCol>> {
+        let n = (s1 - s0 + 1) as usize;
+        let mut out = Vec::with_capacity(COLUMNS);
+        for c in 0..COLUMNS {
+            if mask & (1 << c) == 0 {
+                out.push(OwnedCol::None);
+                continue;
+            }
+            let w = self.layout.col_width(c) as usize;
+            let mut bytes: Vec<u8> = Vec::with_capacity(n * w);
+            let mut s = s0;
+            while s <= s1 {
+                let b = s / BLOCK_SLOTS;
+                let end = s1.min((b + 1) * BLOCK_SLOTS - 1);
+                let e = &entries[(b - b0) as usize];
+                let (i, j) = (((s - b * BLOCK_SLOTS) as usize) * w, ((end - b * BLOCK_SLOTS + 1) as usize) * w);
+                if e.flags & entry::FLAG_COLD != 0 {
+                    let raw = self.cold_block(b, e.seq)?;
+                    let off = self.raw_col_off(c);
+                    bytes.extend_from_slice(&raw[off + i..off + j]);
+                } else {
+                    let (off, _) = self.layout.col_block(c, b);
+                    bytes.extend_from_slice(self.map.bytes(off as usize + i, j - i));
+                }
+                s = end + 1;
+            }
+            out.push(match (c == FLOAT_COLUMNS, w) {
+                (true, _) => OwnedCol::U32(bytes.chunks_exact(4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect()),
+                (false, 4) => OwnedCol::F32(bytes.chunks_exact(4).map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect()),
+                _ => OwnedCol::F64(
+                    bytes.chunks_exact(8).map(|x| f64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])).collect(),
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Moves sealed blocks' columns into the cold file (zstd) and frees their
+    /// space in the series file. `blocks` must be sealed (before the last
+    /// present block) and not cold; the caller holds the write lock and has
+    /// checkpointed. Crash-safe: the new cold file is durable before any
+    /// block is flagged cold, and holes are punched only after the flags are.
+    pub fn freeze(&self, blocks: &[u64]) -> Result<u64> {
+        assert!(self.writable, "freeze on a read-only series");
+        let path = cold::cold_path(&self.path);
+        let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+        if let Some(old) = ColdFile::open(&path)? {
+            for b in old.blocks().collect::<Vec<_>>() {
+                if self.entry(b)?.flags & entry::FLAG_COLD != 0 {
+                    if let Some(f) = old.frame(b)? {
+                        frames.push((b, f));
+                    }
+                }
+            }
+        }
+        let mut todo = Vec::new();
+        for &b in blocks {
+            let e = self.entry(b)?;
+            if e.is_empty() || e.flags & entry::FLAG_COLD != 0 {
+                continue;
+            }
+            let mut raw = Vec::with_capacity(cold::raw_block_len(&self.layout));
+            for c in 0..COLUMNS {
+                let (off, len) = self.layout.col_block(c, b);
+                let bytes = self.map.bytes(off as usize, len as usize);
+                if crc32c::crc32c(bytes) != e.crcs[c] {
+                    return Err(Error::corrupt(
+                        &self.path,
+                        format!("series {}: block {b} fails its checksum; not compacting it", self.key),
+                    ));
+                }
+                raw.extend_from_slice(bytes);
+            }
+            frames.push((b, cold::compress(&self.layout, &raw)?));
+            todo.push(b);
+        }
+        if todo.is_empty() {
+            return Ok(0);
+        }
+        ColdFile::write(&path, frames)?;
+        *self.cold.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        for &b in &todo {
+            self.set_flags(b, |f| f | entry::FLAG_COLD);
+        }
+        self.sync()?;
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        for &b in &todo {
+            for c in 0..COLUMNS {
+                let (off, len) = self.layout.col_block(c, b);
+                let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+                nix::fcntl::fallocate(&self.file, mode, off as i64, len as i64).map_err(|e| nix_io("free space in", &self.path, e))?;
+            }
+            reserved.remove(&b);
+        }
+        Ok(todo.len() as u64)
+    }
+
+    /// Brings cold block `b` back into the series file before a write to it.
+    fn thaw(&self, b: u64) -> Result<()> {
+        let e = self.entry(b)?;
+        if e.flags & entry::FLAG_COLD == 0 {
+            return Ok(());
+        }
+        let raw = self.cold_block(b, e.seq)?;
+        let mut at = 0;
+        for c in 0..COLUMNS {
+            let (off, len) = self.layout.col_block(c, b);
+            nix::fcntl::fallocate(&self.file, nix::fcntl::FallocateFlags::empty(), off as i64, len as i64)
+                .map_err(|e| nix_io("reserve space in", &self.path, e))?;
+            if crc32c::crc32c(&raw[at..at + len as usize]) != e.crcs[c] {
+                return Err(Error::corrupt(&self.path, format!("series {}: cold block {b} fails its checksum", self.key)));
+            }
+            self.file.write_all_at(&raw[at..at + len as usize], off).map_err(|e| Error::io("write", &self.path, e))?;
+            at += len as usize;
+        }
+        self.sync()?;
+        self.set_flags(b, |f| f & !entry::FLAG_COLD);
+        Ok(())
+    }
+
+    /// Changes block `b`'s flags under its seqlock (and its entry CRC).
+    fn set_flags(&self, b: u64, f: impl Fn(u32) -> u32) {
+        let base = self.layout.entry_off(b);
+        let seq = self.block_seq(b);
+        let s = seq.load(Ordering::Relaxed);
+        seq.store(s | 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let flags = self.u32_at(base + entry::FLAGS as u64);
+        self.write_u32(base + entry::FLAGS as u64, f(flags));
+        self.write_u32(base + entry::CRC as u64, self.entry_crc(b));
+        seq.store((s | 1) + 1, Ordering::Release);
     }
 
     // ----- writes ---------------------------------------------------------
@@ -387,6 +596,9 @@ impl SeriesFile {
         }
         blocks.sort_unstable();
         blocks.dedup();
+        for &b in &blocks {
+            self.thaw(b)?;
+        }
         let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
         blocks.retain(|b| !reserved.contains(b));
         // One fallocate per region for each run of consecutive blocks.
@@ -799,6 +1011,8 @@ pub struct Slots<'a> {
     pub last: u64,
     b0: u64,
     entries: &'a [Entry],
+    /// Columns copied out when the window touches cold blocks.
+    owned: Option<&'a [OwnedCol]>,
 }
 
 impl Slots<'_> {
@@ -856,6 +1070,12 @@ impl Slots<'_> {
 
     /// Column `c` (0..8) of an `f32` store, zero-copy.
     pub fn f32s(&self, c: usize) -> Option<&[f32]> {
+        if let Some(o) = self.owned {
+            return match o.get(c) {
+                Some(OwnedCol::F32(v)) => Some(v),
+                _ => None,
+            };
+        }
         let l = &self.file.layout;
         (self.file.precision == Precision::F32 && c < FLOAT_COLUMNS)
             .then(|| self.file.map.f32s((l.col_off[c] + self.first * 4) as usize, self.len()))
@@ -863,6 +1083,12 @@ impl Slots<'_> {
 
     /// Column `c` (0..8) of an `f64` store, zero-copy.
     pub fn f64s(&self, c: usize) -> Option<&[f64]> {
+        if let Some(o) = self.owned {
+            return match o.get(c) {
+                Some(OwnedCol::F64(v)) => Some(v),
+                _ => None,
+            };
+        }
         let l = &self.file.layout;
         (self.file.precision == Precision::F64 && c < FLOAT_COLUMNS)
             .then(|| self.file.map.f64s((l.col_off[c] + self.first * 8) as usize, self.len()))
@@ -870,12 +1096,25 @@ impl Slots<'_> {
 
     /// The trades column, zero-copy.
     pub fn trades(&self) -> &[u32] {
+        if let Some(o) = self.owned {
+            return match o.get(FLOAT_COLUMNS) {
+                Some(OwnedCol::U32(v)) => v,
+                _ => &[],
+            };
+        }
         let l = &self.file.layout;
         self.file.map.u32s((l.col_off[FLOAT_COLUMNS] + self.first * 4) as usize, self.len())
     }
 
     /// Float column `c` of slot `i` as `f64`, whatever the precision.
     pub fn value(&self, c: usize, i: usize) -> f64 {
+        if let Some(o) = self.owned {
+            return match o.get(c) {
+                Some(OwnedCol::F32(v)) => v[i] as f64,
+                Some(OwnedCol::F64(v)) => v[i],
+                _ => 0.0,
+            };
+        }
         let l = &self.file.layout;
         let slot = self.first + i as u64;
         match self.file.precision {

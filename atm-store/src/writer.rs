@@ -537,6 +537,27 @@ impl Writer {
         Ok(())
     }
 
+    /// Compresses the sealed blocks of `key` (zstd, into `<SYMBOL>.klz`) and
+    /// frees their space in the series file: every block of 4096 slots that
+    /// ends before the block of the newest kline and, with `before`, before
+    /// that open time. Reads stay transparent; a later write to a cold block
+    /// brings it back first. Returns the number of blocks compressed.
+    pub fn compact(&mut self, key: &SeriesKey, before: Option<i64>) -> Result<u64> {
+        self.hold(key)?;
+        self.checkpoint()?;
+        let file = self.file(key)?;
+        let live = file.live()?;
+        let (Some(first), Some(last)) = (live.first_present, live.last_present) else { return Ok(0) };
+        let mut end = last / BLOCK_SLOTS; // exclusive: the newest block stays hot
+        if let Some(t) = before {
+            let iv = key.interval;
+            let limit = if t <= iv.origin_ms() { 0 } else { iv.slot_of(t.min(crate::interval::STORE_HORIZON_MS - 1))? };
+            end = end.min(limit / BLOCK_SLOTS);
+        }
+        let blocks: Vec<u64> = (first / BLOCK_SLOTS..end).collect();
+        file.freeze(&blocks)
+    }
+
     /// Sets the commit size (in klines) from which fresh blocks take the bulk
     /// path. For tests that want to exercise both paths with small data.
     #[doc(hidden)]

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod compact;
 mod import;
 mod info;
 mod query;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Query(a) => query::run(&open(&dir)?, a),
         Command::Info(a) => info::run(&open(&dir)?, a),
         Command::Verify(a) => verify::run(&open(&dir)?, a),
+        Command::Compact(a) => compact::run(&open(&dir)?, a),
     }
 }
 

@@ -1,0 +1,37 @@
+//! `atm compact`: zstd-compress sealed blocks.
+
+use atm_store::{Interval, Market, Store, Symbol};
+
+use crate::cli::CompactArgs;
+use crate::error::Result;
+use crate::time_arg::parse_time;
+
+pub fn run(store: &Store, a: CompactArgs) -> Result<()> {
+    let market: Option<Market> = a.market.map(Into::into);
+    let symbol = a.symbol.as_deref().map(Symbol::new).transpose()?;
+    let interval: Option<Interval> = a.interval.as_deref().map(str::parse).transpose()?;
+    let before = a.before.as_deref().map(parse_time).transpose()?;
+    let mut w = store.writer()?;
+    let (mut series, mut blocks, mut before_bytes, mut after_bytes) = (0u64, 0u64, 0u64, 0u64);
+    for key in store.list_series()? {
+        if market.is_some_and(|m| m != key.market)
+            || symbol.as_ref().is_some_and(|s| *s != key.symbol)
+            || interval.is_some_and(|i| i != key.interval)
+        {
+            continue;
+        }
+        let size = |store: &Store| -> Result<u64> { Ok(store.series(&key)?.map(|s| s.bytes_on_disk()).transpose()?.unwrap_or(0)) };
+        before_bytes += size(store)?;
+        let n = w.compact(&key, before)?;
+        w.release(&key)?;
+        after_bytes += size(store)?;
+        if n > 0 {
+            log::info!("{key}: {n} block(s) compressed");
+            series += 1;
+            blocks += n;
+        }
+    }
+    w.close()?;
+    println!("compacted {blocks} block(s) in {series} series: {before_bytes} -> {after_bytes} bytes on disk");
+    Ok(())
+}
