@@ -95,8 +95,11 @@ pub(crate) struct SeriesFile {
     /// The cold file, opened on first need and reopened when it was replaced.
     cold: Mutex<Option<Arc<ColdFile>>>,
     /// Decompressed cold blocks by (block, sequence number), a few at a time.
-    thawed: Mutex<HashMap<(u64, u32), Arc<Vec<u8>>>>,
+    thawed: Mutex<ThawedCache>,
 }
+
+/// Raw column bytes of cold blocks, by (block, sequence number).
+type ThawedCache = HashMap<(u64, u32), Arc<Vec<u8>>>;
 
 /// Decompressed cold blocks a reader keeps (about 147 KiB each for f32).
 const THAWED_CACHE: usize = 64;
