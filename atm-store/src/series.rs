@@ -325,27 +325,35 @@ impl Series {
         self.file.read_section(a, z, mask, f).map(Some)
     }
 
-    /// Copies one float column for open times `from..=to`, present slots only.
+    /// Copies one column for open times `from..=to`, present slots only, as
+    /// `f64` (trades included). Reads with `pread`, verifying checksums.
     pub fn column(&self, column: Column, from: i64, to: i64) -> Result<Vec<f64>> {
         let c = column.index();
-        let Some((a, z)) = self.slot_span(from, to)? else {
-            return Ok(Vec::new());
-        };
-        let mask = STATES | 1 << c;
         let mut out = Vec::new();
-        let mut s = a;
-        while s <= z {
-            let end = z.min((s / BLOCK_SLOTS + CHUNK_BLOCKS) * BLOCK_SLOTS - 1);
-            let chunk = self.file.read_section(s, end, mask, |v| {
-                (0..v.len())
-                    .filter(|&i| v.state(i) == SlotState::Present)
-                    .map(|i| if c == FLOAT_COLUMNS { v.trades()[i] as f64 } else { v.value(c, i) })
-                    .collect::<Vec<_>>()
+        let kind = (c == FLOAT_COLUMNS, self.precision());
+        if let Some((a, z)) = self.slot_span(from, to)? {
+            self.file.copy_present(c, a, z, &mut |raw| match kind {
+                (true, _) => out.extend(raw.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)),
+                (false, Precision::F32) => out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)),
+                (false, Precision::F64) => {
+                    out.extend(raw.chunks_exact(8).map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])))
+                }
             })?;
-            out.extend(chunk);
-            s = end + 1;
         }
         Ok(out)
+    }
+
+    /// Appends one float column of an `f32` store for open times `from..=to`
+    /// (present slots only) to `out`: the fastest copying read, for callers
+    /// that want owned `f32`s. Errors on an `f64` store.
+    pub fn column_f32_into(&self, column: Column, from: i64, to: i64, out: &mut Vec<f32>) -> Result<()> {
+        if self.precision() != Precision::F32 || column == Column::Trades {
+            return Err(crate::Error::Precision(format!("{} of {} is not an f32 column", column.name(), self.key())));
+        }
+        if let Some((a, z)) = self.slot_span(from, to)? {
+            self.file.copy_present(column.index(), a, z, &mut |raw| out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))))?;
+        }
+        Ok(())
     }
 
     /// Verifies every checksum and invariant of the file; one line per problem.

@@ -84,6 +84,10 @@ fn check(store: &Store, key: &SeriesKey, m: &Model) {
     assert_eq!(st.first_open_time, want.first().map(|k| k.open_time));
     assert_eq!(st.last_open_time, want.last().map(|k| k.open_time));
     assert_eq!(s.latest().unwrap(), want.last().copied());
+    let closes: Vec<f64> = want.iter().map(|k| k.values[3]).collect();
+    assert_eq!(s.column(atm_store::Column::Close, i64::MIN / 2, i64::MAX / 2).unwrap(), closes, "{key}: column");
+    let trades: Vec<f64> = want.iter().map(|k| k.trades as f64).collect();
+    assert_eq!(s.column(atm_store::Column::Trades, i64::MIN / 2, i64::MAX / 2).unwrap(), trades, "{key}: trades column");
     let tail = s.tail(7).unwrap();
     assert_eq!(tail, want[want.len().saturating_sub(7)..].to_vec(), "{key}: tail");
     // Coverage over the model's span agrees slot by slot.

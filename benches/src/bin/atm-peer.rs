@@ -153,10 +153,9 @@ fn read_range(dir: &Path, t0: i64, t1: i64, out: &Path) -> Res<Value> {
     let t = Instant::now();
     let store = open(dir, false)?;
     let s = store.series(&key())?.ok_or("no series")?;
-    let close = Column::Close.index();
     s.view(t0, t1 - 1, &[Column::Close], |v| {
         buf.clear();
-        let col = v.f32s(close).unwrap_or(&[]);
+        let col = v.f32s(Column::Close.index()).unwrap_or(&[]);
         if v.all_present() {
             buf.extend_from_slice(col);
         } else {
