@@ -351,7 +351,9 @@ impl Series {
             return Err(crate::Error::Precision(format!("{} of {} is not an f32 column", column.name(), self.key())));
         }
         if let Some((a, z)) = self.slot_span(from, to)? {
-            self.file.copy_present(column.index(), a, z, &mut |raw| out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))))?;
+            self.file.copy_present(column.index(), a, z, &mut |raw| {
+                out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            })?;
         }
         Ok(())
     }

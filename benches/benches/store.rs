@@ -67,9 +67,7 @@ fn reads(c: &mut Criterion) {
     g.bench_function("tail_1000", |b| b.iter(|| s.tail(1000).expect("tail").len()));
     g.bench_function("latest", |b| b.iter(|| s.latest().expect("latest")));
     g.bench_function("scan_sum_volume", |b| {
-        b.iter(|| {
-            s.view(i64::MIN, i64::MAX, &[Column::Volume], |v| v.f32s(4).map(sum)).expect("scan")
-        })
+        b.iter(|| s.view(i64::MIN, i64::MAX, &[Column::Volume], |v| v.f32s(4).map(sum)).expect("scan"))
     });
     g.bench_function("open_cold_series_and_latest", |b| {
         b.iter(|| {
