@@ -78,6 +78,7 @@ fn replay_if_orphaned(store: &StoreInner, path: &Path) -> Result<bool> {
                 files.insert(key.clone(), f);
             }
             let f = &files[&key];
+            f.reopen_seqlocks(&batch);
             f.reserve(&batch)?;
             f.apply(&batch, true)?;
         }

@@ -603,6 +603,10 @@ impl SeriesFile {
 
     /// Brings cold block `b` back into the series file before a write to it.
     fn thaw(&self, b: u64) -> Result<()> {
+        // The flag word alone first: a hot block may be mid-apply in recovery.
+        if self.u32_at(self.layout.entry_off(b) + entry::FLAGS as u64) & entry::FLAG_COLD == 0 {
+            return Ok(());
+        }
         let e = self.entry(b)?;
         if e.flags & entry::FLAG_COLD == 0 {
             return Ok(());
@@ -622,6 +626,26 @@ impl SeriesFile {
         self.sync()?;
         self.set_flags(b, |f| f & !entry::FLAG_COLD);
         Ok(())
+    }
+
+    /// Crash recovery: closes the seqlocks a killed writer left open on the
+    /// blocks `batch` touches and reseals their entry CRCs, so the replay
+    /// (which recomputes everything else) can read them.
+    pub fn reopen_seqlocks(&self, batch: &SeriesBatch) {
+        let mut blocks: Vec<u64> = batch.puts.iter().map(|(s, _)| s / BLOCK_SLOTS).collect();
+        for &(a, z) in batch.missing.iter().chain(&batch.direct) {
+            blocks.extend(a / BLOCK_SLOTS..=z / BLOCK_SLOTS);
+        }
+        blocks.sort_unstable();
+        blocks.dedup();
+        for b in blocks {
+            let seq = self.block_seq(b);
+            let s = seq.load(Ordering::Relaxed);
+            if s % 2 == 1 {
+                self.write_u32(self.layout.entry_off(b) + entry::CRC as u64, self.entry_crc(b));
+                seq.store(s + 1, Ordering::Release);
+            }
+        }
     }
 
     /// Changes block `b`'s flags under its seqlock (and its entry CRC).
@@ -874,15 +898,9 @@ impl SeriesFile {
 
     /// Sets the present bits (and clears the missing bits) of slots `a..=z`.
     fn set_present(&self, a: u64, z: u64) {
-        let mut s = a;
-        while s <= z {
-            let w = s / 64;
-            let end = z.min(w * 64 + 63);
-            let width = end - s + 1;
-            let mask = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << (s % 64) };
+        for (w, mask) in word_masks(a, z) {
             self.map.atomic_u64((self.layout.present_off + w * 8) as usize).fetch_or(mask, Ordering::Relaxed);
             self.map.atomic_u64((self.layout.missing_off + w * 8) as usize).fetch_and(!mask, Ordering::Relaxed);
-            s = end + 1;
         }
     }
 
@@ -917,15 +935,9 @@ impl SeriesFile {
     }
 
     fn mark_missing_words(&self, a: u64, z: u64) {
-        let mut s = a;
-        while s <= z {
-            let w = s / 64;
-            let end = z.min(w * 64 + 63);
-            let width = end - s + 1;
-            let mask = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << (s % 64) };
+        for (w, mask) in word_masks(a, z) {
             let present = self.u64_at(self.layout.present_off + w * 8);
             self.map.atomic_u64((self.layout.missing_off + w * 8) as usize).fetch_or(mask & !present, Ordering::Relaxed);
-            s = end + 1;
         }
     }
 
@@ -1104,24 +1116,13 @@ impl Slots<'_> {
     /// bitmap word at a time), so the column slices hold only klines.
     pub fn all_present(&self) -> bool {
         let l = &self.file.layout;
-        let mut s = self.first;
-        while s <= self.last {
-            let b = s / BLOCK_SLOTS;
+        (self.b0..=self.last / BLOCK_SLOTS).all(|b| {
             let e = &self.entries[(b - self.b0) as usize];
-            let block_end = (b + 1) * BLOCK_SLOTS - 1;
-            if e.present as u64 == BLOCK_SLOTS {
-                s = block_end + 1;
-                continue;
+            e.present as u64 == BLOCK_SLOTS || {
+                let (a, z) = (self.first.max(b * BLOCK_SLOTS), self.last.min((b + 1) * BLOCK_SLOTS - 1));
+                word_masks(a, z).all(|(w, m)| self.file.u64_at(l.present_off + w * 8) & m == m)
             }
-            let end = self.last.min(s | 63);
-            let width = end - s + 1;
-            let mask = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << (s % 64) };
-            if self.file.u64_at(l.present_off + s / 64 * 8) & mask != mask {
-                return false;
-            }
-            s = end + 1;
-        }
-        true
+        })
     }
 
     /// Column `c` (0..8) of an `f32` store, zero-copy.
@@ -1178,6 +1179,15 @@ impl Slots<'_> {
             Precision::F64 => self.file.map.f64s((l.col_off[c] + slot * 8) as usize, 1)[0],
         }
     }
+}
+
+/// The bitmap words covering slots `a..=z`, each with the mask of its slots.
+fn word_masks(a: u64, z: u64) -> impl Iterator<Item = (u64, u64)> {
+    (a / 64..=z / 64).map(move |w| {
+        let (lo, hi) = (a.max(w * 64) % 64, z.min(w * 64 + 63) % 64);
+        let width = hi - lo + 1;
+        (w, if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << lo })
+    })
 }
 
 // ----- live header encoding ------------------------------------------------

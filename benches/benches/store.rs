@@ -5,6 +5,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use atm_benches::sum;
 use atm_store::{Column, Interval, Kline, Market, SeriesKey, Store, StoreOptions};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
@@ -24,19 +25,6 @@ fn kline(i: u64) -> Kline {
         values: [p, p + 1.0, p - 1.0, p + 0.5, 12.5, p * 12.5, 6.0, p * 6.0],
         trades: (i % 500) as u32,
     }
-}
-
-/// Sum with 8 independent accumulators, as any vectorising caller would.
-fn sum(xs: &[f32]) -> f64 {
-    let mut acc = [0f64; 8];
-    let chunks = xs.chunks_exact(8);
-    let rest: f64 = chunks.remainder().iter().map(|&x| x as f64).sum();
-    for c in chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += x as f64;
-        }
-    }
-    acc.iter().sum::<f64>() + rest
 }
 
 fn filled_store() -> (tempfile::TempDir, Store) {

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use atm_benches::sum;
 use atm_store::{Column, Columns, FloatColumn, Interval, Kline, Market, SeriesKey, Store, StoreOptions};
 use serde_json::{json, Value};
 
@@ -129,20 +130,6 @@ fn write_all(dir: &Path, src: &Path) -> Res<Value> {
     w.commit_columns(&key(), first, &cols)?;
     w.close()?;
     Ok(json!({ "seconds": t.elapsed().as_secs_f64() }))
-}
-
-/// Sums f32s in f64 with 8 independent accumulators (vectorisable; one
-/// running sum would be bound by the latency of each addition).
-fn sum(xs: &[f32]) -> f64 {
-    let mut acc = [0f64; 8];
-    let chunks = xs.chunks_exact(8);
-    let rest: f64 = chunks.remainder().iter().map(|&x| x as f64).sum();
-    for c in chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += x as f64;
-        }
-    }
-    acc.iter().sum::<f64>() + rest
 }
 
 fn read_range(dir: &Path, t0: i64, t1: i64, out: &Path) -> Res<Value> {
