@@ -30,6 +30,9 @@ pub(crate) struct LockTable {
 /// The lock table of the store at `dir` (opened once per process).
 pub(crate) fn lock_table(dir: &Path) -> Result<Arc<LockTable>> {
     static TABLES: OnceLock<Mutex<HashMap<PathBuf, Arc<LockTable>>>> = OnceLock::new();
+    // One table per store, however its directory is spelled: two tables of
+    // one file would not see each other's locks (they belong to one process).
+    let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
     let path = dir.join("locks");
     let mut tables = TABLES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
     if let Some(t) = tables.get(&path) {

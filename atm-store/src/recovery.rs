@@ -25,6 +25,9 @@ pub(crate) fn recover_orphans(store: &StoreInner) -> Result<usize> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(Error::io("list", &dir, e)),
     };
+    // Journals of live writers are locked: skip them without taking any
+    // lock ourselves (a reader without write access must still open the store).
+    paths.retain(|p| is_orphaned(p));
     if paths.is_empty() {
         return Ok(0);
     }
@@ -48,6 +51,18 @@ pub(crate) fn recover_journal_id(store: &StoreInner, id: u64) -> Result<()> {
         return Err(Error::Locked { what: format!("journal {}", path.display()), pid: 0 });
     }
     Ok(())
+}
+
+/// Whether the journal at `path` has no live writer (its `flock` is free).
+fn is_orphaned(path: &Path) -> bool {
+    match std::fs::File::open(path) {
+        Ok(f) => match f.try_lock() {
+            Ok(()) => true,
+            Err(std::fs::TryLockError::WouldBlock) => false,
+            Err(std::fs::TryLockError::Error(_)) => true,
+        },
+        Err(_) => false,
+    }
 }
 
 fn replay_if_orphaned(store: &StoreInner, path: &Path) -> Result<bool> {

@@ -308,3 +308,21 @@ fn a_second_writer_is_refused_with_the_holders_pid_and_takes_over_after_death() 
     let store = open(dir.path());
     assert_eq!(committed_count(&store), k + 1000);
 }
+
+#[test]
+fn two_writers_in_one_process_exclude_each_other_however_the_path_is_spelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path());
+    let b = open(&dir.path().join(".").join("spot").join(".."));
+    let mut wa = a.writer().unwrap();
+    let mut wb = b.writer().unwrap();
+    wa.put(&key_a(), &kline(Interval::M1, BASE, 1)).unwrap();
+    match wb.put(&key_a(), &kline(Interval::M1, BASE, 2)) {
+        Err(Error::Locked { pid, .. }) => assert_eq!(pid, std::process::id() as i32),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    // Other series are free.
+    wb.put(&key_b(), &kline(Interval::M5, 400_000, 2)).unwrap();
+    wb.commit().unwrap();
+    wa.commit().unwrap();
+}
