@@ -264,7 +264,7 @@ fn decode_batch(p: &[u8]) -> Option<(SeriesKey, Precision, SeriesBatch)> {
     };
     let missing = ranges(nm)?;
     let direct = ranges(nd)?;
-    (c.at == p.len()).then_some((key, precision, SeriesBatch { puts, missing, direct }))
+    (c.at == p.len()).then_some((key, precision, SeriesBatch { puts, missing, direct, known_crcs: Default::default() }))
 }
 
 /// Reads the committed groups of a journal image (the whole file's bytes).
@@ -332,7 +332,15 @@ mod tests {
         };
         let mut odd = k(12, 2.5);
         odd.close_time -= 1000;
-        (key, SeriesBatch { puts: vec![(10, k(10, 1.5)), (12, odd)], missing: vec![(20, 30)], direct: vec![(40, 50)] })
+        (
+            key,
+            SeriesBatch {
+                puts: vec![(10, k(10, 1.5)), (12, odd)],
+                missing: vec![(20, 30)],
+                direct: vec![(40, 50)],
+                known_crcs: Default::default(),
+            },
+        )
     }
 
     #[test]

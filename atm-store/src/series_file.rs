@@ -76,6 +76,10 @@ pub(crate) struct SeriesBatch {
     /// Inclusive slot ranges whose values were already written into the file
     /// and synced before the commit (the bulk path); applying only publishes them.
     pub direct: Vec<(u64, u64)>,
+    /// Checksums of the columns of blocks the bulk path wrote whole, computed
+    /// while writing them, so applying need not read them back. Not journaled:
+    /// replay recomputes.
+    pub known_crcs: HashMap<u64, [u32; COLUMNS]>,
 }
 
 /// An open series file.
@@ -796,8 +800,11 @@ impl SeriesFile {
             crate::fault::block_written();
             let (present, missing) = self.count_block(b);
             let mut crcs = before.crcs;
+            let known = if puts.is_empty() && !replay { batch.known_crcs.get(&b) } else { None };
             for (k, c) in crcs.iter_mut().enumerate() {
-                if k >= COLUMNS || !puts.is_empty() || direct || before.is_empty() || replay {
+                if let (Some(known), true) = (known, k < COLUMNS) {
+                    *c = known[k];
+                } else if k >= COLUMNS || !puts.is_empty() || direct || before.is_empty() || replay {
                     let (off, len) = self.layout.crc_range(k, b);
                     *c = crc32c::crc32c(self.map.bytes(off as usize, len as usize));
                 }
@@ -864,9 +871,11 @@ impl SeriesFile {
     /// Writes column slices for consecutive slots from `first` with `pwrite`
     /// (through the page cache, without faulting the map), converting to the
     /// store's precision in chunks. Publishes nothing.
-    pub fn write_column_slices(&self, first: u64, cols: &crate::writer::Columns<'_>) -> Result<()> {
+    /// Returns the column checksums of the blocks the run covers whole.
+    pub fn write_column_slices(&self, first: u64, cols: &crate::writer::Columns<'_>) -> Result<HashMap<u64, [u32; COLUMNS]>> {
         use crate::writer::FloatColumn;
-        const CHUNK: usize = 16 * 1024;
+        const CHUNK: usize = 4 * BLOCK_SLOTS as usize;
+        let mut crcs: HashMap<u64, [u32; COLUMNS]> = HashMap::new();
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 8);
         let n = cols.trades.len();
         for c in 0..COLUMNS {
@@ -888,12 +897,20 @@ impl SeriesFile {
                         (FloatColumn::F64(v), Precision::F64) => v[i..j].iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
                     }
                 }
-                let off = self.layout.col_off[c] + (first + i as u64) * self.layout.col_width(c);
+                let w = self.layout.col_width(c) as usize;
+                let (s_lo, s_hi) = (first + i as u64, first + j as u64); // slots [s_lo, s_hi)
+                let mut b = s_lo.div_ceil(BLOCK_SLOTS);
+                while (b + 1) * BLOCK_SLOTS <= s_hi {
+                    let at = ((b * BLOCK_SLOTS - s_lo) as usize) * w;
+                    crcs.entry(b).or_insert([0; COLUMNS])[c] = crc32c::crc32c(&buf[at..at + BLOCK_SLOTS as usize * w]);
+                    b += 1;
+                }
+                let off = self.layout.col_off[c] + s_lo * self.layout.col_width(c);
                 self.file.write_all_at(&buf, off).map_err(|e| Error::io("write", &self.path, e))?;
                 i = j;
             }
         }
-        Ok(())
+        Ok(crcs)
     }
 
     /// Sets the present bits (and clears the missing bits) of slots `a..=z`.

@@ -354,11 +354,8 @@ impl Writer {
     /// costs one extra sync, but saves writing the values twice.
     fn write_direct(&mut self, keys: &[SeriesKey]) -> Result<()> {
         let total: usize = keys.iter().map(|k| self.series[k].staged.puts.len()).sum();
-        if total < self.direct_min {
-            return Ok(());
-        }
         let mut written = Vec::new();
-        for key in keys {
+        for key in keys.iter().filter(|_| total >= self.direct_min) {
             let file = self.file(key)?;
             let h = self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
             let iv = key.interval;
@@ -479,22 +476,25 @@ impl Writer {
             }
             b += 1;
         }
-        let staged = SeriesBatch { puts: Vec::new(), missing: Vec::new(), direct: direct.clone() };
+        let staged = SeriesBatch { direct: direct.clone(), ..Default::default() };
         file.reserve(&staged)?;
+        let mut known = std::collections::HashMap::new();
         for &(a, z) in &direct {
             let (i, j) = ((a - s0) as usize, (z - s0 + 1) as usize);
-            file.write_column_slices(a, &cols.slice(i, j))?;
+            known.extend(file.write_column_slices(a, &cols.slice(i, j))?);
         }
         let h = self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
         // The run is the newest write: it replaces staged klines of its slots.
         h.staged.puts.retain(|(s, _)| !(s0..=s1).contains(s));
         h.staged.puts.extend(rows);
         h.staged.direct.extend(direct);
+        h.staged.known_crcs.extend(known);
         h.unsynced_direct = true;
         let r = self.commit();
         if r.is_err() {
             if let Some(h) = self.series.get_mut(key) {
                 h.staged.direct.clear();
+                h.staged.known_crcs.clear();
                 h.unsynced_direct = false;
             }
         }
@@ -512,6 +512,7 @@ impl Writer {
                     h.staged.puts = all;
                 }
                 h.staged.direct.clear();
+                h.staged.known_crcs.clear();
             }
         }
     }
