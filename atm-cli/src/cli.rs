@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// atm: every Binance kline on local disk, readable at memory speed.
 #[derive(Debug, Parser)]
-#[command(name = "atm", version, about, long_about = None, after_help = "Examples:\n  atm import --market um ~/Downloads/BTCUSDT-1m-2024-02.zip\n  atm query --market um --symbol BTCUSDT --interval 1m --from 2024-02-01 --to 2024-02-01T01:00:00Z\n  atm info --format json\n  atm verify")]
+#[command(name = "atm", version, about, long_about = None, after_help = "Examples:\n  atm import --market um ~/Downloads/BTCUSDT-1m-2024-02.zip\n  atm query --market um --symbol BTCUSDT --interval 1m --from 2024-02-01 --to 2024-02-01T01:00:00Z\n  atm info --format json\n  atm verify\n  atm compact --before 2024-01-01")]
 pub struct Cli {
     /// Store directory (default: $XDG_DATA_HOME/atm or ~/.local/share/atm).
     #[arg(long, global = true, env = "ATM_STORE", value_name = "DIR")]

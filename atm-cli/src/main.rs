@@ -1,6 +1,8 @@
 //! `atm`: the command-line front of the atm kline store. Thin: it parses
 //! arguments, sets up logging and calls the libraries.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod cmd;
 mod error;

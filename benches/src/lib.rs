@@ -1,5 +1,7 @@
 //! Helpers shared by atm's benchmarks and the `atm-peer` adapter.
 
+#![forbid(unsafe_code)]
+
 /// Sums `f32`s in `f64` with 8 independent accumulators, so the loop
 /// vectorises instead of waiting on the latency of each addition.
 pub fn sum(xs: &[f32]) -> f64 {

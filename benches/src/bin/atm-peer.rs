@@ -10,6 +10,8 @@
 //! The series is stored as spot/BTCUSDT/1m. Binance's unused 12th field
 //! (`ignore`) is not stored; it is returned as zeros, which is what it holds.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
