@@ -59,15 +59,21 @@ fn untranspose(t: &[u8], w: usize, out: &mut Vec<u8>) {
     }
 }
 
+/// Each column's value width and byte range inside a raw block.
+fn column_spans(l: &Layout) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> + '_ {
+    (0..COLUMNS).scan(0usize, |at, c| {
+        let w = l.col_width(c) as usize;
+        let start = *at;
+        *at += BLOCK_SLOTS as usize * w;
+        Some((w, start..*at))
+    })
+}
+
 /// Compresses a block's raw column bytes.
 pub(crate) fn compress(l: &Layout, raw: &[u8]) -> Result<Vec<u8>> {
     let mut shuffled = Vec::with_capacity(raw.len());
-    let mut at = 0;
-    for c in 0..COLUMNS {
-        let w = l.col_width(c) as usize;
-        let len = BLOCK_SLOTS as usize * w;
-        transpose(&raw[at..at + len], w, &mut shuffled);
-        at += len;
+    for (w, span) in column_spans(l) {
+        transpose(&raw[span], w, &mut shuffled);
     }
     zstd::bulk::compress(&shuffled, LEVEL).map_err(|e| Error::InvalidInput(format!("zstd: {e}")))
 }
@@ -80,12 +86,8 @@ pub(crate) fn decompress(l: &Layout, frame: &[u8], path: &Path, block: u64) -> R
         return Err(Error::corrupt(path, format!("block {block}: frame holds {} bytes, expected {n}", shuffled.len())));
     }
     let mut raw = Vec::with_capacity(n);
-    let mut at = 0;
-    for c in 0..COLUMNS {
-        let w = l.col_width(c) as usize;
-        let len = BLOCK_SLOTS as usize * w;
-        untranspose(&shuffled[at..at + len], w, &mut raw);
-        at += len;
+    for (w, span) in column_spans(l) {
+        untranspose(&shuffled[span], w, &mut raw);
     }
     Ok(raw)
 }
