@@ -14,6 +14,7 @@
 //! as for hot blocks, the CRC-32C of each raw column range, checked after
 //! decompression. The file is replaced atomically at each compaction.
 
+use crate::checksum;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -119,7 +120,7 @@ impl ColdFile {
         let count = get_u32(&head, 12) as usize;
         let mut idx = vec![0u8; count * INDEX_ENTRY];
         file.read_exact_at(&mut idx, HEADER as u64).map_err(|_| Error::corrupt(path, "cold file: truncated index"))?;
-        if crc32c::crc32c(&idx) != get_u32(&head, 16) {
+        if checksum::crc32c(&idx) != get_u32(&head, 16) {
             return Err(Error::corrupt(path, "cold file: index checksum mismatch"));
         }
         let index = idx.chunks_exact(INDEX_ENTRY).map(|e| (get_u64(e, 0), (get_u64(e, 8), get_u64(e, 16), get_u32(e, 24)))).collect();
@@ -131,7 +132,7 @@ impl ColdFile {
         let Some(&(off, len, crc)) = self.index.get(&block) else { return Ok(None) };
         let mut buf = vec![0u8; len as usize];
         self.file.read_exact_at(&mut buf, off).map_err(|_| Error::corrupt(&self.path, format!("block {block}: truncated frame")))?;
-        if crc32c::crc32c(&buf) != crc {
+        if checksum::crc32c(&buf) != crc {
             return Err(Error::corrupt(&self.path, format!("block {block}: frame checksum mismatch")));
         }
         Ok(Some(buf))
@@ -151,7 +152,7 @@ impl ColdFile {
             index.extend_from_slice(&b.to_le_bytes());
             index.extend_from_slice(&off.to_le_bytes());
             index.extend_from_slice(&(f.len() as u64).to_le_bytes());
-            index.extend_from_slice(&crc32c::crc32c(f).to_le_bytes());
+            index.extend_from_slice(&checksum::crc32c(f).to_le_bytes());
             index.extend_from_slice(&[0; 4]);
             off += f.len() as u64;
         }
@@ -159,7 +160,7 @@ impl ColdFile {
         bytes.extend_from_slice(&COLD_MAGIC);
         bytes.extend_from_slice(&COLD_VERSION.to_le_bytes());
         bytes.extend_from_slice(&(frames.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&crc32c::crc32c(&index).to_le_bytes());
+        bytes.extend_from_slice(&checksum::crc32c(&index).to_le_bytes());
         bytes.extend_from_slice(&[0; 4]);
         bytes.extend_from_slice(&index);
         for (_, f) in &frames {

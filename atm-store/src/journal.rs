@@ -18,6 +18,7 @@
 //!                 payload (len bytes), zero padding to 8 bytes
 //! ```
 
+use crate::checksum;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -58,7 +59,7 @@ fn encode_header(id: u64, generation: u64) -> Vec<u8> {
     b[16..24].copy_from_slice(&id.to_le_bytes());
     b[24..32].copy_from_slice(&generation.to_le_bytes());
     b[32..36].copy_from_slice(&std::process::id().to_le_bytes());
-    let crc = crc32c::crc32c(&b[..4092]);
+    let crc = checksum::crc32c(&b[..4092]);
     b[4092..].copy_from_slice(&crc.to_le_bytes());
     b
 }
@@ -72,7 +73,7 @@ pub(crate) fn decode_header(b: &[u8], path: &Path) -> Result<(u64, u64)> {
     if v != JOURNAL_VERSION {
         return Err(Error::UnsupportedVersion { path: path.into(), found: v, supported: JOURNAL_VERSION });
     }
-    if crc32c::crc32c(&b[..4092]) != get_u32(b, 4092) {
+    if checksum::crc32c(&b[..4092]) != get_u32(b, 4092) {
         return Err(Error::corrupt(path, "journal header checksum mismatch"));
     }
     Ok((get_u64(b, 16), get_u64(b, 24)))
@@ -154,9 +155,9 @@ fn push_record(buf: &mut Vec<u8>, kind: u8, generation: u64, payload: &[u8]) {
 }
 
 fn record_crc(rec: &[u8]) -> u32 {
-    let c = crc32c::crc32c(&rec[4..16]);
-    let c = crc32c::crc32c_append(c, &(rec.len() as u32 - REC_HEADER as u32).to_le_bytes());
-    crc32c::crc32c_append(c, &rec[REC_HEADER..])
+    let c = checksum::crc32c(&rec[4..16]);
+    let c = checksum::crc32c_append(c, &(rec.len() as u32 - REC_HEADER as u32).to_le_bytes());
+    checksum::crc32c_append(c, &rec[REC_HEADER..])
 }
 
 fn encode_batch(key: &SeriesKey, precision: Precision, batch: &SeriesBatch) -> Vec<u8> {

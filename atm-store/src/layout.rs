@@ -13,6 +13,7 @@
 //! get disk space (fallocate) the first time it is written, so unfetched
 //! ranges cost nothing.
 
+use crate::checksum;
 use crate::error::{Error, Result};
 use crate::kline::FLOAT_COLUMNS;
 use crate::{Interval, Market, Precision, Symbol};
@@ -239,7 +240,7 @@ impl StaticHeader {
         let sym = self.symbol.as_str().as_bytes();
         b[hdr::SYMBOL_LEN..hdr::SYMBOL_LEN + 2].copy_from_slice(&(sym.len() as u16).to_le_bytes());
         b[hdr::SYMBOL..hdr::SYMBOL + sym.len()].copy_from_slice(sym);
-        let crc = crc32c::crc32c(&b[..hdr::CRC]);
+        let crc = checksum::crc32c(&b[..hdr::CRC]);
         put_u32(&mut b, hdr::CRC, crc);
         b
     }
@@ -253,7 +254,7 @@ impl StaticHeader {
         if version != SERIES_VERSION {
             return Err(Error::UnsupportedVersion { path: path.into(), found: version, supported: SERIES_VERSION });
         }
-        if crc32c::crc32c(&b[..hdr::CRC]) != get_u32(b, hdr::CRC) {
+        if checksum::crc32c(&b[..hdr::CRC]) != get_u32(b, hdr::CRC) {
             return Err(Error::corrupt(path, "static header checksum mismatch"));
         }
         let bad = |what: &str| Error::corrupt(path, format!("static header: {what}"));

@@ -40,6 +40,7 @@
 compile_error!("atm-store maps little-endian column files directly and needs a little-endian target");
 
 pub mod arrow;
+mod checksum;
 mod cold;
 mod error;
 #[doc(hidden)]
@@ -69,7 +70,7 @@ pub use interval::{format_ms, Interval, STORE_EPOCH_MS, STORE_HORIZON_MS};
 pub use journal::{read_commits, CommitGroup};
 pub use kline::{Column, Kline, Precision, SeriesKey, FLOAT_COLUMNS};
 pub use market::Market;
-pub use series::{Run, Series, SeriesStats};
+pub use series::{Run, Series, SeriesStats, SCAN_CHUNK_SLOTS};
 pub use series_file::{Exception, SlotState, Slots};
 pub use store::{Store, StoreOptions, DEFAULT_OPEN_SERIES, SERIES_EXT};
 pub use symbol::{Symbol, MAX_SYMBOL_BYTES};

@@ -55,7 +55,8 @@ impl Map {
         let raw = if writable { opts.map_raw(file)? } else { opts.map_raw_read_only(file)? };
         // Series files are sparse and mostly touched a few pages at a time:
         // without this, each page fault would read ahead (and zero-fill)
-        // megabytes. Large reads ask for their pages with `populate`.
+        // megabytes. (Measured: `MADV_POPULATE_READ` before large reads is
+        // slower than their page faults, so reads just fault.)
         raw.advise(memmap2::Advice::Random)?;
         Ok(Map { raw, writable })
     }
@@ -64,17 +65,6 @@ impl Map {
         let end = off.checked_add(len);
         assert!(matches!(end, Some(e) if e <= self.raw.len()), "mapped access {off}+{len} past the end ({}): layout bug", self.raw.len());
         assert!((self.raw.as_ptr() as usize + off).is_multiple_of(align), "misaligned mapped access at {off}");
-    }
-
-    /// Asks the kernel to map the pages of `off..off+len` now, in one call,
-    /// instead of one page fault per page (the map is `MADV_RANDOM`, which
-    /// disables fault-around). A hint: errors (old kernels) are ignored.
-    pub(crate) fn populate(&self, off: usize, len: usize) {
-        let start = off / 4096 * 4096;
-        let end = (off + len).min(self.raw.len());
-        if end > start {
-            let _ = self.raw.advise_range(memmap2::Advice::PopulateRead, start, end - start);
-        }
     }
 
     /// The bytes `off..off+len`.

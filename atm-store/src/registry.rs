@@ -5,6 +5,7 @@
 //! as JSON. It is replaced atomically (temporary file, fsync, rename), under
 //! a lock so that concurrent updaters do not lose each other's changes.
 
+use crate::checksum;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -88,7 +89,7 @@ pub fn encode(reg: &Registry) -> Result<Vec<u8>> {
     b.extend_from_slice(&REGISTRY_MAGIC);
     b.extend_from_slice(&REGISTRY_VERSION.to_le_bytes());
     b.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    b.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    b.extend_from_slice(&checksum::crc32c(&body).to_le_bytes());
     b.extend_from_slice(&body);
     Ok(b)
 }
@@ -104,7 +105,7 @@ pub fn decode(b: &[u8], path: &Path) -> Result<Registry> {
     }
     let len = get_u64(b, 12);
     let body = &b[24..];
-    if body.len() as u64 != len || crc32c::crc32c(body) != get_u32(b, 20) {
+    if body.len() as u64 != len || checksum::crc32c(body) != get_u32(b, 20) {
         return Err(Error::corrupt(path, "registry length or checksum mismatch"));
     }
     serde_json::from_slice(body).map_err(|e| Error::corrupt(path, format!("registry body: {e}")))

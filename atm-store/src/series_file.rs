@@ -6,6 +6,7 @@
 //! and accepts the result only if none changed. Checksums are verified the
 //! first time this process reads a block at a given sequence number.
 
+use crate::checksum;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -295,7 +296,7 @@ impl SeriesFile {
 
     fn entry_crc(&self, b: u64) -> u32 {
         let base = self.layout.entry_off(b) as usize;
-        crc32c::crc32c(self.map.bytes(base + entry::FLAGS, entry::CRC - entry::FLAGS))
+        checksum::crc32c(self.map.bytes(base + entry::FLAGS, entry::CRC - entry::FLAGS))
     }
 
     /// A consistent, verified snapshot of the live header (the published copy).
@@ -385,7 +386,7 @@ impl SeriesFile {
             if todo & (1 << k) == 0 {
                 continue;
             }
-            let crc = crc32c::crc32c(&self.crc_bytes(k, b, e)?);
+            let crc = checksum::crc32c(&self.crc_bytes(k, b, e)?);
             if crc != e.crcs[k] {
                 if self.block_seq(b).load(Ordering::Acquire) != e.seq {
                     return Ok(false); // changed under us: retry
@@ -419,14 +420,6 @@ impl SeriesFile {
     /// writer changed any of those blocks meanwhile.
     pub fn read_section<R>(&self, s0: u64, s1: u64, mask: u16, mut f: impl FnMut(&Slots<'_>) -> R) -> Result<R> {
         let (b0, b1) = (s0 / BLOCK_SLOTS, s1 / BLOCK_SLOTS);
-        if b1 >= b0 + 32 {
-            // Large reads: map the pages of every region read in one call each.
-            for k in (0..BLOCK_CRCS).filter(|k| mask & (1 << k) != 0) {
-                let (a, _) = self.layout.crc_range(k, b0);
-                let (z, len) = self.layout.crc_range(k, b1);
-                self.map.populate(a as usize, (z + len - a) as usize);
-            }
-        }
         'retry: loop {
             let mut entries = Vec::with_capacity((b1 - b0 + 1) as usize);
             for b in b0..=b1 {
@@ -484,7 +477,7 @@ impl SeriesFile {
                 if self.block_seq(b).load(Ordering::Relaxed) != e.seq {
                     continue;
                 }
-                if crc32c::crc32c(&col) != e.crcs[c] || crc32c::crc32c(&bits) != e.crcs[COLUMNS] {
+                if checksum::crc32c(&col) != e.crcs[c] || checksum::crc32c(&bits) != e.crcs[COLUMNS] {
                     return Err(Error::corrupt(
                         &self.path,
                         format!("series {}: block {b} {} checksum mismatch", self.key, crate::kline::Column::ALL[c].name()),
@@ -573,7 +566,7 @@ impl SeriesFile {
             for c in 0..COLUMNS {
                 let (off, len) = self.layout.col_block(c, b);
                 let bytes = self.map.bytes(off as usize, len as usize);
-                if crc32c::crc32c(bytes) != e.crcs[c] {
+                if checksum::crc32c(bytes) != e.crcs[c] {
                     return Err(Error::corrupt(
                         &self.path,
                         format!("series {}: block {b} fails its checksum; not compacting it", self.key),
@@ -621,7 +614,7 @@ impl SeriesFile {
             let (off, len) = self.layout.col_block(c, b);
             nix::fcntl::fallocate(&self.file, nix::fcntl::FallocateFlags::empty(), off as i64, len as i64)
                 .map_err(|e| nix_io("reserve space in", &self.path, e))?;
-            if crc32c::crc32c(&raw[at..at + len as usize]) != e.crcs[c] {
+            if checksum::crc32c(&raw[at..at + len as usize]) != e.crcs[c] {
                 return Err(Error::corrupt(&self.path, format!("series {}: cold block {b} fails its checksum", self.key)));
             }
             self.file.write_all_at(&raw[at..at + len as usize], off).map_err(|e| Error::io("write", &self.path, e))?;
@@ -806,7 +799,7 @@ impl SeriesFile {
                     *c = known[k];
                 } else if k >= COLUMNS || !puts.is_empty() || direct || before.is_empty() || replay {
                     let (off, len) = self.layout.crc_range(k, b);
-                    *c = crc32c::crc32c(self.map.bytes(off as usize, len as usize));
+                    *c = checksum::crc32c(self.map.bytes(off as usize, len as usize));
                 }
             }
             let base = self.layout.entry_off(b);
@@ -902,7 +895,7 @@ impl SeriesFile {
                 let mut b = s_lo.div_ceil(BLOCK_SLOTS);
                 while (b + 1) * BLOCK_SLOTS <= s_hi {
                     let at = ((b * BLOCK_SLOTS - s_lo) as usize) * w;
-                    crcs.entry(b).or_insert([0; COLUMNS])[c] = crc32c::crc32c(&buf[at..at + BLOCK_SLOTS as usize * w]);
+                    crcs.entry(b).or_insert([0; COLUMNS])[c] = checksum::crc32c(&buf[at..at + BLOCK_SLOTS as usize * w]);
                     b += 1;
                 }
                 let off = self.layout.col_off[c] + s_lo * self.layout.col_width(c);
@@ -1232,8 +1225,8 @@ fn encode_live(l: &Live) -> Vec<u8> {
 /// CRC of a live copy: its fields before the CRC, then its used exceptions.
 fn live_crc(b: &[u8]) -> u32 {
     let n = (layout::get_u32(b, live::EXC_COUNT) as usize).min(MAX_EXCEPTIONS);
-    let c = crc32c::crc32c(&b[..live::CRC]);
-    crc32c::crc32c_append(c, &b[EXC_OFF as usize..EXC_OFF as usize + n * EXC_BYTES as usize])
+    let c = checksum::crc32c(&b[..live::CRC]);
+    checksum::crc32c_append(c, &b[EXC_OFF as usize..EXC_OFF as usize + n * EXC_BYTES as usize])
 }
 
 fn decode_live(b: &[u8]) -> Option<Live> {

@@ -86,6 +86,16 @@ fn check(store: &Store, key: &SeriesKey, m: &Model) {
     assert_eq!(s.latest().unwrap(), want.last().copied());
     let closes: Vec<f64> = want.iter().map(|k| k.values[3]).collect();
     assert_eq!(s.column(atm_store::Column::Close, i64::MIN / 2, i64::MAX / 2).unwrap(), closes, "{key}: column");
+    // The streaming scan sees the same closes, chunk by chunk.
+    if let (Some(first), Some(last)) = (want.first(), want.last()) {
+        let mut chunked = Vec::new();
+        s.view_chunks(first.open_time, last.open_time, &[atm_store::Column::Close], |v| {
+            let xs = v.f32s(atm_store::Column::Close.index()).expect("an f32 store");
+            chunked.extend((0..v.len()).filter(|&i| v.state(i) == SlotState::Present).map(|i| xs[i] as f64));
+        })
+        .unwrap();
+        assert_eq!(chunked, closes, "{key}: view_chunks");
+    }
     let trades: Vec<f64> = want.iter().map(|k| k.trades as f64).collect();
     assert_eq!(s.column(atm_store::Column::Trades, i64::MIN / 2, i64::MAX / 2).unwrap(), trades, "{key}: trades column");
     let tail = s.tail(7).unwrap();
