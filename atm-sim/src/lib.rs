@@ -1,0 +1,14 @@
+//! # atm-sim
+//!
+//! A Binance-compatible exchange on loopback, for tests, benchmarks and
+//! `atm sync --exchange sim` on a machine without internet.
+//!
+//! See `docs/simulator.md` for what it models and what it does not.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod calendar;
+pub mod candles;
+pub mod rng;
