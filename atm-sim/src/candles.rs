@@ -130,7 +130,7 @@ impl Units {
 
     /// The multiple of the tick nearest to `x`, at least one tick.
     fn round_tick(&self, x: f64) -> i64 {
-        ((x / self.tick as f64).round() as i64).max(1) * self.tick
+        ((x / self.tick as f64).round() as i64).clamp(1, i64::MAX / self.tick) * self.tick
     }
 }
 
@@ -392,7 +392,7 @@ impl<'a> Gen<'a> {
         let top = open.max(close) as f64;
         let high = u.round_tick(top * (1.0 + sigma * (0.1 + 0.6 * unit(h(1))))).max(open.max(close));
         let bottom = open.min(close) as f64;
-        let low = u.round_tick(bottom * (1.0 - sigma * (0.1 + 0.6 * unit(h(2)))).max(u.tick as f64)).min(open.min(close));
+        let low = u.round_tick(bottom * (1.0 - sigma * (0.1 + 0.6 * unit(h(2))))).min(open.min(close));
         let activity = (0.6 * value_noise(mix(m.key ^ salt::ACTIVITY), d as f64 / 45.0) + 0.25 * normal(h(3))).exp();
         let steps = (m.steps_per_day * activity).round().max(1.0) as u128;
         let trades = ((m.trades_per_day * activity * (0.8 + 0.4 * unit(h(4)))).round().max(1.0) as u128).min(steps) as u64;

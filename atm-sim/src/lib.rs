@@ -11,4 +11,6 @@
 
 pub mod calendar;
 pub mod candles;
+pub mod error;
+pub mod universe;
 pub mod rng;
