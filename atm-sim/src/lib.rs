@@ -11,6 +11,11 @@
 
 pub mod calendar;
 pub mod candles;
+pub mod clock;
 pub mod error;
+pub mod faults;
+pub mod format;
+pub mod limits;
 pub mod universe;
 pub mod rng;
+pub mod stats;
