@@ -250,6 +250,11 @@ impl<'a> Gen<'a> {
         self.now
     }
 
+    /// The symbol's life.
+    pub fn life(&self) -> &Lifecycle {
+        &self.model.life
+    }
+
     /// The kline of `interval` opening at `open_time` (a regular open time of
     /// that interval), or `None` when it has no base kline yet or at all.
     /// The kline in progress at `now` is included with its values so far.
