@@ -72,6 +72,12 @@ pub struct Exchange {
     /// Rendered `symbols` arrays of exchangeInfo, per market, with the
     /// statuses they were rendered for.
     pub(crate) symbols_json: [Mutex<Option<(Vec<String>, std::sync::Arc<Vec<u8>>)>>; 3],
+    /// Archive zips built so far.
+    pub(crate) zips: Mutex<crate::archive::ZipCache>,
+    /// Trades before each (market, symbol, day), for kline events' trade ids.
+    pub(crate) trade_base: crate::ws::TradeBase,
+    /// WebSocket connection attempts per market in the current 5-minute window.
+    pub(crate) ws_connects: Mutex<std::collections::HashMap<u8, (i64, u32)>>,
 }
 
 impl Exchange {
@@ -98,6 +104,9 @@ impl Exchange {
             dice,
             stats: Stats::default(),
             symbols_json: Default::default(),
+            zips: Default::default(),
+            trade_base: Default::default(),
+            ws_connects: Default::default(),
         })
     }
 

@@ -9,9 +9,11 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod archive;
 pub mod calendar;
 pub mod candles;
 pub mod clock;
+pub mod control;
 pub mod error;
 pub mod exchange;
 pub mod faults;
@@ -19,8 +21,11 @@ pub mod format;
 pub mod limits;
 pub mod rest;
 pub mod universe;
+pub mod ws;
 pub mod rng;
+pub mod server;
 pub mod stats;
 pub use error::{Error, Result};
 pub use exchange::{Exchange, SimConfig};
+pub use server::SimServer;
 pub use universe::UniverseSpec;
