@@ -398,7 +398,7 @@ impl Connection {
                 sub.upto = close;
                 sub.last_update = i64::MIN;
             }
-            if now - sub.last_update < cadence(sub.interval) {
+            if now.saturating_sub(sub.last_update) < cadence(sub.interval) {
                 continue;
             }
             // The kline in progress: whole seconds so far (kept), plus the current second.
