@@ -35,6 +35,43 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Compress sealed (old) blocks with zstd; reads stay transparent.
     Compact(CompactArgs),
+    /// The built-in Binance simulator (REST, WebSocket, archives) on loopback.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+/// `atm sim ...`.
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Serve a simulated Binance until SIGINT/SIGTERM; prints {"base":..} as the first stdout line.
+    #[command(after_help = "Examples:\n  atm sim serve\n  atm sim serve --universe real --now 2025-11-24 --time-scale 60\n  atm sim serve --faults http5xx=0.02,http429=0.01,reset=0.01,slow=0.02:2s,ws_disconnect=20m\n\nPoint a client at it: python-binance Client(base_endpoint=...) or ccxt urls['api'] = BASE + '/api/v3'.\nSee docs/simulator.md.")]
+    Serve(SimServeArgs),
+}
+
+/// `atm sim serve`.
+#[derive(Debug, Args)]
+pub struct SimServeArgs {
+    /// Address to bind (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: std::net::SocketAddr,
+    /// Seed of every random draw (klines, listings, faults).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// `real` (Binance's exchangeInfo snapshots) or N generated symbols per market.
+    #[arg(long, default_value = "20")]
+    pub universe: String,
+    /// The exchange's time at start: RFC 3339, a date or epoch ms (default: the wall clock).
+    #[arg(long, value_name = "T")]
+    pub now: Option<String>,
+    /// Run the exchange clock X times faster than real time.
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub time_scale: f64,
+    /// Faults to inject, e.g. http5xx=0.02,reset=0.01,slow=0.02:2s (docs/simulator.md).
+    #[arg(long, default_value = "", value_name = "SPEC")]
+    pub faults: String,
+    /// Serve without request-weight limits (for throughput benchmarks).
+    #[arg(long)]
+    pub no_limits: bool,
 }
 
 /// Binance market.

@@ -10,6 +10,9 @@ pub enum CliError {
     /// A bad argument or combination of arguments.
     #[error("{0}")]
     Usage(String),
+    /// The simulator failed.
+    #[error(transparent)]
+    Sim(#[from] atm_sim::Error),
     /// Writing the output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),

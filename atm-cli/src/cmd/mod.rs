@@ -4,6 +4,7 @@ mod compact;
 mod import;
 mod info;
 mod query;
+mod sim;
 mod verify;
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info::run(&open(&dir)?, a),
         Command::Verify(a) => verify::run(&open(&dir)?, a),
         Command::Compact(a) => compact::run(&open(&dir)?, a),
+        Command::Sim(c) => sim::run(c),
     }
 }
 
