@@ -44,7 +44,9 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Serve a simulated Binance until SIGINT/SIGTERM; prints {"base":..} as the first stdout line.
-    #[command(after_help = "Examples:\n  atm sim serve\n  atm sim serve --universe real --now 2025-11-24 --time-scale 60\n  atm sim serve --faults http5xx=0.02,http429=0.01,reset=0.01,slow=0.02:2s,ws_disconnect=20m\n\nPoint a client at it: python-binance Client(base_endpoint=...) or ccxt urls['api'] = BASE + '/api/v3'.\nSee docs/simulator.md.")]
+    #[command(
+        after_help = "Examples:\n  atm sim serve\n  atm sim serve --universe real --now 2025-11-24 --time-scale 60\n  atm sim serve --faults http5xx=0.02,http429=0.01,reset=0.01,slow=0.02:2s,ws_disconnect=20m\n\nPoint a client at it: python-binance Client(base_endpoint=...) or ccxt urls['api'] = BASE + '/api/v3'.\nSee docs/simulator.md."
+    )]
     Serve(SimServeArgs),
 }
 

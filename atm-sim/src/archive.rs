@@ -14,8 +14,8 @@
 //! if its symbol had klines in it. Zips are built once and cached.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use atm_store::{Interval, Market};
@@ -31,7 +31,8 @@ use crate::rest::{Reply, Transport};
 /// Spot files switched to microseconds on this day (2025-01-01).
 const SPOT_MICROS_FROM: i64 = 1_735_689_600_000;
 /// The futures CSV header.
-const FUTURES_HEADER: &str = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n";
+const FUTURES_HEADER: &str =
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n";
 /// Cached zips are evicted beyond this many bytes.
 const CACHE_BYTES: usize = 256 << 20;
 
@@ -91,6 +92,18 @@ impl FileKey {
     }
 }
 
+/// One line of a listing: a folder (`file: None`) or a file.
+struct Entry {
+    name: String,
+    file: Option<FileInfo>,
+}
+
+/// A listed file: when it was published, and its size once built.
+struct FileInfo {
+    published: i64,
+    size: Option<u64>,
+}
+
 /// A built zip and its SHA-256.
 #[derive(Debug)]
 pub(crate) struct Built {
@@ -107,7 +120,9 @@ pub(crate) struct ZipCache {
 }
 
 fn intervals(period: Period, market: Market) -> impl Iterator<Item = Interval> {
-    Interval::ALL.into_iter().filter(move |i| i.valid_for(market) && (period == Period::Monthly || !matches!(i, Interval::D3 | Interval::W1 | Interval::Mo1)))
+    Interval::ALL
+        .into_iter()
+        .filter(move |i| i.valid_for(market) && (period == Period::Monthly || !matches!(i, Interval::D3 | Interval::W1 | Interval::Mo1)))
 }
 
 /// Parses `data/<market>/<period>/klines/<SYM>/<iv>/<file>`.
@@ -159,7 +174,13 @@ impl Exchange {
             self.stats.archive_checksums.fetch_add(1, Relaxed);
             let body = format!("{}  {}", built.sha256, key.zip_name());
             self.stats.archive_bytes.fetch_add(body.len() as u64, Relaxed);
-            return Some(Reply { status: 200, headers: vec![], content_type: "application/octet-stream", body: body.into(), transport: Transport::Normal });
+            return Some(Reply {
+                status: 200,
+                headers: vec![],
+                content_type: "application/octet-stream",
+                body: body.into(),
+                transport: Transport::Normal,
+            });
         }
         let mut zip = built.zip.clone();
         if let Some(h) = self.dice.roll(Kind::ArchiveCorrupt, self.config.faults.archive_corrupt) {
@@ -229,13 +250,14 @@ impl Exchange {
         let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
         let (prefix, delimiter, marker) = (get("prefix"), get("delimiter"), get("marker"));
         let now = self.clock.now();
-        let (folders, files) = self.list(&prefix, now);
-        let mut entries: Vec<(String, Option<(i64, Option<u64>)>)> = folders.into_iter().map(|f| (f, None)).chain(files.into_iter().map(|(k, t, s)| (k, Some((t, s))))).collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.retain(|e| marker.is_empty() || e.0 > marker);
+        let mut entries = self.list(&prefix, now);
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.retain(|e| marker.is_empty() || e.name > marker);
         let truncated = entries.len() > 1000;
         entries.truncate(1000);
-        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+        let mut x = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">",
+        );
         let _ = write!(
             x,
             "<Name>data.binance.vision</Name><Prefix>{}</Prefix><Marker>{}</Marker><MaxKeys>1000</MaxKeys><Delimiter>{}</Delimiter><IsTruncated>{truncated}</IsTruncated>",
@@ -245,16 +267,20 @@ impl Exchange {
         );
         if truncated {
             if let Some(last) = entries.last() {
-                let _ = write!(x, "<NextMarker>{}</NextMarker>", xml(&last.0));
+                let _ = write!(x, "<NextMarker>{}</NextMarker>", xml(&last.name));
             }
         }
-        for (name, file) in &entries {
+        for Entry { name, file } in &entries {
             match file {
                 None => {
                     let _ = write!(x, "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>", xml(name));
                 }
-                Some((published, size)) => {
-                    let modified = Utc.timestamp_millis_opt(*published).single().map(|d| d.format("%Y-%m-%dT%H:%M:%S.000Z").to_string()).unwrap_or_default();
+                Some(FileInfo { published, size }) => {
+                    let modified = Utc
+                        .timestamp_millis_opt(*published)
+                        .single()
+                        .map(|d| d.format("%Y-%m-%dT%H:%M:%S.000Z").to_string())
+                        .unwrap_or_default();
                     let etag = format!("{:016x}", crate::rng::hash_str(name));
                     let _ = write!(
                         x,
@@ -270,11 +296,10 @@ impl Exchange {
     }
 
     /// Folders and files directly under `prefix` (which ends in `/`).
-    #[allow(clippy::type_complexity)]
-    fn list(&self, prefix: &str, now: i64) -> (Vec<String>, Vec<(String, i64, Option<u64>)>) {
+    fn list(&self, prefix: &str, now: i64) -> Vec<Entry> {
         let p = prefix.trim_start_matches('/');
         let parts: Vec<&str> = p.trim_end_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-        let folders = |names: Vec<String>| (names.into_iter().map(|n| format!("{p}{n}/")).collect(), vec![]);
+        let folders = |names: Vec<String>| names.into_iter().map(|n| Entry { name: format!("{p}{n}/"), file: None }).collect();
         let market = |parts: &[&str]| -> Option<(Market, usize)> {
             match parts {
                 ["data", "spot", ..] => Some((Market::Spot, 2)),
@@ -284,7 +309,7 @@ impl Exchange {
             }
         };
         if !p.is_empty() && !p.ends_with('/') {
-            return (vec![], vec![]);
+            return vec![];
         }
         match parts.as_slice() {
             [] => return folders(vec!["data".into()]),
@@ -292,7 +317,7 @@ impl Exchange {
             ["data", "futures"] => return folders(vec!["cm".into(), "um".into()]),
             _ => {}
         }
-        let Some((m, at)) = market(&parts) else { return (vec![], vec![]) };
+        let Some((m, at)) = market(&parts) else { return vec![] };
         let rest = &parts[at..];
         let period = |s: &str| match s {
             "daily" => Some(Period::Daily),
@@ -303,19 +328,28 @@ impl Exchange {
             [] => folders(vec!["daily".into(), "monthly".into()]),
             [p] if period(p).is_some() => folders(vec!["klines".into()]),
             [p, "klines"] if period(p).is_some() => {
-                let names = self.universe.market(m).listings.iter().filter(|l| l.first_kline(now).is_some()).map(|l| l.model.symbol.clone()).collect();
+                let names = self
+                    .universe
+                    .market(m)
+                    .listings
+                    .iter()
+                    .filter(|l| l.first_kline(now).is_some())
+                    .map(|l| l.model.symbol.clone())
+                    .collect();
                 folders(names)
             }
             [p, "klines", sym] => match (period(p), self.universe.get(m, sym)) {
                 (Some(per), Some(_)) => folders(intervals(per, m).map(|i| i.file_name().to_string()).collect()),
-                _ => (vec![], vec![]),
+                _ => vec![],
             },
             [p, "klines", sym, iv] => {
-                let (Some(per), Some(l), Some(interval)) = (period(p), self.universe.get(m, sym), Interval::ALL.into_iter().find(|i| i.file_name() == *iv)) else {
-                    return (vec![], vec![]);
+                let (Some(per), Some(l), Some(interval)) =
+                    (period(p), self.universe.get(m, sym), Interval::ALL.into_iter().find(|i| i.file_name() == *iv))
+                else {
+                    return vec![];
                 };
                 let mut files = vec![];
-                let Some(first) = l.first_kline(now) else { return (vec![], vec![]) };
+                let Some(first) = l.first_kline(now) else { return vec![] };
                 let mut start = match per {
                     Period::Daily => first - first.rem_euclid(DAY),
                     Period::Monthly => crate::candles::open_of(Interval::Mo1, first),
@@ -327,14 +361,18 @@ impl Exchange {
                     if key.published() <= now && Gen::new(&l.model, now).range(key.start, key.end()).is_some() {
                         let size = cache.map.get(&key).map(|b| b.zip.len() as u64);
                         let zip = format!("{}{}", key.dir(), key.zip_name());
-                        files.push((format!("{zip}.CHECKSUM"), key.published(), size.map(|_| 64 + 2 + key.zip_name().len() as u64)));
-                        files.push((zip, key.published(), size));
+                        let published = key.published();
+                        files.push(Entry {
+                            name: format!("{zip}.CHECKSUM"),
+                            file: Some(FileInfo { published, size: size.map(|_| 64 + 2 + key.zip_name().len() as u64) }),
+                        });
+                        files.push(Entry { name: zip, file: Some(FileInfo { published, size }) });
                     }
                     start = key.end();
                 }
-                (vec![], files)
+                files
             }
-            _ => (vec![], vec![]),
+            _ => vec![],
         }
     }
 }

@@ -122,8 +122,10 @@ impl Units {
         let v = volume as f64;
         let q = match self.contract_size {
             None => v * price * 10f64.powi(self.quote_decimals as i32 - self.qty_decimals as i32 - self.price_decimals as i32),
-            Some(cs) => v / 10f64.powi(self.qty_decimals as i32) * cs / (price / 10f64.powi(self.price_decimals as i32))
-                * 10f64.powi(self.quote_decimals as i32),
+            Some(cs) => {
+                v / 10f64.powi(self.qty_decimals as i32) * cs / (price / 10f64.powi(self.price_decimals as i32))
+                    * 10f64.powi(self.quote_decimals as i32)
+            }
         };
         q.max(0.0).round() as u128
     }
@@ -364,7 +366,12 @@ impl<'a> Gen<'a> {
     }
 
     /// The children of `parent_index` at one level, from the one-entry cache.
-    fn children<const N: usize>(&self, cache: &RefCell<Option<(i64, [Agg; N])>>, parent_index: i64, parent: impl FnOnce() -> Agg) -> [Agg; N] {
+    fn children<const N: usize>(
+        &self,
+        cache: &RefCell<Option<(i64, [Agg; N])>>,
+        parent_index: i64,
+        parent: impl FnOnce() -> Agg,
+    ) -> [Agg; N] {
         if let Some((i, kids)) = *cache.borrow() {
             if i == parent_index {
                 return kids;
@@ -382,8 +389,11 @@ impl<'a> Gen<'a> {
         // Octaves from a day to about three years; amplitudes grow like a
         // random walk's spread, so long trends dominate, as in real markets.
         const OCTAVES: [(f64, f64); 6] = [(1.0, 0.9), (4.0, 1.6), (16.0, 2.6), (64.0, 4.2), (256.0, 6.5), (1024.0, 9.0)];
-        let x: f64 =
-            OCTAVES.iter().enumerate().map(|(k, &(period, amp))| amp * value_noise(mix(m.key ^ salt::ANCHOR ^ k as u64), d as f64 / period)).sum();
+        let x: f64 = OCTAVES
+            .iter()
+            .enumerate()
+            .map(|(k, &(period, amp))| amp * value_noise(mix(m.key ^ salt::ANCHOR ^ k as u64), d as f64 / period))
+            .sum();
         m.units.round_tick(m.price * (x * m.sigma).exp())
     }
 
@@ -458,12 +468,13 @@ fn split(u: &Units, parent: &Agg, key: u64, out: &mut [Agg]) {
     let mut bounds = vec![parent.open; m + 1];
     if m > 0 {
         bounds[m] = parent.close;
-        let walk: Vec<f64> = (0..=m).scan(0.0, |s, j| {
-            let v = *s;
-            *s += normal(h(active.get(j).copied().unwrap_or(n), 2));
-            Some(v)
-        })
-        .collect();
+        let walk: Vec<f64> = (0..=m)
+            .scan(0.0, |s, j| {
+                let v = *s;
+                *s += normal(h(active.get(j).copied().unwrap_or(n), 2));
+                Some(v)
+            })
+            .collect();
         let spread = (parent.high - parent.low) as f64 * 0.3 / (m as f64).sqrt();
         for j in 1..m {
             let f = j as f64 / m as f64;
@@ -486,15 +497,7 @@ fn split(u: &Units, parent: &Agg, key: u64, out: &mut [Agg]) {
         let down = (unit(h(i, 6)) * excursion / u.tick as f64) as i64 * u.tick;
         let high = if i == hi { parent.high } else { (open.max(close) + up).min(parent.high) };
         let low = if i == lo { parent.low } else { (open.min(close) - down).max(parent.low) };
-        *child = Agg {
-            open,
-            high,
-            low,
-            close,
-            volume: (trades[i] + extra[i]) * u.step,
-            trades: trades[i] as u64,
-            ..Agg::default()
-        };
+        *child = Agg { open, high, low, close, volume: (trades[i] + extra[i]) * u.step, trades: trades[i] as u64, ..Agg::default() };
         last = close;
     }
     // Quote volume follows volume times price; taker volumes a random share
@@ -586,7 +589,7 @@ mod tests {
     fn check_kline(a: &Agg, u: &Units) {
         assert!(a.low <= a.open.min(a.close) && a.high >= a.open.max(a.close), "{a:?}");
         assert!(a.low >= u.tick && a.low % u.tick == 0 && a.high % u.tick == 0, "{a:?}");
-        assert!(a.volume % u.step == 0 && a.taker_base <= a.volume && a.taker_quote <= a.quote, "{a:?}");
+        assert!(a.volume.is_multiple_of(u.step) && a.taker_base <= a.volume && a.taker_quote <= a.quote, "{a:?}");
         assert!(a.volume / u.step >= a.trades as u128, "{a:?}");
         if a.trades == 0 {
             assert!(a.volume == 0 && a.open == a.high && a.low == a.close && a.open == a.close, "{a:?}");
@@ -649,7 +652,11 @@ mod tests {
     fn long_intervals_aggregate_days() {
         let m = model(Market::UsdM, 9);
         let g = Gen::new(&m, 1_800_000_000_000);
-        for (iv, t) in [(Interval::W1, open_of(Interval::W1, 1_650_000_000_000)), (Interval::Mo1, 1_706_745_600_000), (Interval::D3, open_of(Interval::D3, 1_640_000_000_000))] {
+        for (iv, t) in [
+            (Interval::W1, open_of(Interval::W1, 1_650_000_000_000)),
+            (Interval::Mo1, 1_706_745_600_000),
+            (Interval::D3, open_of(Interval::D3, 1_640_000_000_000)),
+        ] {
             let end = next_open(iv, t);
             let days = Agg::sum((0..(end - t) / DAY).filter_map(|i| g.kline(Interval::D1, t + i * DAY).map(|k| k.agg)));
             assert_eq!(g.kline(iv, t).map(|k| k.agg), days, "{iv}");
@@ -708,7 +715,9 @@ mod tests {
     fn prices_look_like_a_market() {
         let m = model(Market::UsdM, 77);
         let g = Gen::new(&m, 1_800_000_000_000);
-        let closes: Vec<f64> = (0..1000).map(|d| g.kline(Interval::D1, 1_600_000_000_000 - 1_600_000_000_000 % DAY + d * DAY).unwrap().agg.close as f64).collect();
+        let closes: Vec<f64> = (0..1000)
+            .map(|d| g.kline(Interval::D1, 1_600_000_000_000 - 1_600_000_000_000 % DAY + d * DAY).unwrap().agg.close as f64)
+            .collect();
         let rets: Vec<f64> = closes.windows(2).map(|w| (w[1] / w[0]).ln()).collect();
         let sd = (rets.iter().map(|r| r * r).sum::<f64>() / rets.len() as f64).sqrt();
         assert!((0.01..0.15).contains(&sd), "daily log-return sd {sd}");

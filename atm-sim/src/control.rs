@@ -61,7 +61,8 @@ impl Exchange {
         if !interval.valid_for(market) {
             return Err(format!("interval {interval} does not exist on {market}"));
         }
-        let time = |k: &str, default: i64| get(k).map_or(Ok(default), |v| v.parse::<i64>().map_err(|_| format!("{k}: not a number: {v:?}")));
+        let time =
+            |k: &str, default: i64| get(k).map_or(Ok(default), |v| v.parse::<i64>().map_err(|_| format!("{k}: not a number: {v:?}")));
         let (start, end) = (time("startTime", 0)?, time("endTime", now)?);
         let listing = self.universe.get(market, symbol).ok_or_else(|| format!("unknown symbol {symbol} on {market}"))?;
         let g = Gen::new(&listing.model, now);

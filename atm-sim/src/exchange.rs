@@ -47,6 +47,9 @@ impl Default for SimConfig {
     }
 }
 
+/// A market's rendered exchangeInfo `symbols` and the statuses it shows.
+pub(crate) type SymbolsCache = Mutex<Option<(Vec<String>, std::sync::Arc<Vec<u8>>)>>;
+
 /// The weight limits Binance documents (binance-api.md §3), used by the
 /// generated universe.
 const SPOT_WEIGHT_LIMIT: u64 = 6000;
@@ -71,7 +74,7 @@ pub struct Exchange {
     pub stats: Stats,
     /// Rendered `symbols` arrays of exchangeInfo, per market, with the
     /// statuses they were rendered for.
-    pub(crate) symbols_json: [Mutex<Option<(Vec<String>, std::sync::Arc<Vec<u8>>)>>; 3],
+    pub(crate) symbols_json: [SymbolsCache; 3],
     /// Archive zips built so far.
     pub(crate) zips: Mutex<crate::archive::ZipCache>,
     /// Trades before each (market, symbol, day), for kline events' trade ids.

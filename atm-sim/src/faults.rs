@@ -66,7 +66,8 @@ impl std::str::FromStr for FaultSpec {
     fn from_str(s: &str) -> Result<FaultSpec> {
         let mut f = FaultSpec::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (name, value) = item.split_once('=').ok_or_else(|| Error::Config(format!("fault {item:?}: expected name=P or name=P:DURATION")))?;
+            let (name, value) =
+                item.split_once('=').ok_or_else(|| Error::Config(format!("fault {item:?}: expected name=P or name=P:DURATION")))?;
             let prob = |v: &str| -> Result<f64> {
                 match v.parse::<f64>() {
                     Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),

@@ -182,9 +182,26 @@ mod tests {
         // A USD-M event of shared/data/binance/ws/um_kline_events_2021-07-22.extracted.jsonl.
         let want = r#"{"e":"kline","E":1626992741424,"s":"CTKUSDT","k":{"t":1626992700000,"T":1626992759999,"s":"CTKUSDT","i":"1m","f":23961275,"L":23961322,"o":"1.01000","c":"1.01100","h":"1.01100","l":"1.01000","v":"3917","n":48,"x":false,"q":"3957.89900","V":"1729","Q":"1748.01900","B":"0"}}"#;
         let u = Units { price_decimals: 5, tick: 100, qty_decimals: 0, step: 1, quote_decimals: 5, contract_size: None };
-        let agg = Agg { open: 101_000, high: 101_100, low: 101_000, close: 101_100, volume: 3917, quote: 395_789_900, trades: 48, taker_base: 1729, taker_quote: 174_801_900 };
+        let agg = Agg {
+            open: 101_000,
+            high: 101_100,
+            low: 101_000,
+            close: 101_100,
+            volume: 3917,
+            quote: 395_789_900,
+            trades: 48,
+            taker_base: 1729,
+            taker_quote: 174_801_900,
+        };
         let k = Kline { open_time: 1_626_992_700_000, close_time: 1_626_992_759_999, agg };
-        let meta = EventMeta { symbol: "CTKUSDT", interval: Interval::M1, event_time: 1_626_992_741_424, first_trade: 23_961_275, last_trade: 23_961_322, closed: false };
+        let meta = EventMeta {
+            symbol: "CTKUSDT",
+            interval: Interval::M1,
+            event_time: 1_626_992_741_424,
+            first_trade: 23_961_275,
+            last_trade: 23_961_322,
+            closed: false,
+        };
         assert_eq!(s(|o| kline_event(o, &k, &u, &meta)), want);
     }
 }

@@ -119,7 +119,10 @@ impl Params {
         }
         let read = pairs.iter().filter(|(k, _)| allowed.contains(&k.as_str())).count();
         if read < pairs.len() {
-            return Err(ApiError::bad(-1104, format!("Not all sent parameters were read; read '{read}' parameter(s) but was sent '{}'.", pairs.len())));
+            return Err(ApiError::bad(
+                -1104,
+                format!("Not all sent parameters were read; read '{read}' parameter(s) but was sent '{}'.", pairs.len()),
+            ));
         }
         Ok(Params(pairs))
     }
@@ -135,7 +138,9 @@ impl Params {
     fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
         match self.get(k) {
             None => Ok(None),
-            Some(v) => v.parse::<i64>().map(Some).map_err(|_| ApiError::bad(-1100, format!("Illegal characters found in parameter '{k}'; legal range is '^-?[0-9]{{1,20}}$'."))),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                ApiError::bad(-1100, format!("Illegal characters found in parameter '{k}'; legal range is '^-?[0-9]{{1,20}}$'."))
+            }),
         }
     }
 }
@@ -253,7 +258,8 @@ impl Exchange {
                 if contract != "PERPETUAL" {
                     return Err(ApiError::bad(-1121, "Invalid symbol."));
                 }
-                let symbol = self.universe.market(market).listings.iter().find(|l| l.info["pair"] == pair && l.info["contractType"] == "PERPETUAL");
+                let symbol =
+                    self.universe.market(market).listings.iter().find(|l| l.info["pair"] == pair && l.info["contractType"] == "PERPETUAL");
                 let symbol = symbol.map(|l| l.model.symbol.clone()).ok_or_else(|| ApiError::bad(-1121, "Invalid pair."))?;
                 self.klines(market, &symbol, &p, now)
             }
@@ -367,11 +373,15 @@ impl Exchange {
         }
         let offset = match p.get("timeZone") {
             None => 0,
-            Some(tz) => parse_time_zone(tz).ok_or_else(|| ApiError::bad(-1100, "Illegal characters found in parameter 'timeZone'; legal range is '^[+-]?\\d{1,2}(:\\d{2})?$'."))?,
+            Some(tz) => parse_time_zone(tz).ok_or_else(|| {
+                ApiError::bad(-1100, "Illegal characters found in parameter 'timeZone'; legal range is '^[+-]?\\d{1,2}(:\\d{2})?$'.")
+            })?,
         };
         let select = if market == Market::CoinM {
             let (s, e) = match (start, end) {
-                (Some(s), Some(e)) if e - s > CM_WINDOW_MS => return Err(ApiError::bad(-1127, "More than 4800 hours between startTime and endTime.")),
+                (Some(s), Some(e)) if e - s > CM_WINDOW_MS => {
+                    return Err(ApiError::bad(-1127, "More than 4800 hours between startTime and endTime."))
+                }
                 (Some(s), Some(e)) => (s, e),
                 (Some(s), None) => (s, (s + CM_WINDOW_MS).min(now)),
                 (None, Some(e)) => (e - CM_WINDOW_MS, e),

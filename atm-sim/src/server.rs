@@ -46,7 +46,9 @@ impl SimServer {
     pub fn start(config: SimConfig) -> Result<SimServer> {
         let exchange = Arc::new(Exchange::new(config)?);
         let runtime = runtime()?;
-        let listener = runtime.block_on(TcpListener::bind(exchange.config.addr)).map_err(|e| Error::Io { what: format!("bind {}", exchange.config.addr), source: e })?;
+        let listener = runtime
+            .block_on(TcpListener::bind(exchange.config.addr))
+            .map_err(|e| Error::Io { what: format!("bind {}", exchange.config.addr), source: e })?;
         let addr = listener.local_addr().map_err(|e| Error::Io { what: "local address".into(), source: e })?;
         let (shutdown, stop) = watch::channel(false);
         let ex = exchange.clone();
@@ -108,7 +110,9 @@ pub fn run_until_signal(config: SimConfig, ready: impl FnOnce(&str, &Exchange)) 
     let exchange = Arc::new(Exchange::new(config)?);
     let runtime = runtime()?;
     runtime.block_on(async move {
-        let listener = TcpListener::bind(exchange.config.addr).await.map_err(|e| Error::Io { what: format!("bind {}", exchange.config.addr), source: e })?;
+        let listener = TcpListener::bind(exchange.config.addr)
+            .await
+            .map_err(|e| Error::Io { what: format!("bind {}", exchange.config.addr), source: e })?;
         let addr = listener.local_addr().map_err(|e| Error::Io { what: "local address".into(), source: e })?;
         ready(&format!("http://{addr}"), &exchange);
         let (tx, rx) = watch::channel(false);
@@ -175,7 +179,13 @@ async fn handle(exchange: Arc<Exchange>, req: Request<Incoming>) -> std::result:
         .rest(&path, &query)
         .or_else(|| exchange.control(&path, &query))
         .or_else(|| exchange.archive(&path, &query))
-        .unwrap_or_else(|| Reply { status: 404, headers: vec![], content_type: "text/plain", body: Bytes::from_static(b"Not Found"), transport: Transport::Normal });
+        .unwrap_or_else(|| Reply {
+            status: 404,
+            headers: vec![],
+            content_type: "text/plain",
+            body: Bytes::from_static(b"Not Found"),
+            transport: Transport::Normal,
+        });
     if let Transport::Slow(d) = reply.transport {
         tokio::time::sleep(d).await;
     }

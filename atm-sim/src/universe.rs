@@ -292,7 +292,9 @@ fn real_listings(market: Market, snapshot: &Value, seed: u64, now: i64) -> Resul
                     // Delisted: at the contract's delivery when known, else
                     // somewhere between a month after listing and the snapshot.
                     let until = snapshot_time.max(listed + 31 * DAY).min(now);
-                    let end = delivery.filter(|&d| d > listed && d <= now).unwrap_or_else(|| time_between(h(2), (listed + 30 * DAY).min(until - MINUTE), until));
+                    let end = delivery
+                        .filter(|&d| d > listed && d <= now)
+                        .unwrap_or_else(|| time_between(h(2), (listed + 30 * DAY).min(until - MINUTE), until));
                     life.delisted = Some(end - end.rem_euclid(MINUTE));
                 } else if unit(h(3)) < 0.03 && yesterday - listed > 120 * DAY {
                     // A few trading symbols were delisted for a while and came back.
@@ -376,7 +378,17 @@ fn pow10_str(exp: i32, decimals: u32) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn fill_generated_info(market: Market, info: &mut Value, symbol: &str, base: &str, quote: &str, tick_exp: i32, step_exp: i32, life: Lifecycle, status: &str) {
+fn fill_generated_info(
+    market: Market,
+    info: &mut Value,
+    symbol: &str,
+    base: &str,
+    quote: &str,
+    tick_exp: i32,
+    step_exp: i32,
+    life: Lifecycle,
+    status: &str,
+) {
     let Some(o) = info.as_object_mut() else { return };
     o.insert("symbol".into(), json!(symbol));
     o.insert("baseAsset".into(), json!(base));
@@ -449,7 +461,10 @@ mod tests {
         let trading = spot.listings.iter().filter(|l| l.status(NOW) == "TRADING").count();
         assert!((1290..=1340).contains(&trading), "{trading}");
         let btc = u.get(Market::UsdM, "BTCUSDT").unwrap();
-        assert_eq!(btc.model.units, Units { price_decimals: 2, tick: 10, qty_decimals: 3, step: 1, quote_decimals: 5, contract_size: None });
+        assert_eq!(
+            btc.model.units,
+            Units { price_decimals: 2, tick: 10, qty_decimals: 3, step: 1, quote_decimals: 5, contract_size: None }
+        );
         assert_eq!(btc.model.life.listed, Some(1_569_398_400_000));
         assert!(u.get(Market::UsdM, "币安人生USDT").is_some());
         let pending = u.market(Market::UsdM).listings.iter().filter(|l| l.status(NOW) == "PENDING_TRADING").count();

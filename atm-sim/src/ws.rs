@@ -56,9 +56,15 @@ pub struct WsLimits {
 /// The limits of `market` (binance-api.md §4).
 pub fn limits(market: Market) -> WsLimits {
     match market {
-        Market::Spot => WsLimits { max_streams: 1024, max_incoming_per_sec: 5, ping_every: 20_000, pong_within: 60_000, connects_per_5m: Some(300) },
-        Market::UsdM => WsLimits { max_streams: 1024, max_incoming_per_sec: 10, ping_every: 180_000, pong_within: 600_000, connects_per_5m: None },
-        Market::CoinM => WsLimits { max_streams: 200, max_incoming_per_sec: 10, ping_every: 180_000, pong_within: 600_000, connects_per_5m: None },
+        Market::Spot => {
+            WsLimits { max_streams: 1024, max_incoming_per_sec: 5, ping_every: 20_000, pong_within: 60_000, connects_per_5m: Some(300) }
+        }
+        Market::UsdM => {
+            WsLimits { max_streams: 1024, max_incoming_per_sec: 10, ping_every: 180_000, pong_within: 600_000, connects_per_5m: None }
+        }
+        Market::CoinM => {
+            WsLimits { max_streams: 200, max_incoming_per_sec: 10, ping_every: 180_000, pong_within: 600_000, connects_per_5m: None }
+        }
     }
 }
 
@@ -242,7 +248,16 @@ enum Flow {
 impl Connection {
     fn new(ex: Arc<Exchange>, opening: Opening) -> Connection {
         let now = ex.clock.now();
-        let mut c = Connection { ex, market: opening.market, combined: opening.combined, subs: vec![], opened: now, last_ping: now, ping_payload: None, incoming: (0, 0) };
+        let mut c = Connection {
+            ex,
+            market: opening.market,
+            combined: opening.combined,
+            subs: vec![],
+            opened: now,
+            last_ping: now,
+            ping_payload: None,
+            incoming: (0, 0),
+        };
         for s in &opening.streams {
             c.subscribe(s, now);
         }
@@ -375,13 +390,18 @@ impl Connection {
                 let drop = if closed { ex.dice.roll(Kind::WsCloseDrop, ex.config.faults.ws_close_drop) } else { None }
                     .or_else(|| ex.dice.roll(Kind::WsDrop, ex.config.faults.ws_drop));
                 if drop.is_some() {
-                    let c = if closed && ex.config.faults.ws_close_drop > 0.0 { &ex.stats.faults.ws_close_drop } else { &ex.stats.faults.ws_drop };
+                    let c = if closed && ex.config.faults.ws_close_drop > 0.0 {
+                        &ex.stats.faults.ws_close_drop
+                    } else {
+                        &ex.stats.faults.ws_drop
+                    };
                     c.fetch_add(1, Relaxed);
                     return;
                 }
                 let first = ex.trades_before(self.market, &sub.symbol, &g, k.open_time) as i64;
                 let (f, l) = if k.agg.trades == 0 { (-1, -1) } else { (first, first + k.agg.trades as i64 - 1) };
-                let meta = EventMeta { symbol: &sub.symbol, interval: sub.interval, event_time: now, first_trade: f, last_trade: l, closed };
+                let meta =
+                    EventMeta { symbol: &sub.symbol, interval: sub.interval, event_time: now, first_trade: f, last_trade: l, closed };
                 let mut payload = Vec::with_capacity(400);
                 kline_event(&mut payload, k, units, &meta);
                 let payload = String::from_utf8(payload).unwrap_or_default();
@@ -439,7 +459,11 @@ impl Connection {
             }
         };
         let Ok(v) = serde_json::from_str::<Value>(text) else {
-            let reply = error(3, &format!("Invalid JSON: expected a JSON object, got {:?}", text.chars().take(40).collect::<String>()), &Value::Null);
+            let reply = error(
+                3,
+                &format!("Invalid JSON: expected a JSON object, got {:?}", text.chars().take(40).collect::<String>()),
+                &Value::Null,
+            );
             return (vec![reply], if futures { Flow::Close } else { Flow::Continue });
         };
         let id = v.get("id").cloned().unwrap_or(Value::Null);
@@ -465,7 +489,14 @@ impl Connection {
                 let fresh = names.iter().filter(|n| !self.subs.iter().any(|s| s.name == **n)).count();
                 if self.subs.len() + fresh > limits(self.market).max_streams {
                     self.ex.stats.ws_limit_violations.fetch_add(1, Relaxed);
-                    return (vec![error(2, &format!("Invalid request: a connection holds at most {} streams", limits(self.market).max_streams), &id)], Flow::Continue);
+                    return (
+                        vec![error(
+                            2,
+                            &format!("Invalid request: a connection holds at most {} streams", limits(self.market).max_streams),
+                            &id,
+                        )],
+                        Flow::Continue,
+                    );
                 }
                 for n in names {
                     self.subscribe(n, now);

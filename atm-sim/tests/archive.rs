@@ -2,7 +2,6 @@
 //! corrupt-archive fault, read back by atm-store's importer.
 
 use std::io::Read;
-use std::path::Path;
 
 use atm_sim::{SimConfig, SimServer, UniverseSpec};
 use atm_store::import;
@@ -13,7 +12,8 @@ const NOW: i64 = 1_764_000_000_000; // 2025-11-24 16:00 UTC
 
 fn sim(faults: &str) -> SimServer {
     let faults = faults.parse().unwrap();
-    SimServer::start(SimConfig { universe: UniverseSpec::Generated(4), now: Some(NOW), time_scale: 1e-6, faults, ..SimConfig::default() }).unwrap()
+    SimServer::start(SimConfig { universe: UniverseSpec::Generated(4), now: Some(NOW), time_scale: 1e-6, faults, ..SimConfig::default() })
+        .unwrap()
 }
 
 fn fetch(sim: &SimServer, path: &str) -> (u16, Vec<u8>) {
@@ -55,7 +55,10 @@ fn daily_and_monthly_files_match_the_truth() {
     assert_eq!(status, 200);
     let (name, csv) = unzip(&zip);
     assert_eq!(name, "BTCUSDT-1m-2025-11-20.csv");
-    let want: Vec<String> = truth(&sim, "market=spot&symbol=BTCUSDT&interval=1m&startTime=1763596800000&endTime=1763683199999").iter().map(|r| csv_line(r, true)).collect();
+    let want: Vec<String> = truth(&sim, "market=spot&symbol=BTCUSDT&interval=1m&startTime=1763596800000&endTime=1763683199999")
+        .iter()
+        .map(|r| csv_line(r, true))
+        .collect();
     assert_eq!(want.len(), 1440);
     assert_eq!(csv.lines().collect::<Vec<_>>(), want, "spot: no header, microseconds");
     assert!(csv.ends_with('\n'));
@@ -71,8 +74,14 @@ fn daily_and_monthly_files_match_the_truth() {
     assert_eq!(status, 200);
     let (_, csv) = unzip(&zip);
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore"));
-    let want: Vec<String> = truth(&sim, "market=um&symbol=ETHUSDT&interval=1d&startTime=1759276800000&endTime=1761955199999").iter().map(|r| csv_line(r, false)).collect();
+    assert_eq!(
+        lines.next(),
+        Some("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore")
+    );
+    let want: Vec<String> = truth(&sim, "market=um&symbol=ETHUSDT&interval=1d&startTime=1759276800000&endTime=1761955199999")
+        .iter()
+        .map(|r| csv_line(r, false))
+        .collect();
     assert_eq!(lines.collect::<Vec<_>>(), want);
     assert_eq!(fetch(&sim, "/data/futures/cm/monthly/klines/BTCUSD_PERP/1mo/BTCUSD_PERP-1mo-2025-10.zip").0, 200);
     // Not yet published, never existing, or not a file of this layout: 404.
@@ -144,5 +153,4 @@ fn imported_by_atm_store_and_corruption_is_caught() {
     assert_eq!(diff, 1);
     let stats: Value = reqwest::blocking::get(format!("{}/sim/v1/stats", bad.base_url())).unwrap().json().unwrap();
     assert_eq!(stats["faults"]["archive_corrupt"], 1);
-    let _ = Path::new("");
 }

@@ -101,8 +101,9 @@ fn control_api_tells_the_truth() {
     let btc = all.iter().find(|s| s["market"] == "spot" && s["symbol"] == "BTCUSDT").unwrap();
     let first = btc["first_kline"].as_i64().unwrap();
     // The ground truth agrees with the REST API, closed klines only.
-    let truth = json(&sim, &format!("/sim/v1/klines?market=spot&symbol=BTCUSDT&interval=1m&startTime={first}&endTime={}", first + 99 * 60_000));
-    let rest = json(&sim, &format!("/api/v3/klines?symbol=BTCUSDT&interval=1m&startTime=0&limit=100"));
+    let truth =
+        json(&sim, &format!("/sim/v1/klines?market=spot&symbol=BTCUSDT&interval=1m&startTime={first}&endTime={}", first + 99 * 60_000));
+    let rest = json(&sim, "/api/v3/klines?symbol=BTCUSDT&interval=1m&startTime=0&limit=100");
     assert_eq!(truth, rest);
     let tail = json(&sim, &format!("/sim/v1/klines?market=um&symbol=BTCUSDT&interval=1h&startTime={}", NOW - 5 * 3_600_000));
     let rows = tail.as_array().unwrap();

@@ -127,7 +127,9 @@ fn limits_and_bad_requests() {
     let mut ws = connect(&sim, "/cm/ws");
     let names: Vec<String> = ["btcusd_perp", "ethusd_perp", "bnbusd_perp", "solusd_perp", "xrpusd_perp", "dogeusd_perp"]
         .iter()
-        .flat_map(|s| ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"].map(|i| format!("{s}@kline_{i}")))
+        .flat_map(|s| {
+            ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"].map(|i| format!("{s}@kline_{i}"))
+        })
         .collect();
     assert_eq!(names.len(), 90);
     ws.send(Message::text(json!({"method": "SUBSCRIBE", "params": names, "id": 1}).to_string())).unwrap();
@@ -169,7 +171,14 @@ fn limits_and_bad_requests() {
 fn disconnect_fault_and_lifetime() {
     // ws_disconnect=2m at 120x: the server closes after ~1 s.
     let faults = "ws_disconnect=2m".parse().unwrap();
-    let sim = SimServer::start(SimConfig { universe: UniverseSpec::Generated(3), now: Some(NOW), time_scale: 120.0, faults, ..SimConfig::default() }).unwrap();
+    let sim = SimServer::start(SimConfig {
+        universe: UniverseSpec::Generated(3),
+        now: Some(NOW),
+        time_scale: 120.0,
+        faults,
+        ..SimConfig::default()
+    })
+    .unwrap();
     let mut ws = connect(&sim, "/spot/ws/btcusdt@kline_1m");
     let t = Instant::now();
     loop {

@@ -33,7 +33,9 @@ fn serve(a: SimServeArgs) -> Result<()> {
         let line = serde_json::json!({"base": base, "seed": ex.config.seed, "now": ex.clock.now(), "time_scale": ex.clock.scale()});
         let mut out = std::io::stdout().lock();
         printed = writeln!(out, "{line}").and_then(|()| out.flush());
-        log::info!("simulated Binance at {base} (spot {base}/api/v3, USD-M {base}/fapi/v1, COIN-M {base}/dapi/v1, streams {base}/spot|um|cm/ws)");
+        log::info!(
+            "simulated Binance at {base} (spot {base}/api/v3, USD-M {base}/fapi/v1, COIN-M {base}/dapi/v1, streams {base}/spot|um|cm/ws)"
+        );
     })?;
     printed.map_err(CliError::Output)
 }
