@@ -252,6 +252,11 @@ impl<'a> Gen<'a> {
         self.now
     }
 
+    /// The symbol's name.
+    pub fn symbol(&self) -> &str {
+        &self.model.symbol
+    }
+
     /// The symbol's life.
     pub fn life(&self) -> &Lifecycle {
         &self.model.life
@@ -455,26 +460,36 @@ fn split(u: &Units, parent: &Agg, key: u64, out: &mut [Agg]) {
     let h = |i: usize, what: u64| hash(&[key, i as u64, what]);
     // Trades, then volume: every active child gets one step per trade plus
     // a share of the rest, so volume >= trades holds at every level.
-    let weights: Vec<f64> = (0..n).map(|i| (0.8 * normal(h(i, 0))).exp()).collect();
-    let trades = split_capped(parent.trades as u128, &weights, None);
+    const MAX: usize = 60;
+    let mut weights = [0f64; MAX];
+    for (i, w) in weights[..n].iter_mut().enumerate() {
+        *w = (0.8 * normal(h(i, 0))).exp();
+    }
+    let mut trades = [0u128; MAX];
+    split_capped(parent.trades as u128, &weights[..n], None, &mut trades);
     let steps = parent.volume / u.step;
-    let extra = steps - parent.trades as u128;
-    let vw: Vec<f64> = (0..n).map(|i| if trades[i] > 0 { weights[i] * (0.5 + unit(h(i, 1))) } else { 0.0 }).collect();
-    let extra = split_capped(extra, &vw, None);
-    let active: Vec<usize> = (0..n).filter(|&i| trades[i] > 0).collect();
-    let m = active.len();
+    let extra_steps = steps - parent.trades as u128;
+    let mut vw = [0f64; MAX];
+    for i in 0..n {
+        vw[i] = if trades[i] > 0 { weights[i] * (0.5 + unit(h(i, 1))) } else { 0.0 };
+    }
+    let mut extra = [0u128; MAX];
+    split_capped(extra_steps, &vw[..n], None, &mut extra);
+    let mut active = [0usize; MAX];
+    let mut m = 0;
+    for i in (0..n).filter(|&i| trades[i] > 0) {
+        active[m] = i;
+        m += 1;
+    }
     // Prices: a Brownian bridge from the parent's open to its close through
     // the active children; inactive children sit at the last close.
-    let mut bounds = vec![parent.open; m + 1];
+    let mut bounds = [parent.open; MAX + 1];
     if m > 0 {
         bounds[m] = parent.close;
-        let walk: Vec<f64> = (0..=m)
-            .scan(0.0, |s, j| {
-                let v = *s;
-                *s += normal(h(active.get(j).copied().unwrap_or(n), 2));
-                Some(v)
-            })
-            .collect();
+        let mut walk = [0f64; MAX + 1];
+        for j in 1..=m {
+            walk[j] = walk[j - 1] + normal(h(active[j - 1], 2));
+        }
         let spread = (parent.high - parent.low) as f64 * 0.3 / (m as f64).sqrt();
         for j in 1..m {
             let f = j as f64 / m as f64;
@@ -502,14 +517,27 @@ fn split(u: &Units, parent: &Agg, key: u64, out: &mut [Agg]) {
     }
     // Quote volume follows volume times price; taker volumes a random share
     // of each, never more than the child's own.
-    let qw: Vec<f64> = out.iter().map(|c| c.volume as f64 * (c.high + c.low) as f64).collect();
-    let quote = split_capped(parent.quote, &qw, None);
-    let share: Vec<f64> = (0..n).map(|i| 0.3 + 0.4 * unit(h(i, 7))).collect();
-    let tbw: Vec<f64> = out.iter().zip(&share).map(|(c, s)| c.volume as f64 * s).collect();
-    let caps: Vec<u128> = out.iter().map(|c| c.volume / u.step).collect();
-    let taker_base = split_capped(parent.taker_base / u.step, &tbw, Some(&caps));
-    let tqw: Vec<f64> = quote.iter().zip(&share).map(|(&q, s)| q as f64 * s).collect();
-    let taker_quote = split_capped(parent.taker_quote, &tqw, Some(&quote));
+    let mut qw = [0f64; MAX];
+    let mut share = [0f64; MAX];
+    let mut caps = [0u128; MAX];
+    for (i, c) in out.iter().enumerate() {
+        qw[i] = c.volume as f64 * (c.high + c.low) as f64;
+        share[i] = 0.3 + 0.4 * unit(h(i, 7));
+        caps[i] = c.volume / u.step;
+    }
+    let mut quote = [0u128; MAX];
+    split_capped(parent.quote, &qw[..n], None, &mut quote);
+    let mut tw = [0f64; MAX];
+    for i in 0..n {
+        tw[i] = caps[i] as f64 * share[i];
+    }
+    let mut taker_base = [0u128; MAX];
+    split_capped(parent.taker_base / u.step, &tw[..n], Some(&caps[..n]), &mut taker_base);
+    for i in 0..n {
+        tw[i] = quote[i] as f64 * share[i];
+    }
+    let mut taker_quote = [0u128; MAX];
+    split_capped(parent.taker_quote, &tw[..n], Some(&quote[..n]), &mut taker_quote);
     for (i, child) in out.iter_mut().enumerate() {
         child.quote = quote[i];
         child.taker_base = taker_base[i] * u.step;
@@ -517,44 +545,51 @@ fn split(u: &Units, parent: &Agg, key: u64, out: &mut [Agg]) {
     }
 }
 
-/// Splits `total` into integer parts proportional to `weights` (largest
-/// remainder), none above its cap; parts sum to exactly `total` as long as
-/// the caps allow it. Zero weights get nothing unless nothing else can take it.
-fn split_capped(total: u128, weights: &[f64], caps: Option<&[u128]>) -> Vec<u128> {
+/// Splits `total` into `weights.len()` integer parts proportional to
+/// `weights`, summing to exactly `total`, by cumulative rounding: part `i` is
+/// `⌊total·W≤i/W⌋ − ⌊total·W<i/W⌋` (no sorting, no allocation). Zero weights
+/// get nothing (all-zero weights: the first child with room takes all). With
+/// `caps`, any excess over a cap moves to the next children with room, so
+/// the parts stay exact as long as the caps allow `total`.
+fn split_capped(total: u128, weights: &[f64], caps: Option<&[u128]>, out: &mut [u128]) {
     let n = weights.len();
-    let cap = |i: usize| caps.map_or(u128::MAX, |c| c[i]);
-    let mut out = vec![0u128; n];
-    let mut left = total;
-    let mut open: Vec<usize> = (0..n).filter(|&i| weights[i] > 0.0 && cap(i) > 0).collect();
-    if open.is_empty() {
-        open = (0..n).filter(|&i| cap(i) > 0).collect();
+    out[..n].fill(0);
+    if total == 0 || n == 0 {
+        return;
     }
-    while left > 0 && !open.is_empty() {
-        let w: f64 = open.iter().map(|&i| weights[i].max(f64::MIN_POSITIVE)).sum();
-        let mut given = 0u128;
-        let mut rema: Vec<(f64, usize)> = Vec::with_capacity(open.len());
-        for &i in &open {
-            let exact = left as f64 * weights[i].max(f64::MIN_POSITIVE) / w;
-            let g = (exact.floor() as u128).min(cap(i) - out[i]).min(left - given);
-            out[i] += g;
-            given += g;
-            rema.push((exact - exact.floor(), i));
+    let w: f64 = weights.iter().sum();
+    match weights.iter().rposition(|&x| x > 0.0) {
+        Some(last) if w > 0.0 => {
+            let (mut acc, mut prev) = (0.0, 0u128);
+            for i in 0..n {
+                acc += weights[i];
+                let c = if i >= last { total } else { (((total as f64) * (acc / w)).floor() as u128).clamp(prev, total) };
+                out[i] = c - prev;
+                prev = c;
+            }
         }
-        left -= given;
-        // Hand out the remainder one unit at a time, largest fraction first.
-        rema.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for &(_, i) in &rema {
-            if left == 0 {
+        _ => {
+            let first = (0..n).find(|&i| caps.is_none_or(|c| c[i] > 0)).unwrap_or(0);
+            out[first] = total;
+        }
+    }
+    if let Some(caps) = caps {
+        let mut excess = 0u128;
+        for i in 0..n {
+            if out[i] > caps[i] {
+                excess += out[i] - caps[i];
+                out[i] = caps[i];
+            }
+        }
+        for i in 0..n {
+            if excess == 0 {
                 break;
             }
-            if out[i] < cap(i) {
-                out[i] += 1;
-                left -= 1;
-            }
+            let g = (caps[i] - out[i]).min(excess);
+            out[i] += g;
+            excess -= g;
         }
-        open.retain(|&i| out[i] < cap(i));
     }
-    out
 }
 
 #[cfg(test)]
@@ -598,14 +633,25 @@ mod tests {
 
     #[test]
     fn split_capped_is_exact() {
+        let split = |total: u128, w: &[f64], caps: Option<&[u128]>| {
+            let mut out = vec![0; w.len()];
+            split_capped(total, w, caps, &mut out);
+            out
+        };
         let w = [1.0, 0.0, 3.0, 2.5];
-        assert_eq!(split_capped(1000, &w, None).iter().sum::<u128>(), 1000);
+        let parts = split(1000, &w, None);
+        assert_eq!(parts.iter().sum::<u128>(), 1000);
+        assert_eq!(parts[1], 0, "zero weight, nothing");
         let caps = [10, 100, 5, 1000];
-        let parts = split_capped(200, &w, Some(&caps));
+        let parts = split(200, &w, Some(&caps));
         assert_eq!(parts.iter().sum::<u128>(), 200);
         assert!(parts.iter().zip(caps).all(|(p, c)| *p <= c));
-        assert_eq!(split_capped(0, &w, None), vec![0; 4]);
-        assert_eq!(split_capped(7, &[0.0; 3], None).iter().sum::<u128>(), 7);
+        assert_eq!(split(0, &w, None), vec![0; 4]);
+        assert_eq!(split(7, &[0.0; 3], None), vec![7, 0, 0]);
+        // Trailing zero weights get nothing even when floats round down.
+        let big = u128::MAX >> 20;
+        let parts = split(big, &[0.3, 0.3, 0.3, 0.0], None);
+        assert_eq!((parts.iter().sum::<u128>(), parts[3]), (big, 0));
     }
 
     #[test]

@@ -227,6 +227,8 @@ struct Sub {
     upto: i64,
     /// Exchange time of the last in-progress update.
     last_update: i64,
+    /// Id of the first trade of the kline being built, once known.
+    first_trade: Option<i64>,
 }
 
 struct Connection {
@@ -270,7 +272,16 @@ impl Connection {
         }
         let Some((symbol, interval)) = parse_stream(&self.ex, self.market, name) else { return false };
         let open = open_of(interval, now);
-        self.subs.push(Sub { name: name.to_string(), symbol, interval, open, acc: None, upto: open, last_update: i64::MIN });
+        self.subs.push(Sub {
+            name: name.to_string(),
+            symbol,
+            interval,
+            open,
+            acc: None,
+            upto: open,
+            last_update: i64::MIN,
+            first_trade: None,
+        });
         self.ex.stats.ws_subscriptions.fetch_add(1, Relaxed);
         self.ex.stats.saw_streams(self.subs.len());
         true
@@ -382,11 +393,16 @@ impl Connection {
         let ex = self.ex.clone();
         let mut out = Vec::new();
         let combined = self.combined;
+        // Consecutive streams of one symbol share a generator and its cached splits.
+        let mut gen: Option<Gen<'_>> = None;
         for sub in &mut self.subs {
             let Some(listing) = ex.universe.get(self.market, &sub.symbol) else { continue };
-            let g = Gen::new(&listing.model, now);
+            if gen.as_ref().is_none_or(|g| g.symbol() != sub.symbol) {
+                gen = Some(Gen::new(&listing.model, now));
+            }
+            let Some(g) = gen.as_ref() else { continue };
             let units = &listing.model.units;
-            let emit = |out: &mut Vec<String>, k: &Kline, closed: bool| {
+            let emit = |out: &mut Vec<String>, k: &Kline, closed: bool, first_trade: &mut Option<i64>| {
                 let drop = if closed { ex.dice.roll(Kind::WsCloseDrop, ex.config.faults.ws_close_drop) } else { None }
                     .or_else(|| ex.dice.roll(Kind::WsDrop, ex.config.faults.ws_drop));
                 if drop.is_some() {
@@ -398,7 +414,8 @@ impl Connection {
                     c.fetch_add(1, Relaxed);
                     return;
                 }
-                let first = ex.trades_before(self.market, &sub.symbol, &g, k.open_time) as i64;
+                // The first trade id is fixed once the kline has begun.
+                let first = *first_trade.get_or_insert_with(|| ex.trades_before(self.market, &sub.symbol, g, k.open_time) as i64);
                 let (f, l) = if k.agg.trades == 0 { (-1, -1) } else { (first, first + k.agg.trades as i64 - 1) };
                 let meta =
                     EventMeta { symbol: &sub.symbol, interval: sub.interval, event_time: now, first_trade: f, last_trade: l, closed };
@@ -411,14 +428,23 @@ impl Connection {
             while next_open(sub.interval, sub.open) <= now {
                 let close = next_open(sub.interval, sub.open);
                 if let Some(agg) = g.range(sub.open, close) {
-                    emit(&mut out, &Kline { open_time: sub.open, close_time: close - 1, agg }, true);
+                    emit(&mut out, &Kline { open_time: sub.open, close_time: close - 1, agg }, true, &mut sub.first_trade);
                 }
+                // The next kline's trades follow this one's.
+                let next_first = match (sub.first_trade, g.range(sub.open, close)) {
+                    (Some(f), Some(a)) => Some(f + a.trades as i64),
+                    (Some(f), None) => Some(f),
+                    (None, _) => None,
+                };
                 sub.open = close;
                 sub.acc = None;
                 sub.upto = close;
                 sub.last_update = i64::MIN;
+                sub.first_trade = next_first;
             }
-            if now.saturating_sub(sub.last_update) < cadence(sub.interval) {
+            // Due at the cadence, give or take a tenth (timer ticks jitter).
+            let every = cadence(sub.interval);
+            if now.saturating_sub(sub.last_update) < every - every / 10 {
                 continue;
             }
             // The kline in progress: whole seconds so far (kept), plus the current second.
@@ -442,7 +468,12 @@ impl Connection {
             };
             if let Some(agg) = agg {
                 sub.last_update = now;
-                emit(&mut out, &Kline { open_time: sub.open, close_time: next_open(sub.interval, sub.open) - 1, agg }, false);
+                emit(
+                    &mut out,
+                    &Kline { open_time: sub.open, close_time: next_open(sub.interval, sub.open) - 1, agg },
+                    false,
+                    &mut sub.first_trade,
+                );
             }
         }
         out
