@@ -78,6 +78,11 @@ enum Endpoint {
     ExchangeInfo,
     Klines,
     ContinuousKlines,
+    /// `markPriceKlines` (by symbol) and `indexPriceKlines` (by pair): the
+    /// simulator's mark and index prices are its last prices.
+    PriceKlines {
+        by_pair: bool,
+    },
 }
 
 /// Splits a REST path into market and endpoint.
@@ -98,6 +103,8 @@ fn route(path: &str) -> Option<(Market, Endpoint)> {
         (_, "klines") => Endpoint::Klines,
         (Market::Spot, "uiKlines") => Endpoint::Klines,
         (Market::UsdM | Market::CoinM, "continuousKlines") => Endpoint::ContinuousKlines,
+        (Market::UsdM | Market::CoinM, "markPriceKlines") => Endpoint::PriceKlines { by_pair: false },
+        (Market::UsdM | Market::CoinM, "indexPriceKlines") => Endpoint::PriceKlines { by_pair: true },
         _ => return None,
     };
     Some((market, endpoint))
@@ -148,6 +155,7 @@ impl Params {
 const KLINE_PARAMS_SPOT: &[&str] = &["symbol", "interval", "startTime", "endTime", "limit", "timeZone"];
 const KLINE_PARAMS_FUTURES: &[&str] = &["symbol", "interval", "startTime", "endTime", "limit"];
 const CONTINUOUS_PARAMS: &[&str] = &["pair", "contractType", "interval", "startTime", "endTime", "limit"];
+const INDEX_PARAMS: &[&str] = &["pair", "interval", "startTime", "endTime", "limit"];
 const EXCHANGE_INFO_SPOT: &[&str] = &["symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"];
 /// COIN-M's window between startTime and endTime.
 const CM_WINDOW_MS: i64 = 200 * DAY;
@@ -227,7 +235,7 @@ impl Exchange {
             (Market::Spot, Endpoint::ExchangeInfo) => 20,
             (_, Endpoint::ExchangeInfo) => 1,
             (Market::Spot, _) => 2,
-            (_, Endpoint::Klines | Endpoint::ContinuousKlines) => {
+            (_, Endpoint::Klines | Endpoint::ContinuousKlines | Endpoint::PriceKlines { .. }) => {
                 let limit = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "limit").and_then(|(_, v)| v.parse::<u64>().ok());
                 futures_klines_weight(limit.unwrap_or(500))
             }
@@ -248,7 +256,17 @@ impl Exchange {
             Endpoint::Klines => {
                 let p = Params::parse(query, if market == Market::Spot { KLINE_PARAMS_SPOT } else { KLINE_PARAMS_FUTURES })?;
                 let symbol = p.required("symbol")?;
-                self.klines(market, symbol, &p, now)
+                self.klines(market, symbol, &p, now, false)
+            }
+            Endpoint::PriceKlines { by_pair } => {
+                let p = Params::parse(query, if by_pair { INDEX_PARAMS } else { KLINE_PARAMS_FUTURES })?;
+                let symbol = if by_pair {
+                    let pair = p.required("pair")?;
+                    self.perpetual_of(market, pair)?
+                } else {
+                    p.required("symbol")?.to_string()
+                };
+                self.klines(market, &symbol, &p, now, true)
             }
             Endpoint::ContinuousKlines => {
                 let p = Params::parse(query, CONTINUOUS_PARAMS)?;
@@ -258,12 +276,16 @@ impl Exchange {
                 if contract != "PERPETUAL" {
                     return Err(ApiError::bad(-1121, "Invalid symbol."));
                 }
-                let symbol =
-                    self.universe.market(market).listings.iter().find(|l| l.info["pair"] == pair && l.info["contractType"] == "PERPETUAL");
-                let symbol = symbol.map(|l| l.model.symbol.clone()).ok_or_else(|| ApiError::bad(-1121, "Invalid pair."))?;
-                self.klines(market, &symbol, &p, now)
+                let symbol = self.perpetual_of(market, pair)?;
+                self.klines(market, &symbol, &p, now, false)
             }
         }
+    }
+
+    /// The perpetual contract of `pair`.
+    fn perpetual_of(&self, market: Market, pair: &str) -> Result<String, ApiError> {
+        let l = self.universe.market(market).listings.iter().find(|l| l.info["pair"] == pair && l.info["contractType"] == "PERPETUAL");
+        l.map(|l| l.model.symbol.clone()).ok_or_else(|| ApiError::bad(-1121, "Invalid pair."))
     }
 
     /// `GET …/exchangeInfo`.
@@ -346,7 +368,8 @@ impl Exchange {
     }
 
     /// `GET …/klines`.
-    fn klines(&self, market: Market, symbol: &str, p: &Params, now: i64) -> Result<Vec<u8>, ApiError> {
+    /// `prices_only`: mark/index price klines, whose volume columns are filler.
+    fn klines(&self, market: Market, symbol: &str, p: &Params, now: i64, prices_only: bool) -> Result<Vec<u8>, ApiError> {
         if market == Market::Spot && !symbol.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.".contains(&b)) {
             return Err(ApiError::bad(-1100, "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'."));
         }
@@ -395,9 +418,22 @@ impl Exchange {
             }
         };
         let g = Gen::new(&listing.model, now);
-        let rows = select_klines(&g, interval, offset, select, limit);
+        let mut rows = select_klines(&g, interval, offset, select, limit);
+        if prices_only {
+            for k in &mut rows {
+                let a = &mut k.agg;
+                // Binance fills the count with the number of price samples (one a second).
+                (a.volume, a.quote, a.taker_base, a.taker_quote) = (0, 0, 0, 0);
+                a.trades = ((k.close_time + 1 - k.open_time) / 1000) as u64;
+            }
+        }
+        let mut units = listing.model.units;
+        if prices_only {
+            // Filler columns print as Binance's docs show them: "0".
+            (units.qty_decimals, units.quote_decimals) = (0, 0);
+        }
         let mut out = Vec::with_capacity(rows.len() * 160 + 2);
-        rest_rows(&mut out, &rows, &listing.model.units);
+        rest_rows(&mut out, &rows, &units);
         Ok(out)
     }
 }
@@ -572,6 +608,19 @@ mod tests {
             assert!(a[0].is_i64() && a[6].is_i64() && a[8].is_u64());
             assert!([1, 2, 3, 4, 5, 7, 9, 10, 11].iter().all(|&i| a[i].is_string()));
         }
+    }
+
+    #[test]
+    fn mark_and_index_price_klines() {
+        let x = exchange(UniverseSpec::Generated(3));
+        let (s, mark) = get(&x, "/fapi/v1/markPriceKlines", "symbol=BTCUSDT&interval=1m&limit=3");
+        assert_eq!(s, 200);
+        let (_, index) = get(&x, "/fapi/v1/indexPriceKlines", "pair=BTCUSDT&interval=1m&limit=3");
+        let (_, trades) = get(&x, "/fapi/v1/klines", "symbol=BTCUSDT&interval=1m&limit=3");
+        assert_eq!(mark, index);
+        assert_eq!(mark[0][1], trades[0][1]);
+        assert_eq!((mark[0][5].as_str(), mark[0][8].as_i64()), (Some("0"), Some(60)));
+        assert_eq!(get(&x, "/dapi/v1/indexPriceKlines", "pair=NOPE&interval=1m").1["code"], -1121);
     }
 
     #[test]

@@ -140,3 +140,30 @@ fn faults_are_injected_and_counted() {
     assert!(e5 > 10 && e429 > 5 && broken > 5 && ok > 50, "{ok} {e5} {e429} {broken}");
     assert!(stats["faults"]["slow"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn limits_follow_the_scaled_clock() {
+    // 10x: an exchange minute lasts 6 real seconds, a 2-minute ban 12.
+    let sim = server(SimConfig { universe: UniverseSpec::Generated(3), time_scale: 10.0, ..SimConfig::default() });
+    let base = sim.base_url().to_string();
+    let get = |path: &str| reqwest::blocking::get(format!("{base}{path}")).unwrap();
+    // Start right after a window boundary, so the whole test fits in it.
+    loop {
+        let now = get("/sim/v1/clock").json::<Value>().unwrap()["now"].as_i64().unwrap();
+        if now % 60_000 < 5_000 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // USD-M: 2400 a minute; limit=1500 costs 10, so exactly 240 pass.
+    for i in 0..240 {
+        let r = get("/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=1500");
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    let r = get("/dapi/v1/ping");
+    assert_eq!(r.status(), 429, "COIN-M shares the spent pool");
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=6).contains(&retry), "Retry-After {retry} s is the rest of a 6 s window");
+    std::thread::sleep(std::time::Duration::from_secs(retry));
+    assert_eq!(get("/fapi/v1/ping").status(), 200, "a new window after Retry-After");
+}

@@ -191,3 +191,72 @@ fn disconnect_fault_and_lifetime() {
     let stats = rest(&sim, "/sim/v1/stats");
     assert_eq!(stats["faults"]["ws_disconnect"], 1);
 }
+
+#[test]
+fn pings_need_pongs() {
+    // 100x: spot pings every 0.2 s and wants a pong within 0.6 s.
+    let sim = sim(100.0);
+    let mut ws = connect(&sim, "/spot/ws/btcusdt@kline_1m");
+    // A reading client answers pings (tungstenite pongs on read) and stays.
+    let t = Instant::now();
+    let mut pings = 0;
+    while t.elapsed() < Duration::from_secs(2) {
+        match ws.read().unwrap() {
+            Message::Ping(_) => pings += 1,
+            Message::Close(_) => panic!("closed although it answered pings"),
+            _ => {}
+        }
+    }
+    assert!(pings >= 3, "{pings} pings in 2 s");
+    // A client that stops reading stops answering: the server hangs up.
+    let mut silent = connect(&sim, "/spot/ws/btcusdt@kline_1m");
+    std::thread::sleep(Duration::from_secs(2));
+    let closed = (0..100_000).any(|_| matches!(silent.read(), Ok(Message::Close(_)) | Err(_)));
+    assert!(closed, "no pong, yet still open");
+}
+
+#[test]
+fn connections_end_at_24_hours() {
+    // 100,000x: 24 exchange hours pass in under a second.
+    let sim = sim(100_000.0);
+    let mut ws = connect(&sim, "/um/ws/btcusdt@kline_1h");
+    let t = Instant::now();
+    let mut closes = 0;
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                closes += (v["k"]["x"] == true) as u32;
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "still open after 10 s");
+    }
+    // Every hour of the day closed on the stream, none thinned away.
+    assert!((23..=25).contains(&closes), "{closes} closed 1h klines in 24 h");
+}
+
+#[test]
+fn dropped_closing_events_are_counted() {
+    let faults = "ws_close_drop=1".parse().unwrap();
+    let sim = SimServer::start(SimConfig {
+        universe: UniverseSpec::Generated(3),
+        now: Some(NOW),
+        time_scale: 600.0,
+        faults,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut ws = connect(&sim, "/um/ws/btcusdt@kline_1m");
+    let t = Instant::now();
+    let mut updates = 0;
+    while t.elapsed() < Duration::from_secs(1) {
+        let e = next(&mut ws);
+        assert_eq!(e["k"]["x"], false, "a closing event got through");
+        updates += 1;
+    }
+    assert!(updates > 10);
+    let stats = rest(&sim, "/sim/v1/stats");
+    assert!(stats["faults"]["ws_close_drop"].as_u64().unwrap() >= 5, "{stats}");
+}
