@@ -45,6 +45,25 @@ IO_TIMEOUT_S = 15
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
+# Known simulator deviations from Binance, each pinned by the check of that
+# name. Such a check is EXPECTED TO FAIL (printed as XFAIL, the run goes on)
+# until the simulator is fixed. It is a strict expectation: once the check
+# passes, the run fails (XPASS) so that the entry is deleted here and the
+# check guards the fix from then on.
+KNOWN_DEVIATIONS = {
+    "websocket close handshake (spot, um, cm)":
+        "the simulator drops the TCP connection when a client sends a Close frame, instead "
+        "of answering with a Close frame (RFC 6455 5.5.1); binance-connector's reader thread "
+        "dies with WebSocketConnectionClosedException on stop()",
+    "spot 1s kline stream cadence (1000 ms)":
+        "spot kline_1s updates go out every 2000 ms (the connection timer ticks at the 1m "
+        "cadence), Binance sends them every 1000 ms",
+    "ccxt.pro watch_ohlcv (spot, USD-M, COIN-M)":
+        "ccxt.pro opens <ws>/ws/0 (a stream index, not a stream name) and then SUBSCRIBEs; "
+        "Binance accepts the connection, the simulator answers HTTP 400 "
+        "'Invalid request: unknown stream 0'",
+}
+
 
 class CheckFailed(Exception):
     pass
@@ -628,8 +647,9 @@ def connector_checks(sim, run):
             if sum(1 for m in msgs if "e" in m) >= 2:
                 got.set()
 
+        errors = []
         client = SpotWebsocketStreamClient(stream_url=sim.ws_base + "/spot", on_message=on_message,
-                                           timeout=IO_TIMEOUT_S)
+                                           on_error=lambda _, e: errors.append(repr(e)), timeout=IO_TIMEOUT_S)
         try:
             client.kline(symbol="btcusdt", interval="1s", id=7)
             ensure(got.wait(IO_TIMEOUT_S), f"no kline events within 15 s; received {msgs[:3]}")
@@ -640,7 +660,9 @@ def connector_checks(sim, run):
         events = [m for m in msgs if "e" in m]
         for ev in events:
             check_kline_event("SpotWebsocketStreamClient", ev, "BTCUSDT", "1s")
-        return f"SUBSCRIBE acknowledged, {len(events)} kline events"
+        # An error after stop() comes from the close handshake, checked on its own below.
+        after = f"; reader thread ended with {errors[0]}" if errors else ""
+        return f"SUBSCRIBE acknowledged, {len(events)} kline events{after}"
 
     run("binance-connector SpotWebsocketStreamClient (SUBSCRIBE)", ws_stream)
 
@@ -682,7 +704,46 @@ def websocket_checks(sim, run):
         finally:
             ws.close()
 
+    def close_handshake():
+        from websocket import ABNF
+
+        for path in ("/spot/ws/btcusdt@kline_1m", "/um/ws/btcusdt@kline_1m", "/cm/ws/btcusd_perp@kline_1m"):
+            ws = websocket.create_connection(sim.ws_base + path, timeout=5)
+            try:
+                json.loads(ws.recv())
+                ws.send_close(websocket.STATUS_NORMAL)
+                while True:
+                    try:
+                        op, frame = ws.recv_data_frame(True)
+                    except websocket.WebSocketConnectionClosedException:
+                        raise CheckFailed(f"{path}: after the client's Close frame the server dropped the "
+                                          f"connection without a Close frame of its own")
+                    if op == ABNF.OPCODE_CLOSE:
+                        break
+            finally:
+                ws.shutdown()
+        return "every server answered the Close frame with one"
+
+    def cadence_1s():
+        ws = websocket.create_connection(sim.ws_base + "/spot/ws/bnbusdt@kline_1s", timeout=IO_TIMEOUT_S)
+        try:
+            times = []
+            t_end = time.time() + 4.5
+            while time.time() < t_end:
+                ev = json.loads(ws.recv())
+                check_kline_event("kline_1s cadence", ev, "BNBUSDT", "1s")
+                if not times or times[-1] != ev["E"]:
+                    times.append(ev["E"])
+        finally:
+            ws.close()
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        ensure(len(gaps) >= 3 and max(gaps) <= 1500,
+               f"event times {times}: gaps {gaps} ms, Binance updates 1s klines every 1000 ms")
+        return f"gaps {gaps} ms"
+
     w = sim.ws_base
+    run("websocket close handshake (spot, um, cm)", close_handshake)
+    run("spot 1s kline stream cadence (1000 ms)", cadence_1s)
     run("websocket-client /spot/ws/btcusdt@kline_1s",
         lambda: read_until_closed("spot raw", w + "/spot/ws/btcusdt@kline_1s", "BTCUSDT", "1s", "spot"))
     run("websocket-client /spot/stream?streams=ethusdt@kline_1s",
@@ -694,6 +755,52 @@ def websocket_checks(sim, run):
         lambda: first_event("um market", w + "/um/market/ws/ethusdt@kline_1m", "ETHUSDT", "1m"))
     run("websocket-client /cm/ws/btcusd_perp@kline_1m",
         lambda: first_event("cm raw", w + "/cm/ws/btcusd_perp@kline_1m", "BTCUSD_PERP", "1m"))
+
+
+# --------------------------------------------------------------------------
+# ccxt.pro (shipped inside the ccxt package): WebSocket OHLCV
+def ccxt_pro_checks(sim, run):
+    import ccxt.pro
+
+    def watch():
+        async def one(cls, market_type, ws_key, ws_path, sym, market_id):
+            ex = cls({"timeout": IO_TIMEOUT_S * 1000,
+                      "options": {"fetchCurrencies": False, "fetchMargins": False,
+                                  "fetchMarkets": {"types": [market_type]}}})
+            try:
+                api = ex.urls["api"]
+                for k, v in list(api.items()):
+                    if isinstance(v, str) and v.startswith("https://"):
+                        host, _, rest = v[len("https://"):].partition("/")
+                        if host.endswith("binance.com"):
+                            api[k] = sim.base + "/" + rest
+                # Every WebSocket URL goes to the simulator; ccxt.pro itself turns
+                # the linear one into <...>/market/ws.
+                ws = api["ws"]
+                for k in list(ws):
+                    if isinstance(ws[k], str):
+                        ws[k] = sim.ws_base + "/unused/ws"
+                ws[ws_key] = sim.ws_base + ws_path
+                candles = None
+                for _ in range(2):
+                    candles = await asyncio.wait_for(ex.watch_ohlcv(sym, "1m"), IO_TIMEOUT_S)
+                ts, o, h, low, c, v = candles[-1]
+                now = sim.now()
+                ensure(ts <= now < ts + 2 * MIN, f"{sym}: watched candle {candles[-1]} is not the current one ({now})")
+                ensure(low <= min(o, c) and h >= max(o, c) and v >= 0, f"{sym}: inconsistent candle {candles[-1]}")
+                return f"{market_id} {candles[-1]}"
+            finally:
+                await ex.close()
+
+        async def go():
+            out = [await one(ccxt.pro.binance, "spot", "spot", "/spot/ws", "BTC/USDT", "BTCUSDT"),
+                   await one(ccxt.pro.binanceusdm, "linear", "linear", "/um/ws", "BTC/USDT:USDT", "BTCUSDT"),
+                   await one(ccxt.pro.binancecoinm, "inverse", "inverse", "/cm/ws", "BTC/USD:BTC", "BTCUSD_PERP")]
+            return "; ".join(out)
+
+        return asyncio.run(go())
+
+    run("ccxt.pro watch_ohlcv (spot, USD-M, COIN-M)", watch)
 
 
 # --------------------------------------------------------------------------
@@ -714,7 +821,7 @@ def main():
     timer.daemon = True
     timer.start()
     sim_holder = []
-    counts = {"passed": 0}
+    counts = {"passed": 0, "xfail": 0}
     sim = None
     try:
         try:
@@ -727,9 +834,15 @@ def main():
 
         def run(name, fn):
             t = time.time()
+            known = KNOWN_DEVIATIONS.get(name)
             try:
                 detail = fn()
-            except BaseException as e:  # noqa: BLE001 - every failure is reported the same way
+            except Exception as e:  # noqa: BLE001 - every failure is reported the same way
+                if known is not None:
+                    counts["xfail"] += 1
+                    why = str(e) if isinstance(e, CheckFailed) else f"{type(e).__name__}: {e}"
+                    print(f"XFAIL {name} (known simulator deviation: {known})\n  {why[:600]}", flush=True)
+                    return
                 print(f"FAIL {name}", flush=True)
                 if isinstance(e, CheckFailed):
                     print(f"  {e}", flush=True)
@@ -738,6 +851,18 @@ def main():
                 print("--- simulator stderr (tail) ---", flush=True)
                 print(sim.stderr_tail(), flush=True)
                 raise SystemExit(1)
+            except BaseException:
+                print(f"FAIL {name}", flush=True)
+                if isinstance(e, CheckFailed):
+                    print(f"  {e}", flush=True)
+                else:
+                    traceback.print_exc(file=sys.stdout)
+                print(f"FAIL {name}", flush=True)
+                raise
+            if known is not None:
+                print(f"FAIL {name}: XPASS, the known deviation is fixed; delete its entry from "
+                      f"KNOWN_DEVIATIONS in {os.path.basename(__file__)} ({detail})", flush=True)
+                raise SystemExit(1)
             counts["passed"] += 1
             print(f"ok   {name} ({time.time() - t:.2f} s){': ' + detail if detail else ''}", flush=True)
 
@@ -745,7 +870,9 @@ def main():
         ccxt_checks(sim, run)
         connector_checks(sim, run)
         websocket_checks(sim, run)
-        print(f"{counts['passed']} passed, 0 failed in {time.time() - started:.1f} s", flush=True)
+        ccxt_pro_checks(sim, run)
+        xfail = f", {counts['xfail']} known simulator deviations (XFAIL)" if counts["xfail"] else ""
+        print(f"{counts['passed']} passed, 0 failed in {time.time() - started:.1f} s{xfail}", flush=True)
         return 0
     finally:
         timer.cancel()
