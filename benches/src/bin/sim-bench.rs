@@ -7,6 +7,8 @@
 //!
 //! `cargo run --release -p atm-benches --bin sim-bench [-- SECONDS]`
 
+#![forbid(unsafe_code)]
+
 use std::io::Read;
 use std::time::{Duration, Instant};
 
