@@ -18,6 +18,8 @@ pub mod error;
 pub mod exchange;
 pub mod faults;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod rest;
 pub mod rng;

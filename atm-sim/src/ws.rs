@@ -559,3 +559,13 @@ impl Connection {
 
 /// Caches kept by the WebSocket side of an [`Exchange`].
 pub(crate) type TradeBase = std::sync::Mutex<HashMap<(u8, String, i64), u64>>;
+
+/// Runs one control message through a fresh connection of each market (fuzzing).
+pub(crate) fn fuzz_control(ex: Arc<Exchange>, text: &str) {
+    for market in Market::ALL {
+        let mut c = Connection::new(ex.clone(), Opening { market, combined: false, streams: vec![] });
+        let now = ex.clock.now();
+        let _ = c.control(text, now);
+        let _ = c.events(now, |_| 0);
+    }
+}
