@@ -95,18 +95,29 @@ pub struct EventMeta<'a> {
 /// Appends a kline event payload `{"e":"kline","E":..,"s":..,"k":{..}}`,
 /// keys in Binance's order.
 pub fn kline_event(out: &mut Vec<u8>, k: &Kline, u: &Units, m: &EventMeta<'_>) {
-    let a = &k.agg;
     let s = json_str(m.symbol);
-    let _ = write!(
-        out,
-        r#"{{"e":"kline","E":{},"s":{s},"k":{{"t":{},"T":{},"s":{s},"i":"{}","f":{},"L":{},"o":""#,
-        m.event_time,
-        k.open_time,
-        k.close_time,
-        m.interval.as_str(),
-        m.first_trade,
-        m.last_trade
-    );
+    let _ = write!(out, r#"{{"e":"kline","E":{},"s":{s},"k":"#, m.event_time);
+    kline_body(out, k, u, m, Some(&s));
+    out.push(b'}');
+}
+
+/// Appends a continuous-kline event payload (futures):
+/// `{"e":"continuous_kline","E":..,"ps":"BTCUSDT","ct":"PERPETUAL","k":{..}}`,
+/// whose `k` has no symbol.
+pub fn continuous_kline_event(out: &mut Vec<u8>, k: &Kline, u: &Units, m: &EventMeta<'_>, pair: &str, contract: &str) {
+    let _ = write!(out, r#"{{"e":"continuous_kline","E":{},"ps":{},"ct":{},"k":"#, m.event_time, json_str(pair), json_str(contract));
+    kline_body(out, k, u, m, None);
+    out.push(b'}');
+}
+
+/// The `k` object of kline events.
+fn kline_body(out: &mut Vec<u8>, k: &Kline, u: &Units, m: &EventMeta<'_>, symbol: Option<&str>) {
+    let a = &k.agg;
+    let _ = write!(out, r#"{{"t":{},"T":{},"#, k.open_time, k.close_time);
+    if let Some(s) = symbol {
+        let _ = write!(out, r#""s":{s},"#);
+    }
+    let _ = write!(out, r#""i":"{}","f":{},"L":{},"o":""#, m.interval.as_str(), m.first_trade, m.last_trade);
     price(out, a.open, u.price_decimals);
     out.extend_from_slice(br#"","c":""#);
     price(out, a.close, u.price_decimals);
@@ -122,7 +133,7 @@ pub fn kline_event(out: &mut Vec<u8>, k: &Kline, u: &Units, m: &EventMeta<'_>) {
     decimal(out, a.taker_base, u.qty_decimals);
     out.extend_from_slice(br#"","Q":""#);
     decimal(out, a.taker_quote, u.quote_decimals);
-    out.extend_from_slice(br#"","B":"0"}}"#);
+    out.extend_from_slice(br#"","B":"0"}"#);
 }
 
 /// A JSON string literal.

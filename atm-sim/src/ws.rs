@@ -35,7 +35,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::candles::{next_open, open_of, Agg, Gen, Kline, DAY, SECOND};
 use crate::exchange::Exchange;
 use crate::faults::Kind;
-use crate::format::{json_str, kline_event, EventMeta};
+use crate::format::{continuous_kline_event, json_str, kline_event, EventMeta};
 use crate::server::Body;
 
 /// Binance's per-market WebSocket limits.
@@ -115,15 +115,41 @@ fn parse_opening(path: &str, query: &str) -> Option<Opening> {
     None
 }
 
-/// A kline stream name's parts, if it names a listed symbol's kline stream.
-fn parse_stream(ex: &Exchange, market: Market, name: &str) -> Option<(String, Interval)> {
-    let (sym, iv) = name.split_once("@kline_")?;
-    let interval: Interval = iv.parse().ok().filter(|i: &Interval| i.valid_for(market) && i.as_str() == iv)?;
-    if sym != sym.to_lowercase() {
-        return None;
+/// What a stream carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum StreamKind {
+    /// `<symbol>@kline_<interval>`: `"e":"kline"` events.
+    Kline,
+    /// `<pair>_perpetual@continuousKline_<interval>` (futures): `"e":"continuous_kline"`
+    /// events of the pair's perpetual, with `ps` and `ct`, and no `s` in `k`.
+    Continuous {
+        /// The pair, upper case.
+        pair: String,
+    },
+}
+
+/// A stream name's symbol, interval and kind, if it names a listed symbol's
+/// kline stream.
+fn parse_stream(ex: &Exchange, market: Market, name: &str) -> Option<(String, Interval, StreamKind)> {
+    // Symbols and pairs are lower case in stream names (intervals keep `1M`).
+    let lower = |s: &str| s == s.to_lowercase();
+    if let Some((pair_contract, iv)) = name.split_once("@continuousKline_") {
+        let pair = pair_contract.strip_suffix("_perpetual").filter(|p| lower(p))?;
+        let interval: Interval =
+            iv.parse().ok().filter(|i: &Interval| i.valid_for(market) && i.as_str() == iv && market != Market::Spot)?;
+        let listing = ex
+            .universe
+            .market(market)
+            .listings
+            .iter()
+            .find(|l| l.info["contractType"] == "PERPETUAL" && l.info["pair"].as_str().is_some_and(|p| p.to_lowercase() == pair))?;
+        let pair = listing.info["pair"].as_str().unwrap_or_default().to_string();
+        return Some((listing.model.symbol.clone(), interval, StreamKind::Continuous { pair }));
     }
+    let (sym, iv) = name.split_once("@kline_").filter(|(sym, _)| lower(sym))?;
+    let interval: Interval = iv.parse().ok().filter(|i: &Interval| i.valid_for(market) && i.as_str() == iv)?;
     let listing = ex.universe.market(market).listings.iter().find(|l| l.model.symbol.to_lowercase() == sym)?;
-    Some((listing.model.symbol.clone(), interval))
+    Some((listing.model.symbol.clone(), interval, StreamKind::Kline))
 }
 
 fn plain(status: StatusCode, msg: &str) -> Response<Body> {
@@ -139,9 +165,8 @@ pub fn upgrade(ex: Arc<Exchange>, mut req: Request<Incoming>) -> Response<Body> 
     let Some(opening) = parse_opening(&path, &query) else {
         return plain(StatusCode::NOT_FOUND, "unknown stream path");
     };
-    if let Some(bad) = opening.streams.iter().find(|s| parse_stream(&ex, opening.market, s).is_none()) {
-        return plain(StatusCode::BAD_REQUEST, &format!("Invalid request: unknown stream {bad}"));
-    }
+    // Names in the URL that are no stream are accepted and carry nothing, as
+    // on Binance (ccxt.pro opens `/ws/0` and SUBSCRIBEs afterwards).
     let lim = limits(opening.market);
     if opening.streams.len() > lim.max_streams {
         ex.stats.ws_limit_violations.fetch_add(1, Relaxed);
@@ -220,6 +245,7 @@ struct Sub {
     name: String,
     symbol: String,
     interval: Interval,
+    kind: StreamKind,
     /// Open time of the kline being built.
     open: i64,
     /// Its base klines aggregated over `[open, upto)`, whole seconds.
@@ -270,12 +296,13 @@ impl Connection {
         if self.subs.iter().any(|s| s.name == name) {
             return true;
         }
-        let Some((symbol, interval)) = parse_stream(&self.ex, self.market, name) else { return false };
+        let Some((symbol, interval, kind)) = parse_stream(&self.ex, self.market, name) else { return false };
         let open = open_of(interval, now);
         self.subs.push(Sub {
             name: name.to_string(),
             symbol,
             interval,
+            kind,
             open,
             acc: None,
             upto: open,
@@ -298,7 +325,8 @@ impl Connection {
             (Market::Spot, _) => 2000,
             _ => 250,
         };
-        let tick = clock.real(cadence(Interval::M1, self.market)).max(MIN_TICK);
+        // Tick at the market's fastest cadence (spot `1s`: 1 s); each stream is due at its own.
+        let tick = clock.real(cadence(Interval::S1, self.market)).max(MIN_TICK);
         let mut timer = tokio::time::interval(tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let lim = limits(self.market);
@@ -335,7 +363,11 @@ impl Connection {
                             }
                             vec![]
                         }
-                        Message::Close(_) => break,
+                        Message::Close(_) => {
+                            // Send the close reply tungstenite queued (RFC 6455 §5.5.1).
+                            let _ = tx.flush().await;
+                            break;
+                        }
                         _ => vec![],
                     };
                     for r in replies {
@@ -420,7 +452,10 @@ impl Connection {
                 let meta =
                     EventMeta { symbol: &sub.symbol, interval: sub.interval, event_time: now, first_trade: f, last_trade: l, closed };
                 let mut payload = Vec::with_capacity(400);
-                kline_event(&mut payload, k, units, &meta);
+                match &sub.kind {
+                    StreamKind::Kline => kline_event(&mut payload, k, units, &meta),
+                    StreamKind::Continuous { pair } => continuous_kline_event(&mut payload, k, units, &meta, pair, "PERPETUAL"),
+                }
                 let payload = String::from_utf8(payload).unwrap_or_default();
                 out.push(if combined { format!(r#"{{"stream":{},"data":{payload}}}"#, json_str(&sub.name)) } else { payload });
             };

@@ -119,10 +119,16 @@ fn combined_stream_and_subscriptions() {
 fn limits_and_bad_requests() {
     let sim = sim(1.0);
     let url = |p: &str| format!("{}{p}", sim.base_url().replace("http://", "ws://"));
-    // Unknown streams and paths are refused before the upgrade.
-    assert!(tungstenite::connect(url("/spot/ws/nope@kline_1m")).is_err());
-    assert!(tungstenite::connect(url("/spot/ws/btcusdt@kline_1s/ethusdt@kline_1m")).is_err(), "spot takes one raw stream per path");
+    // Unknown paths are refused before the upgrade; spot takes one raw stream per path.
+    assert!(tungstenite::connect(url("/spot/ws/btcusdt@kline_1s/ethusdt@kline_1m")).is_err());
     assert!(tungstenite::connect(url("/nowhere/ws")).is_err());
+    // A name that is no stream connects and carries nothing (ccxt.pro opens `/ws/0`, then SUBSCRIBEs).
+    let mut ws = connect(&sim, "/spot/ws/0");
+    ws.send(Message::text(json!({"method": "LIST_SUBSCRIPTIONS", "id": 1}).to_string())).unwrap();
+    assert_eq!(next(&mut ws), json!({"result": [], "id": 1}));
+    ws.send(Message::text(json!({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1s"], "id": 2}).to_string())).unwrap();
+    assert_eq!(next(&mut ws), json!({"result": null, "id": 2}));
+    assert_eq!(next(&mut ws)["e"], "kline");
     // COIN-M: at most 200 streams a connection.
     let mut ws = connect(&sim, "/cm/ws");
     let names: Vec<String> = ["btcusd_perp", "ethusd_perp", "bnbusd_perp", "solusd_perp", "xrpusd_perp", "dogeusd_perp"]
@@ -259,4 +265,35 @@ fn dropped_closing_events_are_counted() {
     assert!(updates > 10);
     let stats = rest(&sim, "/sim/v1/stats");
     assert!(stats["faults"]["ws_close_drop"].as_u64().unwrap() >= 5, "{stats}");
+}
+
+#[test]
+fn continuous_klines_close_handshake_and_1s_cadence() {
+    let sim = sim(1.0);
+    // Futures continuous klines: the perpetual's klines, `ps`/`ct`, no `s` in `k`.
+    let mut ws = connect(&sim, "/um/market/ws/btcusdt_perpetual@continuousKline_1m");
+    let e = next(&mut ws);
+    assert_eq!((e["e"].as_str(), e["ps"].as_str(), e["ct"].as_str()), (Some("continuous_kline"), Some("BTCUSDT"), Some("PERPETUAL")));
+    assert!(e["k"].get("s").is_none() && e["k"]["i"] == "1m");
+    // The server answers a client's close (RFC 6455).
+    ws.close(None).unwrap();
+    let answered = loop {
+        match ws.read() {
+            Ok(_) => continue,
+            Err(tungstenite::Error::ConnectionClosed) => break true,
+            Err(e) => panic!("no close reply: {e}"),
+        }
+    };
+    assert!(answered);
+    // Spot 1s streams update every second.
+    let mut ws = connect(&sim, "/spot/ws/btcusdt@kline_1s");
+    let mut closes = vec![];
+    while closes.len() < 5 {
+        let e = next(&mut ws);
+        if e["k"]["x"] == true {
+            closes.push(e["E"].as_i64().unwrap());
+        }
+    }
+    let gap = (closes[4] - closes[0]) / 4;
+    assert!((800..=1300).contains(&gap), "a 1s kline closes every {gap} ms");
 }
