@@ -35,9 +35,95 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Compress sealed (old) blocks with zstd; reads stay transparent.
     Compact(CompactArgs),
+    /// Fill the store with the complete kline history of the chosen markets, symbols and intervals.
+    #[command(
+        after_help = "Examples:\n  atm sync --exchange sim --markets spot --symbols BTCUSDT,ETHUSDT --intervals 1h,1d\n  atm sync --markets um --symbols '*USDT' --intervals 1m --since 2024-01-01 --dry-run\n  atm sync --exchange http://127.0.0.1:8080 --format json"
+    )]
+    Sync(SyncArgs),
+    /// Load each market's exchangeInfo into the store's symbol registry and list it.
+    Markets(MarketsArgs),
     /// The built-in Binance simulator (REST, WebSocket, archives) on loopback.
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+/// `--exchange`.
+#[derive(Debug, Args)]
+pub struct ExchangeArgs {
+    /// binance (the real hosts), sim (a simulator started in this process) or a base URL (e.g. a running `atm sim serve`).
+    #[arg(long, default_value = "binance", value_name = "E")]
+    pub exchange: String,
+    /// Markets, comma-separated.
+    #[arg(long, default_value = "spot,um,cm", value_delimiter = ',', value_enum)]
+    pub markets: Vec<MarketArg>,
+}
+
+/// `atm sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub exchange: ExchangeArgs,
+    /// Symbols: all, a comma-separated list, or a glob like '*USDT'.
+    #[arg(long, default_value = "all")]
+    pub symbols: String,
+    /// Intervals, comma-separated (1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M).
+    #[arg(long, default_value = "1m", value_delimiter = ',')]
+    pub intervals: Vec<String>,
+    /// First open time wanted (inclusive; RFC 3339, a date or epoch ms).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Last open time wanted (inclusive).
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Also sync symbols that no longer trade.
+    #[arg(long)]
+    pub include_delisted: bool,
+    /// Ask the exchange again for ranges recorded as known-missing.
+    #[arg(long)]
+    pub recheck_missing: bool,
+    /// Print the plan (series, klines, requests, weight, time, bytes) and fetch no klines.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Fill oldest first instead of newest first.
+    #[arg(long)]
+    pub oldest_first: bool,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Column precision if the sync creates the store.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub precision: PrecisionArg,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
+}
+
+/// `atm markets`.
+#[derive(Debug, Args)]
+pub struct MarketsArgs {
+    #[command(flatten)]
+    pub exchange: ExchangeArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = MarketsFormat::Table)]
+    pub format: MarketsFormat,
+}
+
+/// Output of `atm sync`'s summary.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SummaryFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// Output of `atm markets`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MarketsFormat {
+    /// Aligned columns.
+    Table,
+    /// A JSON array, one object per symbol.
+    Json,
 }
 
 /// `atm sim ...`.
@@ -93,6 +179,15 @@ impl From<MarketArg> for atm_store::Market {
             MarketArg::Spot => atm_store::Market::Spot,
             MarketArg::Um => atm_store::Market::UsdM,
             MarketArg::Cm => atm_store::Market::CoinM,
+        }
+    }
+}
+
+impl From<PrecisionArg> for atm_store::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => atm_store::Precision::F32,
+            PrecisionArg::F64 => atm_store::Precision::F64,
         }
     }
 }

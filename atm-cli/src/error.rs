@@ -10,6 +10,9 @@ pub enum CliError {
     /// A bad argument or combination of arguments.
     #[error("{0}")]
     Usage(String),
+    /// Ingestion failed.
+    #[error(transparent)]
+    Ingest(#[from] atm_ingest::Error),
     /// The simulator failed.
     #[error(transparent)]
     Sim(#[from] atm_sim::Error),

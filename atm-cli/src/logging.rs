@@ -7,7 +7,8 @@ use crate::cli::{Cli, Command};
 pub fn init(cli: &Cli) {
     let base: i32 = match cli.command {
         Command::Import(_) | Command::Query(_) | Command::Info(_) | Command::Verify(_) | Command::Compact(_) => 2, // warn
-        Command::Sim(_) => 3,                                                                                      // info: long-running
+        Command::Sim(_) | Command::Sync(_) => 3,
+        Command::Markets(_) => 2, // info: long-running
     };
     let level = match base + cli.verbose as i32 - cli.quiet as i32 {
         i32::MIN..=0 => log::LevelFilter::Off,

@@ -56,7 +56,9 @@ pub fn klines_weight(market: Market, limit: u32) -> u64 {
 pub fn best_page(market: Market) -> u32 {
     let max = if market == Market::Spot { 1000 } else { 1500 };
     let candidates = [99, 499, 1000, 1500].into_iter().filter(|&l| l <= max);
-    candidates.max_by(|&a, &b| (a as f64 / klines_weight(market, a) as f64).total_cmp(&(b as f64 / klines_weight(market, b) as f64))).unwrap_or(500)
+    candidates
+        .max_by(|&a, &b| (a as f64 / klines_weight(market, a) as f64).total_cmp(&(b as f64 / klines_weight(market, b) as f64)))
+        .unwrap_or(500)
 }
 
 impl Client {
@@ -104,7 +106,11 @@ impl Client {
         }
         let t = Instant::now();
         let v = self.get_json(Market::Spot, "time", "", 1).or_else(|_| self.get_json(Market::UsdM, "time", "", 1))?;
-        let now = v["serverTime"].as_i64().ok_or_else(|| Error::Malformed { market: Market::Spot, path: "time".into(), msg: "no serverTime".into() })?;
+        let now = v["serverTime"].as_i64().ok_or_else(|| Error::Malformed {
+            market: Market::Spot,
+            path: "time".into(),
+            msg: "no serverTime".into(),
+        })?;
         Ok(ExchangeClock::new(t + t.elapsed() / 2, now, 1.0))
     }
 
@@ -119,7 +125,9 @@ impl Client {
     /// Sets the pools' limits from exchangeInfo documents' `rateLimits`.
     pub fn set_limits(&mut self, market: Market, info: &Value) {
         let limit = info["rateLimits"].as_array().and_then(|a| {
-            a.iter().find(|l| l["rateLimitType"] == "REQUEST_WEIGHT" && l["interval"] == "MINUTE" && l["intervalNum"].as_u64().unwrap_or(1) == 1)
+            a.iter().find(|l| {
+                l["rateLimitType"] == "REQUEST_WEIGHT" && l["interval"] == "MINUTE" && l["intervalNum"].as_u64().unwrap_or(1) == 1
+            })
         });
         if let Some(limit) = limit.and_then(|l| l["limit"].as_u64()) {
             let b = Arc::new(Budget::new(limit));
@@ -161,7 +169,12 @@ impl Client {
     fn attempt(&self, market: Market, endpoint: &str, query: &str, weight: u64) -> Result<Vec<u8>> {
         let budget = self.budget(market);
         let window = budget.acquire(&self.clock, weight);
-        let url = format!("{}{}/{endpoint}{}{query}", self.endpoints.base(market), Endpoints::prefix(market), if query.is_empty() { "" } else { "?" });
+        let url = format!(
+            "{}{}/{endpoint}{}{query}",
+            self.endpoints.base(market),
+            Endpoints::prefix(market),
+            if query.is_empty() { "" } else { "?" }
+        );
         let path = endpoint.to_string();
         let net = |e: reqwest::Error| Error::Network { market, path: path.clone(), msg: e.to_string() };
         self.stats.requests.fetch_add(1, Relaxed);
@@ -197,7 +210,17 @@ impl Client {
     }
 
     /// Klines of `symbol`: `[start, end]` on open time (both optional), at most `limit`.
-    pub fn klines(&self, market: Market, symbol: &str, interval: Interval, start: Option<i64>, end: Option<i64>, limit: u32, precision: Precision) -> Result<Vec<Kline>> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn klines(
+        &self,
+        market: Market,
+        symbol: &str,
+        interval: Interval,
+        start: Option<i64>,
+        end: Option<i64>,
+        limit: u32,
+        precision: Precision,
+    ) -> Result<Vec<Kline>> {
         let mut q = format!("symbol={}&interval={}&limit={limit}", encode(symbol), interval.as_str());
         if let Some(s) = start {
             q.push_str(&format!("&startTime={s}"));
@@ -230,7 +253,15 @@ fn summarize(body: &[u8]) -> String {
 /// Percent-encodes a symbol for a query string (USD-M lists non-ASCII symbols).
 fn encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(
+            |b| {
+                if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            },
+        )
         .collect()
 }
 

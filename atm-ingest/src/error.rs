@@ -81,7 +81,9 @@ impl Error {
     /// or configuration errors.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Api { status, code, .. } => *status >= 500 || *status == 408 || (*status == 429) || *code == Some(-1008) || *code == Some(-1007),
+            Error::Api { status, code, .. } => {
+                *status >= 500 || *status == 408 || (*status == 429) || *code == Some(-1008) || *code == Some(-1007)
+            }
             Error::Network { .. } | Error::Malformed { .. } => true,
             _ => false,
         }

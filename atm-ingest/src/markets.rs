@@ -38,7 +38,11 @@ pub fn import(client: &mut Client, store: &Store, market: Market) -> Result<Mark
     let info = client.get_json(market, "exchangeInfo", "", weight)?;
     client.set_limits(market, &info);
     let now = client.clock().now();
-    let symbols = info["symbols"].as_array().ok_or_else(|| Error::Malformed { market, path: "exchangeInfo".into(), msg: "no symbols array".into() })?;
+    let symbols = info["symbols"].as_array().ok_or_else(|| Error::Malformed {
+        market,
+        path: "exchangeInfo".into(),
+        msg: "no symbols array".into(),
+    })?;
     let status_key = if market == Market::CoinM { "contractStatus" } else { "status" };
     let mut report = MarketImport { market: market.as_str().to_string(), symbols: symbols.len(), ..Default::default() };
     store.update_registry(market, |reg| {

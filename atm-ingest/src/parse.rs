@@ -47,7 +47,13 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_errors() {
-        for bad in [&b"<html>502</html>"[..], b"[[1,2", b"{\"code\":-1121}", b"[[1,\"x\",\"1\",\"1\",\"1\",\"1\",2,\"1\",3,\"1\",\"1\",\"0\"]]", b"[[1]]"] {
+        for bad in [
+            &b"<html>502</html>"[..],
+            b"[[1,2",
+            b"{\"code\":-1121}",
+            b"[[1,\"x\",\"1\",\"1\",\"1\",\"1\",2,\"1\",3,\"1\",\"1\",\"0\"]]",
+            b"[[1]]",
+        ] {
             assert!(klines(bad, Precision::F32).is_err(), "{}", String::from_utf8_lossy(bad));
         }
         assert_eq!(klines(b"[]", Precision::F32).unwrap(), vec![]);

@@ -1,10 +1,13 @@
 //! One module per subcommand.
 
 mod compact;
+mod exchange;
 mod import;
 mod info;
+mod markets;
 mod query;
 mod sim;
+mod sync;
 mod verify;
 
 use std::path::PathBuf;
@@ -24,6 +27,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(a) => verify::run(&open(&dir)?, a),
         Command::Compact(a) => compact::run(&open(&dir)?, a),
         Command::Sim(c) => sim::run(c),
+        Command::Sync(a) => sync::run(&dir, a),
+        Command::Markets(a) => markets::run(&dir, a),
     }
 }
 
@@ -44,6 +49,6 @@ fn open(dir: &std::path::Path) -> Result<Store> {
 }
 
 /// Opens the store, creating it with `precision` if it does not exist.
-fn open_or_create(dir: &std::path::Path, precision: Precision) -> Result<Store> {
+pub(crate) fn open_or_create(dir: &std::path::Path, precision: Precision) -> Result<Store> {
     Ok(Store::open(dir, StoreOptions { create: true, precision, ..Default::default() })?)
 }

@@ -1,0 +1,96 @@
+//! `atm sync`: the complete kline history of a selection, resumable.
+
+use std::io::{IsTerminal, Write};
+
+use atm_ingest::{Progress, SyncOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::{SummaryFormat, SyncArgs};
+use crate::error::{CliError, Result};
+use crate::time_arg::parse_time;
+
+pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
+    let intervals = a
+        .intervals
+        .iter()
+        .map(|i| {
+            i.parse::<atm_store::Interval>()
+                .map_err(|_| CliError::Usage(format!("unknown interval {i:?}: use 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let opts = SyncOptions {
+        markets: super::exchange::markets(&a.exchange),
+        symbols: a.symbols.parse()?,
+        intervals,
+        since: a.since.as_deref().map(parse_time).transpose()?,
+        until: a.until.as_deref().map(parse_time).transpose()?,
+        include_delisted: a.include_delisted,
+        recheck_missing: a.recheck_missing,
+        dry_run: a.dry_run,
+        recent_first: !a.oldest_first,
+        workers: a.workers.clamp(1, 64),
+    };
+    let store = super::open_or_create(dir, a.precision.into())?;
+    let mut client = super::exchange::connect(&a.exchange)?;
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} pages  {msg}  {per_sec}  ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let mut last_log = std::time::Instant::now();
+    let summary = atm_ingest::sync(&mut client, &store, &opts, |p: &Progress| match &bar {
+        Some(b) => {
+            b.set_length(p.pages_total);
+            b.set_position(p.pages_done);
+            b.set_message(format!("{} klines, weight {}", p.klines, p.weight));
+        }
+        None if last_log.elapsed().as_secs() >= 10 => {
+            log::info!("{}/{} pages, {} klines, weight {}", p.pages_done, p.pages_total, p.klines, p.weight);
+            last_log = std::time::Instant::now();
+        }
+        None => {}
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        SummaryFormat::Json => writeln!(out, "{}", serde_json::to_string(&summary).unwrap_or_default())?,
+        SummaryFormat::Text => {
+            if opts.dry_run {
+                writeln!(
+                    out,
+                    "plan: {} series, {} klines to fetch in {} requests, weight {}, about {:.1} minutes at the rate limit, about {} MB on disk",
+                    summary.series,
+                    summary.planned_klines,
+                    summary.pages,
+                    summary.planned_weight,
+                    summary.planned_minutes,
+                    summary.planned_bytes / 1_000_000
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "synced {} series: {} klines written, {} slots known-missing, {} requests, weight {}, {} retries, {} HTTP 429, {:.1} s",
+                    summary.series,
+                    summary.klines_written,
+                    summary.known_missing_slots,
+                    summary.requests,
+                    summary.weight,
+                    summary.retries,
+                    summary.http429,
+                    summary.elapsed_s
+                )?;
+            }
+        }
+    }
+    if !summary.failed_markets.is_empty() {
+        return Err(CliError::Usage(format!("stopped: {}", summary.failed_markets.join("; "))));
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! # atm-ingest
+//!
+//! Binance ingestion for atm: a REST client that spends each rate-limit
+//! pool's weight exactly as the exchange counts it, market import into the
+//! store's registry, first-kline search, and the resumable backfill behind
+//! `atm sync`.
+//!
+//! See `docs/architecture.md` for the tour.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod budget;
+pub mod client;
+pub mod endpoint;
+pub mod error;
+pub mod first_kline;
+pub mod markets;
+pub mod parse;
+pub mod sync;
+
+pub use client::Client;
+pub use endpoint::{Endpoints, ExchangeSpec};
+pub use error::{Error, Result};
+pub use sync::{sync, Progress, Summary, SymbolFilter, SyncOptions};

@@ -1,0 +1,581 @@
+//! `atm sync`: plan what is missing, fetch it under the weight budget,
+//! store it with group commits; resumable at any point.
+//!
+//! ```text
+//!  planner ──pages──▶ fetchers (N threads) ──bodies──▶ parser ──klines──▶ writer
+//!  (lazy, per series)   budget, retries                 (off the        (group commits,
+//!                                                        network)        known-missing)
+//! ```
+//!
+//! Stages are joined by bounded crossbeam channels, so memory stays bounded
+//! whatever the size of the job: the planner produces one series' pages at a
+//! time. A page is a range of open times `[from, to]` that one request
+//! covers completely; every slot of it the exchange did not return is
+//! recorded known-missing, so it is never asked for again. Killing the
+//! process loses at most the pages not yet committed, and the next run's
+//! plan (built from the store) fetches exactly those again.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use atm_store::{Interval, Kline, Market, SeriesKey, SlotState, Store, Symbol};
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::client::{best_page, klines_weight, Client};
+use crate::error::{Error, Result};
+use crate::first_kline::{next_open, open_of};
+use crate::markets::{self, is_trading};
+
+/// Which symbols to sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SymbolFilter {
+    /// Every symbol of the market.
+    All,
+    /// These symbols (an unknown one is an error).
+    List(Vec<String>),
+    /// Symbols matching a glob with `*` and `?` (e.g. `*USDT`).
+    Glob(String),
+}
+
+impl std::str::FromStr for SymbolFilter {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<SymbolFilter> {
+        Ok(match s {
+            "all" => SymbolFilter::All,
+            g if g.contains(['*', '?']) => SymbolFilter::Glob(g.to_string()),
+            l => SymbolFilter::List(l.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()),
+        })
+    }
+}
+
+fn glob(pattern: &[u8], s: &[u8]) -> bool {
+    match (pattern.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&pattern[1..], s) || (!s.is_empty() && glob(pattern, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&pattern[1..], &s[1..]),
+        (Some(p), Some(c)) if p == c => glob(&pattern[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+/// What to sync.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Markets.
+    pub markets: Vec<Market>,
+    /// Symbols.
+    pub symbols: SymbolFilter,
+    /// Intervals.
+    pub intervals: Vec<Interval>,
+    /// First open time wanted (inclusive); default each symbol's first kline.
+    pub since: Option<i64>,
+    /// Last open time wanted (inclusive); default the last closed kline.
+    pub until: Option<i64>,
+    /// Also sync symbols that no longer trade.
+    pub include_delisted: bool,
+    /// Ask again for known-missing ranges.
+    pub recheck_missing: bool,
+    /// Plan only: import markets, identify first klines, fetch no klines.
+    pub dry_run: bool,
+    /// Newest pages first (the default) or oldest first.
+    pub recent_first: bool,
+    /// Requests in flight.
+    pub workers: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> SyncOptions {
+        SyncOptions {
+            markets: Market::ALL.to_vec(),
+            symbols: SymbolFilter::All,
+            intervals: vec![Interval::M1],
+            since: None,
+            until: None,
+            include_delisted: false,
+            recheck_missing: false,
+            dry_run: false,
+            recent_first: true,
+            workers: 8,
+        }
+    }
+}
+
+/// The end-of-run summary (`--format json` prints it as one object).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Summary {
+    /// Series in the selection.
+    pub series: u64,
+    /// Pages (requests) planned.
+    pub pages: u64,
+    /// Slots to fetch in the plan.
+    pub planned_klines: u64,
+    /// Weight the plan costs.
+    pub planned_weight: u64,
+    /// Minutes the plan takes at the rate limits (exchange time).
+    pub planned_minutes: f64,
+    /// Bytes the plan adds on disk, about.
+    pub planned_bytes: u64,
+    /// Klines written.
+    pub klines_written: u64,
+    /// HTTP requests sent (all attempts, market import and first klines included).
+    pub requests: u64,
+    /// Weight used.
+    pub weight: u64,
+    /// Retried attempts.
+    pub retries: u64,
+    /// 429s received.
+    pub http429: u64,
+    /// Slots recorded known-missing.
+    pub known_missing_slots: u64,
+    /// First klines identified in this run.
+    pub first_klines_found: u64,
+    /// Wall-clock seconds.
+    pub elapsed_s: f64,
+    /// Markets stopped by a fatal error, with the error.
+    pub failed_markets: Vec<String>,
+}
+
+/// Progress, reported by the writer a few times a second.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Pages done, of `pages_total`.
+    pub pages_done: u64,
+    /// Pages planned.
+    pub pages_total: u64,
+    /// Klines written so far.
+    pub klines: u64,
+    /// Weight used so far.
+    pub weight: u64,
+}
+
+/// One request's worth of a series: open times `[from, to]`, at most `limit` klines.
+#[derive(Clone, Debug)]
+struct Page {
+    key: SeriesKey,
+    from: i64,
+    to: i64,
+    limit: u32,
+}
+
+/// A selected series and the ranges it lacks.
+struct SeriesPlan {
+    key: SeriesKey,
+    gaps: Vec<(i64, i64)>,
+}
+
+/// Klines of a page: `n` slots in `[from, to]` of `interval`.
+fn slots_between(interval: Interval, from: i64, to: i64) -> u64 {
+    match (interval.slot_of(from), interval.slot_of(to)) {
+        (Ok(a), Ok(b)) if b >= a => b - a + 1,
+        _ => 0,
+    }
+}
+
+/// Runs a sync: imports the markets, identifies first klines, plans, and
+/// (unless `dry_run`) fetches and stores everything missing.
+pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, mut progress: impl FnMut(&Progress)) -> Result<Summary> {
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    for &m in &opts.markets {
+        let r = markets::import(client, store, m)?;
+        log::info!("{m}: {} symbols ({} new, {} changed, {} gone)", r.symbols, r.added, r.changed, r.gone);
+    }
+    let selected = select(store, opts)?;
+    summary.first_klines_found = identify_first_klines(client, store, &selected, opts.workers)?;
+    let now = client.clock().now();
+    let plans = plan(store, &selected, opts, now)?;
+    summary.series = plans.len() as u64;
+    let limit_of = |m: Market, iv: Interval| page_limit(m, iv);
+    for p in &plans {
+        let lim = limit_of(p.key.market, p.key.interval);
+        for &(a, b) in &p.gaps {
+            let n = slots_between(p.key.interval, a, b);
+            let pages = n.div_ceil(lim as u64);
+            summary.pages += pages;
+            summary.planned_klines += n;
+            summary.planned_weight += pages * klines_weight(p.key.market, lim);
+        }
+    }
+    let per_minute = opts.markets.iter().map(|&m| client.budget(m).limit()).min().unwrap_or(1).max(1);
+    summary.planned_minutes = summary.planned_weight as f64 / per_minute as f64;
+    summary.planned_bytes = summary.planned_klines * 37;
+    if !opts.dry_run {
+        run(client, store, plans, opts, now, &mut summary, &mut progress)?;
+    }
+    let s = &client.stats;
+    summary.requests = s.requests.load(Relaxed);
+    summary.weight = s.weight.load(Relaxed);
+    summary.retries = s.retries.load(Relaxed);
+    summary.http429 = s.http429.load(Relaxed);
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// The page size of `interval` on `market`: the most klines per weight;
+/// COIN-M pages also fit its 200-day window.
+fn page_limit(market: Market, interval: Interval) -> u32 {
+    let best = best_page(market);
+    if market != Market::CoinM {
+        return best;
+    }
+    let step = interval.step_ms().unwrap_or(31 * 86_400_000);
+    best.min(((200 * 86_400_000) / step) as u32).max(1)
+}
+
+/// The selected (market, symbol) pairs, from the registry.
+fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, String)>> {
+    let mut out = Vec::new();
+    for &m in &opts.markets {
+        let reg = store.registry(m)?;
+        match &opts.symbols {
+            SymbolFilter::List(list) => {
+                for s in list {
+                    let Some(info) = reg.symbols.get(s) else {
+                        // A symbol may exist on one market only; it must exist on some.
+                        if opts.markets.len() == 1 {
+                            return Err(Error::Config(format!("unknown symbol {s} on {m} (not in its exchangeInfo)")));
+                        }
+                        continue;
+                    };
+                    if opts.include_delisted || is_trading(&info.status) || info.first_kline.is_some() {
+                        out.push((m, s.clone()));
+                    }
+                }
+            }
+            filter => {
+                for (name, info) in &reg.symbols {
+                    let wanted = match filter {
+                        SymbolFilter::Glob(g) => glob(g.as_bytes(), name.as_bytes()),
+                        _ => true,
+                    };
+                    if wanted && (opts.include_delisted || is_trading(&info.status)) {
+                        out.push((m, name.clone()));
+                    }
+                }
+            }
+        }
+    }
+    if let SymbolFilter::List(list) = &opts.symbols {
+        for s in list {
+            if !out.iter().any(|(_, n)| n == s) && !opts.markets.iter().any(|&m| store.registry(m).is_ok_and(|r| r.symbols.contains_key(s)))
+            {
+                let markets: Vec<&str> = opts.markets.iter().map(|m| m.as_str()).collect();
+                return Err(Error::Config(format!("unknown symbol {s}: not listed on {}", markets.join(", "))));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Identifies the first kline of every selected symbol that has none in
+/// the registry yet (direct query on spot and USD-M, bisection on COIN-M),
+/// several at a time, and stores them.
+fn identify_first_klines(client: &Client, store: &Store, selected: &[(Market, String)], workers: usize) -> Result<u64> {
+    let mut todo = Vec::new();
+    for &m in Market::ALL.iter() {
+        let reg = store.registry(m)?;
+        todo.extend(selected.iter().filter(|(mm, s)| *mm == m && reg.symbols.get(s).is_some_and(|i| i.first_kline.is_none())).cloned());
+    }
+    if todo.is_empty() {
+        return Ok(0);
+    }
+    let next = AtomicU64::new(0);
+    let found: std::sync::Mutex<Vec<(Market, String, i64)>> = std::sync::Mutex::new(Vec::new());
+    let failure: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, 32).min(todo.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Relaxed) as usize;
+                let Some((m, s)) = todo.get(i) else { break };
+                let r = match m {
+                    Market::CoinM => crate::first_kline::bisect(client, *m, s),
+                    _ => crate::first_kline::direct(client, *m, s),
+                };
+                match r {
+                    Ok(Some(t)) => found.lock().unwrap_or_else(|p| p.into_inner()).push((*m, s.clone(), t)),
+                    Ok(None) => log::info!("{m} {s}: no kline yet"),
+                    Err(e) => {
+                        failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    for &m in Market::ALL.iter() {
+        let mine: Vec<_> = found.iter().filter(|(mm, _, _)| *mm == m).collect();
+        if !mine.is_empty() {
+            store.update_registry(m, |reg| {
+                for (_, s, t) in &mine {
+                    if let Some(e) = reg.symbols.get_mut(s) {
+                        e.first_kline = Some(*t);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+    }
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    Ok(found.len() as u64)
+}
+
+/// Every selected series and its missing ranges.
+fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i64) -> Result<Vec<SeriesPlan>> {
+    let mut out = Vec::new();
+    let registries: Vec<_> = Market::ALL.iter().map(|&m| store.registry(m)).collect::<std::result::Result<_, _>>()?;
+    for (m, s) in selected {
+        let Some(first) = registries[*m as usize].symbols.get(s).and_then(|i| i.first_kline) else { continue };
+        for &iv in &opts.intervals {
+            if !iv.valid_for(*m) {
+                continue;
+            }
+            let key = SeriesKey::new(*m, Symbol::new(s)?, iv)?;
+            // The open candle is not stored: the last wanted kline is the last closed one.
+            let last_closed = open_of(iv, open_of(iv, now) - 1);
+            let from = open_of(iv, first).max(opts.since.map(|t| open_of(iv, t)).unwrap_or(i64::MIN));
+            let to = last_closed.min(opts.until.map(|t| open_of(iv, t)).unwrap_or(i64::MAX));
+            if from > to {
+                continue;
+            }
+            let gaps = match store.series(&key)? {
+                None => vec![(from, to)],
+                Some(series) => series
+                    .coverage(from, to)?
+                    .into_iter()
+                    .filter(|r| r.state == SlotState::Unknown || (opts.recheck_missing && r.state == SlotState::Missing))
+                    .map(|r| (r.from, r.to))
+                    .collect(),
+            };
+            if !gaps.is_empty() {
+                out.push(SeriesPlan { key, gaps });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The pages of one series, newest first when `recent_first`.
+fn pages_of(p: &SeriesPlan, recent_first: bool) -> Vec<Page> {
+    let (m, iv) = (p.key.market, p.key.interval);
+    let limit = page_limit(m, iv);
+    let mut pages = Vec::new();
+    for &(a, b) in &p.gaps {
+        let mut t = a;
+        while t <= b {
+            let mut end = t;
+            for _ in 1..limit {
+                let n = next_open(iv, end);
+                if n > b {
+                    break;
+                }
+                end = n;
+            }
+            pages.push(Page { key: p.key.clone(), from: t, to: end, limit });
+            t = next_open(iv, end);
+        }
+    }
+    if recent_first {
+        pages.reverse();
+    }
+    pages
+}
+
+enum Fetched {
+    Body(Page, Vec<u8>),
+    Failed(Market, Error),
+}
+
+/// Executes the plan through the pipeline.
+fn run(
+    client: &Client,
+    store: &Store,
+    plans: Vec<SeriesPlan>,
+    opts: &SyncOptions,
+    now: i64,
+    summary: &mut Summary,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<()> {
+    let total = summary.pages;
+    let stopped: [AtomicBool; 3] = Default::default();
+    let (page_tx, page_rx) = bounded::<Page>(opts.workers * 4);
+    let (body_tx, body_rx) = bounded::<Fetched>(opts.workers * 2);
+    let (kl_tx, kl_rx) = bounded::<std::result::Result<(Page, Vec<Kline>), (Market, Error)>>(opts.workers * 2);
+    let precision = store.precision();
+    let mut writer = store.writer()?;
+    let result = std::thread::scope(|scope| -> Result<()> {
+        // Planner: one series' pages at a time.
+        let stopped_ref = &stopped;
+        scope.spawn(move || {
+            for p in &plans {
+                for page in pages_of(p, opts.recent_first) {
+                    if stopped_ref[page.key.market as usize].load(Relaxed) {
+                        break;
+                    }
+                    if page_tx.send(page).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        for _ in 0..opts.workers.max(1) {
+            let (page_rx, body_tx): (Receiver<Page>, Sender<Fetched>) = (page_rx.clone(), body_tx.clone());
+            let stopped = &stopped;
+            scope.spawn(move || {
+                for page in page_rx {
+                    let m = page.key.market;
+                    if stopped[m as usize].load(Relaxed) {
+                        continue;
+                    }
+                    let q = format!(
+                        "symbol={}&interval={}&startTime={}&endTime={}&limit={}",
+                        page.key
+                            .symbol
+                            .as_str()
+                            .bytes()
+                            .map(|b| if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+                                (b as char).to_string()
+                            } else {
+                                format!("%{b:02X}")
+                            })
+                            .collect::<String>(),
+                        page.key.interval.as_str(),
+                        page.from,
+                        next_open(page.key.interval, page.to) - 1,
+                        page.limit
+                    );
+                    let msg = match client.get(m, "klines", &q, klines_weight(m, page.limit)) {
+                        Ok(body) => Fetched::Body(page, body),
+                        Err(e) if matches!(e, Error::Api { status: 400, .. }) => {
+                            // A symbol that disappeared mid-sync: its pages cannot be answered.
+                            log::warn!("{}: {e}", page.key);
+                            continue;
+                        }
+                        Err(e) => {
+                            stopped[m as usize].store(true, Relaxed);
+                            Fetched::Failed(m, e)
+                        }
+                    };
+                    if body_tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(body_tx);
+        // Parser: off the network threads.
+        scope.spawn(move || {
+            for f in body_rx {
+                let msg = match f {
+                    Fetched::Body(page, body) => match crate::parse::klines(&body, precision) {
+                        Ok(k) => Ok((page, k)),
+                        Err(msg) => Err((page.key.market, Error::Malformed { market: page.key.market, path: "klines".into(), msg })),
+                    },
+                    Fetched::Failed(m, e) => Err((m, e)),
+                };
+                if kl_tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        });
+        // Writer: this thread.
+        let mut done = 0u64;
+        let mut since_commit = 0;
+        let mut last_commit = Instant::now();
+        let mut last_report = Instant::now();
+        for msg in kl_rx {
+            match msg {
+                Ok((page, klines)) => {
+                    let iv = page.key.interval;
+                    let closed: Vec<Kline> =
+                        klines.into_iter().filter(|k| k.open_time >= page.from && k.open_time <= page.to && k.close_time < now).collect();
+                    writer.put_many(&page.key, &closed)?;
+                    summary.klines_written += closed.len() as u64;
+                    // Every slot of the page the exchange did not return is known-missing.
+                    let mut t = page.from;
+                    let mut it = closed.iter().map(|k| open_of(iv, k.open_time)).peekable();
+                    let mut run_start: Option<i64> = None;
+                    while t <= page.to {
+                        while it.peek().is_some_and(|&o| o < t) {
+                            it.next();
+                        }
+                        let present = it.peek() == Some(&t);
+                        match (present, run_start) {
+                            (false, None) => run_start = Some(t),
+                            (true, Some(a)) => {
+                                writer.mark_missing(&page.key, a, open_of(iv, t - 1))?;
+                                summary.known_missing_slots += slots_between(iv, a, open_of(iv, t - 1));
+                                run_start = None;
+                            }
+                            _ => {}
+                        }
+                        t = next_open(iv, t);
+                    }
+                    if let Some(a) = run_start {
+                        writer.mark_missing(&page.key, a, page.to)?;
+                        summary.known_missing_slots += slots_between(iv, a, page.to);
+                    }
+                    done += 1;
+                    since_commit += 1;
+                }
+                Err((m, e)) => {
+                    let line = format!("{m}: {e}");
+                    if !summary.failed_markets.contains(&line) {
+                        log::error!("{line}");
+                        summary.failed_markets.push(line);
+                    }
+                }
+            }
+            if since_commit >= 64 || (since_commit > 0 && last_commit.elapsed() > Duration::from_millis(250)) {
+                writer.commit()?;
+                since_commit = 0;
+                last_commit = Instant::now();
+            }
+            if last_report.elapsed() > Duration::from_millis(200) {
+                progress(&Progress {
+                    pages_done: done,
+                    pages_total: total,
+                    klines: summary.klines_written,
+                    weight: client.stats.weight.load(Relaxed),
+                });
+                last_report = Instant::now();
+            }
+        }
+        writer.commit()?;
+        progress(&Progress {
+            pages_done: done,
+            pages_total: total,
+            klines: summary.klines_written,
+            weight: client.stats.weight.load(Relaxed),
+        });
+        Ok(())
+    });
+    writer.close()?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_and_filters() {
+        assert!(glob(b"*USDT", b"BTCUSDT"));
+        assert!(glob(b"B?C*", b"BTCUSDT"));
+        assert!(!glob(b"*USDT", b"BTCBUSD"));
+        assert_eq!("all".parse::<SymbolFilter>().unwrap(), SymbolFilter::All);
+        assert_eq!("BTCUSDT, ETHUSDT".parse::<SymbolFilter>().unwrap(), SymbolFilter::List(vec!["BTCUSDT".into(), "ETHUSDT".into()]));
+        assert_eq!("*BTC".parse::<SymbolFilter>().unwrap(), SymbolFilter::Glob("*BTC".into()));
+    }
+
+    #[test]
+    fn coin_m_pages_fit_the_window() {
+        assert_eq!(page_limit(Market::Spot, Interval::M1), 1000);
+        assert_eq!(page_limit(Market::UsdM, Interval::M1), 499);
+        assert_eq!(page_limit(Market::CoinM, Interval::D1), 200);
+        assert_eq!(page_limit(Market::CoinM, Interval::Mo1), 6);
+    }
+}
