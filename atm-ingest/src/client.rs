@@ -251,7 +251,7 @@ fn summarize(body: &[u8]) -> String {
 }
 
 /// Percent-encodes a symbol for a query string (USD-M lists non-ASCII symbols).
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(
             |b| {

@@ -432,16 +432,7 @@ fn run(
                     }
                     let q = format!(
                         "symbol={}&interval={}&startTime={}&endTime={}&limit={}",
-                        page.key
-                            .symbol
-                            .as_str()
-                            .bytes()
-                            .map(|b| if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
-                                (b as char).to_string()
-                            } else {
-                                format!("%{b:02X}")
-                            })
-                            .collect::<String>(),
+                        crate::client::encode(page.key.symbol.as_str()),
                         page.key.interval.as_str(),
                         page.from,
                         next_open(page.key.interval, page.to) - 1,
