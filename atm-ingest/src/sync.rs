@@ -186,9 +186,8 @@ pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, mut progress
     let now = client.clock().now();
     let plans = plan(store, &selected, opts, now)?;
     summary.series = plans.len() as u64;
-    let limit_of = |m: Market, iv: Interval| page_limit(m, iv);
     for p in &plans {
-        let lim = limit_of(p.key.market, p.key.interval);
+        let lim = page_limit(p.key.market, p.key.interval);
         for &(a, b) in &p.gaps {
             let n = slots_between(p.key.interval, a, b);
             let pages = n.div_ceil(lim as u64);
@@ -223,46 +222,34 @@ fn page_limit(market: Market, interval: Interval) -> u32 {
     best.min(((200 * 86_400_000) / step) as u32).max(1)
 }
 
-/// The selected (market, symbol) pairs, from the registry.
+/// The selected (market, symbol) pairs, from the registry. A listed symbol
+/// must exist on at least one of the markets.
 fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, String)>> {
     let mut out = Vec::new();
+    let mut known = std::collections::HashSet::new();
     for &m in &opts.markets {
         let reg = store.registry(m)?;
-        match &opts.symbols {
-            SymbolFilter::List(list) => {
-                for s in list {
-                    let Some(info) = reg.symbols.get(s) else {
-                        // A symbol may exist on one market only; it must exist on some.
-                        if opts.markets.len() == 1 {
-                            return Err(Error::Config(format!("unknown symbol {s} on {m} (not in its exchangeInfo)")));
-                        }
-                        continue;
-                    };
-                    if opts.include_delisted || is_trading(&info.status) || info.first_kline.is_some() {
-                        out.push((m, s.clone()));
-                    }
-                }
+        for (name, info) in &reg.symbols {
+            let wanted = match &opts.symbols {
+                SymbolFilter::All => true,
+                SymbolFilter::Glob(g) => glob(g.as_bytes(), name.as_bytes()),
+                SymbolFilter::List(list) => list.contains(name),
+            };
+            if !wanted {
+                continue;
             }
-            filter => {
-                for (name, info) in &reg.symbols {
-                    let wanted = match filter {
-                        SymbolFilter::Glob(g) => glob(g.as_bytes(), name.as_bytes()),
-                        _ => true,
-                    };
-                    if wanted && (opts.include_delisted || is_trading(&info.status)) {
-                        out.push((m, name.clone()));
-                    }
-                }
+            known.insert(name.clone());
+            // Named symbols are synced while they have history, even if delisted since.
+            let named = matches!(opts.symbols, SymbolFilter::List(_)) && info.first_kline.is_some();
+            if opts.include_delisted || is_trading(&info.status) || named {
+                out.push((m, name.clone()));
             }
         }
     }
     if let SymbolFilter::List(list) = &opts.symbols {
-        for s in list {
-            if !out.iter().any(|(_, n)| n == s) && !opts.markets.iter().any(|&m| store.registry(m).is_ok_and(|r| r.symbols.contains_key(s)))
-            {
-                let markets: Vec<&str> = opts.markets.iter().map(|m| m.as_str()).collect();
-                return Err(Error::Config(format!("unknown symbol {s}: not listed on {}", markets.join(", "))));
-            }
+        if let Some(s) = list.iter().find(|s| !known.contains(*s)) {
+            let markets: Vec<&str> = opts.markets.iter().map(|m| m.as_str()).collect();
+            return Err(Error::Config(format!("unknown symbol {s}: not listed on {}", markets.join(", "))));
         }
     }
     Ok(out)

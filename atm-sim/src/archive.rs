@@ -355,11 +355,10 @@ impl Exchange {
                     Period::Monthly => crate::candles::open_of(Interval::Mo1, first),
                 };
                 let end = l.model.life.delisted.unwrap_or(i64::MAX).min(now);
-                let cache = self.zips.lock().unwrap_or_else(|p| p.into_inner());
                 while start < end {
                     let key = FileKey { market: m, period: per, symbol: sym.to_string(), interval, start };
                     if key.published() <= now && Gen::new(&l.model, now).range(key.start, key.end()).is_some() {
-                        let size = cache.map.get(&key).map(|b| b.zip.len() as u64);
+                        let size = self.zips.lock().unwrap_or_else(|p| p.into_inner()).map.get(&key).map(|b| b.zip.len() as u64);
                         let zip = format!("{}{}", key.dir(), key.zip_name());
                         let published = key.published();
                         files.push(Entry {

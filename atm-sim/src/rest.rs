@@ -320,8 +320,7 @@ impl Exchange {
         } else {
             let mut out = Vec::new();
             if let Some(w) = &wanted {
-                if let Some(bad) = w.iter().find(|s| !m.by_name.contains_key(**s)) {
-                    let _ = bad;
+                if w.iter().any(|s| !m.by_name.contains_key(*s)) {
                     return Err(ApiError::bad(-1121, "Invalid symbol."));
                 }
             }

@@ -462,15 +462,12 @@ impl Connection {
             // Klines that closed since the last tick: whole, as REST has them.
             while next_open(sub.interval, sub.open) <= now {
                 let close = next_open(sub.interval, sub.open);
-                if let Some(agg) = g.range(sub.open, close) {
+                let done = g.range(sub.open, close);
+                if let Some(agg) = done {
                     emit(&mut out, &Kline { open_time: sub.open, close_time: close - 1, agg }, true, &mut sub.first_trade);
                 }
                 // The next kline's trades follow this one's.
-                let next_first = match (sub.first_trade, g.range(sub.open, close)) {
-                    (Some(f), Some(a)) => Some(f + a.trades as i64),
-                    (Some(f), None) => Some(f),
-                    (None, _) => None,
-                };
+                let next_first = sub.first_trade.map(|f| f + done.map_or(0, |a| a.trades as i64));
                 sub.open = close;
                 sub.acc = None;
                 sub.upto = close;
