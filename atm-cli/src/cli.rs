@@ -31,7 +31,7 @@ pub enum Command {
     Query(QueryArgs),
     /// List every series with its span, slot counts and size on disk.
     Info(InfoArgs),
-    /// Check every checksum and invariant of the store; one line per problem.
+    /// Check every checksum and invariant of the store, and with --exchange compare stored klines with the exchange's (--repair fixes them); one line per problem.
     Verify(VerifyArgs),
     /// Compress sealed (old) blocks with zstd; reads stay transparent.
     Compact(CompactArgs),
@@ -272,7 +272,29 @@ pub struct InfoArgs {
 
 /// `atm verify`.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {}
+pub struct VerifyArgs {
+    /// Also compare stored klines with this exchange's (binance, sim or a base URL); without it only the files' checksums and invariants are checked.
+    #[arg(long, value_name = "E")]
+    pub exchange: Option<String>,
+    /// Markets to compare, comma-separated.
+    #[arg(long, default_value = "spot,um,cm", value_delimiter = ',', value_enum)]
+    pub markets: Vec<MarketArg>,
+    /// Compare only N pages (one request each), drawn at random over every stored range.
+    #[arg(long, value_name = "N")]
+    pub sample: Option<u64>,
+    /// Seed of the random sample.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Rewrite every kline that differs or is missing from REST, and refetch blocks that fail their checksums.
+    #[arg(long, requires = "exchange")]
+    pub repair: bool,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Output: text (one line per problem, then a summary line) or json (one object with the counts and a `problems` array).
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
+}
 
 /// `atm compact`.
 #[derive(Debug, Args)]

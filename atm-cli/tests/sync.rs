@@ -223,3 +223,65 @@ fn dry_run_plans_and_markets_lists() {
     }
     assert_eq!(markets.as_array().unwrap().len(), 12);
 }
+
+fn truth_kline(sim: &Sim, market: &str, symbol: &str, interval: &str, t: i64) -> atm_store::Kline {
+    let rows = get(&format!("{}/sim/v1/klines?market={market}&symbol={symbol}&interval={interval}&startTime={t}&endTime={t}", sim.base));
+    let row: Vec<String> = rows[0].as_array().unwrap().iter().map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string())).collect();
+    let refs: Vec<&str> = row.iter().map(String::as_str).collect();
+    atm_store::Kline::parse_fields(&refs, atm_store::Precision::F32).unwrap()
+}
+
+#[test]
+fn verify_against_the_exchange_finds_and_repairs_what_differs() {
+    let sim = sim(&["--faults", "http5xx=0.03,malformed=0.03,html=0.02"]);
+    let dir = tempfile::tempdir().unwrap();
+    const H: i64 = 3_600_000;
+    let until = 1_735_689_600_000; // 2025-01-01: the stored range stops here, the truth goes on
+    let out = atm(dir.path(), &["sync", "--exchange", &sim.base, "--markets", "spot", "--symbols", "BTCUSDT", "--intervals", "1h", "--until", &until.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let clean = atm(dir.path(), &["verify", "--exchange", &sim.base, "--markets", "spot"]);
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success() && text.contains("0 differ, 0 missing, 0 extra, 0 damaged blocks"), "{text}");
+    let sampled = atm(dir.path(), &["verify", "--exchange", &sim.base, "--sample", "3", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&sampled.stdout).unwrap();
+    assert_eq!(v["pages"], 3, "{v}");
+
+    // Damage the store three ways: a kline changed, slots wrongly recorded
+    // known-missing, and a flipped byte in an old block.
+    let key = atm_store::SeriesKey::parse(atm_store::Market::Spot, "BTCUSDT", atm_store::Interval::H1).unwrap();
+    let changed_at = until - 100 * H;
+    {
+        let store = atm_store::Store::open(dir.path(), atm_store::StoreOptions::default()).unwrap();
+        let mut w = store.writer().unwrap();
+        let mut k = truth_kline(&sim, "spot", "BTCUSDT", "1h", changed_at);
+        k.values[3] += 1.0;
+        w.put(&key, &k).unwrap();
+        w.mark_missing(&key, until + H, until + 10 * H).unwrap();
+        w.put(&key, &truth_kline(&sim, "spot", "BTCUSDT", "1h", until + 11 * H)).unwrap();
+        w.commit().unwrap();
+        w.close().unwrap();
+    }
+    let info: Value = serde_json::from_slice(&atm(dir.path(), &["info", "--format", "json"]).stdout).unwrap();
+    let first = info[0]["first_open_time"].as_i64().unwrap();
+    let file = atm_store::Store::open(dir.path(), atm_store::StoreOptions::default()).unwrap().series(&key).unwrap().unwrap().path().to_path_buf();
+    let layout = atm_store::layout::Layout::new(atm_store::Interval::H1, atm_store::Precision::F32);
+    let slot = atm_store::Interval::H1.slot_of(first).unwrap() + 10;
+    let mut bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    bytes[(layout.col_off[1] + slot * 4) as usize] ^= 0x10;
+    std::fs::write(&file, &bytes).unwrap();
+
+    let out = atm(dir.path(), &["verify", "--exchange", &sim.base, "--markets", "spot"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("close differs"), "{text}");
+    assert_eq!(text.matches("recorded known-missing, but the exchange has this kline").count(), 10, "{text}");
+    assert_eq!(text.matches("damaged: the block fails its checksum").count(), 1, "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--repair"));
+
+    let out = atm(dir.path(), &["verify", "--exchange", &sim.base, "--markets", "spot", "--repair"]);
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(atm(dir.path(), &["verify"]).status.success(), "the files are whole again");
+    let again = atm(dir.path(), &["verify", "--exchange", &sim.base, "--markets", "spot"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stdout));
+    assert_equals_truth(dir.path(), &sim, &[("spot", "BTCUSDT", "1h")]);
+}

@@ -52,6 +52,8 @@ const WINDOW_MARGIN_MS: i64 = 600;
 struct State {
     window: i64,
     used: u64,
+    /// No request leaves before this instant (a 429's `Retry-After`).
+    paused_until: Option<Instant>,
 }
 
 /// One rate-limit pool's budget of weight per exchange minute.
@@ -79,6 +81,14 @@ impl Budget {
         let weight = weight.min(self.limit);
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
+            if let Some(until) = s.paused_until {
+                let left = until.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    s = self.freed.wait_timeout(s, left).unwrap_or_else(|p| p.into_inner()).0;
+                    continue;
+                }
+                s.paused_until = None;
+            }
             let now = clock.now();
             let window = now.div_euclid(MINUTE);
             if window > s.window && now - window * MINUTE >= WINDOW_MARGIN_MS {
@@ -102,6 +112,14 @@ impl Budget {
         if s.window == window && used > s.used {
             s.used = used.min(self.limit);
         }
+    }
+
+    /// Holds every request of this pool for `wait` (real time), as a 429's
+    /// `Retry-After` asks.
+    pub fn pause(&self, wait: Duration) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let until = Instant::now() + wait;
+        s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
     }
 
     /// A 429 in `window`: nothing more fits in it.
@@ -136,5 +154,10 @@ mod tests {
         let t = Instant::now();
         assert_eq!(b.acquire(&clock, 1), 1002);
         assert!(t.elapsed() >= Duration::from_millis(50));
+        // A pause holds the pool for its whole length, whatever the window.
+        b.pause(Duration::from_millis(150));
+        let t = Instant::now();
+        b.acquire(&clock, 1);
+        assert!(t.elapsed() >= Duration::from_millis(150), "{:?}", t.elapsed());
     }
 }

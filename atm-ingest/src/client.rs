@@ -143,24 +143,47 @@ impl Client {
     /// GETs `<prefix>/<endpoint>?<query>` of `market` as JSON, charging
     /// `weight`, with retries.
     pub fn get_json(&self, market: Market, endpoint: &str, query: &str, weight: u64) -> Result<Value> {
-        let body = self.get(market, endpoint, query, weight)?;
-        serde_json::from_slice(&body).map_err(|e| Error::Malformed { market, path: endpoint.into(), msg: format!("not JSON: {e}") })
+        self.get_parsed(market, endpoint, query, weight, |body| serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}")))
+    }
+
+    /// GETs a body and parses it with `parse`, retrying retryable failures
+    /// with backoff; a body `parse` rejects (truncated, an HTML page, the
+    /// wrong shape) counts as a retryable failure, as a proxy or a
+    /// half-failed backend produces them.
+    pub fn get_parsed<T>(
+        &self,
+        market: Market,
+        endpoint: &str,
+        query: &str,
+        weight: u64,
+        parse: impl Fn(&[u8]) -> std::result::Result<T, String>,
+    ) -> Result<T> {
+        self.retrying(|| {
+            let body = self.attempt(market, endpoint, query, weight)?;
+            parse(&body).map_err(|msg| Error::Malformed { market, path: endpoint.into(), msg })
+        })
     }
 
     /// GETs raw bytes, charging `weight`, with retries on retryable failures.
     pub fn get(&self, market: Market, endpoint: &str, query: &str, weight: u64) -> Result<Vec<u8>> {
-        let mut attempt = 0;
+        self.retrying(|| self.attempt(market, endpoint, query, weight))
+    }
+
+    /// Runs `attempt` until it succeeds, fails fatally, or [`MAX_ATTEMPTS`]
+    /// retryable failures have passed, with backoff and jitter between.
+    pub fn retrying<T>(&self, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+        let mut n = 0;
         loop {
-            attempt += 1;
-            match self.attempt(market, endpoint, query, weight) {
-                Ok(b) => return Ok(b),
-                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+            n += 1;
+            match attempt() {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() && n < MAX_ATTEMPTS => {
                     self.stats.retries.fetch_add(1, Relaxed);
-                    let backoff = backoff(attempt);
-                    log::debug!("{e}; retry {attempt} in {backoff:?}");
+                    let backoff = backoff(n);
+                    log::debug!("{e}; retry {n} in {backoff:?}");
                     std::thread::sleep(backoff);
                 }
-                Err(e) if e.is_retryable() => return Err(Error::RetriesExhausted { attempts: attempt, last: Box::new(e) }),
+                Err(e) if e.is_retryable() => return Err(Error::RetriesExhausted { attempts: n, last: Box::new(e) }),
                 Err(e) => return Err(e),
             }
         }
@@ -199,10 +222,12 @@ impl Client {
             451 => Err(Error::RegionBlocked { market }),
             429 => {
                 self.stats.http429.fetch_add(1, Relaxed);
-                budget.exhaust(window);
+                // The whole pool pauses, not just this request: every
+                // request sent before Retry-After passes counts toward a ban.
                 let wait = Duration::from_secs(retry_after.unwrap_or(1).max(1));
-                log::warn!("{market} {endpoint}: HTTP 429 (code {code:?}), waiting {wait:?} as Retry-After says");
-                std::thread::sleep(wait);
+                budget.exhaust(window);
+                budget.pause(wait);
+                log::warn!("{market} {endpoint}: HTTP 429 (code {code:?}), pausing the pool {wait:?} as Retry-After says");
                 Err(Error::Api { market, path, status, code, msg })
             }
             _ => Err(Error::Api { market, path, status, code, msg }),
@@ -228,8 +253,7 @@ impl Client {
         if let Some(e) = end {
             q.push_str(&format!("&endTime={e}"));
         }
-        let body = self.get(market, "klines", &q, klines_weight(market, limit))?;
-        crate::parse::klines(&body, precision).map_err(|msg| Error::Malformed { market, path: "klines".into(), msg })
+        self.get_parsed(market, "klines", &q, klines_weight(market, limit), |body| crate::parse::klines(body, precision))
     }
 }
 

@@ -19,8 +19,10 @@ pub mod first_kline;
 pub mod markets;
 pub mod parse;
 pub mod sync;
+pub mod verify;
 
 pub use client::Client;
 pub use endpoint::{Endpoints, ExchangeSpec};
 pub use error::{Error, Result};
-pub use sync::{sync, Progress, Summary, SymbolFilter, SyncOptions};
+pub use verify::{verify, Mismatch, MismatchKind, VerifyOptions, VerifyReport};
+pub use sync::{sync, MarketProgress, Progress, Summary, SymbolFilter, SyncOptions};

@@ -147,21 +147,58 @@ pub struct Progress {
     pub klines: u64,
     /// Weight used so far.
     pub weight: u64,
+    /// The same, per market in the selection.
+    pub markets: Vec<MarketProgress>,
+}
+
+/// One market's share of [`Progress`].
+#[derive(Clone, Debug)]
+pub struct MarketProgress {
+    /// The market.
+    pub market: Market,
+    /// Pages done, of `pages_total`.
+    pub pages_done: u64,
+    /// Pages planned.
+    pub pages_total: u64,
+    /// Klines written so far.
+    pub klines: u64,
+    /// Why the market stopped, if it did.
+    pub failed: Option<String>,
 }
 
 /// One request's worth of a series: open times `[from, to]`, at most `limit` klines.
 #[derive(Clone, Debug)]
-struct Page {
-    key: SeriesKey,
-    from: i64,
-    to: i64,
-    limit: u32,
+pub(crate) struct Page {
+    pub key: SeriesKey,
+    pub from: i64,
+    pub to: i64,
+    pub limit: u32,
+}
+
+impl Page {
+    /// The klines query that covers the page exactly.
+    pub(crate) fn query(&self) -> String {
+        format!(
+            "symbol={}&interval={}&startTime={}&endTime={}&limit={}",
+            crate::client::encode(self.key.symbol.as_str()),
+            self.key.interval.as_str(),
+            self.from,
+            next_open(self.key.interval, self.to) - 1,
+            self.limit
+        )
+    }
 }
 
 /// A selected series and the ranges it lacks.
-struct SeriesPlan {
-    key: SeriesKey,
-    gaps: Vec<(i64, i64)>,
+pub(crate) struct SeriesPlan {
+    pub key: SeriesKey,
+    pub gaps: Vec<(i64, i64)>,
+}
+
+/// How many pages [`pages_of`] makes of `p`.
+pub(crate) fn page_count(p: &SeriesPlan) -> u64 {
+    let limit = page_limit(p.key.market, p.key.interval) as u64;
+    p.gaps.iter().map(|&(a, b)| slots_between(p.key.interval, a, b).div_ceil(limit)).sum()
 }
 
 /// Klines of a page: `n` slots in `[from, to]` of `interval`.
@@ -187,14 +224,10 @@ pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, mut progress
     let plans = plan(store, &selected, opts, now)?;
     summary.series = plans.len() as u64;
     for p in &plans {
-        let lim = page_limit(p.key.market, p.key.interval);
-        for &(a, b) in &p.gaps {
-            let n = slots_between(p.key.interval, a, b);
-            let pages = n.div_ceil(lim as u64);
-            summary.pages += pages;
-            summary.planned_klines += n;
-            summary.planned_weight += pages * klines_weight(p.key.market, lim);
-        }
+        let pages = page_count(p);
+        summary.pages += pages;
+        summary.planned_klines += p.gaps.iter().map(|&(a, b)| slots_between(p.key.interval, a, b)).sum::<u64>();
+        summary.planned_weight += pages * klines_weight(p.key.market, page_limit(p.key.market, p.key.interval));
     }
     let per_minute = opts.markets.iter().map(|&m| client.budget(m).limit()).min().unwrap_or(1).max(1);
     summary.planned_minutes = summary.planned_weight as f64 / per_minute as f64;
@@ -345,8 +378,33 @@ fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i
     Ok(out)
 }
 
+/// Records every slot of `page` absent from `closed` (sorted, inside the
+/// page) as known-missing; returns how many slots that was.
+fn mark_absent(writer: &mut atm_store::Writer, page: &Page, closed: &[Kline]) -> Result<u64> {
+    let iv = page.key.interval;
+    let (Ok(first), Ok(last)) = (iv.slot_of(page.from), iv.slot_of(page.to)) else { return Ok(0) };
+    let mut marked = 0;
+    let mut expect = first; // the next slot not yet accounted for
+    let mut mark = |writer: &mut atm_store::Writer, a: u64, b: u64| -> Result<()> {
+        writer.mark_missing(&page.key, iv.open_time(a), iv.open_time(b))?;
+        marked += b - a + 1;
+        Ok(())
+    };
+    for k in closed {
+        let Ok(slot) = iv.slot_of(k.open_time) else { continue };
+        if slot > expect {
+            mark(writer, expect, slot - 1)?;
+        }
+        expect = expect.max(slot + 1);
+    }
+    if expect <= last {
+        mark(writer, expect, last)?;
+    }
+    Ok(marked)
+}
+
 /// The pages of one series, newest first when `recent_first`.
-fn pages_of(p: &SeriesPlan, recent_first: bool) -> Vec<Page> {
+pub(crate) fn pages_of(p: &SeriesPlan, recent_first: bool) -> Vec<Page> {
     let (m, iv) = (p.key.market, p.key.interval);
     let limit = page_limit(m, iv);
     let mut pages = Vec::new();
@@ -386,7 +444,21 @@ fn run(
     summary: &mut Summary,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<()> {
-    let total = summary.pages;
+    let mut report = Progress {
+        pages_total: summary.pages,
+        markets: opts
+            .markets
+            .iter()
+            .map(|&market| MarketProgress {
+                market,
+                pages_done: 0,
+                pages_total: plans.iter().filter(|p| p.key.market == market).map(page_count).sum(),
+                klines: 0,
+                failed: None,
+            })
+            .collect(),
+        ..Progress::default()
+    };
     let stopped: [AtomicBool; 3] = Default::default();
     let (page_tx, page_rx) = bounded::<Page>(opts.workers * 4);
     let (body_tx, body_rx) = bounded::<Fetched>(opts.workers * 2);
@@ -417,19 +489,12 @@ fn run(
                     if stopped[m as usize].load(Relaxed) {
                         continue;
                     }
-                    let q = format!(
-                        "symbol={}&interval={}&startTime={}&endTime={}&limit={}",
-                        crate::client::encode(page.key.symbol.as_str()),
-                        page.key.interval.as_str(),
-                        page.from,
-                        next_open(page.key.interval, page.to) - 1,
-                        page.limit
-                    );
-                    let msg = match client.get(m, "klines", &q, klines_weight(m, page.limit)) {
+                    let msg = match client.get(m, "klines", &page.query(), klines_weight(m, page.limit)) {
                         Ok(body) => Fetched::Body(page, body),
-                        Err(e) if matches!(e, Error::Api { status: 400, .. }) => {
-                            // A symbol that disappeared mid-sync: its pages cannot be answered.
-                            log::warn!("{}: {e}", page.key);
+                        Err(e) if matches!(e, Error::Api { code: Some(-1121), .. }) => {
+                            // A symbol removed from the exchange mid-sync: its
+                            // pages cannot be answered; the rest goes on.
+                            log::warn!("{}: {e}; skipping its pages", page.key);
                             continue;
                         }
                         Err(e) => {
@@ -450,7 +515,20 @@ fn run(
                 let msg = match f {
                     Fetched::Body(page, body) => match crate::parse::klines(&body, precision) {
                         Ok(k) => Ok((page, k)),
-                        Err(msg) => Err((page.key.market, Error::Malformed { market: page.key.market, path: "klines".into(), msg })),
+                        Err(msg) => {
+                            // A broken body (truncated, HTML, wrong shape): fetch
+                            // the page again here, parsing each answer, as the
+                            // client retries anything retryable.
+                            let m = page.key.market;
+                            log::debug!("{}: malformed klines body ({msg}), fetching again", page.key);
+                            client.stats.retries.fetch_add(1, Relaxed);
+                            match client.get_parsed(m, "klines", &page.query(), klines_weight(m, page.limit), |b| {
+                                crate::parse::klines(b, precision)
+                            }) {
+                                Ok(k) => Ok((page, k)),
+                                Err(e) => Err((m, e)),
+                            }
+                        }
                     },
                     Fetched::Failed(m, e) => Err((m, e)),
                 };
@@ -460,49 +538,31 @@ fn run(
             }
         });
         // Writer: this thread.
-        let mut done = 0u64;
         let mut since_commit = 0;
         let mut last_commit = Instant::now();
         let mut last_report = Instant::now();
         for msg in kl_rx {
             match msg {
                 Ok((page, klines)) => {
-                    let iv = page.key.interval;
                     let closed: Vec<Kline> =
                         klines.into_iter().filter(|k| k.open_time >= page.from && k.open_time <= page.to && k.close_time < now).collect();
                     writer.put_many(&page.key, &closed)?;
+                    summary.known_missing_slots += mark_absent(&mut writer, &page, &closed)?;
                     summary.klines_written += closed.len() as u64;
-                    // Every slot of the page the exchange did not return is known-missing.
-                    let mut t = page.from;
-                    let mut it = closed.iter().map(|k| open_of(iv, k.open_time)).peekable();
-                    let mut run_start: Option<i64> = None;
-                    while t <= page.to {
-                        while it.peek().is_some_and(|&o| o < t) {
-                            it.next();
-                        }
-                        let present = it.peek() == Some(&t);
-                        match (present, run_start) {
-                            (false, None) => run_start = Some(t),
-                            (true, Some(a)) => {
-                                writer.mark_missing(&page.key, a, open_of(iv, t - 1))?;
-                                summary.known_missing_slots += slots_between(iv, a, open_of(iv, t - 1));
-                                run_start = None;
-                            }
-                            _ => {}
-                        }
-                        t = next_open(iv, t);
+                    report.pages_done += 1;
+                    report.klines += closed.len() as u64;
+                    if let Some(mp) = report.markets.iter_mut().find(|mp| mp.market == page.key.market) {
+                        mp.pages_done += 1;
+                        mp.klines += closed.len() as u64;
                     }
-                    if let Some(a) = run_start {
-                        writer.mark_missing(&page.key, a, page.to)?;
-                        summary.known_missing_slots += slots_between(iv, a, page.to);
-                    }
-                    done += 1;
                     since_commit += 1;
                 }
                 Err((m, e)) => {
-                    let line = format!("{m}: {e}");
-                    if !summary.failed_markets.contains(&line) {
+                    // The first fatal error of a market is its reason to stop.
+                    if let Some(mp) = report.markets.iter_mut().find(|mp| mp.market == m && mp.failed.is_none()) {
+                        let line = format!("{m}: {e}");
                         log::error!("{line}");
+                        mp.failed = Some(e.to_string());
                         summary.failed_markets.push(line);
                     }
                 }
@@ -513,22 +573,14 @@ fn run(
                 last_commit = Instant::now();
             }
             if last_report.elapsed() > Duration::from_millis(200) {
-                progress(&Progress {
-                    pages_done: done,
-                    pages_total: total,
-                    klines: summary.klines_written,
-                    weight: client.stats.weight.load(Relaxed),
-                });
+                report.weight = client.stats.weight.load(Relaxed);
+                progress(&report);
                 last_report = Instant::now();
             }
         }
         writer.commit()?;
-        progress(&Progress {
-            pages_done: done,
-            pages_total: total,
-            klines: summary.klines_written,
-            weight: client.stats.weight.load(Relaxed),
-        });
+        report.weight = client.stats.weight.load(Relaxed);
+        progress(&report);
         Ok(())
     });
     writer.close()?;

@@ -183,7 +183,7 @@ impl Exchange {
             });
         }
         let mut zip = built.zip.clone();
-        if let Some(h) = self.dice.roll(Kind::ArchiveCorrupt, self.config.faults.archive_corrupt) {
+        if let Some(h) = self.dice.roll(Kind::ArchiveCorrupt, self.faults().archive_corrupt) {
             if let Some(bad) = self.corrupt_zip(&key, now, h) {
                 self.stats.faults.archive_corrupt.fetch_add(1, Relaxed);
                 zip = bad;

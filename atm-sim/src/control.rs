@@ -7,6 +7,8 @@
 //! | `GET /sim/v1/klines?market=&symbol=&interval=&startTime=&endTime=` | every closed kline with open time in `[startTime, endTime]`, as `/api/v3/klines` rows |
 //! | `GET /sim/v1/symbols` | `[{"market","symbol","status","listed","first_kline","delisted"}]` for every symbol of every market |
 //! | `GET /sim/v1/stats` | the counters ([`crate::stats::Stats`]) |
+//! | `GET /sim/v1/faults` | the faults in force, as a `--faults` spec |
+//! | `POST /sim/v1/faults?spec=SPEC` | replaces the faults in force (an empty spec turns them off) |
 
 use atm_store::{Interval, Market};
 use serde_json::{json, Value};
@@ -18,18 +20,29 @@ use crate::rest::Reply;
 
 impl Exchange {
     /// Answers `/sim/v1/…`, or `None` for other paths.
-    pub fn control(&self, path: &str, query: &str) -> Option<Reply> {
+    pub fn control(&self, method: &str, path: &str, query: &str) -> Option<Reply> {
         let rest = path.strip_prefix("/sim/v1/")?;
         let now = self.clock.now();
         Some(match rest {
             "clock" => Reply::json(200, json!({"now": now, "time_scale": self.clock.scale()}).to_string()),
             "stats" => Reply::json(200, self.stats.to_json().to_string()),
             "symbols" => Reply::json(200, self.symbols_truth(now).to_string()),
+            "faults" if method == "POST" => {
+                let spec = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "spec").map(|(_, v)| v.into_owned());
+                match spec.unwrap_or_default().parse::<crate::faults::FaultSpec>() {
+                    Ok(f) => {
+                        self.set_faults(f);
+                        Reply::json(200, json!({"faults": f.to_string()}).to_string())
+                    }
+                    Err(e) => Reply::error(400, -1100, &e.to_string()),
+                }
+            }
+            "faults" => Reply::json(200, json!({"faults": self.faults().to_string()}).to_string()),
             "klines" => match self.truth_klines(query, now) {
                 Ok(body) => Reply::json(200, body),
                 Err(msg) => Reply::error(400, -1100, &msg),
             },
-            _ => Reply::error(404, -1000, &format!("unknown control endpoint /sim/v1/{rest}: known are clock, klines, symbols, stats")),
+            _ => Reply::error(404, -1000, &format!("unknown control endpoint /sim/v1/{rest}: known are clock, klines, symbols, stats, faults")),
         })
     }
 

@@ -70,6 +70,8 @@ pub struct Exchange {
     pub futures_pool: Pool,
     /// Fault draws.
     pub dice: Dice,
+    /// The faults in force: `config.faults` at start, replaceable at run time.
+    faults: std::sync::RwLock<FaultSpec>,
     /// Counters.
     pub stats: Stats,
     /// Rendered `symbols` arrays of exchangeInfo, per market, with the
@@ -99,6 +101,7 @@ impl Exchange {
         let futures_pool = Pool::new(limit_of(Market::UsdM, FUTURES_WEIGHT_LIMIT));
         let dice = Dice::new(config.seed);
         Ok(Exchange {
+            faults: std::sync::RwLock::new(config.faults),
             config,
             universe,
             clock,
@@ -111,6 +114,16 @@ impl Exchange {
             trade_base: Default::default(),
             ws_connects: Default::default(),
         })
+    }
+
+    /// The faults in force now.
+    pub fn faults(&self) -> FaultSpec {
+        *self.faults.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the faults in force (`POST /sim/v1/faults`).
+    pub fn set_faults(&self, faults: FaultSpec) {
+        *self.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
     }
 
     /// The weight pool of `market` (COIN-M shares USD-M's).

@@ -9,10 +9,17 @@
 //! | `http429=P` | a REST request answers 429 `-1003` with `Retry-After` (never counts toward a ban) |
 //! | `reset=P` | the connection is cut in the middle of the response body |
 //! | `slow=P:D` | the response is delayed by `D` |
+//! | `html=P` | a REST request answers 502 with an HTML page, as a CDN or proxy in front of the API does |
+//! | `malformed=P` | a 200 response carries a broken body with a consistent `Content-Length`: truncated JSON, an HTML page, or JSON of the wrong shape |
+//! | `http418=P` | a REST request answers 418 `-1003` (IP banned) with `Retry-After` |
+//! | `http451=P` | a REST request answers 451, Binance's refusal of a restricted location |
 //! | `ws_drop=P` | a WebSocket kline event is not sent |
 //! | `ws_close_drop=P` | a closing (`"x":true`) kline event is not sent |
 //! | `ws_disconnect=D` | the server closes every WebSocket connection `D` after it opened |
 //! | `archive_corrupt=P` | a zip download has one kline value changed; its `.CHECKSUM` stays true |
+//!
+//! A running simulator's faults can be replaced with `POST
+//! /sim/v1/faults?spec=...` (see [`crate::control`]).
 //!
 //! Each draw hashes the seed, the fault's name and a per-fault counter, so
 //! the same sequence of requests meets the same faults.
@@ -23,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::rng::{hash, hash_str, unit};
 
 /// A parsed `--faults` spec.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FaultSpec {
     /// Probability of a 5xx per REST request.
     pub http5xx: f64,
@@ -41,6 +48,14 @@ pub struct FaultSpec {
     pub ws_disconnect: Option<i64>,
     /// Probability of serving a corrupted archive zip.
     pub archive_corrupt: f64,
+    /// Probability of a 502 HTML page per REST request.
+    pub html: f64,
+    /// Probability of a broken 200 body per REST request.
+    pub malformed: f64,
+    /// Probability of a 418 ban answer per REST request.
+    pub http418: f64,
+    /// Probability of a 451 region-block answer per REST request.
+    pub http451: f64,
 }
 
 /// Parses a duration like `500ms`, `2s`, `20m`, `1h` to ms.
@@ -81,6 +96,10 @@ impl std::str::FromStr for FaultSpec {
                 "ws_drop" => f.ws_drop = prob(value)?,
                 "ws_close_drop" => f.ws_close_drop = prob(value)?,
                 "archive_corrupt" => f.archive_corrupt = prob(value)?,
+                "html" => f.html = prob(value)?,
+                "malformed" => f.malformed = prob(value)?,
+                "http418" => f.http418 = prob(value)?,
+                "http451" => f.http451 = prob(value)?,
                 "slow" => {
                     let (p, d) = value.split_once(':').ok_or_else(|| Error::Config("fault slow: expected slow=P:DURATION, e.g. slow=0.02:2s".into()))?;
                     f.slow = (prob(p)?, parse_duration(d)?);
@@ -88,7 +107,7 @@ impl std::str::FromStr for FaultSpec {
                 "ws_disconnect" => f.ws_disconnect = Some(parse_duration(value)?),
                 _ => {
                     return Err(Error::Config(format!(
-                        "unknown fault {name:?}: known are http5xx, http429, reset, slow, ws_drop, ws_close_drop, ws_disconnect, archive_corrupt"
+                        "unknown fault {name:?}: known are http5xx, http429, html, malformed, http418, http451, reset, slow, ws_drop, ws_close_drop, ws_disconnect, archive_corrupt"
                     )))
                 }
             }
@@ -97,11 +116,38 @@ impl std::str::FromStr for FaultSpec {
     }
 }
 
+impl std::fmt::Display for FaultSpec {
+    /// The spec in `--faults` syntax, faults that are off left out
+    /// (durations in ms).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let probs = [
+            ("http5xx", self.http5xx),
+            ("http429", self.http429),
+            ("html", self.html),
+            ("malformed", self.malformed),
+            ("http418", self.http418),
+            ("http451", self.http451),
+            ("reset", self.reset),
+            ("ws_drop", self.ws_drop),
+            ("ws_close_drop", self.ws_close_drop),
+            ("archive_corrupt", self.archive_corrupt),
+        ];
+        let mut items: Vec<String> = probs.iter().filter(|(_, p)| *p > 0.0).map(|(n, p)| format!("{n}={p}")).collect();
+        if self.slow.0 > 0.0 {
+            items.push(format!("slow={}:{}ms", self.slow.0, self.slow.1));
+        }
+        if let Some(d) = self.ws_disconnect {
+            items.push(format!("ws_disconnect={d}ms"));
+        }
+        f.write_str(&items.join(","))
+    }
+}
+
 /// Draws faults: one counter per fault kind, hashed with the seed.
 #[derive(Debug)]
 pub struct Dice {
     seed: u64,
-    counters: [AtomicU64; 8],
+    counters: [AtomicU64; 12],
 }
 
 /// The kinds of draw, indexing [`Dice`]'s counters.
@@ -115,6 +161,10 @@ pub enum Kind {
     WsDrop,
     WsCloseDrop,
     ArchiveCorrupt,
+    Html,
+    Malformed,
+    Http418,
+    Http451,
 }
 
 impl Dice {
@@ -141,7 +191,9 @@ mod tests {
 
     #[test]
     fn parses_the_documented_spec() {
-        let f: FaultSpec = "http5xx=0.02,http429=0.01,reset=0.01,slow=0.02:2s,ws_disconnect=20m".parse().unwrap();
+        let f: FaultSpec = "http5xx=0.02,http429=0.01,reset=0.01,slow=0.02:2s,ws_disconnect=20m,html=0.1,malformed=0.2,http418=1,http451=0".parse().unwrap();
+        assert_eq!((f.html, f.malformed, f.http418, f.http451), (0.1, 0.2, 1.0, 0.0));
+        assert_eq!(f.to_string().parse::<FaultSpec>().unwrap(), f, "Display round-trips");
         assert_eq!(f.http5xx, 0.02);
         assert_eq!(f.slow, (0.02, 2000));
         assert_eq!(f.ws_disconnect, Some(1_200_000));

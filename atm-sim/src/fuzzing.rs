@@ -33,7 +33,7 @@ pub fn request(data: &[u8]) {
         return;
     }
     let ex = exchange();
-    let _ = ex.rest(path, query).or_else(|| ex.control(path, query)).or_else(|| ex.archive(path, query));
+    let _ = ex.rest(path, query).or_else(|| ex.control("GET", path, query)).or_else(|| ex.archive(path, query));
 }
 
 /// A WebSocket control message (`SUBSCRIBE` and friends), on each market.

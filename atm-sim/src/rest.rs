@@ -157,6 +157,25 @@ const KLINE_PARAMS_FUTURES: &[&str] = &["symbol", "interval", "startTime", "endT
 const CONTINUOUS_PARAMS: &[&str] = &["pair", "contractType", "interval", "startTime", "endTime", "limit"];
 const INDEX_PARAMS: &[&str] = &["pair", "interval", "startTime", "endTime", "limit"];
 const EXCHANGE_INFO_SPOT: &[&str] = &["symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"];
+/// Binance's answer to a restricted location (HTTP 451).
+const REGION_BLOCKED: &str = "Service unavailable from a restricted location according to 'b. Eligibility' in https://www.binance.com/en/terms. Please contact customer service if you believe you received this message in error.";
+
+/// What a CDN in front of the API sends when the origin fails.
+const BAD_GATEWAY_HTML: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\" \"http://www.w3.org/TR/html4/loose.dtd\">\n<HTML><HEAD><META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=iso-8859-1\">\n<TITLE>ERROR: The request could not be satisfied</TITLE>\n</HEAD><BODY>\n<H1>502 ERROR</H1>\n<H2>The request could not be satisfied.</H2>\n<HR noshade size=\"1px\">\nCloudFront wasn't able to connect to the origin.\n</BODY></HTML>\n";
+
+/// A 200 reply with its body broken in one of the ways proxies and
+/// half-failed backends break them, chosen by the draw `h`; the
+/// `Content-Length` stays consistent, so only the body betrays it.
+fn malformed(mut reply: Reply, h: u64) -> Reply {
+    let body = &reply.body;
+    reply.body = match h % 3 {
+        0 => body.slice(..body.len() / 2),
+        1 => bytes::Bytes::from_static(b"<html><head><title>Maintenance</title></head><body>Binance is under maintenance.</body></html>"),
+        _ => bytes::Bytes::from_static(b"{\"code\":0,\"msg\":\"\",\"data\":null}"),
+    };
+    reply
+}
+
 /// COIN-M's window between startTime and endTime.
 const CM_WINDOW_MS: i64 = 200 * DAY;
 
@@ -167,7 +186,21 @@ impl Exchange {
         let (market, endpoint) = route(path)?;
         let counters = self.stats.rest(market);
         counters.requests.fetch_add(1, Relaxed);
-        let faults = &self.config.faults;
+        let faults = self.faults();
+        if self.dice.roll(Kind::Http451, faults.http451).is_some() {
+            self.stats.faults.http451.fetch_add(1, Relaxed);
+            return Some(Reply::error(451, 0, REGION_BLOCKED));
+        }
+        if let Some(h) = self.dice.roll(Kind::Http418, faults.http418) {
+            self.stats.faults.http418.fetch_add(1, Relaxed);
+            let mut r = Reply::error(418, -1003, &format!("Way too much request weight used; IP banned until {}. Please use WebSocket Streams for live updates to avoid bans.", self.clock.now() + 120_000 + (h % 60_000) as i64));
+            r.headers.push(("Retry-After", self.clock.retry_after_secs(120_000).to_string()));
+            return Some(r);
+        }
+        if self.dice.roll(Kind::Html, faults.html).is_some() {
+            self.stats.faults.html.fetch_add(1, Relaxed);
+            return Some(Reply { status: 502, headers: vec![], content_type: "text/html", body: BAD_GATEWAY_HTML.into(), transport: Transport::Normal });
+        }
         if let Some(h) = self.dice.roll(Kind::Http5xx, faults.http5xx) {
             self.stats.faults.http5xx.fetch_add(1, Relaxed);
             let (status, code, msg) = [
@@ -217,7 +250,10 @@ impl Exchange {
             reply.headers.push(("X-MBX-USED-WEIGHT", used.to_string()));
         }
         if reply.status == 200 {
-            if self.dice.roll(Kind::Reset, faults.reset).is_some() {
+            if let Some(h) = self.dice.roll(Kind::Malformed, faults.malformed) {
+                self.stats.faults.malformed.fetch_add(1, Relaxed);
+                reply = malformed(reply, h);
+            } else if self.dice.roll(Kind::Reset, faults.reset).is_some() {
                 self.stats.faults.reset.fetch_add(1, Relaxed);
                 reply.transport = Transport::Reset;
             } else if self.dice.roll(Kind::Slow, faults.slow.0).is_some() {

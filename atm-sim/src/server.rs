@@ -171,13 +171,14 @@ pub async fn serve(listener: TcpListener, exchange: Arc<Exchange>, mut stop: wat
 
 async fn handle(exchange: Arc<Exchange>, req: Request<Incoming>) -> std::result::Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
+    let method = req.method().as_str().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     if crate::ws::is_upgrade(&req) {
         return Ok(crate::ws::upgrade(exchange, req));
     }
     let reply = exchange
         .rest(&path, &query)
-        .or_else(|| exchange.control(&path, &query))
+        .or_else(|| exchange.control(&method, &path, &query))
         .or_else(|| exchange.archive(&path, &query))
         .unwrap_or_else(|| Reply {
             status: 404,

@@ -57,6 +57,10 @@ pub struct FaultCounters {
     pub ws_close_drop: AtomicU64,
     pub ws_disconnect: AtomicU64,
     pub archive_corrupt: AtomicU64,
+    pub html: AtomicU64,
+    pub malformed: AtomicU64,
+    pub http418: AtomicU64,
+    pub http451: AtomicU64,
 }
 
 impl Stats {
@@ -95,6 +99,10 @@ impl Stats {
                 "ws_close_drop": f.ws_close_drop.load(Relaxed),
                 "ws_disconnect": f.ws_disconnect.load(Relaxed),
                 "archive_corrupt": f.archive_corrupt.load(Relaxed),
+                "html": f.html.load(Relaxed),
+                "malformed": f.malformed.load(Relaxed),
+                "http418": f.http418.load(Relaxed),
+                "http451": f.http451.load(Relaxed),
             },
             "archive": {
                 "zips": self.archive_zips.load(Relaxed),

@@ -330,7 +330,7 @@ impl Connection {
         let mut timer = tokio::time::interval(tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let lim = limits(self.market);
-        let disconnect_after = self.ex.config.faults.ws_disconnect;
+        let disconnect_after = self.ex.faults().ws_disconnect;
         loop {
             tokio::select! {
                 msg = rx.next() => {
@@ -425,6 +425,7 @@ impl Connection {
         let ex = self.ex.clone();
         let mut out = Vec::new();
         let combined = self.combined;
+        let faults = ex.faults();
         // Consecutive streams of one symbol share a generator and its cached splits.
         let mut gen: Option<Gen<'_>> = None;
         for sub in &mut self.subs {
@@ -435,10 +436,10 @@ impl Connection {
             let Some(g) = gen.as_ref() else { continue };
             let units = &listing.model.units;
             let emit = |out: &mut Vec<String>, k: &Kline, closed: bool, first_trade: &mut Option<i64>| {
-                let drop = if closed { ex.dice.roll(Kind::WsCloseDrop, ex.config.faults.ws_close_drop) } else { None }
-                    .or_else(|| ex.dice.roll(Kind::WsDrop, ex.config.faults.ws_drop));
+                let drop = if closed { ex.dice.roll(Kind::WsCloseDrop, faults.ws_close_drop) } else { None }
+                    .or_else(|| ex.dice.roll(Kind::WsDrop, faults.ws_drop));
                 if drop.is_some() {
-                    let c = if closed && ex.config.faults.ws_close_drop > 0.0 {
+                    let c = if closed && faults.ws_close_drop > 0.0 {
                         &ex.stats.faults.ws_close_drop
                     } else {
                         &ex.stats.faults.ws_drop

@@ -405,6 +405,14 @@ impl Series {
         Ok(())
     }
 
+    /// The open-time ranges `[from, to]` of the blocks whose checksums fail:
+    /// what `atm verify --repair` fetches again.
+    pub fn damaged_ranges(&self) -> Vec<(i64, i64)> {
+        let iv = self.key().interval;
+        let slots = crate::layout::BLOCK_SLOTS;
+        self.file.damaged_blocks().into_iter().map(|b| (iv.open_time(b * slots), iv.open_time((b + 1) * slots - 1))).collect()
+    }
+
     /// Verifies every checksum and invariant of the file; one line per problem.
     pub fn verify(&self) -> Vec<String> {
         self.file.check()

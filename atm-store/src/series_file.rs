@@ -1037,6 +1037,20 @@ impl SeriesFile {
         problems
     }
 
+    /// The blocks whose entry or checksums fail, by number.
+    pub fn damaged_blocks(&self) -> Vec<u64> {
+        (0..self.layout.blocks)
+            .filter(|&b| match self.entry(b) {
+                Err(_) => true,
+                Ok(e) if e.is_empty() => false,
+                Ok(e) => {
+                    self.verified.lock().unwrap_or_else(|p| p.into_inner()).remove(&b);
+                    self.verify_block(b, &e, (1 << BLOCK_CRCS) - 1).is_err()
+                }
+            })
+            .collect()
+    }
+
     /// Slots of the series that are present, by scanning the bitmap from
     /// `from` downwards, up to `n` of them (newest first).
     pub fn present_slots_back(&self, from: u64, n: usize) -> Result<Vec<u64>> {

@@ -2,8 +2,8 @@
 
 use std::io::{IsTerminal, Write};
 
-use atm_ingest::{Progress, SyncOptions};
-use indicatif::{ProgressBar, ProgressStyle};
+use atm_ingest::{MarketProgress, Progress, SyncOptions};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::{SummaryFormat, SyncArgs};
 use crate::error::{CliError, Result};
@@ -32,31 +32,19 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
     };
     let store = super::open_or_create(dir, a.precision.into())?;
     let mut client = super::exchange::connect(&a.exchange)?;
-    let bar = if std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} pages  {msg}  {per_sec}  ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Some(b)
-    } else {
-        None
-    };
+    let mut bars = if std::io::stderr().is_terminal() { Some(Bars::new(&opts.markets)) } else { None };
     let mut last_log = std::time::Instant::now();
-    let summary = atm_ingest::sync(&mut client, &store, &opts, |p: &Progress| match &bar {
-        Some(b) => {
-            b.set_length(p.pages_total);
-            b.set_position(p.pages_done);
-            b.set_message(format!("{} klines, weight {}", p.klines, p.weight));
-        }
+    let summary = atm_ingest::sync(&mut client, &store, &opts, |p: &Progress| match &mut bars {
+        Some(b) => b.update(p),
         None if last_log.elapsed().as_secs() >= 10 => {
-            log::info!("{}/{} pages, {} klines, weight {}", p.pages_done, p.pages_total, p.klines, p.weight);
+            let markets: Vec<String> = p.markets.iter().map(market_line).collect();
+            log::info!("{}/{} pages, {} klines, weight {} | {}", p.pages_done, p.pages_total, p.klines, p.weight, markets.join(" | "));
             last_log = std::time::Instant::now();
         }
         None => {}
     })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
+    if let Some(b) = bars {
+        b.finish();
     }
     let mut out = std::io::stdout().lock();
     match a.format {
@@ -93,4 +81,57 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
         return Err(CliError::Usage(format!("stopped: {}", summary.failed_markets.join("; "))));
     }
     Ok(())
+}
+
+/// One market's progress in a line: `spot 120/400 pages, 119,000 klines`.
+fn market_line(m: &MarketProgress) -> String {
+    let state = match &m.failed {
+        Some(why) => format!(", STOPPED: {why}"),
+        None if m.pages_total > 0 && m.pages_done == m.pages_total => ", done".to_string(),
+        None => String::new(),
+    };
+    format!("{} {}/{} pages, {} klines{state}", m.market, m.pages_done, m.pages_total, m.klines)
+}
+
+/// The terminal display: an overall bar with rate and ETA, and a line per market.
+struct Bars {
+    _multi: MultiProgress,
+    overall: ProgressBar,
+    markets: Vec<ProgressBar>,
+}
+
+impl Bars {
+    fn new(markets: &[atm_store::Market]) -> Bars {
+        let multi = MultiProgress::new();
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} pages  {msg}  {per_sec}  ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let markets = markets
+            .iter()
+            .map(|_| {
+                let b = multi.add(ProgressBar::new(0));
+                b.set_style(ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+                b
+            })
+            .collect();
+        Bars { _multi: multi, overall, markets }
+    }
+
+    fn update(&mut self, p: &Progress) {
+        self.overall.set_length(p.pages_total);
+        self.overall.set_position(p.pages_done);
+        self.overall.set_message(format!("{} klines, weight {}", p.klines, p.weight));
+        for (bar, m) in self.markets.iter().zip(&p.markets) {
+            bar.set_message(market_line(m));
+        }
+    }
+
+    fn finish(self) {
+        self.overall.finish_and_clear();
+        for b in self.markets {
+            b.finish_and_clear();
+        }
+    }
 }
