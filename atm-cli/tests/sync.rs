@@ -2,48 +2,15 @@
 //! loopback, with faults on; the store must equal the simulator's ground
 //! truth exactly, known-missing ranges included, also after SIGKILLs.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-const ATM: &str = env!("CARGO_BIN_EXE_atm");
+mod common;
 
-struct Sim {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sim(args: &[&str]) -> Sim {
-    let mut child = Command::new(ATM)
-        .args(["sim", "serve", "--universe", "6", "--seed", "3"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap();
-    Sim { base: v["base"].as_str().unwrap().to_string(), child }
-}
-
-fn atm(store: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(ATM).arg("--store").arg(store).args(args).output().unwrap()
-}
-
-fn get(url: &str) -> Value {
-    reqwest::blocking::get(url).unwrap().json().unwrap()
-}
+use common::{atm, get, sim, Sim, ATM};
 
 /// Every series of the store equals the ground truth: same klines (values
 /// rounded once to f32), and every other slot between the first kline and
@@ -89,7 +56,7 @@ const SERIES: [(&str, &str, &str); 6] = [
 
 #[test]
 fn sync_with_faults_equals_the_truth_and_a_second_run_fetches_nothing() {
-    let sim = sim(&["--faults", "http5xx=0.05,reset=0.03,slow=0.02:100ms"]);
+    let sim = sim(&["--faults", "http5xx=0.05,reset=0.03,slow=0.02:100ms,malformed=0.02,html=0.02"]);
     let dir = tempfile::tempdir().unwrap();
     let args = [
         "sync",

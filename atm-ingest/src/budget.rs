@@ -91,16 +91,21 @@ impl Budget {
             }
             let now = clock.now();
             let window = now.div_euclid(MINUTE);
-            if window > s.window && now - window * MINUTE >= WINDOW_MARGIN_MS {
-                s.window = window;
-                s.used = 0;
-            }
-            if window == s.window && s.used + weight <= self.limit {
-                s.used += weight;
-                return window;
-            }
-            // Full (or too early in a new minute): sleep until the next one opens.
-            let next = (s.window.max(window) + 1) * MINUTE + WINDOW_MARGIN_MS;
+            let next = if window > s.window && now - window * MINUTE < WINDOW_MARGIN_MS {
+                // Too early in a new minute: wait out the margin.
+                window * MINUTE + WINDOW_MARGIN_MS
+            } else {
+                if window > s.window {
+                    s.window = window;
+                    s.used = 0;
+                }
+                if s.used + weight <= self.limit {
+                    s.used += weight;
+                    return s.window;
+                }
+                // Full: sleep until the next minute opens.
+                (s.window + 1) * MINUTE + WINDOW_MARGIN_MS
+            };
             let wait = clock.real(next - now).max(Duration::from_millis(1));
             s = self.freed.wait_timeout(s, wait).unwrap_or_else(|p| p.into_inner()).0;
         }
@@ -154,6 +159,11 @@ mod tests {
         let t = Instant::now();
         assert_eq!(b.acquire(&clock, 1), 1002);
         assert!(t.elapsed() >= Duration::from_millis(50));
+        // At the very start of a minute, only the margin is waited out.
+        let clock = ExchangeClock::new(Instant::now(), 2_000 * MINUTE, 600.0);
+        let t = Instant::now();
+        assert_eq!(Budget::new(10).acquire(&clock, 1), 2_000);
+        assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
         // A pause holds the pool for its whole length, whatever the window.
         b.pause(Duration::from_millis(150));
         let t = Instant::now();

@@ -7,7 +7,7 @@ use atm_store::{Market, Store};
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// What one market's import changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -35,14 +35,18 @@ pub fn is_trading(status: &str) -> bool {
 /// it, and merges it into the registry.
 pub fn import(client: &mut Client, store: &Store, market: Market) -> Result<MarketImport> {
     let weight = if market == Market::Spot { 20 } else { 1 };
-    let info = client.get_json(market, "exchangeInfo", "", weight)?;
+    // A body of the wrong shape is retried like a truncated one.
+    let info = client.get_parsed(market, "exchangeInfo", "", weight, |body| {
+        let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+        if v["symbols"].is_array() {
+            Ok(v)
+        } else {
+            Err("no symbols array".to_string())
+        }
+    })?;
     client.set_limits(market, &info);
     let now = client.clock().now();
-    let symbols = info["symbols"].as_array().ok_or_else(|| Error::Malformed {
-        market,
-        path: "exchangeInfo".into(),
-        msg: "no symbols array".into(),
-    })?;
+    let symbols = info["symbols"].as_array().map(Vec::as_slice).unwrap_or_default();
     let status_key = if market == Market::CoinM { "contractStatus" } else { "status" };
     let mut report = MarketImport { market: market.as_str().to_string(), symbols: symbols.len(), ..Default::default() };
     store.update_registry(market, |reg| {

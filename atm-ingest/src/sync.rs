@@ -260,6 +260,13 @@ fn page_limit(market: Market, interval: Interval) -> u32 {
 fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, String)>> {
     let mut out = Vec::new();
     let mut known = std::collections::HashSet::new();
+    // Symbols with a selected series in the store already: followed to their end.
+    let tracked: std::collections::HashSet<(Market, String)> = store
+        .list_series()?
+        .into_iter()
+        .filter(|k| opts.intervals.contains(&k.interval))
+        .map(|k| (k.market, k.symbol.as_str().to_string()))
+        .collect();
     for &m in &opts.markets {
         let reg = store.registry(m)?;
         for (name, info) in &reg.symbols {
@@ -272,9 +279,12 @@ fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, String)>> {
                 continue;
             }
             known.insert(name.clone());
-            // Named symbols are synced while they have history, even if delisted since.
+            // A symbol that stopped trading is still synced when named or
+            // already in the store: its last klines up to the delisting are
+            // completed (the plan stops where the delisting was seen).
             let named = matches!(opts.symbols, SymbolFilter::List(_)) && info.first_kline.is_some();
-            if opts.include_delisted || is_trading(&info.status) || named {
+            let followed = tracked.contains(&(m, name.clone()));
+            if opts.include_delisted || is_trading(&info.status) || named || followed {
                 out.push((m, name.clone()));
             }
         }
@@ -348,7 +358,11 @@ fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i
     let mut out = Vec::new();
     let registries: Vec<_> = Market::ALL.iter().map(|&m| store.registry(m)).collect::<std::result::Result<_, _>>()?;
     for (m, s) in selected {
-        let Some(first) = registries[*m as usize].symbols.get(s).and_then(|i| i.first_kline) else { continue };
+        let Some(info) = registries[*m as usize].symbols.get(s) else { continue };
+        let Some(first) = info.first_kline else { continue };
+        // No kline opens after a delisting was seen: the plan stops there, so
+        // a delisted symbol costs no request once its tail is complete.
+        let seen_stopped = if is_trading(&info.status) { None } else { info.history.last().map(|h| h.seen).or(info.delisted) };
         for &iv in &opts.intervals {
             if !iv.valid_for(*m) {
                 continue;
@@ -357,7 +371,9 @@ fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i
             // The open candle is not stored: the last wanted kline is the last closed one.
             let last_closed = open_of(iv, open_of(iv, now) - 1);
             let from = open_of(iv, first).max(opts.since.map(|t| open_of(iv, t)).unwrap_or(i64::MIN));
-            let to = last_closed.min(opts.until.map(|t| open_of(iv, t)).unwrap_or(i64::MAX));
+            let to = last_closed
+                .min(opts.until.map(|t| open_of(iv, t)).unwrap_or(i64::MAX))
+                .min(seen_stopped.map(|t| open_of(iv, t)).unwrap_or(i64::MAX));
             if from > to {
                 continue;
             }

@@ -366,8 +366,8 @@ mod tests {
         dedup.sort();
         dedup.dedup();
         assert_eq!(dedup.len(), 7);
-        assert_eq!(pick(Some(1000), 1).len(), 102);
-        assert_eq!(pick(None, 1).len(), 102);
+        assert_eq!(pick(Some(1000), 1).len(), 101);
+        assert_eq!(pick(None, 1).len(), 101);
     }
 
     #[test]
