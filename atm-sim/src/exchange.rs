@@ -137,7 +137,8 @@ impl Exchange {
     /// The `rateLimits` array exchangeInfo serves for `market`: the
     /// snapshot's entries, with REQUEST_WEIGHT set to the pool's limit.
     pub fn rate_limits_json(&self, market: Market) -> Value {
-        let limit = self.pool(market).limit();
+        // With limits off, the document says so: a weight no client reaches.
+        let limit = if self.config.rate_limits { self.pool(market).limit() } else { UNLIMITED_WEIGHT };
         let mut limits = match self.universe.market(market).skeleton.get("rateLimits") {
             Some(Value::Array(a)) => a.clone(),
             _ => vec![],
@@ -149,6 +150,9 @@ impl Exchange {
         Value::Array(limits)
     }
 }
+
+/// The REQUEST_WEIGHT per minute exchangeInfo states when limits are off.
+pub const UNLIMITED_WEIGHT: u64 = 1_000_000_000;
 
 /// The REQUEST_WEIGHT per minute an exchangeInfo document states.
 fn weight_limit(info: &Value) -> Option<u64> {

@@ -1,0 +1,228 @@
+//! `atm sync` against the simulator, the numbers issue #6 asks for:
+//!
+//! * **throughput**: limits off, klines/s end to end (HTTP, parse, durable
+//!   group commits), CPU per kline and peak memory of the syncing process;
+//! * **ceiling**: Binance's real weight limits on a fast exchange clock, the
+//!   share of each complete exchange minute's weight ceiling used, and 429s
+//!   (spot and USD-M);
+//! * **first-klines**: the whole real universe's first klines, requests and
+//!   weight per symbol on each market.
+//!
+//! The simulator runs in a child process (this binary, `serve ...`), so the
+//! CPU and memory measured are the syncing process's alone.
+//!
+//! `cargo run --release -p atm-benches --bin sync-bench [-- throughput|ceiling|first-klines]`
+
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use atm_ingest::{Client, Endpoints, ExchangeSpec, SymbolFilter, SyncOptions};
+use atm_sim::{SimConfig, SimServer};
+use atm_store::{Interval, Market, Store, StoreOptions};
+use serde_json::Value;
+
+const NOW: i64 = 1_764_000_000_000;
+const DAY: i64 = 86_400_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        Some("throughput") => throughput(),
+        Some("ceiling") => ceiling(),
+        Some("first-klines") => first_klines(),
+        None => {
+            throughput();
+            ceiling();
+            first_klines();
+        }
+        Some(other) => eprintln!("unknown bench {other:?}: throughput, ceiling or first-klines"),
+    }
+}
+
+/// The child: `serve UNIVERSE TIME_SCALE RATE_LIMITS` prints the base URL and
+/// serves until killed.
+fn serve(args: &[String]) {
+    let universe = args.first().and_then(|u| u.parse().ok()).unwrap_or(atm_sim::universe::UniverseSpec::Generated(20));
+    let time_scale = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let rate_limits = args.get(2).is_none_or(|s| s != "off");
+    let sim = SimServer::start(SimConfig { universe, now: Some(NOW), time_scale, rate_limits, ..SimConfig::default() }).unwrap();
+    println!("{}", sim.base_url());
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+struct Sim {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(universe: &str, time_scale: f64, limits: bool) -> Sim {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["serve", universe, &time_scale.to_string(), if limits { "on" } else { "off" }])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut base = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut base).unwrap();
+    Sim { child, base: base.trim().to_string() }
+}
+
+fn get(url: &str) -> Value {
+    reqwest::blocking::get(url).unwrap().json().unwrap()
+}
+
+/// This process's anonymous (heap) resident memory now, MB: the part of
+/// its footprint that is not the store's mapped file pages.
+fn anon_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+}
+
+/// This process's CPU seconds and peak resident memory (MB), from /proc.
+fn cpu_and_peak() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm_kb = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12), hwm_kb / 1024.0)
+}
+
+fn options(markets: &[Market], since: i64) -> SyncOptions {
+    SyncOptions {
+        markets: markets.to_vec(),
+        symbols: SymbolFilter::All,
+        intervals: vec![Interval::M1],
+        since: Some(since),
+        ..SyncOptions::default()
+    }
+}
+
+fn client(sim: &Sim) -> Client {
+    Client::connect(Endpoints::new(&ExchangeSpec::Url(sim.base.clone()), SimConfig::default()).unwrap()).unwrap()
+}
+
+fn throughput() {
+    let sim = start_sim("20", 1.0, false);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let mut c = client(&sim);
+    let (cpu0, _) = cpu_and_peak();
+    let t = Instant::now();
+    let mut peak_anon = anon_mb();
+    let s = atm_ingest::sync(&mut c, &store, &options(&[Market::Spot, Market::UsdM], NOW - 120 * DAY), |_| peak_anon = peak_anon.max(anon_mb()))
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let (cpu1, peak) = cpu_and_peak();
+    let per_s = s.klines_written as f64 / secs;
+    println!("throughput (limits off, spot + USD-M 1m, {} series, {} workers):", s.series, SyncOptions::default().workers);
+    println!(
+        "  {} klines in {secs:.2} s = {per_s:.0} klines/s end to end; {:.2} µs CPU per kline ({:.2} cores); peak resident {peak:.0} MB, of it heap at most {peak_anon:.0} MB (the rest is the store's mapped pages)",
+        s.klines_written,
+        (cpu1 - cpu0) / s.klines_written as f64 * 1e6,
+        (cpu1 - cpu0) / secs
+    );
+    println!("  target: >= 500,000 klines/s -> {}", if per_s >= 500_000.0 { "met" } else { "NOT met" });
+}
+
+fn ceiling() {
+    // Spot: 6,000 weight/min at weight 2 per 1,000-kline page = 3M klines per
+    // exchange minute; USD-M: 2,400 at weight 2 per 499 = 599k. The time
+    // scales put both ceilings well under the limits-off throughput.
+    for (market, scale, limit, minutes) in [(Market::Spot, 4.0, 6000.0, 5), (Market::UsdM, 20.0, 2400.0, 8)] {
+        let sim = start_sim("20", scale, true);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+        let mut c = client(&sim);
+        let clock = |base: &str| get(&format!("{base}/sim/v1/clock"))["now"].as_i64().unwrap();
+        let weight = |base: &str| get(&format!("{base}/sim/v1/stats"))["rest"][market.as_str()]["weight"].as_u64().unwrap();
+        // Sample (exchange time, weight) as the sync runs, in a thread.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let started = Instant::now();
+        let (summary, samples) = std::thread::scope(|scope| {
+            let sampler = scope.spawn(|| {
+                let mut v = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    v.push((clock(&sim.base), weight(&sim.base)));
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                v
+            });
+            // Enough history to keep the pool busy for `minutes` exchange minutes.
+            let klines_per_min = if market == Market::Spot { 3_000_000 } else { 599_000 };
+            let series = 19.0;
+            let days = ((minutes + 2) as f64 * klines_per_min as f64 / series / 1440.0).ceil() as i64;
+            let s = atm_ingest::sync(&mut c, &store, &options(&[market], NOW - days * DAY), |_| {}).unwrap();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (s, sampler.join().unwrap())
+        });
+        // Weight of each complete exchange minute, leaving out the first
+        // (imports, first klines) and the last (the tail of the job).
+        let mut per_minute: Vec<(i64, u64)> = Vec::new();
+        for w in samples.windows(2) {
+            let (m0, m1) = (w[0].0.div_euclid(60_000), w[1].0.div_euclid(60_000));
+            if m1 > m0 {
+                per_minute.push((m1, w[1].1));
+            }
+        }
+        let used: Vec<f64> = per_minute.windows(2).map(|p| (p[1].1 - p[0].1) as f64 / limit).collect();
+        let middle: Vec<f64> = used.iter().copied().skip(1).take(used.len().saturating_sub(2)).collect();
+        let stats = get(&format!("{}/sim/v1/stats", sim.base));
+        let mean = middle.iter().sum::<f64>() / middle.len().max(1) as f64;
+        let min = middle.iter().copied().fold(f64::INFINITY, f64::min);
+        let klines_per_s = summary.klines_written as f64 / started.elapsed().as_secs_f64();
+        println!("ceiling ({market}, real limit {limit} weight/min, --time-scale {scale}: a minute lasts {:.1} s):", 60.0 / scale);
+        println!(
+            "  {} complete minutes: mean {:.1}% of the ceiling, lowest {:.1}%; {} HTTP 429 at the server, {} seen; {} klines at {klines_per_s:.0} klines/s",
+            middle.len(),
+            mean * 100.0,
+            min * 100.0,
+            stats["rest"][market.as_str()]["http429"],
+            summary.http429,
+            summary.klines_written
+        );
+        let ceiling_klines = if market == Market::Spot { 3_000_000.0 } else { 599_000.0 } * scale / 60.0;
+        println!("  klines/s at the ceiling would be {ceiling_klines:.0}: {:.1}% of it over the whole run", klines_per_s / ceiling_klines * 100.0);
+        println!("  target: >= 95% with zero 429s -> {}", if mean >= 0.95 && summary.http429 == 0 { "met" } else { "NOT met" });
+    }
+}
+
+fn first_klines() {
+    // Real limits, a 1-second exchange minute: the weight is counted, not waited for.
+    let sim = start_sim("real", 60.0, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let mut c = client(&sim);
+    let opts = SyncOptions { include_delisted: true, dry_run: true, ..options(&Market::ALL, NOW) };
+    let t = Instant::now();
+    let s = atm_ingest::sync(&mut c, &store, &opts, |_| {}).unwrap();
+    let stats = get(&format!("{}/sim/v1/stats", sim.base));
+    println!("first klines of the real universe ({} found in {:.1} s):", s.first_klines_found, t.elapsed().as_secs_f64());
+    for m in Market::ALL {
+        let reg = store.registry(m).unwrap();
+        let symbols = reg.symbols.len() as f64;
+        // Less the market's one exchangeInfo request (spot weight 20, futures 1).
+        let requests = stats["rest"][m.as_str()]["requests"].as_u64().unwrap() as f64 - 1.0;
+        let weight = stats["rest"][m.as_str()]["weight"].as_u64().unwrap() as f64 - if m == Market::Spot { 20.0 } else { 1.0 };
+        let one = if m == Market::Spot { 2.0 } else { 1.0 };
+        println!(
+            "  {m}: {symbols} symbols, {:.3} requests and {:.3} weight per symbol ({:.3} weighted requests, a request of limit 1 weighing {one})",
+            requests / symbols,
+            weight / symbols,
+            weight / one / symbols
+        );
+    }
+    println!("  target: <= 1.05 weighted requests per symbol on spot and USD-M");
+}
