@@ -16,6 +16,8 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod first_kline;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod markets;
 pub mod parse;
 pub mod sync;

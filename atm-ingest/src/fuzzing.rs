@@ -1,0 +1,24 @@
+//! Entry points for the fuzz targets in `fuzz/` (and their corpora, replayed
+//! on stable Rust by `tests/fuzz_corpus.rs`): every parser of untrusted
+//! input atm-ingest has. None may panic, whatever the bytes.
+
+use atm_store::Precision;
+
+/// A `klines` response body, at both precisions. What parses must be a
+/// kline the store accepts: close not before open.
+pub fn klines(data: &[u8]) {
+    for precision in [Precision::F32, Precision::F64] {
+        if let Ok(rows) = crate::parse::klines(data, precision) {
+            for k in rows {
+                assert!(k.close_time >= k.open_time, "parsed a kline closing before it opens");
+            }
+        }
+    }
+}
+
+/// Command-line selections: `--symbols` and `--exchange`.
+pub fn selections(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else { return };
+    let _ = s.parse::<crate::SymbolFilter>();
+    let _ = s.parse::<crate::ExchangeSpec>();
+}
