@@ -204,7 +204,10 @@ fn verify_against_the_exchange_finds_and_repairs_what_differs() {
     let dir = tempfile::tempdir().unwrap();
     const H: i64 = 3_600_000;
     let until = 1_735_689_600_000; // 2025-01-01: the stored range stops here, the truth goes on
-    let out = atm(dir.path(), &["sync", "--exchange", &sim.base, "--markets", "spot", "--symbols", "BTCUSDT", "--intervals", "1h", "--until", &until.to_string()]);
+    let out = atm(
+        dir.path(),
+        &["sync", "--exchange", &sim.base, "--markets", "spot", "--symbols", "BTCUSDT", "--intervals", "1h", "--until", &until.to_string()],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let clean = atm(dir.path(), &["verify", "--exchange", &sim.base, "--markets", "spot"]);
     let text = String::from_utf8_lossy(&clean.stdout);
@@ -230,7 +233,8 @@ fn verify_against_the_exchange_finds_and_repairs_what_differs() {
     }
     let info: Value = serde_json::from_slice(&atm(dir.path(), &["info", "--format", "json"]).stdout).unwrap();
     let first = info[0]["first_open_time"].as_i64().unwrap();
-    let file = atm_store::Store::open(dir.path(), atm_store::StoreOptions::default()).unwrap().series(&key).unwrap().unwrap().path().to_path_buf();
+    let file =
+        atm_store::Store::open(dir.path(), atm_store::StoreOptions::default()).unwrap().series(&key).unwrap().unwrap().path().to_path_buf();
     let layout = atm_store::layout::Layout::new(atm_store::Interval::H1, atm_store::Precision::F32);
     let slot = atm_store::Interval::H1.slot_of(first).unwrap() + 10;
     let mut bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));

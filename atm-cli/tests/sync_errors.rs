@@ -34,7 +34,7 @@ fn region_block_451_says_so() {
 fn a_ban_mid_sync_stops_cleanly_and_keeps_what_was_committed() {
     let sim = sim(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(ATM)
+    let child = Command::new(ATM)
         .arg("--store")
         .arg(dir.path())
         .args(["sync", "--exchange", &sim.base, "--markets", "spot,um", "--symbols", "BTCUSDT,ETHUSDT", "--intervals", "1m"])
@@ -88,7 +88,9 @@ fn a_symbol_removed_from_the_exchange_mid_sync_is_skipped_with_a_warning() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("spot/DOGEUSDT/1d") && err.contains("Invalid symbol") && err.contains("skipping"), "{err}");
-    let markets: Value = serde_json::from_slice(&atm(dir.path(), &["markets", "--exchange", &smaller.base, "--markets", "spot", "--format", "json"]).stdout).unwrap();
+    let markets: Value =
+        serde_json::from_slice(&atm(dir.path(), &["markets", "--exchange", &smaller.base, "--markets", "spot", "--format", "json"]).stdout)
+            .unwrap();
     let doge = markets.as_array().unwrap().iter().find(|m| m["symbol"] == "DOGEUSDT").unwrap();
     assert_eq!(doge["status"], "GONE", "{doge}");
     // What was stored of it is still the exchange's (the first simulator's).
@@ -106,7 +108,8 @@ fn fake_proxy() -> (String, mpsc::Receiver<String>) {
             let mut reader = BufReader::new(&conn);
             if reader.read_line(&mut line).is_ok() {
                 let _ = tx.send(line.trim().to_string());
-                let _ = std::io::Write::write_all(&mut &conn, b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ =
+                    std::io::Write::write_all(&mut &conn, b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             }
         }
     });

@@ -26,5 +26,5 @@ pub mod verify;
 pub use client::Client;
 pub use endpoint::{Endpoints, ExchangeSpec};
 pub use error::{Error, Result};
-pub use verify::{verify, Mismatch, MismatchKind, VerifyOptions, VerifyReport};
 pub use sync::{sync, MarketProgress, Progress, Summary, SymbolFilter, SyncOptions};
+pub use verify::{verify, Mismatch, MismatchKind, VerifyOptions, VerifyReport};

@@ -164,7 +164,9 @@ pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: i
             scope.spawn(move || {
                 for page in page_rx {
                     let m = page.key.market;
-                    match client.get_parsed(m, "klines", &page.query(), klines_weight(m, page.limit), |b| crate::parse::klines(b, precision)) {
+                    match client
+                        .get_parsed(m, "klines", &page.query(), klines_weight(m, page.limit), |b| crate::parse::klines(b, precision))
+                    {
                         Ok(k) => {
                             if got_tx.send((page, k)).is_err() {
                                 return;
@@ -182,7 +184,8 @@ pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: i
         drop(page_rx);
         let mut since_commit = 0;
         for (page, remote) in got_rx {
-            let remote: Vec<Kline> = remote.into_iter().filter(|k| k.open_time >= page.from && k.open_time <= page.to && k.close_time < now).collect();
+            let remote: Vec<Kline> =
+                remote.into_iter().filter(|k| k.open_time >= page.from && k.open_time <= page.to && k.close_time < now).collect();
             report.pages += 1;
             report.klines_checked += remote.len() as u64;
             let wrong = compare(store, &page, &remote, &mut report, &mut found)?;
@@ -190,7 +193,8 @@ pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: i
                 // A damaged block is rewritten whole; otherwise only what differs.
                 let series = store.series(&page.key)?;
                 let damaged = series.as_ref().is_some_and(|s| s.damaged_ranges().iter().any(|&(a, b)| a <= page.to && page.from <= b));
-                let fix: Vec<Kline> = if damaged { remote.clone() } else { remote.iter().filter(|k| wrong.contains(&k.open_time)).copied().collect() };
+                let fix: Vec<Kline> =
+                    if damaged { remote.clone() } else { remote.iter().filter(|k| wrong.contains(&k.open_time)).copied().collect() };
                 if !fix.is_empty() {
                     w.put_many(&page.key, &fix)?;
                     report.repaired += fix.len() as u64;
@@ -221,13 +225,7 @@ pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: i
 /// Compares a page's klines from the exchange with the store; reports each
 /// mismatch and returns the open times of the exchange's klines the store
 /// lacks or holds differently.
-fn compare(
-    store: &Store,
-    page: &Page,
-    remote: &[Kline],
-    report: &mut VerifyReport,
-    found: &mut impl FnMut(&Mismatch),
-) -> Result<Vec<i64>> {
+fn compare(store: &Store, page: &Page, remote: &[Kline], report: &mut VerifyReport, found: &mut impl FnMut(&Mismatch)) -> Result<Vec<i64>> {
     let Some(series) = store.series(&page.key)? else { return Ok(remote.iter().map(|k| k.open_time).collect()) };
     let iv = page.key.interval;
     let mut wrong = Vec::new();

@@ -26,7 +26,13 @@ fn direct_and_bisection_agree_with_the_truth_on_the_real_universe() {
         .map(|s| {
             let first = s["first_kline"].as_i64();
             let late_start = first.is_some() && first != s["listed"].as_i64();
-            (s["market"].as_str().unwrap().parse().unwrap(), s["symbol"].as_str().unwrap().to_string(), first, s["delisted"].is_i64(), late_start)
+            (
+                s["market"].as_str().unwrap().parse().unwrap(),
+                s["symbol"].as_str().unwrap().to_string(),
+                first,
+                s["delisted"].is_i64(),
+                late_start,
+            )
         })
         .collect();
     assert!(symbols.len() > 2500, "the real universe: {}", symbols.len());

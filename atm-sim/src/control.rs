@@ -42,7 +42,11 @@ impl Exchange {
                 Ok(body) => Reply::json(200, body),
                 Err(msg) => Reply::error(400, -1100, &msg),
             },
-            _ => Reply::error(404, -1000, &format!("unknown control endpoint /sim/v1/{rest}: known are clock, klines, symbols, stats, faults")),
+            _ => Reply::error(
+                404,
+                -1000,
+                &format!("unknown control endpoint /sim/v1/{rest}: known are clock, klines, symbols, stats, faults"),
+            ),
         })
     }
 

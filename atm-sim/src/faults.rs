@@ -191,7 +191,9 @@ mod tests {
 
     #[test]
     fn parses_the_documented_spec() {
-        let f: FaultSpec = "http5xx=0.02,http429=0.01,reset=0.01,slow=0.02:2s,ws_disconnect=20m,html=0.1,malformed=0.2,http418=1,http451=0".parse().unwrap();
+        let f: FaultSpec = "http5xx=0.02,http429=0.01,reset=0.01,slow=0.02:2s,ws_disconnect=20m,html=0.1,malformed=0.2,http418=1,http451=0"
+            .parse()
+            .unwrap();
         assert_eq!((f.html, f.malformed, f.http418, f.http451), (0.1, 0.2, 1.0, 0.0));
         assert_eq!(f.to_string().parse::<FaultSpec>().unwrap(), f, "Display round-trips");
         assert_eq!(f.http5xx, 0.02);

@@ -193,13 +193,26 @@ impl Exchange {
         }
         if let Some(h) = self.dice.roll(Kind::Http418, faults.http418) {
             self.stats.faults.http418.fetch_add(1, Relaxed);
-            let mut r = Reply::error(418, -1003, &format!("Way too much request weight used; IP banned until {}. Please use WebSocket Streams for live updates to avoid bans.", self.clock.now() + 120_000 + (h % 60_000) as i64));
+            let mut r = Reply::error(
+                418,
+                -1003,
+                &format!(
+                    "Way too much request weight used; IP banned until {}. Please use WebSocket Streams for live updates to avoid bans.",
+                    self.clock.now() + 120_000 + (h % 60_000) as i64
+                ),
+            );
             r.headers.push(("Retry-After", self.clock.retry_after_secs(120_000).to_string()));
             return Some(r);
         }
         if self.dice.roll(Kind::Html, faults.html).is_some() {
             self.stats.faults.html.fetch_add(1, Relaxed);
-            return Some(Reply { status: 502, headers: vec![], content_type: "text/html", body: BAD_GATEWAY_HTML.into(), transport: Transport::Normal });
+            return Some(Reply {
+                status: 502,
+                headers: vec![],
+                content_type: "text/html",
+                body: BAD_GATEWAY_HTML.into(),
+                transport: Transport::Normal,
+            });
         }
         if let Some(h) = self.dice.roll(Kind::Http5xx, faults.http5xx) {
             self.stats.faults.http5xx.fetch_add(1, Relaxed);

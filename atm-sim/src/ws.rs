@@ -439,11 +439,7 @@ impl Connection {
                 let drop = if closed { ex.dice.roll(Kind::WsCloseDrop, faults.ws_close_drop) } else { None }
                     .or_else(|| ex.dice.roll(Kind::WsDrop, faults.ws_drop));
                 if drop.is_some() {
-                    let c = if closed && faults.ws_close_drop > 0.0 {
-                        &ex.stats.faults.ws_close_drop
-                    } else {
-                        &ex.stats.faults.ws_drop
-                    };
+                    let c = if closed && faults.ws_close_drop > 0.0 { &ex.stats.faults.ws_close_drop } else { &ex.stats.faults.ws_drop };
                     c.fetch_add(1, Relaxed);
                     return;
                 }

@@ -29,13 +29,8 @@ pub fn sim(args: &[&str]) -> Sim {
 
 /// Starts `atm sim serve --seed 3 ARGS` on a free port.
 pub fn sim_with(args: &[&str]) -> Sim {
-    let mut child = Command::new(ATM)
-        .args(["sim", "serve", "--seed", "3"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        Command::new(ATM).args(["sim", "serve", "--seed", "3"]).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("sim's first line {line:?}: {e}"));

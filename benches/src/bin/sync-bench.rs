@@ -87,7 +87,8 @@ fn get(url: &str) -> Value {
 /// its footprint that is not the store's mapped file pages.
 fn anon_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+    status.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0)
+        / 1024.0
 }
 
 /// This process's CPU seconds and peak resident memory (MB), from /proc.
@@ -96,7 +97,8 @@ fn cpu_and_peak() -> (f64, f64) {
     let f: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("").split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let hwm_kb = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0);
+    let hwm_kb =
+        status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12), hwm_kb / 1024.0)
 }
 
@@ -122,8 +124,10 @@ fn throughput() {
     let (cpu0, _) = cpu_and_peak();
     let t = Instant::now();
     let mut peak_anon = anon_mb();
-    let s = atm_ingest::sync(&mut c, &store, &options(&[Market::Spot, Market::UsdM], NOW - 120 * DAY), |_| peak_anon = peak_anon.max(anon_mb()))
-        .unwrap();
+    let s = atm_ingest::sync(&mut c, &store, &options(&[Market::Spot, Market::UsdM], NOW - 120 * DAY), |_| {
+        peak_anon = peak_anon.max(anon_mb())
+    })
+    .unwrap();
     let secs = t.elapsed().as_secs_f64();
     let (cpu1, peak) = cpu_and_peak();
     let per_s = s.klines_written as f64 / secs;
@@ -194,7 +198,10 @@ fn ceiling() {
             summary.klines_written
         );
         let ceiling_klines = if market == Market::Spot { 3_000_000.0 } else { 599_000.0 } * scale / 60.0;
-        println!("  klines/s at the ceiling would be {ceiling_klines:.0}: {:.1}% of it over the whole run", klines_per_s / ceiling_klines * 100.0);
+        println!(
+            "  klines/s at the ceiling would be {ceiling_klines:.0}: {:.1}% of it over the whole run",
+            klines_per_s / ceiling_klines * 100.0
+        );
         println!("  target: >= 95% with zero 429s -> {}", if mean >= 0.95 && summary.http429 == 0 { "met" } else { "NOT met" });
     }
 }
