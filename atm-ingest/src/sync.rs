@@ -689,8 +689,8 @@ mod tests {
         let t0 = 1_600_000_000_000 - 1_600_000_000_000 % h;
         let key = |s: &str| SeriesKey::parse(Market::Spot, s, Interval::H1).unwrap();
         let plans = vec![
-            SeriesPlan { key: key("AAAUSDT"), gaps: vec![(t0, t0 + 19_999 * h), (t0 + 30_000 * h, t0 + 30_000 * h)] },
-            SeriesPlan { key: key("BBBUSDT"), gaps: vec![(t0 + 5_000 * h, t0 + 16_999 * h)] },
+            SeriesPlan { key: key("AAAUSDT"), gaps: vec![(t0, t0 + 99_999 * h), (t0 + 130_000 * h, t0 + 130_000 * h)] },
+            SeriesPlan { key: key("BBBUSDT"), gaps: vec![(t0 + 20_000 * h, t0 + 79_999 * h)] },
         ];
         for recent_first in [true, false] {
             let mut pages = Vec::new();
