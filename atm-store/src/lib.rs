@@ -53,6 +53,7 @@ pub mod layout;
 mod lock;
 mod market;
 mod mmap;
+pub mod prd;
 mod recovery;
 pub mod registry;
 mod series;
