@@ -76,8 +76,9 @@ impl Budget {
     }
 
     /// Takes `weight` from the current exchange minute, waiting for the next
-    /// minute while this one is full. Returns the minute it was charged to.
-    pub fn acquire(&self, clock: &ExchangeClock, weight: u64) -> i64 {
+    /// minute while this one is full. Returns the minute it was charged to
+    /// and the weight used in it so far.
+    pub fn acquire(&self, clock: &ExchangeClock, weight: u64) -> (i64, u64) {
         let weight = weight.min(self.limit);
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
@@ -101,7 +102,7 @@ impl Budget {
                 }
                 if s.used + weight <= self.limit {
                     s.used += weight;
-                    return s.window;
+                    return (s.window, s.used);
                 }
                 // Full: sleep until the next minute opens.
                 (s.window + 1) * MINUTE + WINDOW_MARGIN_MS
@@ -146,23 +147,24 @@ mod tests {
         let start = 1_000 * MINUTE + 30_000;
         let clock = ExchangeClock::new(Instant::now(), start, 600.0);
         let b = Budget::new(10);
-        let w0 = b.acquire(&clock, 6);
+        let (w0, used) = b.acquire(&clock, 6);
+        assert_eq!(used, 6);
         assert_eq!(w0, 1000);
-        assert_eq!(b.acquire(&clock, 4), 1000);
+        assert_eq!(b.acquire(&clock, 4), (1000, 10));
         let t = Instant::now();
-        let w1 = b.acquire(&clock, 1);
+        let (w1, _) = b.acquire(&clock, 1);
         assert_eq!(w1, 1001);
         assert!(t.elapsed() >= Duration::from_millis(40), "{:?}", t.elapsed());
         assert!(clock.now() >= 1001 * MINUTE + WINDOW_MARGIN_MS);
         // The server's count wins when higher.
         b.observe(w1, 10);
         let t = Instant::now();
-        assert_eq!(b.acquire(&clock, 1), 1002);
+        assert_eq!(b.acquire(&clock, 1).0, 1002);
         assert!(t.elapsed() >= Duration::from_millis(50));
         // At the very start of a minute, only the margin is waited out.
         let clock = ExchangeClock::new(Instant::now(), 2_000 * MINUTE, 600.0);
         let t = Instant::now();
-        assert_eq!(Budget::new(10).acquire(&clock, 1), 2_000);
+        assert_eq!(Budget::new(10).acquire(&clock, 1).0, 2_000);
         assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
         // A pause holds the pool for its whole length, whatever the window.
         b.pause(Duration::from_millis(150));

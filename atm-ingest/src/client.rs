@@ -27,6 +27,12 @@ pub struct ClientStats {
     pub retries: AtomicU64,
     /// 429s received.
     pub http429: AtomicU64,
+    /// Weight charged, per market (spot, USD-M, COIN-M).
+    pub weight_by_market: [AtomicU64; 3],
+    /// Each market's pool limit, weight per minute.
+    pub limit_by_market: [AtomicU64; 3],
+    /// Weight used in the pool's latest exchange minute with a request, per market.
+    pub minute_used: [AtomicU64; 3],
 }
 
 /// The REST client of one exchange.
@@ -36,8 +42,8 @@ pub struct Client {
     clock: ExchangeClock,
     spot: Arc<Budget>,
     futures: Arc<Budget>,
-    /// What it did so far.
-    pub stats: ClientStats,
+    /// What it did so far (shared with status publishers).
+    pub stats: Arc<ClientStats>,
 }
 
 /// The weight of a klines request on `market` with `limit` rows (binance-api.md §2).
@@ -79,8 +85,11 @@ impl Client {
             clock: placeholder,
             spot: Arc::new(Budget::new(6000)),
             futures: Arc::new(Budget::new(2400)),
-            stats: ClientStats::default(),
+            stats: Arc::new(ClientStats::default()),
         };
+        for m in Market::ALL {
+            c.stats.limit_by_market[m as usize].store(c.budget(m).limit(), Relaxed);
+        }
         c.clock = c.sync_clock()?;
         Ok(c)
     }
@@ -138,6 +147,9 @@ impl Client {
                 _ => {}
             }
         }
+        for m in Market::ALL {
+            self.stats.limit_by_market[m as usize].store(self.budget(m).limit(), Relaxed);
+        }
     }
 
     /// GETs `<prefix>/<endpoint>?<query>` of `market` as JSON, charging
@@ -191,7 +203,9 @@ impl Client {
 
     fn attempt(&self, market: Market, endpoint: &str, query: &str, weight: u64) -> Result<Vec<u8>> {
         let budget = self.budget(market);
-        let window = budget.acquire(&self.clock, weight);
+        let (window, used) = budget.acquire(&self.clock, weight);
+        self.stats.minute_used[market as usize].store(used, Relaxed);
+        self.stats.weight_by_market[market as usize].fetch_add(weight, Relaxed);
         let url = format!(
             "{}{}/{endpoint}{}{query}",
             self.endpoints.base(market),

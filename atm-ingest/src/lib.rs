@@ -16,10 +16,13 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod first_kline;
+pub mod ipc;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod markets;
 pub mod parse;
+pub mod pipeline;
+pub mod status;
 pub mod sync;
 pub mod verify;
 

@@ -16,15 +16,17 @@
 //! process loses at most the pages not yet committed, and the next run's
 //! plan (built from the store) fetches exactly those again.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
 
-use atm_store::{Interval, Kline, Market, SeriesKey, SlotState, Store, Symbol};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use atm_store::{Interval, Market, SeriesKey, SlotState, Store, Symbol};
 
 use crate::client::{best_page, klines_weight, Client};
 use crate::error::{Error, Result};
 use crate::first_kline::{next_open, open_of};
+use crate::pipeline::Shared;
+use crate::status::Publisher;
 use crate::markets::{self, is_trading};
 
 /// Which symbols to sync.
@@ -83,6 +85,10 @@ pub struct SyncOptions {
     pub recent_first: bool,
     /// Requests in flight.
     pub workers: usize,
+    /// Control requests for the running pipeline (see [`crate::pipeline::Control`]).
+    pub control: Option<crate::pipeline::ControlRequests>,
+    /// Publish the run's status to the store's `run/` segment, for `atm status`.
+    pub publish_status: bool,
 }
 
 impl Default for SyncOptions {
@@ -98,6 +104,8 @@ impl Default for SyncOptions {
             dry_run: false,
             recent_first: true,
             workers: 8,
+            control: None,
+            publish_status: true,
         }
     }
 }
@@ -109,6 +117,8 @@ pub struct Summary {
     pub series: u64,
     /// Pages (requests) planned.
     pub pages: u64,
+    /// Pages done (written).
+    pub pages_done: u64,
     /// Slots to fetch in the plan.
     pub planned_klines: u64,
     /// Weight the plan costs.
@@ -135,6 +145,8 @@ pub struct Summary {
     pub elapsed_s: f64,
     /// Markets stopped by a fatal error, with the error.
     pub failed_markets: Vec<String>,
+    /// The run was stopped by request before the plan was done.
+    pub stopped: bool,
 }
 
 /// Progress, reported by the writer a few times a second.
@@ -215,12 +227,21 @@ fn slots_between(interval: Interval, from: i64, to: i64) -> u64 {
 pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, mut progress: impl FnMut(&Progress)) -> Result<Summary> {
     let started = Instant::now();
     let mut summary = Summary::default();
+    let shared = Arc::new(Shared::new(client.stats.clone()));
+    let publisher = if opts.publish_status && !opts.dry_run {
+        Some(Publisher::start(store.dir(), "sync", crate::pipeline::sampler(shared.clone()))?)
+    } else {
+        None
+    };
+    shared.set_phase("importing markets");
     for &m in &opts.markets {
         let r = markets::import(client, store, m)?;
         log::info!("{m}: {} symbols ({} new, {} changed, {} gone)", r.symbols, r.added, r.changed, r.gone);
     }
     let selected = select(store, opts)?;
+    shared.set_phase("finding first klines");
     summary.first_klines_found = identify_first_klines(client, store, &selected, opts.workers)?;
+    shared.set_phase("planning");
     let now = client.clock().now();
     let plans = plan(store, &selected, opts, now)?;
     summary.series = plans.len() as u64;
@@ -234,7 +255,8 @@ pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, mut progress
     summary.planned_minutes = summary.planned_weight as f64 / per_minute as f64;
     summary.planned_bytes = summary.planned_klines * 37;
     if !opts.dry_run {
-        run(client, store, plans, opts, now, &mut summary, &mut progress)?;
+        shared.set_phase("fetching");
+        crate::pipeline::run(client, store, plans, opts, now, &mut summary, &mut progress, &shared)?;
     }
     let s = &client.stats;
     summary.requests = s.requests.load(Relaxed);
@@ -242,6 +264,16 @@ pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, mut progress
     summary.retries = s.retries.load(Relaxed);
     summary.http429 = s.http429.load(Relaxed);
     summary.elapsed_s = started.elapsed().as_secs_f64();
+    shared.set_phase(if summary.stopped {
+        "stopped"
+    } else if summary.failed_markets.is_empty() {
+        "done"
+    } else {
+        "done with failed markets"
+    });
+    if let Some(p) = publisher {
+        p.finish();
+    }
     Ok(summary)
 }
 
@@ -395,30 +427,6 @@ fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i
     Ok(out)
 }
 
-/// Records every slot of `page` absent from `closed` (sorted, inside the
-/// page) as known-missing; returns how many slots that was.
-fn mark_absent(writer: &mut atm_store::Writer, page: &Page, closed: &[Kline]) -> Result<u64> {
-    let iv = page.key.interval;
-    let (Ok(first), Ok(last)) = (iv.slot_of(page.from), iv.slot_of(page.to)) else { return Ok(0) };
-    let mut marked = 0;
-    let mut expect = first; // the next slot not yet accounted for
-    let mut mark = |writer: &mut atm_store::Writer, a: u64, b: u64| -> Result<()> {
-        writer.mark_missing(&page.key, iv.open_time(a), iv.open_time(b))?;
-        marked += b - a + 1;
-        Ok(())
-    };
-    for k in closed {
-        let Ok(slot) = iv.slot_of(k.open_time) else { continue };
-        if slot > expect {
-            mark(writer, expect, slot - 1)?;
-        }
-        expect = expect.max(slot + 1);
-    }
-    if expect <= last {
-        mark(writer, expect, last)?;
-    }
-    Ok(marked)
-}
 
 /// The pages of one series, produced lazily: newest first when
 /// `recent_first` (each page full from its newest slot back), else oldest
@@ -488,7 +496,7 @@ const TURN_SLOTS: u64 = 32_768;
 /// Every series' pages merged in one order: the newest pages of all series
 /// before any older one (or the oldest first), so a long job brings every
 /// symbol's recent history in before the deep past of any.
-fn merged_pages(plans: &[SeriesPlan], recent_first: bool, mut send: impl FnMut(Page) -> bool) {
+pub(crate) fn merged_pages(plans: &[SeriesPlan], recent_first: bool, mut send: impl FnMut(Page) -> bool) {
     use std::cmp::Reverse;
     let mut cursors: Vec<Pages> = plans.iter().map(|p| Pages::new(p, recent_first)).collect();
     // Keyed by the next page's time (negated for oldest first), then series index.
@@ -516,158 +524,6 @@ fn merged_pages(plans: &[SeriesPlan], recent_first: bool, mut send: impl FnMut(P
     }
 }
 
-enum Fetched {
-    Body(Page, Vec<u8>),
-    Failed(Market, Error),
-}
-
-/// Executes the plan through the pipeline.
-fn run(
-    client: &Client,
-    store: &Store,
-    plans: Vec<SeriesPlan>,
-    opts: &SyncOptions,
-    now: i64,
-    summary: &mut Summary,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<()> {
-    let mut report = Progress {
-        pages_total: summary.pages,
-        markets: opts
-            .markets
-            .iter()
-            .map(|&market| MarketProgress {
-                market,
-                pages_done: 0,
-                pages_total: plans.iter().filter(|p| p.key.market == market).map(page_count).sum(),
-                klines: 0,
-                failed: None,
-            })
-            .collect(),
-        ..Progress::default()
-    };
-    let stopped: [AtomicBool; 3] = Default::default();
-    let (page_tx, page_rx) = bounded::<Page>(opts.workers * 4);
-    let (body_tx, body_rx) = bounded::<Fetched>(opts.workers * 2);
-    let (kl_tx, kl_rx) = bounded::<std::result::Result<(Page, Vec<Kline>), (Market, Error)>>(opts.workers * 2);
-    let precision = store.precision();
-    let mut writer = store.writer()?;
-    let result = std::thread::scope(|scope| -> Result<()> {
-        // Planner: every series' pages, merged newest first (or oldest).
-        let stopped_ref = &stopped;
-        let plans = &plans;
-        scope.spawn(move || {
-            merged_pages(plans, opts.recent_first, |page| {
-                // A stopped market's pages are dropped here.
-                stopped_ref[page.key.market as usize].load(Relaxed) || page_tx.send(page).is_ok()
-            })
-        });
-        for _ in 0..opts.workers.max(1) {
-            let (page_rx, body_tx): (Receiver<Page>, Sender<Fetched>) = (page_rx.clone(), body_tx.clone());
-            let stopped = &stopped;
-            scope.spawn(move || {
-                for page in page_rx {
-                    let m = page.key.market;
-                    if stopped[m as usize].load(Relaxed) {
-                        continue;
-                    }
-                    let msg = match client.get(m, "klines", &page.query(), klines_weight(m, page.limit)) {
-                        Ok(body) => Fetched::Body(page, body),
-                        Err(e) if matches!(e, Error::Api { code: Some(-1121), .. }) => {
-                            // A symbol removed from the exchange mid-sync: its
-                            // pages cannot be answered; the rest goes on.
-                            log::warn!("{}: {e}; skipping its pages", page.key);
-                            continue;
-                        }
-                        Err(e) => {
-                            stopped[m as usize].store(true, Relaxed);
-                            Fetched::Failed(m, e)
-                        }
-                    };
-                    if body_tx.send(msg).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(body_tx);
-        // Parser: off the network threads.
-        scope.spawn(move || {
-            for f in body_rx {
-                let msg = match f {
-                    Fetched::Body(page, body) => match crate::parse::klines(&body, precision) {
-                        Ok(k) => Ok((page, k)),
-                        Err(msg) => {
-                            // A broken body (truncated, HTML, wrong shape): fetch
-                            // the page again here, parsing each answer, as the
-                            // client retries anything retryable.
-                            let m = page.key.market;
-                            log::debug!("{}: malformed klines body ({msg}), fetching again", page.key);
-                            client.stats.retries.fetch_add(1, Relaxed);
-                            match client.get_parsed(m, "klines", &page.query(), klines_weight(m, page.limit), |b| {
-                                crate::parse::klines(b, precision)
-                            }) {
-                                Ok(k) => Ok((page, k)),
-                                Err(e) => Err((m, e)),
-                            }
-                        }
-                    },
-                    Fetched::Failed(m, e) => Err((m, e)),
-                };
-                if kl_tx.send(msg).is_err() {
-                    return;
-                }
-            }
-        });
-        // Writer: this thread.
-        let mut since_commit = 0;
-        let mut last_commit = Instant::now();
-        let mut last_report = Instant::now();
-        for msg in kl_rx {
-            match msg {
-                Ok((page, klines)) => {
-                    let closed: Vec<Kline> =
-                        klines.into_iter().filter(|k| k.open_time >= page.from && k.open_time <= page.to && k.close_time < now).collect();
-                    writer.put_many(&page.key, &closed)?;
-                    summary.known_missing_slots += mark_absent(&mut writer, &page, &closed)?;
-                    summary.klines_written += closed.len() as u64;
-                    report.pages_done += 1;
-                    report.klines += closed.len() as u64;
-                    if let Some(mp) = report.markets.iter_mut().find(|mp| mp.market == page.key.market) {
-                        mp.pages_done += 1;
-                        mp.klines += closed.len() as u64;
-                    }
-                    since_commit += 1;
-                }
-                Err((m, e)) => {
-                    // The first fatal error of a market is its reason to stop.
-                    if let Some(mp) = report.markets.iter_mut().find(|mp| mp.market == m && mp.failed.is_none()) {
-                        let line = format!("{m}: {e}");
-                        log::error!("{line}");
-                        mp.failed = Some(e.to_string());
-                        summary.failed_markets.push(line);
-                    }
-                }
-            }
-            if since_commit >= 64 || (since_commit > 0 && last_commit.elapsed() > Duration::from_millis(250)) {
-                writer.commit()?;
-                since_commit = 0;
-                last_commit = Instant::now();
-            }
-            if last_report.elapsed() > Duration::from_millis(200) {
-                report.weight = client.stats.weight.load(Relaxed);
-                progress(&report);
-                last_report = Instant::now();
-            }
-        }
-        writer.commit()?;
-        report.weight = client.stats.weight.load(Relaxed);
-        progress(&report);
-        Ok(())
-    });
-    writer.close()?;
-    result
-}
 
 #[cfg(test)]
 mod tests {

@@ -29,6 +29,8 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
         dry_run: a.dry_run,
         recent_first: !a.oldest_first,
         workers: a.workers.clamp(1, 64),
+        control: Some(stop_on_ctrl_c()),
+        publish_status: true,
     };
     let store = super::open_or_create(dir, a.precision.into())?;
     let mut client = super::exchange::connect(&a.exchange)?;
@@ -76,6 +78,12 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
                 )?;
             }
         }
+    }
+    if summary.stopped {
+        return Err(CliError::Usage(format!(
+            "interrupted: {} of {} pages done; run the same command again to resume",
+            summary.pages_done, summary.pages
+        )));
     }
     if !summary.failed_markets.is_empty() {
         return Err(CliError::Usage(format!("stopped: {}", summary.failed_markets.join("; "))));
@@ -134,4 +142,27 @@ impl Bars {
             b.finish_and_clear();
         }
     }
+}
+
+/// Ctrl-C asks the running sync to stop (a FAR): it commits what arrived
+/// and returns. A second Ctrl-C exits at once (still safe: nothing
+/// committed is lost, the next run resumes).
+fn stop_on_ctrl_c() -> atm_ingest::pipeline::ControlRequests {
+    let (far, requests) = atm_ingest::ipc::channel(4);
+    let pressed = std::sync::atomic::AtomicBool::new(false);
+    let installed = ctrlc::set_handler(move || {
+        if pressed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("interrupted again: exiting now (what was committed stays; run again to resume)");
+            std::process::exit(130);
+        }
+        eprintln!("stopping: committing what arrived (Ctrl-C again to exit at once)");
+        if let Err(e) = far.call(atm_ingest::pipeline::Control::Stop, std::time::Duration::from_secs(10)) {
+            eprintln!("the sync did not answer ({e}): exiting");
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = installed {
+        log::warn!("Ctrl-C handler not installed: {e}");
+    }
+    requests
 }
