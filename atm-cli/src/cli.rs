@@ -45,6 +45,33 @@ pub enum Command {
     /// The built-in Binance simulator (REST, WebSocket, archives) on loopback.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Show every atm process that runs (or ran) on the store, and its stages, live with --watch.
+    #[command(after_help = "Examples:\n  atm status\n  atm status --watch\n  atm status --format json")]
+    Status(StatusArgs),
+    /// Print the store's log record (the lines the commands logged), or follow it.
+    Log(LogArgs),
+}
+
+/// `atm status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
+    /// Refresh every second until interrupted (JSON: one object per line).
+    #[arg(long)]
+    pub watch: bool,
+}
+
+/// `atm log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Keep printing lines as they are appended (like `tail -f`).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub lines: Option<usize>,
 }
 
 /// `--exchange`.

@@ -16,7 +16,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    logging::init(&cli);
+    logging::init(&cli, &cmd::store_dir(cli.store.clone()));
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

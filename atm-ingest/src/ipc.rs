@@ -104,25 +104,55 @@ pub fn channel<Q, A>(capacity: usize) -> (Caller<Q, A>, Receiver<Request<Q, A>>)
     (Caller { tx }, rx)
 }
 
-/// Asks every owner of `dars` for its snapshot, waiting at most `timeout` in
-/// all; an owner that does not answer in time (blocked in a request, say)
-/// keeps its previous snapshot in `last`, one that has exited too.
-pub fn gather<T: Clone>(dars: &[Dar<T>], last: &mut [T], timeout: Duration) {
-    let deadline = std::time::Instant::now() + timeout;
-    // Send every request first, then collect, so the owners answer in parallel.
-    let pending: Vec<Option<Receiver<T>>> = dars
-        .iter()
-        .map(|d| {
-            let (tx, rx) = bounded(1);
-            d.tx.try_send(Request { body: (), reply: tx }).ok().map(|_| rx)
-        })
-        .collect();
-    for (slot, rx) in last.iter_mut().zip(pending) {
-        if let Some(rx) = rx {
-            if let Ok(v) = rx.recv_deadline(deadline) {
-                *slot = v;
+/// Asks several owners for their snapshots at once, round after round.
+///
+/// An owner busy in its work (a fetcher inside an HTTP request) answers when
+/// it gets back to its loop, possibly after this round's deadline: its
+/// answer is kept for the next round instead of thrown away, and no new
+/// request is queued behind the unanswered one. So each value is at most
+/// one round old, and an owner that has exited keeps its last value.
+pub struct Gather<T> {
+    dars: Vec<Dar<T>>,
+    pending: Vec<Option<Receiver<T>>>,
+    last: Vec<T>,
+}
+
+impl<T: Clone + Default> Gather<T> {
+    /// Gathers from `dars`; every value starts as `T::default()`.
+    pub fn new(dars: Vec<Dar<T>>) -> Gather<T> {
+        let n = dars.len();
+        Gather { dars, pending: vec![None; n], last: vec![T::default(); n] }
+    }
+
+    /// One round: asks every owner not already asked, waits at most
+    /// `timeout` in all, and returns the latest value of each.
+    pub fn poll(&mut self, timeout: Duration) -> &[T] {
+        let deadline = std::time::Instant::now() + timeout;
+        for (d, p) in self.dars.iter().zip(self.pending.iter_mut()) {
+            if p.is_none() {
+                let (tx, rx) = bounded(1);
+                if d.tx.try_send(Request { body: (), reply: tx }).is_ok() {
+                    *p = Some(rx);
+                }
             }
         }
+        for (p, last) in self.pending.iter_mut().zip(self.last.iter_mut()) {
+            let Some(rx) = p else { continue };
+            match rx.recv_deadline(deadline) {
+                Ok(v) => {
+                    *last = v;
+                    *p = None;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => *p = None,
+            }
+        }
+        &self.last
+    }
+
+    /// The latest values, without asking.
+    pub fn last(&self) -> &[T] {
+        &self.last
     }
 }
 
@@ -161,24 +191,25 @@ mod tests {
     }
 
     #[test]
-    fn gather_keeps_the_last_snapshot_of_silent_owners() {
+    fn gather_keeps_late_answers_and_the_last_value_of_silent_owners() {
         let (a, a_rx) = channel::<(), u64>(1);
-        let (b, _b_rx) = channel::<(), u64>(1); // never answers
+        let (slow, slow_rx) = channel::<(), u64>(1);
         let (gone, gone_rx) = channel::<(), u64>(1);
         drop(gone_rx);
+        // This owner answers two requests, then exits.
         let owner = std::thread::spawn(move || {
-            let mut local = 0;
-            while let Ok(r) = a_rx.recv() {
-                local += 10;
-                r.reply(local);
+            for local in [10, 20] {
+                a_rx.recv().unwrap().reply(local);
             }
         });
-        let mut last = vec![1, 2, 3];
-        gather(&[a.clone(), b.clone(), gone.clone()], &mut last, Duration::from_millis(50));
-        assert_eq!(last, vec![10, 2, 3]);
-        gather(&[a.clone(), b, gone], &mut last, Duration::from_millis(50));
-        assert_eq!(last[0], 20);
-        drop(a);
+        let mut g = Gather::new(vec![a, slow, gone]);
+        assert_eq!(g.poll(Duration::from_millis(50)), &[10, 0, 0]);
+        // The slow owner answers after the round's deadline: kept for the next round.
+        let late = slow_rx.recv().unwrap();
+        assert!(late.reply(7));
+        assert_eq!(g.poll(Duration::from_millis(50)), &[20, 7, 0]);
         owner.join().unwrap();
+        assert_eq!(g.poll(Duration::from_millis(10)), &[20, 7, 0], "exited owners keep their last value");
+        assert_eq!(g.last(), &[20, 7, 0]);
     }
 }

@@ -16,9 +16,9 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod first_kline;
-pub mod ipc;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ipc;
 pub mod markets;
 pub mod parse;
 pub mod pipeline;

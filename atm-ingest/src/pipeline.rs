@@ -22,7 +22,7 @@ use crossbeam_channel::{bounded, never, select, Receiver};
 
 use crate::client::{klines_weight, Client, ClientStats};
 use crate::error::{Error, Result};
-use crate::ipc::{self, Dar, Request};
+use crate::ipc::{self, Gather, Request};
 use crate::status::{Metric, StageStats, GATHER_TIMEOUT};
 use crate::sync::{merged_pages, page_count, MarketProgress, Page, Progress, SeriesPlan, Summary, SyncOptions};
 
@@ -67,9 +67,9 @@ pub(crate) struct WriterSnapshot {
 
 /// The DAR callers of a running pipeline's stages.
 pub(crate) struct Probes {
-    fetch: Vec<Dar<(StageStats, usize)>>,
-    parse: Dar<(StageStats, usize)>,
-    write: Dar<WriterSnapshot>,
+    fetch: Gather<(StageStats, usize)>,
+    parse: Gather<(StageStats, usize)>,
+    write: Gather<WriterSnapshot>,
 }
 
 /// What sync and its status publisher share.
@@ -100,11 +100,11 @@ pub(crate) fn sampler(shared: Arc<Shared>) -> impl FnMut() -> Vec<(String, Metri
     let started = Instant::now();
     let mut first_progress: Option<(Instant, u64)> = None;
     move || {
-        if let Some(p) = shared.probes.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            fetch.resize(p.fetch.len(), Default::default());
-            ipc::gather(&p.fetch, &mut fetch, GATHER_TIMEOUT);
-            ipc::gather(std::slice::from_ref(&p.parse), std::slice::from_mut(&mut parse), GATHER_TIMEOUT);
-            ipc::gather(std::slice::from_ref(&p.write), std::slice::from_mut(&mut write), GATHER_TIMEOUT);
+        if let Some(p) = shared.probes.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            // Ask all three stages, then wait for the answers together.
+            fetch = p.fetch.poll(GATHER_TIMEOUT).to_vec();
+            parse = p.parse.poll(GATHER_TIMEOUT).first().cloned().unwrap_or_default();
+            write = p.write.poll(GATHER_TIMEOUT).first().cloned().unwrap_or_default();
         } else if let Some((stages, w)) = shared.finals.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             fetch = vec![(stages[0].clone(), 0)];
             parse = (stages[1].clone(), 0);
@@ -194,7 +194,11 @@ impl Flags {
 
 /// Answers a DAR with `snapshot()`; a closed DAR channel is replaced by one
 /// that never fires, so a `select!` does not spin on it.
-fn answer<T>(r: std::result::Result<Request<(), T>, crossbeam_channel::RecvError>, rx: &mut Receiver<Request<(), T>>, snapshot: impl FnOnce() -> T) {
+fn answer<T>(
+    r: std::result::Result<Request<(), T>, crossbeam_channel::RecvError>,
+    rx: &mut Receiver<Request<(), T>>,
+    snapshot: impl FnOnce() -> T,
+) {
     match r {
         Ok(req) => {
             req.reply(snapshot());
@@ -239,8 +243,11 @@ pub(crate) fn run(
     let fetch_dars: Vec<_> = (0..workers).map(|_| ipc::channel::<(), (StageStats, usize)>(1)).collect();
     let (parse_dar, parse_dar_rx) = ipc::channel::<(), (StageStats, usize)>(1);
     let (write_dar, mut write_dar_rx) = ipc::channel::<(), WriterSnapshot>(1);
-    *shared.probes.lock().unwrap_or_else(|p| p.into_inner()) =
-        Some(Probes { fetch: fetch_dars.iter().map(|(c, _)| c.clone()).collect(), parse: parse_dar, write: write_dar });
+    *shared.probes.lock().unwrap_or_else(|p| p.into_inner()) = Some(Probes {
+        fetch: Gather::new(fetch_dars.iter().map(|(c, _)| c.clone()).collect()),
+        parse: Gather::new(vec![parse_dar]),
+        write: Gather::new(vec![write_dar]),
+    });
     let mut control = opts.control.clone().unwrap_or_else(never);
     let precision = store.precision();
     let mut writer = store.writer()?;

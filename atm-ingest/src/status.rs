@@ -218,6 +218,75 @@ fn unit_of(name: &str) -> &'static str {
     }
 }
 
+/// Every atm process that published status on the store at `store_dir`,
+/// oldest first, as `atm status --format json` prints them:
+/// `{"pid","command","alive","state","started","heartbeat","totals":{..},"stages":{..},"markets":{..},"process":{..}}`.
+/// Counters are numbers; a histogram `x` appears as `x_p50`, `x_p99` and
+/// `x_count`; texts are strings.
+pub fn read_status(store_dir: &Path) -> Result<Vec<serde_json::Value>> {
+    use atm_store::prd::{PrdReader, SlotValue};
+    use serde_json::{json, Map, Value};
+    let mut out = Vec::new();
+    for path in atm_store::prd::list_segments(store_dir)? {
+        // A segment being replaced or removed right now is skipped, not an error.
+        let Ok(mut r) = PrdReader::open(&path) else { continue };
+        let Ok(slots) = r.snapshot() else { continue };
+        let info = r.info().clone();
+        let state = info.state();
+        let mut groups: std::collections::BTreeMap<&str, Map<String, Value>> = Default::default();
+        let mut nested: std::collections::BTreeMap<(&str, String), Map<String, Value>> = Default::default();
+        for s in &slots {
+            let mut parts = s.name.splitn(3, '.');
+            let (Some(group), Some(second)) = (parts.next(), parts.next()) else { continue };
+            let third = parts.next();
+            let mut fields: Vec<(String, Value)> = Vec::new();
+            let field = third.unwrap_or(second).to_string();
+            match &s.value {
+                SlotValue::Counter(v) => fields.push((field, json!(v))),
+                SlotValue::Gauge(v) => fields.push((field, json!(v))),
+                SlotValue::Float(v) => fields.push((field, if v.is_finite() { json!(v) } else { Value::Null })),
+                SlotValue::Text(t) => fields.push((field, json!(t))),
+                SlotValue::Histogram(h) => {
+                    fields.push((format!("{field}_p50"), json!(h.quantile(0.5))));
+                    fields.push((format!("{field}_p99"), json!(h.quantile(0.99))));
+                    fields.push((format!("{field}_count"), json!(h.count)));
+                }
+                SlotValue::Kline(k) => fields.push((field, json!({"open_time": k.open_time, "close": k.close(), "trades": k.trades}))),
+            }
+            let target = match (group, third) {
+                ("stage" | "market", Some(_)) => nested.entry((group, second.to_string())).or_default(),
+                (_, None) => groups.entry(group).or_default(),
+                _ => continue,
+            };
+            target.extend(fields);
+        }
+        let mut stages = Map::new();
+        let mut markets = Map::new();
+        for ((group, name), fields) in nested {
+            match group {
+                "stage" => stages.insert(name, Value::Object(fields)),
+                _ => markets.insert(name, Value::Object(fields)),
+            };
+        }
+        let totals = groups.remove("totals").unwrap_or_default();
+        let process = groups.remove("process").unwrap_or_default();
+        out.push(json!({
+            "pid": info.pid,
+            "command": info.command,
+            "alive": state == atm_store::prd::ProcessState::Running,
+            "state": state.as_str(),
+            "started": info.started_ms,
+            "heartbeat": info.heartbeat_ms,
+            "segment": path.display().to_string(),
+            "process": process,
+            "totals": totals,
+            "stages": stages,
+            "markets": markets,
+        }));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,9 +25,9 @@ use atm_store::{Interval, Market, SeriesKey, SlotState, Store, Symbol};
 use crate::client::{best_page, klines_weight, Client};
 use crate::error::{Error, Result};
 use crate::first_kline::{next_open, open_of};
+use crate::markets::{self, is_trading};
 use crate::pipeline::Shared;
 use crate::status::Publisher;
-use crate::markets::{self, is_trading};
 
 /// Which symbols to sync.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -427,7 +427,6 @@ fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i
     Ok(out)
 }
 
-
 /// The pages of one series, produced lazily: newest first when
 /// `recent_first` (each page full from its newest slot back), else oldest
 /// first. Only the series' gaps are held, never its pages.
@@ -500,11 +499,8 @@ pub(crate) fn merged_pages(plans: &[SeriesPlan], recent_first: bool, mut send: i
     use std::cmp::Reverse;
     let mut cursors: Vec<Pages> = plans.iter().map(|p| Pages::new(p, recent_first)).collect();
     // Keyed by the next page's time (negated for oldest first), then series index.
-    let mut heap: std::collections::BinaryHeap<(i64, Reverse<usize>)> = cursors
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| c.next_time().map(|t| (if recent_first { t } else { -t }, Reverse(i))))
-        .collect();
+    let mut heap: std::collections::BinaryHeap<(i64, Reverse<usize>)> =
+        cursors.iter().enumerate().filter_map(|(i, c)| c.next_time().map(|t| (if recent_first { t } else { -t }, Reverse(i)))).collect();
     while let Some((_, Reverse(i))) = heap.pop() {
         // A turn of eight store blocks (32,768 slots, 23 days of 1m) of one
         // series: group commits then touch one or two series each (a turn of
@@ -523,7 +519,6 @@ pub(crate) fn merged_pages(plans: &[SeriesPlan], recent_first: bool, mut send: i
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -313,7 +313,7 @@ fn send_pages(plans: &[SeriesPlan], opts: &VerifyOptions, mut send: impl FnMut(P
         let n = page_count(p);
         let wanted = chosen.as_ref().is_none_or(|c| c.range(index..index + n).next().is_some());
         if wanted {
-            for (k, page) in pages_of(p, true).into_iter().enumerate() {
+            for (k, page) in pages_of(p, true).enumerate() {
                 if chosen.as_ref().is_none_or(|c| c.contains(&(index + k as u64))) && !send(page) {
                     return;
                 }

@@ -636,7 +636,7 @@ impl PrdReader {
             let t = &table[i * ENTRY_LEN..(i + 1) * ENTRY_LEN];
             let kind = SlotKind::from_u8(t[52]).ok_or_else(|| corrupt(format!("slot {i} has unknown kind {}", t[52])))?;
             let off = u32_at(t, 56) as usize;
-            if off < values_off || off % 8 != 0 || (off + 8 * (1 + kind.words())) as u64 > file_len {
+            if off < values_off || !off.is_multiple_of(8) || (off + 8 * (1 + kind.words())) as u64 > file_len {
                 return Err(corrupt(format!("slot {i} lies outside the values")));
             }
             entries.push(Entry { name: get_str(&t[..NAME_LEN]), unit: get_str(&t[NAME_LEN..NAME_LEN + UNIT_LEN]), kind, off });
@@ -675,7 +675,11 @@ impl PrdReader {
         if self.refresh_info() & FLAG_RETIRED != 0 {
             *self = PrdReader::open(&self.path)?;
         }
-        Ok(self.entries.iter().map(|e| Slot { name: e.name.clone(), kind: e.kind, unit: e.unit.clone(), value: self.read_entry(e) }).collect())
+        Ok(self
+            .entries
+            .iter()
+            .map(|e| Slot { name: e.name.clone(), kind: e.kind, unit: e.unit.clone(), value: self.read_entry(e) })
+            .collect())
     }
 
     /// The slots' names, in order.
@@ -705,7 +709,7 @@ impl PrdReader {
                 }
             }
             spins += 1;
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 std::thread::yield_now();
             }
         }
@@ -816,7 +820,10 @@ mod tests {
         w.set_histogram(id(&w, "latency"), &h);
         let k = crate::Kline { open_time: 60_000, close_time: 119_999, values: [1.0, 2.0, 0.5, 1.5, 10.0, 15.0, 4.0, 6.0], trades: 9 };
         w.set_kline(id(&w, "live"), &k);
-        w.set_text(id(&w, "phase"), "fetching — ünïcode and a long tail that will be cut at one hundred and twenty bytes, exactly on a character boundary ……");
+        w.set_text(
+            id(&w, "phase"),
+            "fetching — ünïcode and a long tail that will be cut at one hundred and twenty bytes, exactly on a character boundary ……",
+        );
         let mut r = PrdReader::open(w.path()).unwrap();
         let snap = r.snapshot().unwrap();
         assert_eq!(snap[0].value, SlotValue::Counter(7));

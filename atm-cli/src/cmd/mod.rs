@@ -4,9 +4,11 @@ mod compact;
 mod exchange;
 mod import;
 mod info;
+mod log;
 mod markets;
 mod query;
 mod sim;
+mod status;
 mod sync;
 mod verify;
 
@@ -29,11 +31,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sim(c) => sim::run(c),
         Command::Sync(a) => sync::run(&dir, a),
         Command::Markets(a) => markets::run(&dir, a),
+        Command::Status(a) => status::run(&dir, a),
+        Command::Log(a) => log::run(&dir, a),
     }
 }
 
 /// `--store`, `ATM_STORE`, or the per-user data directory.
-fn store_dir(flag: Option<PathBuf>) -> PathBuf {
+pub fn store_dir(flag: Option<PathBuf>) -> PathBuf {
     flag.unwrap_or_else(|| {
         let base = std::env::var_os("XDG_DATA_HOME")
             .map(PathBuf::from)

@@ -124,6 +124,7 @@ impl Bars {
                 b
             })
             .collect();
+        crate::logging::set_progress(Some(multi.clone()));
         Bars { _multi: multi, overall, markets }
     }
 
@@ -137,6 +138,7 @@ impl Bars {
     }
 
     fn finish(self) {
+        crate::logging::set_progress(None);
         self.overall.finish_and_clear();
         for b in self.markets {
             b.finish_and_clear();
