@@ -207,6 +207,95 @@ fn answer<T>(
     }
 }
 
+/// One fetcher thread: takes pages, sends their bodies on; pages of a paused
+/// market are parked (so other markets go on) and taken up again on resume.
+/// Returns its counts when the planner is done and nothing fetchable is left.
+fn fetcher(
+    client: &Client,
+    flags: &Flags,
+    parked: &Mutex<Vec<Page>>,
+    page_rx: Receiver<Page>,
+    body_tx: crossbeam_channel::Sender<Fetched>,
+    mut dar_rx: Receiver<Request<(), (StageStats, usize)>>,
+) -> StageStats {
+    let mut local = StageStats::default();
+    let mut planner_done = false;
+    loop {
+        let unparked = {
+            let mut p = parked.lock().unwrap_or_else(|p| p.into_inner());
+            if flags.stop_all.load(Relaxed) {
+                p.clear();
+            }
+            p.iter().position(|pg| !flags.paused[pg.key.market as usize].load(Relaxed)).map(|i| p.swap_remove(i))
+        };
+        let page = match unparked {
+            Some(page) => page,
+            None if planner_done => {
+                if parked.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                    break;
+                }
+                // Only paused pages are left: wait for a resume (or a stop).
+                select! {
+                    recv(dar_rx) -> r => answer(r, &mut dar_rx, || (local.clone(), 0)),
+                    default(Duration::from_millis(50)) => {}
+                }
+                continue;
+            }
+            None => select! {
+                recv(page_rx) -> msg => match msg {
+                    Ok(page) => page,
+                    Err(_) => {
+                        planner_done = true;
+                        continue;
+                    }
+                },
+                recv(dar_rx) -> r => {
+                    answer(r, &mut dar_rx, || (local.clone(), page_rx.len()));
+                    continue;
+                }
+                // Wake now and then to take up resumed pages.
+                default(Duration::from_millis(100)) => continue,
+            },
+        };
+        let m = page.key.market;
+        if flags.skip(m) {
+            continue;
+        }
+        if flags.paused[m as usize].load(Relaxed) {
+            parked.lock().unwrap_or_else(|p| p.into_inner()).push(page);
+            continue;
+        }
+        local.items_in += 1;
+        let t = Instant::now();
+        let msg = match client.get(m, "klines", &page.query(), klines_weight(m, page.limit)) {
+            Ok(body) => {
+                local.items_out += 1;
+                local.bytes_out += body.len() as u64;
+                local.time(t);
+                Fetched::Body(page, body)
+            }
+            Err(e) if matches!(e, Error::Api { code: Some(-1121), .. }) => {
+                // A symbol removed from the exchange mid-sync: its pages
+                // cannot be answered; the rest goes on.
+                log::warn!("{}: {e}; skipping its pages", page.key);
+                local.errors += 1;
+                local.last_error = format!("{}: {e}", page.key);
+                continue;
+            }
+            Err(e) => {
+                local.errors += 1;
+                local.last_error = e.to_string();
+                flags.stopped[m as usize].store(true, Relaxed);
+                Fetched::Failed(m, e)
+            }
+        };
+        if body_tx.send(msg).is_err() {
+            break;
+        }
+    }
+    local
+}
+
 /// Executes the plan through the pipeline.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
@@ -235,6 +324,7 @@ pub(crate) fn run(
         ..Progress::default()
     };
     let flags = Flags::default();
+    let parked: Mutex<Vec<Page>> = Mutex::new(Vec::new());
     let workers = opts.workers.max(1);
     let (page_tx, page_rx) = bounded::<Page>(workers * 4);
     let (body_tx, body_rx) = bounded::<Fetched>(workers * 2);
@@ -269,59 +359,10 @@ pub(crate) fn run(
             })
         });
         let mut fetchers = Vec::new();
+        let parked = &parked;
         for (_, dar_rx) in fetch_dars {
             let (page_rx, body_tx) = (page_rx.clone(), body_tx.clone());
-            fetchers.push(scope.spawn(move || {
-                let mut local = StageStats::default();
-                let mut dar_rx = dar_rx;
-                loop {
-                    select! {
-                        recv(page_rx) -> msg => {
-                            let Ok(page) = msg else { break };
-                            let m = page.key.market;
-                            // Paused: wait, still answering the publisher.
-                            while flags.paused[m as usize].load(Relaxed) && !flags.skip(m) {
-                                select! {
-                                    recv(dar_rx) -> r => answer(r, &mut dar_rx, || (local.clone(), page_rx.len())),
-                                    default(Duration::from_millis(50)) => {}
-                                }
-                            }
-                            if flags.skip(m) {
-                                continue;
-                            }
-                            local.items_in += 1;
-                            let t = Instant::now();
-                            let msg = match client.get(m, "klines", &page.query(), klines_weight(m, page.limit)) {
-                                Ok(body) => {
-                                    local.items_out += 1;
-                                    local.bytes_out += body.len() as u64;
-                                    local.time(t);
-                                    Fetched::Body(page, body)
-                                }
-                                Err(e) if matches!(e, Error::Api { code: Some(-1121), .. }) => {
-                                    // A symbol removed from the exchange mid-sync: its
-                                    // pages cannot be answered; the rest goes on.
-                                    log::warn!("{}: {e}; skipping its pages", page.key);
-                                    local.errors += 1;
-                                    local.last_error = format!("{}: {e}", page.key);
-                                    continue;
-                                }
-                                Err(e) => {
-                                    local.errors += 1;
-                                    local.last_error = e.to_string();
-                                    flags.stopped[m as usize].store(true, Relaxed);
-                                    Fetched::Failed(m, e)
-                                }
-                            };
-                            if body_tx.send(msg).is_err() {
-                                break;
-                            }
-                        }
-                        recv(dar_rx) -> r => answer(r, &mut dar_rx, || (local.clone(), page_rx.len())),
-                    }
-                }
-                local
-            }));
+            fetchers.push(scope.spawn(move || fetcher(client, flags, parked, page_rx, body_tx, dar_rx)));
         }
         drop(body_tx);
         drop(page_rx);
