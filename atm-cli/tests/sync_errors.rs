@@ -28,6 +28,14 @@ fn region_block_451_says_so() {
     assert!(!out.status.success());
     let line = error_line(&out);
     assert!(line.contains("451") && line.contains("restricted"), "{line}");
+    // `atm status` shows the run ended on its own, and why.
+    let status: Value = serde_json::from_slice(&atm(dir.path(), &["status", "--format", "json"]).stdout).unwrap();
+    let p = &status["processes"][0];
+    assert_eq!(p["state"], "finished", "{p}");
+    assert!(
+        p["process"]["phase"].as_str().unwrap().starts_with("failed: ") && p["process"]["phase"].as_str().unwrap().contains("451"),
+        "{p}"
+    );
 }
 
 #[test]

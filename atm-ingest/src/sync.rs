@@ -224,15 +224,36 @@ fn slots_between(interval: Interval, from: i64, to: i64) -> u64 {
 
 /// Runs a sync: imports the markets, identifies first klines, plans, and
 /// (unless `dry_run`) fetches and stores everything missing.
-pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, mut progress: impl FnMut(&Progress)) -> Result<Summary> {
-    let started = Instant::now();
-    let mut summary = Summary::default();
+///
+/// Unless `opts.publish_status` is off, the run's status is published for
+/// `atm status` from start to end; a run that fails ends `finished` too,
+/// its phase `failed: <error>`.
+pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, progress: impl FnMut(&Progress)) -> Result<Summary> {
     let shared = Arc::new(Shared::new(client.stats.clone()));
     let publisher = if opts.publish_status && !opts.dry_run {
         Some(Publisher::start(store.dir(), "sync", crate::pipeline::sampler(shared.clone()))?)
     } else {
         None
     };
+    let result = run_sync(client, store, opts, progress, &shared);
+    if let Err(e) = &result {
+        shared.set_phase(&format!("failed: {e}"));
+    }
+    if let Some(p) = publisher {
+        p.finish();
+    }
+    result
+}
+
+fn run_sync(
+    client: &mut Client,
+    store: &Store,
+    opts: &SyncOptions,
+    mut progress: impl FnMut(&Progress),
+    shared: &Shared,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let mut summary = Summary::default();
     shared.set_phase("importing markets");
     for &m in &opts.markets {
         let r = markets::import(client, store, m)?;
@@ -256,7 +277,7 @@ pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, mut progress
     summary.planned_bytes = summary.planned_klines * 37;
     if !opts.dry_run {
         shared.set_phase("fetching");
-        crate::pipeline::run(client, store, plans, opts, now, &mut summary, &mut progress, &shared)?;
+        crate::pipeline::run(client, store, plans, opts, now, &mut summary, &mut progress, shared)?;
     }
     let s = &client.stats;
     summary.requests = s.requests.load(Relaxed);
@@ -271,9 +292,6 @@ pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, mut progress
     } else {
         "done with failed markets"
     });
-    if let Some(p) = publisher {
-        p.finish();
-    }
     Ok(summary)
 }
 
