@@ -22,3 +22,14 @@ pub fn selections(data: &[u8]) {
     let _ = s.parse::<crate::SymbolFilter>();
     let _ = s.parse::<crate::ExchangeSpec>();
 }
+
+/// A WebSocket text message, at both precisions: what parses as a kline is
+/// one the store accepts.
+pub fn ws_message(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    for precision in [Precision::F32, Precision::F64] {
+        if let Ok(crate::ws_event::WsMessage::Kline(e)) = crate::ws_event::parse(text, precision) {
+            assert!(e.kline.close_time >= e.kline.open_time && e.kline.open_time >= 0);
+        }
+    }
+}

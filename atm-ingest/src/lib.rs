@@ -25,6 +25,8 @@ pub mod pipeline;
 pub mod status;
 pub mod sync;
 pub mod verify;
+pub mod ws_event;
+pub mod ws_shard;
 
 pub use client::Client;
 pub use endpoint::{Endpoints, ExchangeSpec};

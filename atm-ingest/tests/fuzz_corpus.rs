@@ -24,6 +24,9 @@ fn corpora_replay() {
     for s in seeds("ingest_selections") {
         atm_ingest::fuzzing::selections(&s);
     }
+    for s in seeds("ingest_ws") {
+        atm_ingest::fuzzing::ws_message(&s);
+    }
 }
 
 fn mutate(seed: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
@@ -50,6 +53,12 @@ proptest! {
     fn mutated_klines(i in 0usize..64, edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 32u8..127), 1..6)) {
         let s = seeds("ingest_klines");
         atm_ingest::fuzzing::klines(&mutate(&s[i % s.len()], &edits));
+    }
+
+    #[test]
+    fn mutated_ws_messages(i in 0usize..64, edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 32u8..127), 1..6)) {
+        let s = seeds("ingest_ws");
+        atm_ingest::fuzzing::ws_message(&mutate(&s[i % s.len()], &edits));
     }
 
     #[test]
