@@ -40,6 +40,11 @@ pub enum Command {
         after_help = "Examples:\n  atm sync --exchange sim --markets spot --symbols BTCUSDT,ETHUSDT --intervals 1h,1d\n  atm sync --markets um --symbols '*USDT' --intervals 1m --since 2024-01-01 --dry-run\n  atm sync --exchange http://127.0.0.1:8080 --format json"
     )]
     Sync(SyncArgs),
+    /// Keep the store live from Binance's kline streams (after filling the gap since each series' newest kline).
+    #[command(
+        after_help = "Examples:\n  atm stream --exchange sim --markets spot --symbols BTCUSDT,ETHUSDT --duration 1m\n  atm stream --markets um --symbols '*USDT' --intervals 1m,1h"
+    )]
+    Stream(StreamArgs),
     /// Load each market's exchangeInfo into the store's symbol registry and list it.
     Markets(MarketsArgs),
     /// The built-in Binance simulator (REST, WebSocket, archives) on loopback.
@@ -83,6 +88,31 @@ pub struct ExchangeArgs {
     /// Markets, comma-separated.
     #[arg(long, default_value = "spot,um,cm", value_delimiter = ',', value_enum)]
     pub markets: Vec<MarketArg>,
+}
+
+/// `atm stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    #[command(flatten)]
+    pub exchange: ExchangeArgs,
+    /// Symbols: all, a comma-separated list, or a glob like '*USDT'.
+    #[arg(long, default_value = "all")]
+    pub symbols: String,
+    /// Intervals, comma-separated.
+    #[arg(long, default_value = "1m", value_delimiter = ',')]
+    pub intervals: Vec<String>,
+    /// Stop after this long, real time (e.g. 90s, 30m, 2h); run until SIGINT/SIGTERM without it.
+    #[arg(long, value_name = "D")]
+    pub duration: Option<String>,
+    /// REST requests in flight for the start-up backfill.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Column precision if the stream creates the store.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub precision: PrecisionArg,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
 }
 
 /// `atm sync`.

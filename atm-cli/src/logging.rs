@@ -41,7 +41,7 @@ pub fn init(cli: &Cli, store: &Path) {
         Command::Query(_) | Command::Info(_) | Command::Status(_) | Command::Log(_) => (2, false),
         Command::Import(_) | Command::Verify(_) | Command::Compact(_) => (2, true),
         Command::Sim(_) => (3, false),
-        Command::Sync(_) | Command::Markets(_) => (3, true),
+        Command::Sync(_) | Command::Markets(_) | Command::Stream(_) => (3, true),
     };
     let level = match base + cli.verbose as i32 - cli.quiet as i32 {
         i32::MIN..=0 => log::LevelFilter::Off,

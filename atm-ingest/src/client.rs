@@ -94,6 +94,11 @@ impl Client {
         Ok(c)
     }
 
+    /// Where the exchange is.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
     /// The exchange's clock.
     pub fn clock(&self) -> &ExchangeClock {
         &self.clock
@@ -273,7 +278,7 @@ impl Client {
 
 /// Exponential backoff with jitter: 200 ms doubling per attempt, at most 5 s,
 /// then a random 50-100 % of it.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = (200u64 << attempt.min(5)).min(5_000);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) as u64;
     let jitter = 0.5 + (nanos % 1000) as f64 / 2000.0;

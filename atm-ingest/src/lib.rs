@@ -23,6 +23,7 @@ pub mod markets;
 pub mod parse;
 pub mod pipeline;
 pub mod status;
+pub mod stream;
 pub mod sync;
 pub mod verify;
 pub mod ws_event;

@@ -530,7 +530,7 @@ pub(crate) fn run(
 
 /// Records every slot of `page` absent from `closed` (sorted, inside the
 /// page) as known-missing; returns how many slots that was.
-fn mark_absent(writer: &mut atm_store::Writer, page: &Page, closed: &[Kline]) -> Result<u64> {
+pub(crate) fn mark_absent(writer: &mut atm_store::Writer, page: &Page, closed: &[Kline]) -> Result<u64> {
     let iv = page.key.interval;
     let (Ok(first), Ok(last)) = (iv.slot_of(page.from), iv.slot_of(page.to)) else { return Ok(0) };
     let mut marked = 0;

@@ -114,6 +114,41 @@ impl Metric {
 pub struct Publisher {
     stop: Option<Sender<bool>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    segment: std::sync::Arc<std::sync::Mutex<PrdWriter>>,
+}
+
+/// A handle to write the live (in-progress) klines of series into the
+/// publisher's segment, from the thread that receives them: one seqlocked
+/// slot per series, `live.<market>.<symbol>.<interval>`, registered on
+/// first use.
+pub struct LiveSlots {
+    segment: std::sync::Arc<std::sync::Mutex<PrdWriter>>,
+    ids: std::collections::HashMap<String, Option<atm_store::prd::SlotId>>,
+}
+
+impl LiveSlots {
+    /// Publishes `k` as the live kline of `name` (e.g. `live.spot.BTCUSDT.1m`).
+    /// Names longer than a slot name allows are skipped (logged once).
+    pub fn set(&mut self, name: &str, k: &atm_store::Kline) {
+        let mut w = self.segment.lock().unwrap_or_else(|p| p.into_inner());
+        let id = match self.ids.get(name) {
+            Some(id) => *id,
+            None => {
+                let id = match w.slot_or_add(&SlotSpec::new(name, SlotKind::Kline, "")) {
+                    Ok(id) => Some(id),
+                    Err(e) => {
+                        log::debug!("no live slot for {name}: {e}");
+                        None
+                    }
+                };
+                self.ids.insert(name.to_string(), id);
+                id
+            }
+        };
+        if let Some(id) = id {
+            w.set_kline(id, k);
+        }
+    }
 }
 
 impl Publisher {
@@ -123,7 +158,8 @@ impl Publisher {
         if let Err(e) = atm_store::prd::cleanup(store_dir, 3_600_000) {
             log::warn!("cleaning up old status segments: {e}");
         }
-        let mut w = PrdWriter::create(store_dir, command, &[])?;
+        let segment = std::sync::Arc::new(std::sync::Mutex::new(PrdWriter::create(store_dir, command, &[])?));
+        let w_shared = segment.clone();
         let (stop, stopped) = bounded::<bool>(1);
         let thread = std::thread::Builder::new()
             .name("atm-status".into())
@@ -135,7 +171,9 @@ impl Publisher {
                         Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
                         Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Some(false),
                     };
-                    if let Err(e) = publish(&mut w, &mut ids, sample()) {
+                    let metrics = sample();
+                    let mut w = w_shared.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Err(e) = publish(&mut w, &mut ids, metrics) {
                         log::warn!("publishing status: {e}");
                     }
                     w.heartbeat();
@@ -150,7 +188,12 @@ impl Publisher {
                 }
             })
             .map_err(|e| crate::error::Error::Config(format!("starting the status thread: {e}")))?;
-        Ok(Publisher { stop: Some(stop), thread: Some(thread) })
+        Ok(Publisher { stop: Some(stop), thread: Some(thread), segment })
+    }
+
+    /// A writer of live klines into this publisher's segment.
+    pub fn live_slots(&self) -> LiveSlots {
+        LiveSlots { segment: self.segment.clone(), ids: Default::default() }
     }
 
     /// Publishes a last sample, marks the process finished, and stops.

@@ -89,6 +89,9 @@ pub struct SyncOptions {
     pub control: Option<crate::pipeline::ControlRequests>,
     /// Publish the run's status to the store's `run/` segment, for `atm status`.
     pub publish_status: bool,
+    /// Only fill what follows each series' newest stored kline (series with
+    /// nothing stored are left alone): the gap `atm stream` closes on start.
+    pub since_last_stored: bool,
 }
 
 impl Default for SyncOptions {
@@ -106,6 +109,7 @@ impl Default for SyncOptions {
             workers: 8,
             control: None,
             publish_status: true,
+            since_last_stored: false,
         }
     }
 }
@@ -308,7 +312,7 @@ fn page_limit(market: Market, interval: Interval) -> u32 {
 
 /// The selected (market, symbol) pairs, from the registry. A listed symbol
 /// must exist on at least one of the markets.
-fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, String)>> {
+pub(crate) fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, String)>> {
     let mut out = Vec::new();
     let mut known = std::collections::HashSet::new();
     // Symbols with a selected series in the store already: followed to their end.
@@ -421,7 +425,18 @@ fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i
             let key = SeriesKey::new(*m, Symbol::new(s)?, iv)?;
             // The open candle is not stored: the last wanted kline is the last closed one.
             let last_closed = open_of(iv, open_of(iv, now) - 1);
-            let from = open_of(iv, first).max(opts.since.map(|t| open_of(iv, t)).unwrap_or(i64::MIN));
+            let mut from = open_of(iv, first).max(opts.since.map(|t| open_of(iv, t)).unwrap_or(i64::MIN));
+            if opts.since_last_stored {
+                // Only the gap after the newest stored kline (what `atm stream` closes on start).
+                let last = match store.series(&key)? {
+                    Some(series) => series.stats()?.last_open_time,
+                    None => None,
+                };
+                match last {
+                    Some(last) => from = from.max(next_open(iv, last)),
+                    None => continue,
+                }
+            }
             let to = last_closed
                 .min(opts.until.map(|t| open_of(iv, t)).unwrap_or(i64::MAX))
                 .min(seen_stopped.map(|t| open_of(iv, t)).unwrap_or(i64::MAX));

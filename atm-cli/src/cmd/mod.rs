@@ -9,6 +9,7 @@ mod markets;
 mod query;
 mod sim;
 mod status;
+mod stream;
 mod sync;
 mod verify;
 
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sync(a) => sync::run(&dir, a),
         Command::Markets(a) => markets::run(&dir, a),
         Command::Status(a) => status::run(&dir, a),
+        Command::Stream(a) => stream::run(&dir, a),
         Command::Log(a) => log::run(&dir, a),
     }
 }

@@ -9,15 +9,18 @@ use crate::cli::{SummaryFormat, SyncArgs};
 use crate::error::{CliError, Result};
 use crate::time_arg::parse_time;
 
-pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
-    let intervals = a
-        .intervals
-        .iter()
+/// `--intervals`, each checked.
+pub(crate) fn parse_intervals(list: &[String]) -> Result<Vec<atm_store::Interval>> {
+    list.iter()
         .map(|i| {
             i.parse::<atm_store::Interval>()
                 .map_err(|_| CliError::Usage(format!("unknown interval {i:?}: use 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M")))
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
+
+pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
+    let intervals = parse_intervals(&a.intervals)?;
     let opts = SyncOptions {
         markets: super::exchange::markets(&a.exchange),
         symbols: a.symbols.parse()?,
@@ -31,6 +34,7 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
         workers: a.workers.clamp(1, 64),
         control: Some(stop_on_ctrl_c()),
         publish_status: true,
+        since_last_stored: false,
     };
     let store = super::open_or_create(dir, a.precision.into())?;
     let mut client = super::exchange::connect(&a.exchange)?;
@@ -149,7 +153,7 @@ impl Bars {
 /// Ctrl-C asks the running sync to stop (a FAR): it commits what arrived
 /// and returns. A second Ctrl-C exits at once (still safe: nothing
 /// committed is lost, the next run resumes).
-fn stop_on_ctrl_c() -> atm_ingest::pipeline::ControlRequests {
+pub(crate) fn stop_on_ctrl_c() -> atm_ingest::pipeline::ControlRequests {
     let (far, requests) = atm_ingest::ipc::channel(4);
     let pressed = std::sync::atomic::AtomicBool::new(false);
     let installed = ctrlc::set_handler(move || {

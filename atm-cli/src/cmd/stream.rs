@@ -1,0 +1,54 @@
+//! `atm stream`: keep the store live from the exchange's kline streams.
+
+use std::io::Write;
+
+use atm_ingest::stream::StreamOptions;
+
+use crate::cli::{StreamArgs, SummaryFormat};
+use crate::error::{CliError, Result};
+
+pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
+    let duration = a
+        .duration
+        .as_deref()
+        .map(|d| {
+            atm_sim::faults::parse_duration(d)
+                .ok()
+                .filter(|&ms| ms > 0)
+                .map(|ms| std::time::Duration::from_millis(ms as u64))
+                .ok_or_else(|| CliError::Usage(format!("--duration {d:?}: write e.g. 90s, 30m or 2h")))
+        })
+        .transpose()?;
+    let opts = StreamOptions {
+        markets: super::exchange::markets(&a.exchange),
+        symbols: a.symbols.parse()?,
+        intervals: super::sync::parse_intervals(&a.intervals)?,
+        duration,
+        workers: a.workers.clamp(1, 64),
+        control: Some(super::sync::stop_on_ctrl_c()),
+        publish_status: true,
+    };
+    let store = super::open_or_create(dir, a.precision.into())?;
+    let mut client = super::exchange::connect(&a.exchange)?;
+    let s = atm_ingest::stream::stream(&mut client, &store, &opts)?;
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        SummaryFormat::Json => writeln!(out, "{}", serde_json::to_string(&s).unwrap_or_default())?,
+        SummaryFormat::Text => writeln!(
+            out,
+            "streamed {} series for {:.1} s: {} klines written ({} backfilled, {} closes, {} repaired in {} repairs), {} events, {} live updates, {} reconnects, {} bad messages",
+            s.streams,
+            s.elapsed_s,
+            s.klines_written + s.backfilled,
+            s.backfilled,
+            s.closes,
+            s.repaired_klines,
+            s.repairs,
+            s.events,
+            s.live_updates,
+            s.reconnects,
+            s.bad_messages
+        )?,
+    }
+    Ok(())
+}
