@@ -305,6 +305,9 @@ pub struct QueryArgs {
     /// Only the last N klines (of the range, if one is given).
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+    /// Also print the kline in progress, as a running `atm stream` publishes it (read from shared memory, no network).
+    #[arg(long)]
+    pub live: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
     pub format: QueryFormat,

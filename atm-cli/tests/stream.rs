@@ -63,6 +63,20 @@ fn a_faulty_simulated_hour_streams_into_a_whole_store_and_a_killed_stream_resume
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(4));
+    // Meanwhile, other processes see it: its status, and the live kline in
+    // shared memory, newer than the newest stored one.
+    let status: Value = serde_json::from_slice(&atm(dir.path(), &["status", "--format", "json"]).stdout).unwrap();
+    let p = status["processes"].as_array().unwrap().iter().find(|p| p["pid"] == child.id()).unwrap_or_else(|| panic!("{status}")).clone();
+    assert_eq!((p["command"].as_str(), p["state"].as_str()), (Some("stream"), Some("running")), "{p}");
+    assert!(p["totals"]["connections"].as_u64().unwrap() >= 3 && p["totals"]["events"].as_u64().unwrap() > 0, "{p}");
+    let out = atm(
+        dir.path(),
+        &["query", "--market", "spot", "--symbol", "BTCUSDT", "--interval", "1m", "--tail", "1", "--live", "--format", "json"],
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "the newest stored kline and the live one: {rows:?}");
+    assert!(rows[1]["open_time"].as_i64() > rows[0]["open_time"].as_i64(), "{rows:?}");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     std::thread::sleep(Duration::from_secs(3)); // six exchange minutes pass unwatched

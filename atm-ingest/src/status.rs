@@ -127,6 +127,20 @@ pub struct LiveSlots {
 }
 
 impl LiveSlots {
+    /// Registers the slots of `names` at once: one new generation of the
+    /// segment for all of them, not one per name.
+    pub fn register(&mut self, names: &[String]) {
+        let mut w = self.segment.lock().unwrap_or_else(|p| p.into_inner());
+        let specs: Vec<SlotSpec> = names.iter().filter(|n| n.len() <= 40).map(|n| SlotSpec::new(n, SlotKind::Kline, "")).collect();
+        if let Err(e) = w.add_slots(&specs) {
+            log::warn!("registering {} live slots: {e}", specs.len());
+            return;
+        }
+        for n in names {
+            self.ids.insert(n.clone(), w.slot(n));
+        }
+    }
+
     /// Publishes `k` as the live kline of `name` (e.g. `live.spot.BTCUSDT.1m`).
     /// Names longer than a slot name allows are skipped (logged once).
     pub fn set(&mut self, name: &str, k: &atm_store::Kline) {
@@ -328,6 +342,27 @@ pub fn read_status(store_dir: &Path) -> Result<Vec<serde_json::Value>> {
         }));
     }
     Ok(out)
+}
+
+/// The live (in-progress) kline of `key` as a running `atm stream` on the
+/// store publishes it, if one does: read from its status segment.
+pub fn read_live(store_dir: &Path, key: &atm_store::SeriesKey) -> Result<Option<atm_store::Kline>> {
+    use atm_store::prd::{PrdReader, ProcessState, SlotValue};
+    let name = format!("live.{}.{}.{}", key.market, key.symbol, key.interval);
+    let mut best: Option<atm_store::Kline> = None;
+    for path in atm_store::prd::list_segments(store_dir)? {
+        let Ok(mut r) = PrdReader::open(&path) else { continue };
+        if r.info().state() != ProcessState::Running {
+            continue;
+        }
+        let Some(i) = r.names().position(|n| n == name) else { continue };
+        if let Some(SlotValue::Kline(k)) = r.read(i) {
+            if k.close_time > 0 && best.is_none_or(|b| k.open_time >= b.open_time) {
+                best = Some(k);
+            }
+        }
+    }
+    Ok(best)
 }
 
 #[cfg(test)]

@@ -90,6 +90,10 @@ pub struct StreamSummary {
     pub bad_messages: u64,
     /// Klines written in all (closes and repairs).
     pub klines_written: u64,
+    /// Median time from a closing event's receipt to its commit, µs.
+    pub commit_lag_p50_us: u64,
+    /// 99th percentile of the same, µs.
+    pub commit_lag_p99_us: u64,
     /// Wall-clock seconds.
     pub elapsed_s: f64,
 }
@@ -183,6 +187,9 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
         None
     };
     let mut live = publisher.as_ref().map(|(p, _)| p.live_slots());
+    if let Some(l) = live.as_mut() {
+        l.register(&followed.values().map(|f| f.live.clone()).collect::<Vec<_>>());
+    }
 
     let (item_tx, item_rx) = bounded::<Item>(65_536);
     let (repair_tx, repair_rx) = unbounded::<(SeriesKey, i64, i64)>();
@@ -420,6 +427,8 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     summary.connections = shared.connections.load(Relaxed);
     summary.reconnects = shared.reconnects.load(Relaxed);
     summary.elapsed_s = started.elapsed().as_secs_f64();
+    summary.commit_lag_p50_us = lag.quantile(0.5);
+    summary.commit_lag_p99_us = lag.quantile(0.99);
     if let Some((p, v)) = publisher {
         if let Ok(mut v) = v.lock() {
             let mut stage = apply;

@@ -70,6 +70,25 @@ fn render(dir: &std::path::Path, processes: &[Value]) -> String {
         s.push_str(&format!("pid {} · atm {} · started {started} · {head}\n", p["pid"], p["command"].as_str().unwrap_or("?")));
         let t = &p["totals"];
         let proc = &p["process"];
+        if p["command"] == "stream" {
+            let apply = &p["stages"]["apply"];
+            s.push_str(&format!(
+                "  {} · {} streams on {} connections ({} reconnects) · {} events · {} closes · {} repairs ({} klines) · {} corrections · {} bad messages · commit lag p50 {} µs, p99 {} µs\n",
+                proc["phase"].as_str().unwrap_or(""),
+                num(t, "streams"),
+                num(t, "connections"),
+                num(t, "reconnects"),
+                num(t, "events"),
+                num(t, "closes"),
+                num(t, "repairs"),
+                num(t, "repaired_klines"),
+                num(t, "corrections"),
+                num(t, "errors"),
+                num(apply, "latency_us_p50"),
+                num(apply, "latency_us_p99"),
+            ));
+            continue;
+        }
         let eta =
             proc["eta_s"].as_f64().filter(|&e| e >= 0.0 && state == "running").map(|e| format!(" · ETA {:.0} s", e)).unwrap_or_default();
         s.push_str(&format!(
