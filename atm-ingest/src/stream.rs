@@ -194,6 +194,9 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     let (item_tx, item_rx) = bounded::<Item>(65_536);
     let (repair_tx, repair_rx) = unbounded::<(SeriesKey, i64, i64)>();
     let mut writer = store.writer()?;
+    // Every series gets a close each interval: keep all their files open
+    // (within half the process's file limit).
+    writer.set_open_files((keys.len() + 64).min(open_file_limit() / 2));
     let mut apply = StageStats::default();
     let mut lag = Histogram::default();
     let endpoints_urls: Vec<(Market, String)> = opts.markets.iter().map(|&m| (m, stream_url(client.endpoints(), m))).collect();
@@ -593,4 +596,12 @@ fn sampler(
         out.push(("process.phase".into(), Metric::Text(if shared.stop.load(Relaxed) { "stopping" } else { "streaming" }.into())));
         out
     }
+}
+
+/// The process's soft limit of open files (`/proc/self/limits`), 1024 if unknown.
+fn open_file_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| l.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3)?.parse().ok()))
+        .unwrap_or(1024)
 }

@@ -125,6 +125,8 @@ pub struct Writer {
     commits: u64,
     tick: u64,
     direct_min: usize,
+    /// Series files kept open at most (see [`Writer::set_open_files`]).
+    open_files: usize,
     /// The store's lock table (opened by the first writer of the process).
     locks: Arc<LockTable>,
 }
@@ -139,7 +141,7 @@ impl Writer {
         file.try_lock().map_err(|e| Error::io("lock", &path, std::io::Error::other(e.to_string())))?;
         let journal = Journal::create(&path, file, id)?;
         let locks = lock_table(&store.dir)?;
-        Ok(Writer { store, journal, series: HashMap::new(), commits: 0, tick: 0, direct_min: DIRECT_MIN_KLINES, locks })
+        Ok(Writer { store, journal, series: HashMap::new(), commits: 0, tick: 0, direct_min: DIRECT_MIN_KLINES, open_files: WRITER_OPEN_FILES, locks })
     }
 
     /// Locks and opens (creating if needed) the series `key` for writing.
@@ -185,10 +187,10 @@ impl Writer {
         self.series.get(key).and_then(|h| h.file.clone()).ok_or_else(|| Error::NotFound(format!("open file of {key}")))
     }
 
-    /// Closes the least recently used files beyond [`WRITER_OPEN_FILES`].
+    /// Closes the least recently used files beyond the open-file limit.
     fn trim_open_files(&mut self) -> Result<()> {
         let open = self.series.values().filter(|h| h.file.is_some()).count();
-        if open <= WRITER_OPEN_FILES {
+        if open <= self.open_files {
             return Ok(());
         }
         let mut idle: Vec<(u64, SeriesKey)> = self
@@ -198,7 +200,7 @@ impl Writer {
             .map(|(k, h)| (h.last_used, k.clone()))
             .collect();
         idle.sort();
-        let close: Vec<SeriesKey> = idle.into_iter().take(open - WRITER_OPEN_FILES / 2).map(|(_, k)| k).collect();
+        let close: Vec<SeriesKey> = idle.into_iter().take(open - self.open_files / 2).map(|(_, k)| k).collect();
         if close.iter().any(|k| self.series[k].dirty) {
             self.checkpoint()?;
         }
@@ -208,6 +210,14 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// Keeps up to `n` series files open (default [`WRITER_OPEN_FILES`]). A
+    /// writer that touches many series in every commit (`atm stream`: one
+    /// close per series each minute) sets it above their number, or each
+    /// commit would close files (checkpointing them) and open them again.
+    pub fn set_open_files(&mut self, n: usize) {
+        self.open_files = n.max(2);
     }
 
     /// Stages one kline. Its slot is the one containing its open time; a kline
