@@ -141,7 +141,16 @@ impl Writer {
         file.try_lock().map_err(|e| Error::io("lock", &path, std::io::Error::other(e.to_string())))?;
         let journal = Journal::create(&path, file, id)?;
         let locks = lock_table(&store.dir)?;
-        Ok(Writer { store, journal, series: HashMap::new(), commits: 0, tick: 0, direct_min: DIRECT_MIN_KLINES, open_files: WRITER_OPEN_FILES, locks })
+        Ok(Writer {
+            store,
+            journal,
+            series: HashMap::new(),
+            commits: 0,
+            tick: 0,
+            direct_min: DIRECT_MIN_KLINES,
+            open_files: WRITER_OPEN_FILES,
+            locks,
+        })
     }
 
     /// Locks and opens (creating if needed) the series `key` for writing.
