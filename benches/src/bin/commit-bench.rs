@@ -15,7 +15,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
     let keys: Vec<SeriesKey> = (0..n).map(|i| SeriesKey::parse(Market::UsdM, &format!("S{i}USDT"), Interval::M1).unwrap()).collect();
-    let t0 = 1_764_000_000_000 - 1_764_000_000_000 % 60_000;
+    let t0: i64 = 1_764_000_000_000; // a minute boundary
     let k = |t: i64| Kline { open_time: t, close_time: t + 59_999, values: [1.0; 8], trades: 1 };
     // A day of history in each series.
     let mut w = store.writer().unwrap();
