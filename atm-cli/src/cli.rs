@@ -107,6 +107,9 @@ pub struct StreamArgs {
     /// REST requests in flight for the start-up backfill.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
+    /// Replace each connection (make-before-break) after this long, real time; default: before the exchange's 24-hour cut.
+    #[arg(long, value_name = "D")]
+    pub rotate_after: Option<String>,
     /// Column precision if the stream creates the store.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub precision: PrecisionArg,

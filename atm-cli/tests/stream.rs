@@ -80,12 +80,28 @@ fn a_faulty_simulated_hour_streams_into_a_whole_store_and_a_killed_stream_resume
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     std::thread::sleep(Duration::from_secs(3)); // six exchange minutes pass unwatched
+                                                // This time connections are also replaced make-before-break every 2 s.
     let out = atm(
         dir.path(),
-        &["stream", "--exchange", &sim.base, "--symbols", "all", "--intervals", "1m,5m", "--duration", "5s", "--format", "json"],
+        &[
+            "stream",
+            "--exchange",
+            &sim.base,
+            "--symbols",
+            "all",
+            "--intervals",
+            "1m,5m",
+            "--duration",
+            "5s",
+            "--rotate-after",
+            "2s",
+            "--format",
+            "json",
+        ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(s["rotations"].as_u64().unwrap() >= 3, "{s}");
     // Half the series are 1m: at least four of their minutes passed unwatched.
     assert!(s["backfilled"].as_u64().unwrap() >= series as u64 / 2 * 4, "the hole was backfilled: {s}");
     assert_live_and_whole(dir.path(), &sim.base, series);

@@ -6,8 +6,8 @@
 //!   reconnect with backoff                live klines ──▶ PRD slots          shared budget) ──┘
 //! ```
 //!
-//! On start, the gap after each series' newest stored kline is filled by
-//! [`crate::sync`]. A kline is committed when its closing event (`x: true`)
+//! On start, what is missing after each series' first stored kline (the gap
+//! since its newest one, holes a crash left) is filled by [`crate::sync`]. A kline is committed when its closing event (`x: true`)
 //! arrives, or, when that never comes, by the REST repair: after a
 //! disconnect, a jump in a series' closes, a close that is late, or at
 //! stop. A closing event identical to what is stored changes nothing; one
@@ -47,6 +47,9 @@ pub struct StreamOptions {
     pub control: Option<ControlRequests>,
     /// Publish status and live klines to the store's `run/` segment.
     pub publish_status: bool,
+    /// Replace each connection after this long (real time); default: 10
+    /// minutes (exchange time) before the exchange's 24-hour cut.
+    pub rotate_after: Option<Duration>,
 }
 
 impl Default for StreamOptions {
@@ -59,6 +62,7 @@ impl Default for StreamOptions {
             workers: 8,
             control: None,
             publish_status: true,
+            rotate_after: None,
         }
     }
 }
@@ -72,8 +76,10 @@ pub struct StreamSummary {
     pub streams: u64,
     /// WebSocket connections opened (reconnects included).
     pub connections: u64,
-    /// Reconnects after a drop, a watchdog timeout or a lifetime rotation.
+    /// Reconnects after a drop or a watchdog timeout.
     pub reconnects: u64,
+    /// Connections replaced make-before-break before the exchange's lifetime cut.
+    pub rotations: u64,
     /// Messages received.
     pub events: u64,
     /// Closed klines committed from events.
@@ -104,6 +110,7 @@ struct Shared {
     stop: AtomicBool,
     connections: AtomicU64,
     reconnects: AtomicU64,
+    rotations: AtomicU64,
     events: AtomicU64,
     bytes: AtomicU64,
 }
@@ -117,6 +124,8 @@ enum Item {
     Dropped(Vec<SeriesKey>),
     /// Klines of `[from, to]` fetched by REST.
     Repaired(SeriesKey, i64, i64, Vec<Kline>),
+    /// A repair of `[from, to]` ran out of retries: it is asked again.
+    RepairFailed(SeriesKey, i64, i64),
 }
 
 /// A series as the applier follows it.
@@ -207,7 +216,7 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
             let mine: Vec<SeriesKey> = keys.iter().filter(|k| k.market == *market).cloned().collect();
             let names: Vec<String> = mine.iter().map(|k| stream_name(k.symbol.as_str(), k.interval)).collect();
             let lim = limits(*market);
-            let lifetime = clock.real(lim.lifetime_ms - 600_000);
+            let lifetime = opts.rotate_after.unwrap_or_else(|| clock.real(lim.lifetime_ms - 600_000));
             for streams in shard(names, lim.streams_per_connection) {
                 let series: Vec<SeriesKey> =
                     mine.iter().filter(|k| streams.contains(&stream_name(k.symbol.as_str(), k.interval))).cloned().collect();
@@ -228,7 +237,17 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
                                     return;
                                 }
                             }
-                            Err(e) => log::warn!("{key}: repair of {}..{} failed: {e}", page.from, page.to),
+                            Err(e @ crate::error::Error::RetriesExhausted { .. }) => {
+                                log::warn!("{key}: repair of {}..{} failed: {e}; asking again", page.from, page.to);
+                                if tx.send(Item::RepairFailed(key.clone(), page.from, to)).is_err() {
+                                    return;
+                                }
+                                break;
+                            }
+                            Err(e) => {
+                                log::error!("{key}: repair of {}..{} failed for good: {e}", page.from, page.to);
+                                break;
+                            }
                         }
                     }
                 }
@@ -340,6 +359,11 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
                                 }
                             }
                         }
+                        Item::RepairFailed(key, from, to) => {
+                            if let Some(tx) = &repair_tx {
+                                let _ = tx.send((key, from, to));
+                            }
+                        }
                         Item::Repaired(key, from, to, klines) => {
                             let now = clock.now();
                             let closed: Vec<Kline> = klines.into_iter().filter(|k| k.open_time >= from && k.open_time <= to && k.close_time < now).collect();
@@ -429,6 +453,7 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     result?;
     summary.connections = shared.connections.load(Relaxed);
     summary.reconnects = shared.reconnects.load(Relaxed);
+    summary.rotations = shared.rotations.load(Relaxed);
     summary.elapsed_s = started.elapsed().as_secs_f64();
     summary.commit_lag_p50_us = lag.quantile(0.5);
     summary.commit_lag_p99_us = lag.quantile(0.99);
@@ -462,10 +487,48 @@ fn fetch(client: &Client, page: &Page, precision: atm_store::Precision) -> Resul
     client.get_parsed(m, "klines", &q, klines_weight(m, limit), |b| crate::parse::klines(b, precision))
 }
 
-/// One connection's life: connect, subscribe within the message rate, read
-/// until the stop flag, a drop, silence (the watchdog) or the end of its
-/// lifetime; then again, with backoff and jitter after failures. Every drop
-/// is reported so the applier repairs what it may have lost.
+type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Connects and subscribes to `streams`, pacing the SUBSCRIBE messages under
+/// the market's incoming-message limit.
+fn open(url: &str, streams: &[String], messages_per_second: u32) -> std::result::Result<Ws, String> {
+    let (mut ws, _) = tungstenite::connect(url).map_err(|e| format!("connecting to {url}: {e}"))?;
+    set_read_timeout(&mut ws, Duration::from_millis(200));
+    let pace = Duration::from_secs_f64(1.0 / f64::from(messages_per_second.saturating_sub(1).max(1)));
+    for (i, m) in subscribe_messages(streams, 200, 1).into_iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(pace);
+        }
+        ws.send(tungstenite::Message::text(m)).map_err(|e| format!("subscribing: {e}"))?;
+    }
+    Ok(ws)
+}
+
+/// What one read from a connection gave.
+enum Read {
+    Text(String),
+    Nothing,
+    Closed(String),
+}
+
+fn read_one(ws: &mut Ws) -> Read {
+    match ws.read() {
+        Ok(tungstenite::Message::Text(t)) => Read::Text(t.to_string()),
+        Ok(tungstenite::Message::Close(_)) => Read::Closed("the server closed the connection".into()),
+        Ok(_) => Read::Nothing,
+        Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Read::Nothing
+        }
+        Err(e) => Read::Closed(format!("connection lost: {e}")),
+    }
+}
+
+/// One connection's life: connect and subscribe, read until the stop flag,
+/// a drop or silence (the watchdog), and again, with backoff and jitter after
+/// failures; every drop is reported so the applier repairs what it may have
+/// lost. Before the exchange's lifetime cut the connection is replaced
+/// make-before-break: the new one is subscribed and has answered while the
+/// old one is still read, so nothing is missed and nothing needs repair.
 #[allow(clippy::too_many_arguments)]
 fn connection(
     market: Market,
@@ -480,67 +543,62 @@ fn connection(
     let watchdog = Duration::from_secs(30);
     let mut failures = 0u32;
     let mut first = true;
+    let forward = |t: String| {
+        shared.events.fetch_add(1, Relaxed);
+        shared.bytes.fetch_add(t.len() as u64, Relaxed);
+        tx.send(Item::Text(market, t, Instant::now())).is_ok()
+    };
     while !shared.stop.load(Relaxed) {
         if !first {
             shared.reconnects.fetch_add(1, Relaxed);
             let _ = tx.send(Item::Dropped(series.to_vec()));
         }
         first = false;
-        let mut ws = match tungstenite::connect(url) {
-            Ok((ws, _)) => ws,
+        let mut ws = match open(url, streams, messages_per_second) {
+            Ok(ws) => ws,
             Err(e) => {
                 failures += 1;
                 let wait = crate::client::backoff(failures);
-                log::warn!("{market}: connecting to {url}: {e}; again in {wait:?}");
+                log::warn!("{market}: {e}; again in {wait:?}");
                 std::thread::sleep(wait);
                 continue;
             }
         };
         shared.connections.fetch_add(1, Relaxed);
-        set_read_timeout(&mut ws, Duration::from_millis(200));
-        // Subscribe, keeping under the incoming-message limit.
-        let pace = Duration::from_secs_f64(1.0 / f64::from(messages_per_second.saturating_sub(1).max(1)));
-        let mut ok = true;
-        for (i, m) in subscribe_messages(streams, 200, 1).into_iter().enumerate() {
-            if i > 0 {
-                std::thread::sleep(pace);
-            }
-            if let Err(e) = ws.send(tungstenite::Message::text(m)) {
-                log::warn!("{market}: subscribing: {e}");
-                ok = false;
-                break;
-            }
-        }
-        let opened = Instant::now();
+        let mut opened = Instant::now();
         let mut last_message = Instant::now();
-        while ok && !shared.stop.load(Relaxed) {
+        while !shared.stop.load(Relaxed) {
             if opened.elapsed() >= lifetime {
-                log::info!("{market}: rotating a connection before the exchange's 24-hour cut");
-                break;
+                match rotate(&mut ws, url, streams, messages_per_second, &forward) {
+                    Ok(()) => {
+                        shared.connections.fetch_add(1, Relaxed);
+                        shared.rotations.fetch_add(1, Relaxed);
+                        log::info!("{market}: connection rotated before the exchange's lifetime cut");
+                        opened = Instant::now();
+                        last_message = Instant::now();
+                    }
+                    Err(e) => {
+                        log::warn!("{market}: rotating a connection: {e}; reconnecting");
+                        break;
+                    }
+                }
             }
-            match ws.read() {
-                Ok(tungstenite::Message::Text(t)) => {
+            match read_one(&mut ws) {
+                Read::Text(t) => {
                     failures = 0;
                     last_message = Instant::now();
-                    shared.events.fetch_add(1, Relaxed);
-                    shared.bytes.fetch_add(t.len() as u64, Relaxed);
-                    if tx.send(Item::Text(market, t.to_string(), last_message)).is_err() {
+                    if !forward(t) {
                         return;
                     }
                 }
-                Ok(tungstenite::Message::Close(_)) => {
-                    log::info!("{market}: the server closed a connection");
-                    break;
-                }
-                Ok(_) => last_message = Instant::now(),
-                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Read::Nothing => {
                     if last_message.elapsed() > watchdog {
                         log::warn!("{market}: no message for {watchdog:?}: reconnecting");
                         break;
                     }
                 }
-                Err(e) => {
-                    log::warn!("{market}: connection lost: {e}");
+                Read::Closed(why) => {
+                    log::info!("{market}: {why}");
                     failures += 1;
                     break;
                 }
@@ -548,13 +606,65 @@ fn connection(
         }
         let _ = ws.close(None);
         let _ = ws.flush();
-        if failures > 0 {
-            std::thread::sleep(crate::client::backoff(failures));
+        if failures > 1 {
+            std::thread::sleep(crate::client::backoff(failures - 1));
         }
     }
 }
 
-fn set_read_timeout(ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>, t: Duration) {
+/// Make-before-break: opens the next connection, reads both (forwarding
+/// every event; the applier drops duplicates) until the new one has
+/// answered its SUBSCRIBEs and sent an event, then closes the old one.
+fn rotate(
+    ws: &mut Ws,
+    url: &str,
+    streams: &[String],
+    messages_per_second: u32,
+    forward: &dyn Fn(String) -> bool,
+) -> std::result::Result<(), String> {
+    let mut next = open(url, streams, messages_per_second)?;
+    let subscribes = subscribe_messages(streams, 200, 1).len();
+    let (mut replies, mut events) = (0, 0);
+    let t = Instant::now();
+    while replies < subscribes || events == 0 {
+        if t.elapsed() > Duration::from_secs(30) {
+            return Err("the new connection did not start streaming within 30 s".into());
+        }
+        match read_one(&mut next) {
+            Read::Text(m) => {
+                if m.starts_with("{\"result\"") {
+                    replies += 1;
+                } else {
+                    events += 1;
+                }
+                if !forward(m) {
+                    return Ok(());
+                }
+            }
+            Read::Nothing => {}
+            Read::Closed(why) => return Err(why),
+        }
+        // The old connection is still read meanwhile.
+        if let Read::Text(m) = read_one(ws) {
+            if !forward(m) {
+                return Ok(());
+            }
+        }
+    }
+    // What the old connection still holds (closes from before the new one
+    // subscribed) is read before it is closed.
+    while let Read::Text(m) = read_one(ws) {
+        if !forward(m) {
+            return Ok(());
+        }
+    }
+    let mut old = std::mem::replace(ws, next);
+    let _ = old.close(None);
+    let _ = old.flush();
+    Ok(())
+}
+
+fn set_read_timeout(ws: &mut Ws, t: Duration) {
     use tungstenite::stream::MaybeTlsStream;
     let _ = match ws.get_mut() {
         MaybeTlsStream::Plain(s) => s.set_read_timeout(Some(t)),
@@ -586,6 +696,7 @@ fn sampler(
             ("corrections", s.corrections),
             ("errors", s.bad_messages),
             ("reconnects", shared.reconnects.load(Relaxed)),
+            ("rotations", shared.rotations.load(Relaxed)),
             ("connections", shared.connections.load(Relaxed)),
             ("streams", s.streams),
             ("requests", stats.requests.load(Relaxed)),

@@ -89,8 +89,9 @@ pub struct SyncOptions {
     pub control: Option<crate::pipeline::ControlRequests>,
     /// Publish the run's status to the store's `run/` segment, for `atm status`.
     pub publish_status: bool,
-    /// Only fill what follows each series' newest stored kline (series with
-    /// nothing stored are left alone): the gap `atm stream` closes on start.
+    /// Only fill what lies after each series' first stored kline: the gap
+    /// after its newest one and holes in between (series with nothing stored
+    /// are left alone). What `atm stream` closes on start.
     pub since_last_stored: bool,
 }
 
@@ -427,13 +428,15 @@ fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i
             let last_closed = open_of(iv, open_of(iv, now) - 1);
             let mut from = open_of(iv, first).max(opts.since.map(|t| open_of(iv, t)).unwrap_or(i64::MIN));
             if opts.since_last_stored {
-                // Only the gap after the newest stored kline (what `atm stream` closes on start).
-                let last = match store.series(&key)? {
-                    Some(series) => series.stats()?.last_open_time,
+                // Only what is stored has to be kept whole (what `atm stream`
+                // closes on start): the gap after the newest stored kline and
+                // any hole left inside (a close lost just before a crash).
+                let first_stored = match store.series(&key)? {
+                    Some(series) => series.stats()?.first_open_time,
                     None => None,
                 };
-                match last {
-                    Some(last) => from = from.max(next_open(iv, last)),
+                match first_stored {
+                    Some(first_stored) => from = from.max(open_of(iv, first_stored)),
                     None => continue,
                 }
             }

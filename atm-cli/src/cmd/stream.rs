@@ -7,18 +7,21 @@ use atm_ingest::stream::StreamOptions;
 use crate::cli::{StreamArgs, SummaryFormat};
 use crate::error::{CliError, Result};
 
+/// A positive duration flag (`90s`, `30m`, `2h`).
+fn duration_arg(flag: &str, d: Option<&str>) -> Result<Option<std::time::Duration>> {
+    d.map(|d| {
+        atm_sim::faults::parse_duration(d)
+            .ok()
+            .filter(|&ms| ms > 0)
+            .map(|ms| std::time::Duration::from_millis(ms as u64))
+            .ok_or_else(|| CliError::Usage(format!("{flag} {d:?}: write e.g. 90s, 30m or 2h")))
+    })
+    .transpose()
+}
+
 pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
-    let duration = a
-        .duration
-        .as_deref()
-        .map(|d| {
-            atm_sim::faults::parse_duration(d)
-                .ok()
-                .filter(|&ms| ms > 0)
-                .map(|ms| std::time::Duration::from_millis(ms as u64))
-                .ok_or_else(|| CliError::Usage(format!("--duration {d:?}: write e.g. 90s, 30m or 2h")))
-        })
-        .transpose()?;
+    let duration = duration_arg("--duration", a.duration.as_deref())?;
+    let rotate_after = duration_arg("--rotate-after", a.rotate_after.as_deref())?;
     let opts = StreamOptions {
         markets: super::exchange::markets(&a.exchange),
         symbols: a.symbols.parse()?,
@@ -27,6 +30,7 @@ pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
         workers: a.workers.clamp(1, 64),
         control: Some(super::sync::stop_on_ctrl_c()),
         publish_status: true,
+        rotate_after,
     };
     let store = super::open_or_create(dir, a.precision.into())?;
     let mut client = super::exchange::connect(&a.exchange)?;
@@ -36,7 +40,7 @@ pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
         SummaryFormat::Json => writeln!(out, "{}", serde_json::to_string(&s).unwrap_or_default())?,
         SummaryFormat::Text => writeln!(
             out,
-            "streamed {} series for {:.1} s: {} klines written ({} backfilled, {} closes, {} repaired in {} repairs), {} events, {} live updates, {} reconnects, {} bad messages",
+            "streamed {} series for {:.1} s: {} klines written ({} backfilled, {} closes, {} repaired in {} repairs), {} events, {} live updates, {} reconnects, {} rotations, {} bad messages",
             s.streams,
             s.elapsed_s,
             s.klines_written + s.backfilled,
@@ -47,6 +51,7 @@ pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
             s.events,
             s.live_updates,
             s.reconnects,
+            s.rotations,
             s.bad_messages
         )?,
     }
