@@ -100,6 +100,11 @@ pub struct StreamSummary {
     pub commit_lag_p50_us: u64,
     /// 99th percentile of the same, µs.
     pub commit_lag_p99_us: u64,
+    /// Median time from an update's receipt to its live value published in
+    /// the shared segment (where other processes read it), µs (bucket bound).
+    pub live_lag_p50_us: u64,
+    /// 99th percentile of the same, µs.
+    pub live_lag_p99_us: u64,
     /// Wall-clock seconds.
     pub elapsed_s: f64,
 }
@@ -208,6 +213,7 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     writer.set_open_files((keys.len() + 64).min(open_file_limit() / 2));
     let mut apply = StageStats::default();
     let mut lag = Histogram::default();
+    let mut live_lag = Histogram::default();
     let endpoints_urls: Vec<(Market, String)> = opts.markets.iter().map(|&m| (m, stream_url(client.endpoints(), m))).collect();
     let result = std::thread::scope(|scope| -> Result<()> {
         // 3. Connections, a thread each.
@@ -299,6 +305,8 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
                                     if !e.closed {
                                         if let Some(l) = live.as_mut() {
                                             l.set(&f.live, &e.kline);
+                                            // Published: other processes read it from here on.
+                                            live_lag.record(received.elapsed().as_micros() as u64);
                                         }
                                         summary.live_updates += 1;
                                         continue;
@@ -457,6 +465,8 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     summary.elapsed_s = started.elapsed().as_secs_f64();
     summary.commit_lag_p50_us = lag.quantile(0.5);
     summary.commit_lag_p99_us = lag.quantile(0.99);
+    summary.live_lag_p50_us = live_lag.quantile(0.5);
+    summary.live_lag_p99_us = live_lag.quantile(0.99);
     if let Some((p, v)) = publisher {
         if let Ok(mut v) = v.lock() {
             let mut stage = apply;
