@@ -90,17 +90,25 @@ pub struct ExchangeArgs {
     pub markets: Vec<MarketArg>,
 }
 
-/// `atm stream`.
+/// What `atm sync` and `atm stream` work on: the exchange, markets,
+/// symbols and intervals.
 #[derive(Debug, Args)]
-pub struct StreamArgs {
+pub struct SelectionArgs {
     #[command(flatten)]
     pub exchange: ExchangeArgs,
     /// Symbols: all, a comma-separated list, or a glob like '*USDT'.
     #[arg(long, default_value = "all")]
     pub symbols: String,
-    /// Intervals, comma-separated.
+    /// Intervals, comma-separated (1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M).
     #[arg(long, default_value = "1m", value_delimiter = ',')]
     pub intervals: Vec<String>,
+}
+
+/// `atm stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
     /// Stop after this long, real time (e.g. 90s, 30m, 2h); run until SIGINT/SIGTERM without it.
     #[arg(long, value_name = "D")]
     pub duration: Option<String>,
@@ -122,13 +130,7 @@ pub struct StreamArgs {
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     #[command(flatten)]
-    pub exchange: ExchangeArgs,
-    /// Symbols: all, a comma-separated list, or a glob like '*USDT'.
-    #[arg(long, default_value = "all")]
-    pub symbols: String,
-    /// Intervals, comma-separated (1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M).
-    #[arg(long, default_value = "1m", value_delimiter = ',')]
-    pub intervals: Vec<String>,
+    pub selection: SelectionArgs,
     /// First open time wanted (inclusive; RFC 3339, a date or epoch ms).
     #[arg(long, value_name = "T")]
     pub since: Option<String>,

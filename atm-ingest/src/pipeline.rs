@@ -389,9 +389,7 @@ pub(crate) fn run(
                                         log::debug!("{}: malformed klines body ({msg}), fetching again", page.key);
                                         local.retries += 1;
                                         client.stats.retries.fetch_add(1, Relaxed);
-                                        match client.get_parsed(m, "klines", &page.query(), klines_weight(m, page.limit), |b| {
-                                            crate::parse::klines(b, precision)
-                                        }) {
+                                        match page.fetch(client, precision) {
                                             Ok(k) => Ok((page, k)),
                                             Err(e) => {
                                                 local.errors += 1;

@@ -22,7 +22,7 @@ use atm_store::prd::Histogram;
 use atm_store::{Interval, Kline, Market, SeriesKey, Store, Symbol};
 use crossbeam_channel::{bounded, never, select, tick, unbounded, Sender};
 
-use crate::client::{klines_weight, Client};
+use crate::client::Client;
 use crate::error::Result;
 use crate::pipeline::{Control, ControlReply, ControlRequests};
 use crate::status::{Metric, Publisher, StageStats};
@@ -237,7 +237,7 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
                 for (key, from, to) in repair_rx {
                     let plan = SeriesPlan { key: key.clone(), gaps: vec![(from, to)] };
                     for page in Pages::new(&plan, false) {
-                        match fetch(client, &page, precision) {
+                        match page.fetch(client, precision) {
                             Ok(k) => {
                                 if tx.send(Item::Repaired(key.clone(), page.from, page.to, k)).is_err() {
                                     return;
@@ -481,20 +481,6 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
 /// The open time of the newest kline of `iv` closed at exchange time `now`.
 fn last_closed_open(iv: Interval, now: i64) -> i64 {
     crate::first_kline::open_of(iv, crate::first_kline::open_of(iv, now) - 1)
-}
-
-/// One REST page, parsed at `precision`.
-fn fetch(client: &Client, page: &Page, precision: atm_store::Precision) -> Result<Vec<Kline>> {
-    let m = page.key.market;
-    let limit = crate::client::best_page(m);
-    let q = format!(
-        "symbol={}&interval={}&startTime={}&endTime={}&limit={limit}",
-        crate::client::encode(page.key.symbol.as_str()),
-        page.key.interval.as_str(),
-        page.from,
-        crate::first_kline::next_open(page.key.interval, page.to) - 1,
-    );
-    client.get_parsed(m, "klines", &q, klines_weight(m, limit), |b| crate::parse::klines(b, precision))
 }
 
 type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;

@@ -194,6 +194,13 @@ pub(crate) struct Page {
 }
 
 impl Page {
+    /// Fetches the page from REST and parses it at `precision`, retrying
+    /// failures and broken bodies.
+    pub(crate) fn fetch(&self, client: &Client, precision: atm_store::Precision) -> Result<Vec<atm_store::Kline>> {
+        let m = self.key.market;
+        client.get_parsed(m, "klines", &self.query(), klines_weight(m, self.limit), |b| crate::parse::klines(b, precision))
+    }
+
     /// The klines query that covers the page exactly.
     pub(crate) fn query(&self) -> String {
         format!(

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use atm_store::{Kline, Market, SeriesKey, SlotState, Store, FLOAT_COLUMNS};
 use crossbeam_channel::bounded;
 
-use crate::client::{klines_weight, Client};
+use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::sync::{page_count, pages_of, Page, SeriesPlan};
 
@@ -163,10 +163,7 @@ pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: i
             let (page_rx, got_tx) = (page_rx.clone(), got_tx.clone());
             scope.spawn(move || {
                 for page in page_rx {
-                    let m = page.key.market;
-                    match client
-                        .get_parsed(m, "klines", &page.query(), klines_weight(m, page.limit), |b| crate::parse::klines(b, precision))
-                    {
+                    match page.fetch(client, precision) {
                         Ok(k) => {
                             if got_tx.send((page, k)).is_err() {
                                 return;

@@ -23,9 +23,9 @@ pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
     let duration = duration_arg("--duration", a.duration.as_deref())?;
     let rotate_after = duration_arg("--rotate-after", a.rotate_after.as_deref())?;
     let opts = StreamOptions {
-        markets: super::exchange::markets(&a.exchange),
-        symbols: a.symbols.parse()?,
-        intervals: super::sync::parse_intervals(&a.intervals)?,
+        markets: super::exchange::markets(&a.selection.exchange),
+        symbols: a.selection.symbols.parse()?,
+        intervals: super::sync::parse_intervals(&a.selection.intervals)?,
         duration,
         workers: a.workers.clamp(1, 64),
         control: Some(super::sync::stop_on_ctrl_c()),
@@ -33,7 +33,7 @@ pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
         rotate_after,
     };
     let store = super::open_or_create(dir, a.precision.into())?;
-    let mut client = super::exchange::connect(&a.exchange)?;
+    let mut client = super::exchange::connect(&a.selection.exchange)?;
     let s = atm_ingest::stream::stream(&mut client, &store, &opts)?;
     let mut out = std::io::stdout().lock();
     match a.format {

@@ -20,10 +20,10 @@ pub(crate) fn parse_intervals(list: &[String]) -> Result<Vec<atm_store::Interval
 }
 
 pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
-    let intervals = parse_intervals(&a.intervals)?;
+    let intervals = parse_intervals(&a.selection.intervals)?;
     let opts = SyncOptions {
-        markets: super::exchange::markets(&a.exchange),
-        symbols: a.symbols.parse()?,
+        markets: super::exchange::markets(&a.selection.exchange),
+        symbols: a.selection.symbols.parse()?,
         intervals,
         since: a.since.as_deref().map(parse_time).transpose()?,
         until: a.until.as_deref().map(parse_time).transpose()?,
@@ -37,7 +37,7 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
         since_last_stored: false,
     };
     let store = super::open_or_create(dir, a.precision.into())?;
-    let mut client = super::exchange::connect(&a.exchange)?;
+    let mut client = super::exchange::connect(&a.selection.exchange)?;
     let mut bars = if std::io::stderr().is_terminal() { Some(Bars::new(&opts.markets)) } else { None };
     let mut last_log = std::time::Instant::now();
     let summary = atm_ingest::sync(&mut client, &store, &opts, |p: &Progress| match &mut bars {
