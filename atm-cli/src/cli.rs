@@ -118,6 +118,12 @@ pub struct StreamArgs {
     /// Replace each connection (make-before-break) after this long, real time; default: before the exchange's 24-hour cut.
     #[arg(long, value_name = "D")]
     pub rotate_after: Option<String>,
+    /// Roll the intervals longer than 1m up from the 1m stream (also stored) instead of subscribing to them; REST cross-checks them.
+    #[arg(long)]
+    pub derive: bool,
+    /// Re-read the markets (new listings are streamed, delisted symbols dropped) this often, real time; default: every 5 minutes of exchange time.
+    #[arg(long, value_name = "D")]
+    pub refresh: Option<String>,
     /// Column precision if the stream creates the store.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub precision: PrecisionArg,
@@ -222,6 +228,9 @@ pub struct SimServeArgs {
     /// Serve without request-weight limits (for throughput benchmarks).
     #[arg(long)]
     pub no_limits: bool,
+    /// Listings while running (generated universes): one new symbol per market lists D (exchange time) after start, and one is delisted 2D after start.
+    #[arg(long, value_name = "D")]
+    pub churn: Option<String>,
 }
 
 /// Binance market.

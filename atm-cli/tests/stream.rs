@@ -10,7 +10,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{atm, get, sim, ATM};
+use common::{atm, get, set_faults, sim, sim_with, ATM};
 
 /// The store holds every closed kline from its first to now: the exchange
 /// agrees with every stored one, nothing in between is unknown, and each
@@ -105,4 +105,111 @@ fn a_faulty_simulated_hour_streams_into_a_whole_store_and_a_killed_stream_resume
     // Half the series are 1m: at least four of their minutes passed unwatched.
     assert!(s["backfilled"].as_u64().unwrap() >= series as u64 / 2 * 4, "the hole was backfilled: {s}");
     assert_live_and_whole(dir.path(), &sim.base, series);
+}
+
+/// A whole simulated day (and then some) of 21 symbols across the three
+/// markets at 2400x, with events dropped, bad messages, 5xx and resets on
+/// the repair path, the exchange's 24-hour cut (connections are rotated
+/// make-before-break just before it), and a stretch where the server cuts
+/// every connection every two exchange hours: afterwards the store holds
+/// exactly the exchange's klines, with no gap and no duplicate.
+#[test]
+fn a_faulty_simulated_day_leaves_exactly_the_exchanges_klines() {
+    let faults = "ws_drop=0.01,ws_close_drop=0.05,ws_garbage=0.001,http5xx=0.05,reset=0.02";
+    let sim = sim_with(&["--universe", "7", "--time-scale", "2400", "--faults", faults]);
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(ATM)
+        .arg("--store")
+        .arg(dir.path())
+        .args(["stream", "--exchange", &sim.base, "--symbols", "all", "--intervals", "1m", "--duration", "62s", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // 24 exchange hours take 36 s: the first connections are rotated at
+    // ~35.75 s. Then every connection is cut every 2 exchange hours (3 s),
+    // for a while.
+    std::thread::sleep(Duration::from_secs(42));
+    set_faults(&sim, &format!("{faults},ws_disconnect=2h"));
+    std::thread::sleep(Duration::from_secs(8));
+    set_faults(&sim, faults);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert!(s["rotations"].as_u64().unwrap() >= 3, "every market's connection was rotated before the cut: {s}");
+    assert!(s["reconnects"].as_u64().unwrap() >= 3, "{s}");
+    assert!(s["repairs"].as_u64().unwrap() > 0 && s["closes"].as_u64().unwrap() > 21 * 1000, "{s}");
+    assert!(s["bad_messages"].as_u64().unwrap() > 0 && err.contains("payload:"), "bad messages are logged with their payload: {s}");
+    let stats = get(&format!("{}/sim/v1/stats", sim.base));
+    assert!(stats["faults"]["ws_close_drop"].as_u64().unwrap() > 0 && stats["faults"]["http5xx"].as_u64().unwrap() > 0, "{stats}");
+    let info: Value = serde_json::from_slice(&atm(dir.path(), &["info", "--format", "json"]).stdout).unwrap();
+    let series = info.as_array().unwrap().len();
+    assert!(series >= 18, "{info}");
+    for v in info.as_array().unwrap() {
+        assert!(v["present"].as_u64().unwrap() >= 1400, "a day of 1m klines at least: {v}");
+    }
+    assert_live_and_whole(dir.path(), &sim.base, series);
+}
+
+/// `--refresh` finds a new listing (streamed from then on, its history from
+/// REST) and a delisting (its stream dropped); `--derive` rolls 5m and 1h
+/// up from 1m, cross-checked against the exchange's own klines; bad
+/// messages are logged and never stored.
+#[test]
+fn new_listings_are_streamed_delistings_dropped_and_derived_intervals_are_the_exchanges() {
+    // 600x: one symbol per market lists 2 exchange hours (12 s) after the
+    // start, another is delisted after 4 hours (24 s).
+    let sim = sim_with(&["--universe", "4", "--time-scale", "600", "--churn", "2h", "--faults", "ws_close_drop=0.05,ws_garbage=0.01"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = atm(
+        dir.path(),
+        &[
+            "stream",
+            "--exchange",
+            &sim.base,
+            "--symbols",
+            "all",
+            "--intervals",
+            "1m,5m,1h",
+            "--derive",
+            "--refresh",
+            "1s",
+            "--duration",
+            "30s",
+            "--format",
+            "json",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed: Vec<&str> = err.lines().filter(|l| l.contains(": listed; streaming it")).collect();
+    let delisted: Vec<&str> = err.lines().filter(|l| l.contains(": no longer trading")).collect();
+    assert_eq!((listed.len(), delisted.len()), (3, 3), "one of each per market:\n{err}");
+    // Only 1m is subscribed: 5m and 1h come from it.
+    assert!(s["derived"].as_u64().unwrap() > 50, "{s}");
+    assert_eq!(s["derive_mismatches"], 0, "{s}");
+    assert!(s["bad_messages"].as_u64().unwrap() > 0, "{s}");
+    let stats = get(&format!("{}/sim/v1/stats", sim.base));
+    assert!(stats["ws"]["max_streams_per_connection"].as_u64().unwrap() <= 5, "5m and 1h were not subscribed: {stats}");
+    let info: Value = serde_json::from_slice(&atm(dir.path(), &["info", "--format", "json"]).stdout).unwrap();
+    let keys: Vec<String> = info
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| format!("{}/{}/{}", v["market"].as_str().unwrap(), v["symbol"].as_str().unwrap(), v["interval"].as_str().unwrap()))
+        .collect();
+    for line in &listed {
+        // "... spot NEWUSDT: listed; streaming it from now on"
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let i = words.iter().position(|w| w.ends_with(':')).unwrap();
+        let (market, symbol) = (words[i - 1], words[i].trim_end_matches(':'));
+        for iv in ["1m", "5m", "1h"] {
+            assert!(keys.contains(&format!("{market}/{symbol}/{iv}")), "{market} {symbol} {iv} is stored: {keys:?}");
+        }
+    }
+    let out = atm(dir.path(), &["verify", "--exchange", &sim.base]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("0 differ, 0 missing, 0 extra"), "{text}");
 }

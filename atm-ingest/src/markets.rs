@@ -34,17 +34,32 @@ pub fn is_trading(status: &str) -> bool {
 /// Fetches `market`'s exchangeInfo, sets the client's weight limit from
 /// it, and merges it into the registry.
 pub fn import(client: &mut Client, store: &Store, market: Market) -> Result<MarketImport> {
+    let info = fetch(client, market)?;
+    client.set_limits(market, &info);
+    merge(client, store, market, &info)
+}
+
+/// Fetches `market`'s exchangeInfo and merges it into the registry, leaving
+/// the client's limits as they are (for a refresh while other threads use
+/// the client).
+pub fn refresh(client: &Client, store: &Store, market: Market) -> Result<MarketImport> {
+    merge(client, store, market, &fetch(client, market)?)
+}
+
+fn fetch(client: &Client, market: Market) -> Result<Value> {
     let weight = if market == Market::Spot { 20 } else { 1 };
     // A body of the wrong shape is retried like a truncated one.
-    let info = client.get_parsed(market, "exchangeInfo", "", weight, |body| {
+    client.get_parsed(market, "exchangeInfo", "", weight, |body| {
         let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
         if v["symbols"].is_array() {
             Ok(v)
         } else {
             Err("no symbols array".to_string())
         }
-    })?;
-    client.set_limits(market, &info);
+    })
+}
+
+fn merge(client: &Client, store: &Store, market: Market, info: &Value) -> Result<MarketImport> {
     let now = client.clock().now();
     let symbols = info["symbols"].as_array().map(Vec::as_slice).unwrap_or_default();
     let status_key = if market == Market::CoinM { "contractStatus" } else { "status" };

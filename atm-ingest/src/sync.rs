@@ -364,7 +364,7 @@ pub(crate) fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, S
 /// Identifies the first kline of every selected symbol that has none in
 /// the registry yet (direct query on spot and USD-M, bisection on COIN-M),
 /// several at a time, and stores them.
-fn identify_first_klines(client: &Client, store: &Store, selected: &[(Market, String)], workers: usize) -> Result<u64> {
+pub(crate) fn identify_first_klines(client: &Client, store: &Store, selected: &[(Market, String)], workers: usize) -> Result<u64> {
     let mut todo = Vec::new();
     for &m in Market::ALL.iter() {
         let reg = store.registry(m)?;

@@ -47,7 +47,7 @@ pub fn stream_name(symbol: &str, interval: Interval) -> String {
 
 /// Spreads `streams` over as few connections as `per_connection` allows,
 /// evenly (so each has room for new listings), in order.
-pub fn shard(streams: Vec<String>, per_connection: usize) -> Vec<Vec<String>> {
+pub fn shard<T>(streams: Vec<T>, per_connection: usize) -> Vec<Vec<T>> {
     if streams.is_empty() {
         return Vec::new();
     }
@@ -62,10 +62,16 @@ pub fn shard(streams: Vec<String>, per_connection: usize) -> Vec<Vec<String>> {
 /// `SUBSCRIBE` requests for `streams`, at most `per_message` streams each,
 /// with ids from `first_id`. Sent one per `1 / messages_per_second` at most.
 pub fn subscribe_messages(streams: &[String], per_message: usize, first_id: u64) -> Vec<String> {
+    stream_requests("SUBSCRIBE", streams, per_message, first_id)
+}
+
+/// `method` (`SUBSCRIBE` or `UNSUBSCRIBE`) requests for `streams`, at most
+/// `per_message` streams each, with ids from `first_id`.
+pub fn stream_requests(method: &str, streams: &[String], per_message: usize, first_id: u64) -> Vec<String> {
     streams
         .chunks(per_message.max(1))
         .enumerate()
-        .map(|(i, chunk)| serde_json::json!({"method": "SUBSCRIBE", "params": chunk, "id": first_id + i as u64}).to_string())
+        .map(|(i, chunk)| serde_json::json!({"method": method, "params": chunk, "id": first_id + i as u64}).to_string())
         .collect()
 }
 
@@ -101,7 +107,7 @@ mod tests {
             assert!(max - min <= 1, "{n}/{per}: {min}..{max}");
             assert_eq!(conns.concat(), streams, "every stream once, in order");
         }
-        assert!(shard(Vec::new(), 10).is_empty());
+        assert!(shard(Vec::<String>::new(), 10).is_empty());
     }
 
     #[test]

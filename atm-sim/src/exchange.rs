@@ -31,6 +31,10 @@ pub struct SimConfig {
     pub faults: FaultSpec,
     /// Whether to enforce request-weight limits (off for throughput benchmarks).
     pub rate_limits: bool,
+    /// Listings while running (generated universes): with `Some(d)`, one
+    /// new symbol per market lists `d` ms (exchange time) after start and
+    /// one trading symbol per market is delisted `2 d` after start.
+    pub churn: Option<i64>,
 }
 
 impl Default for SimConfig {
@@ -43,6 +47,7 @@ impl Default for SimConfig {
             time_scale: 1.0,
             faults: FaultSpec::default(),
             rate_limits: true,
+            churn: None,
         }
     }
 }
@@ -92,7 +97,10 @@ impl Exchange {
             return Err(crate::Error::Config(format!("--time-scale must be a positive number, not {}", config.time_scale)));
         }
         let clock = Clock::new(config.now, config.time_scale);
-        let universe = Universe::build(&config.universe, config.seed, clock.now())?;
+        let mut universe = Universe::build(&config.universe, config.seed, clock.now())?;
+        if let Some(d) = config.churn {
+            universe.churn(&config.universe, config.seed, clock.now(), d)?;
+        }
         let limit_of = |m: Market, default: u64| match config.universe {
             UniverseSpec::Real => weight_limit(&universe.market(m).skeleton).unwrap_or(default),
             UniverseSpec::Generated(_) => default,

@@ -15,6 +15,7 @@
 //! | `http451=P` | a REST request answers 451, Binance's refusal of a restricted location |
 //! | `ws_drop=P` | a WebSocket kline event is not sent |
 //! | `ws_close_drop=P` | a closing (`"x":true`) kline event is not sent |
+//! | `ws_garbage=P` | a bad message comes before a kline event: not JSON, a kline with a broken field, a kline of a symbol not subscribed, or an error reply |
 //! | `ws_disconnect=D` | the server closes every WebSocket connection `D` after it opened |
 //! | `archive_corrupt=P` | a zip download has one kline value changed; its `.CHECKSUM` stays true |
 //!
@@ -44,6 +45,8 @@ pub struct FaultSpec {
     pub ws_drop: f64,
     /// Probability of dropping a closing kline event.
     pub ws_close_drop: f64,
+    /// Probability of a bad WebSocket message before a kline event.
+    pub ws_garbage: f64,
     /// Exchange ms after which every WebSocket connection is closed.
     pub ws_disconnect: Option<i64>,
     /// Probability of serving a corrupted archive zip.
@@ -95,6 +98,7 @@ impl std::str::FromStr for FaultSpec {
                 "reset" => f.reset = prob(value)?,
                 "ws_drop" => f.ws_drop = prob(value)?,
                 "ws_close_drop" => f.ws_close_drop = prob(value)?,
+                "ws_garbage" => f.ws_garbage = prob(value)?,
                 "archive_corrupt" => f.archive_corrupt = prob(value)?,
                 "html" => f.html = prob(value)?,
                 "malformed" => f.malformed = prob(value)?,
@@ -107,7 +111,7 @@ impl std::str::FromStr for FaultSpec {
                 "ws_disconnect" => f.ws_disconnect = Some(parse_duration(value)?),
                 _ => {
                     return Err(Error::Config(format!(
-                        "unknown fault {name:?}: known are http5xx, http429, html, malformed, http418, http451, reset, slow, ws_drop, ws_close_drop, ws_disconnect, archive_corrupt"
+                        "unknown fault {name:?}: known are http5xx, http429, html, malformed, http418, http451, reset, slow, ws_drop, ws_close_drop, ws_garbage, ws_disconnect, archive_corrupt"
                     )))
                 }
             }
@@ -130,6 +134,7 @@ impl std::fmt::Display for FaultSpec {
             ("reset", self.reset),
             ("ws_drop", self.ws_drop),
             ("ws_close_drop", self.ws_close_drop),
+            ("ws_garbage", self.ws_garbage),
             ("archive_corrupt", self.archive_corrupt),
         ];
         let mut items: Vec<String> = probs.iter().filter(|(_, p)| *p > 0.0).map(|(n, p)| format!("{n}={p}")).collect();
@@ -147,7 +152,7 @@ impl std::fmt::Display for FaultSpec {
 #[derive(Debug)]
 pub struct Dice {
     seed: u64,
-    counters: [AtomicU64; 12],
+    counters: [AtomicU64; 16],
 }
 
 /// The kinds of draw, indexing [`Dice`]'s counters.
@@ -160,6 +165,7 @@ pub enum Kind {
     Slow,
     WsDrop,
     WsCloseDrop,
+    WsGarbage,
     ArchiveCorrupt,
     Html,
     Malformed,

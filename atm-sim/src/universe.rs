@@ -132,6 +132,32 @@ impl Universe {
         Ok(Universe { markets: [a?, b?, c?] })
     }
 
+    /// Adds life while running to a generated universe: per market, one new
+    /// symbol lists `after` ms past `now`, and the last symbol that trades
+    /// for good is delisted `2 after` past `now`.
+    pub fn churn(&mut self, spec: &UniverseSpec, seed: u64, now: i64, after: i64) -> Result<()> {
+        let UniverseSpec::Generated(n) = *spec else {
+            return Err(Error::Config("--churn needs a generated universe (--universe N)".into()));
+        };
+        if after <= 0 {
+            return Err(Error::Config(format!("--churn must be positive, not {after} ms")));
+        }
+        let minute = |t: i64| t - t.rem_euclid(MINUTE);
+        for (i, m) in Market::ALL.into_iter().enumerate() {
+            let ml = &mut self.markets[i];
+            let last = ml.listings.iter().rposition(|l| l.model.life.listed.is_some_and(|t| t < now) && l.model.life.delisted.is_none());
+            if let Some(last) = last {
+                ml.listings[last].model.life.delisted = Some(minute(now + 2 * after));
+            }
+            let mut new =
+                generated_listings(m, &snapshot(m)?, n + 1, seed, now)?.pop().ok_or_else(|| Error::Config("no listing".into()))?;
+            new.model.life = Lifecycle { listed: Some(minute(now + after)), delisted: None, gap: None };
+            ml.by_name.insert(new.model.symbol.clone(), ml.listings.len());
+            ml.listings.push(new);
+        }
+        Ok(())
+    }
+
     /// The listings of `market`.
     pub fn market(&self, market: Market) -> &MarketListings {
         &self.markets[market as usize]

@@ -330,7 +330,6 @@ impl Connection {
         let mut timer = tokio::time::interval(tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let lim = limits(self.market);
-        let disconnect_after = self.ex.faults().ws_disconnect;
         loop {
             tokio::select! {
                 msg = rx.next() => {
@@ -378,6 +377,8 @@ impl Connection {
                 }
                 _ = timer.tick() => {
                     let now = clock.now();
+                    // Faults may change while the connection lives (`POST /sim/v1/faults`).
+                    let disconnect_after = self.ex.faults().ws_disconnect;
                     if now - self.opened >= LIFETIME_MS || disconnect_after.is_some_and(|d| now - self.opened >= d) {
                         if now - self.opened < LIFETIME_MS {
                             self.ex.stats.faults.ws_disconnect.fetch_add(1, Relaxed);
@@ -442,6 +443,10 @@ impl Connection {
                     let c = if closed && faults.ws_close_drop > 0.0 { &ex.stats.faults.ws_close_drop } else { &ex.stats.faults.ws_drop };
                     c.fetch_add(1, Relaxed);
                     return;
+                }
+                if let Some(h) = ex.dice.roll(Kind::WsGarbage, faults.ws_garbage) {
+                    ex.stats.faults.ws_garbage.fetch_add(1, Relaxed);
+                    out.push(garbage(h, &sub.symbol, &sub.name, combined));
                 }
                 // The first trade id is fixed once the kline has begun.
                 let first = *first_trade.get_or_insert_with(|| ex.trades_before(self.market, &sub.symbol, g, k.open_time) as i64);
@@ -596,5 +601,27 @@ pub(crate) fn fuzz_control(ex: Arc<Exchange>, text: &str) {
         let now = ex.clock.now();
         let _ = c.control(text, now);
         let _ = c.events(now, |_| 0);
+    }
+}
+
+/// A bad message (the `ws_garbage` fault), chosen by `h`: not JSON, a kline
+/// event with a broken price, a kline event of a symbol nobody subscribed
+/// to, or an error reply.
+fn garbage(h: u64, symbol: &str, stream: &str, combined: bool) -> String {
+    let kline = |symbol: &str, open: &str| {
+        format!(
+            r#"{{"e":"kline","E":1,"s":"{symbol}","k":{{"t":0,"T":59999,"s":"{symbol}","i":"1m","f":-1,"L":-1,"o":"{open}","c":"1","h":"1","l":"1","v":"0","n":0,"x":true,"q":"0","V":"0","Q":"0","B":"0"}}}}"#
+        )
+    };
+    let payload = match h % 4 {
+        0 => return r#"{"e":"kline","E":17"#.to_string(),
+        1 => kline(symbol, "not-a-number"),
+        2 => kline("NOSUCHSYMBOL", "1"),
+        _ => return r#"{"error":{"code":2,"msg":"Invalid request: unknown variant `SUBSCRIBED`"},"id":null}"#.to_string(),
+    };
+    if combined {
+        format!(r#"{{"stream":{},"data":{payload}}}"#, json_str(stream))
+    } else {
+        payload
     }
 }

@@ -219,6 +219,52 @@ impl Kline {
         let trades = u32::try_from(trades).map_err(|_| format!("trades {trades} does not fit in 32 bits"))?;
         Ok(Kline { open_time, close_time, values, trades })
     }
+
+    /// The kline of a longer interval made of `parts` (in time order), as
+    /// Binance builds it: the first open, the highest high, the lowest low,
+    /// the last close, and the sums of volumes and trades. Sums are taken in
+    /// `f64` and rounded once to `precision`. `None` when `parts` is empty.
+    ///
+    /// ```
+    /// use atm_store::{Kline, Precision};
+    /// let k = |t: i64, o: f64, h: f64, l: f64, c: f64, v: f64| Kline {
+    ///     open_time: t, close_time: t + 59_999, values: [o, h, l, c, v, 0.0, 0.0, 0.0], trades: 2,
+    /// };
+    /// let five = Kline::aggregate(&[k(0, 10.0, 12.0, 9.0, 11.0, 1.5), k(60_000, 11.0, 11.5, 8.0, 8.5, 2.0)], 0, 299_999, Precision::F64).unwrap();
+    /// assert_eq!(five.values[..5], [10.0, 12.0, 8.0, 8.5, 3.5]);
+    /// assert_eq!((five.open_time, five.close_time, five.trades), (0, 299_999, 4));
+    /// ```
+    pub fn aggregate(parts: &[Kline], open_time: i64, close_time: i64, precision: Precision) -> Option<Kline> {
+        let (first, last) = (parts.first()?, parts.last()?);
+        let mut values = [first.open(), f64::MIN, f64::MAX, last.close(), 0.0, 0.0, 0.0, 0.0];
+        let mut trades = 0u32;
+        for p in parts {
+            values[1] = values[1].max(p.high());
+            values[2] = values[2].min(p.low());
+            for (v, pv) in values[4..].iter_mut().zip(&p.values[4..]) {
+                *v += pv;
+            }
+            trades = trades.saturating_add(p.trades);
+        }
+        for v in &mut values[4..] {
+            *v = precision.round(*v);
+        }
+        Some(Kline { open_time, close_time, values, trades })
+    }
+
+    /// Whether `other` is the same kline up to the rounding of sums: times,
+    /// prices and trades equal, volumes within a few units in the last
+    /// place of `precision` (an aggregate of rounded parts may differ from
+    /// the exchange's exactly summed, once rounded, value there).
+    pub fn agrees_with(&self, other: &Kline, precision: Precision) -> bool {
+        let eps = match precision {
+            Precision::F32 => f64::from(f32::EPSILON),
+            Precision::F64 => f64::EPSILON,
+        } * 16.0;
+        (self.open_time, self.close_time, self.trades) == (other.open_time, other.close_time, other.trades)
+            && self.values[..4] == other.values[..4]
+            && self.values[4..].iter().zip(&other.values[4..]).all(|(a, b)| (a - b).abs() <= eps * a.abs().max(b.abs()))
+    }
 }
 
 /// Identifies one series: (market, symbol, interval).
@@ -263,6 +309,28 @@ impl fmt::Display for SeriesKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_aggregate_of_rounded_minutes_agrees_with_the_exactly_summed_kline() {
+        // Sixty minutes of f32(0.1) volume sum to about, not exactly, the
+        // exchange's 6.0: within a few units in the last place.
+        let minute = |i: i64| Kline {
+            open_time: i * 60_000,
+            close_time: i * 60_000 + 59_999,
+            values: [1.0, 2.0 + i as f64, 0.5, 1.5, Precision::F32.round(0.1), 0.3f32 as f64, 0.0, 0.0],
+            trades: 1,
+        };
+        let parts: Vec<Kline> = (0..60).map(minute).collect();
+        let hour = Kline::aggregate(&parts, 0, 3_599_999, Precision::F32).unwrap();
+        assert_eq!((hour.values[1], hour.values[2], hour.trades), (61.0, 0.5, 60));
+        let exchange = Kline { values: [1.0, 61.0, 0.5, 1.5, 6.0f32 as f64, 18.0f32 as f64, 0.0, 0.0], ..hour };
+        assert!(hour.agrees_with(&exchange, Precision::F32));
+        let wrong_price = Kline { values: [1.0, 61.5, 0.5, 1.5, 6.0, 18.0, 0.0, 0.0], ..hour };
+        assert!(!hour.agrees_with(&wrong_price, Precision::F32));
+        let wrong_volume = Kline { values: [1.0, 61.0, 0.5, 1.5, 6.01, 18.0, 0.0, 0.0], ..hour };
+        assert!(!hour.agrees_with(&wrong_volume, Precision::F32));
+        assert!(Kline::aggregate(&[], 0, 1, Precision::F32).is_none());
+    }
 
     #[test]
     fn decimal_parsing_rounds_once_to_f32() {

@@ -24,6 +24,11 @@ fn serve(a: SimServeArgs) -> Result<()> {
         time_scale: a.time_scale,
         faults: a.faults.parse()?,
         rate_limits: !a.no_limits,
+        churn: a
+            .churn
+            .as_deref()
+            .map(|d| atm_sim::faults::parse_duration(d).map_err(|_| CliError::Usage(format!("--churn {d:?}: write e.g. 30m or 2h"))))
+            .transpose()?,
     };
     if !a.addr.ip().is_loopback() {
         log::warn!("serving on {}, not loopback: anyone who can reach it can use it", a.addr);

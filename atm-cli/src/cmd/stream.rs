@@ -22,6 +22,7 @@ fn duration_arg(flag: &str, d: Option<&str>) -> Result<Option<std::time::Duratio
 pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
     let duration = duration_arg("--duration", a.duration.as_deref())?;
     let rotate_after = duration_arg("--rotate-after", a.rotate_after.as_deref())?;
+    let refresh_every = duration_arg("--refresh", a.refresh.as_deref())?;
     let opts = StreamOptions {
         markets: super::exchange::markets(&a.selection.exchange),
         symbols: a.selection.symbols.parse()?,
@@ -31,6 +32,8 @@ pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
         control: Some(super::sync::stop_on_ctrl_c()),
         publish_status: true,
         rotate_after,
+        derive: a.derive,
+        refresh_every,
     };
     let store = super::open_or_create(dir, a.precision.into())?;
     let mut client = super::exchange::connect(&a.selection.exchange)?;
@@ -40,12 +43,13 @@ pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
         SummaryFormat::Json => writeln!(out, "{}", serde_json::to_string(&s).unwrap_or_default())?,
         SummaryFormat::Text => writeln!(
             out,
-            "streamed {} series for {:.1} s: {} klines written ({} backfilled, {} closes, {} repaired in {} repairs), {} events, {} live updates, {} reconnects, {} rotations, {} bad messages",
+            "streamed {} series for {:.1} s: {} klines written ({} backfilled, {} closes, {} derived, {} repaired in {} repairs), {} events, {} live updates, {} reconnects, {} rotations, {} bad messages",
             s.streams,
             s.elapsed_s,
             s.klines_written + s.backfilled,
             s.backfilled,
             s.closes,
+            s.derived,
             s.repaired_klines,
             s.repairs,
             s.events,

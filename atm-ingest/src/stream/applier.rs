@@ -1,0 +1,366 @@
+//! The applier: turns what the connections, the repair thread and the
+//! market refresh send into store writes, live values and repair requests.
+//!
+//! It keeps, per followed series, the newest closed kline stored; a closing
+//! event either continues the series (written), repeats the stored kline (a
+//! no-op), differs from it (REST is asked, and wins), or jumps ahead (the
+//! closes in between were lost: REST is asked for them).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::budget::ExchangeClock as Clock;
+use atm_store::prd::Histogram;
+use atm_store::{Interval, Kline, Market, Precision, SeriesKey, Store, Writer};
+use crossbeam_channel::Sender;
+
+use super::derive::Deriver;
+use super::StreamSummary;
+use crate::error::Result;
+use crate::first_kline::{next_open, open_of};
+use crate::status::{LiveSlots, StageStats};
+use crate::sync::Page;
+use crate::ws_event::{self, WsMessage};
+
+/// Changes are committed at most this long after the first of them.
+const GROUP_COMMIT: Duration = Duration::from_millis(10);
+/// A close is late (and repaired) once its kline ended this long ago, real time.
+const LATE_CLOSE: Duration = Duration::from_secs(3);
+
+/// A repair request: REST klines of `key` with open times in `[from, to]`.
+pub(crate) type RepairRequest = (SeriesKey, i64, i64);
+
+/// A series as the applier follows it.
+pub(super) struct Followed {
+    pub key: SeriesKey,
+    /// Open time of the newest closed kline stored.
+    pub last_closed: Option<i64>,
+    /// That kline.
+    pub last: Option<Kline>,
+    /// Closes up to this open time have been asked of the repair thread.
+    pub repair_asked: i64,
+    /// The live slot's name.
+    pub live: String,
+    /// Streamed (or derived) now; false once its symbol stopped trading.
+    pub active: bool,
+}
+
+/// The applier's state; see the module documentation.
+pub(crate) struct Applier<'a> {
+    pub(super) store: &'a Store,
+    pub(super) precision: Precision,
+    pub(super) clock: Clock,
+    pub(super) writer: Writer,
+    pub(super) series: Vec<Followed>,
+    index: HashMap<SeriesKey, usize>,
+    /// Events name their symbol as listed: (market, interval) → symbol → series.
+    by_symbol: HashMap<(Market, Interval), HashMap<String, usize>>,
+    live: Option<LiveSlots>,
+    repair_tx: Option<Sender<RepairRequest>>,
+    pub(super) derive: Option<Deriver>,
+    pub summary: StreamSummary,
+    pub stage: StageStats,
+    /// Receipt of a closing event → its commit, µs.
+    pub commit_lag: Histogram,
+    /// Receipt of an update → its live value published, µs.
+    pub live_lag: Histogram,
+    /// When the oldest uncommitted change was made.
+    pending: Option<Instant>,
+    /// Receipts of the closes not committed yet.
+    receipts: Vec<Instant>,
+}
+
+impl<'a> Applier<'a> {
+    /// An applier writing through `writer`, asking repairs on `repair_tx`.
+    pub fn new(store: &'a Store, clock: Clock, writer: Writer, live: Option<LiveSlots>, repair_tx: Sender<RepairRequest>) -> Applier<'a> {
+        Applier {
+            store,
+            precision: store.precision(),
+            clock,
+            writer,
+            series: Vec::new(),
+            index: HashMap::new(),
+            by_symbol: HashMap::new(),
+            live,
+            repair_tx: Some(repair_tx),
+            derive: None,
+            summary: StreamSummary::default(),
+            stage: StageStats::default(),
+            commit_lag: Histogram::default(),
+            live_lag: Histogram::default(),
+            pending: None,
+            receipts: Vec::new(),
+        }
+    }
+
+    /// Starts following `keys` from what the store holds. A series with
+    /// nothing stored whose first kline is known (a new listing) has its
+    /// history asked of the repair thread.
+    pub fn follow(&mut self, keys: &[(SeriesKey, Option<i64>)]) -> Result<()> {
+        let mut names = Vec::new();
+        let due_now = self.clock.now();
+        for (key, first_kline) in keys {
+            let last = self.store.series(key)?.and_then(|s| s.latest().ok().flatten());
+            let last_closed = last.map(|l| l.open_time);
+            let id = match self.index.get(key) {
+                Some(&id) => id,
+                None => {
+                    let id = self.series.len();
+                    let live = format!("live.{}.{}.{}", key.market, key.symbol, key.interval);
+                    names.push(live.clone());
+                    self.series.push(Followed { key: key.clone(), last_closed, last, repair_asked: i64::MIN, live, active: true });
+                    self.index.insert(key.clone(), id);
+                    self.by_symbol.entry((key.market, key.interval)).or_default().insert(key.symbol.as_str().to_string(), id);
+                    id
+                }
+            };
+            let f = &mut self.series[id];
+            f.active = true;
+            f.last_closed = last_closed;
+            f.last = last;
+            f.repair_asked = last_closed.unwrap_or(i64::MIN);
+            if let (None, Some(first)) = (last_closed, first_kline) {
+                let due = last_closed_open(key.interval, due_now);
+                self.ask(id, open_of(key.interval, *first), due);
+            }
+        }
+        if let Some(l) = self.live.as_mut() {
+            l.register(&names);
+        }
+        Ok(())
+    }
+
+    /// Stops following `key`: what closed up to now is asked of REST, then
+    /// events of the series are ignored.
+    pub fn unfollow(&mut self, key: &SeriesKey) {
+        let Some(&id) = self.index.get(key) else { return };
+        if let Some(l) = self.series[id].last_closed {
+            let due = last_closed_open(key.interval, self.clock.now());
+            self.ask(id, next_open(key.interval, l), due);
+        }
+        self.series[id].active = false;
+    }
+
+    /// The id of a followed series.
+    pub fn id(&self, key: &SeriesKey) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// Asks REST for the closes of series `id` in `[from, to]` not asked yet.
+    pub(super) fn ask(&mut self, id: usize, from: i64, to: i64) {
+        let f = &mut self.series[id];
+        if to < from || to <= f.repair_asked {
+            return;
+        }
+        let from = from.max(f.repair_asked.saturating_add(1));
+        if let Some(tx) = &self.repair_tx {
+            if tx.send((f.key.clone(), from, to)).is_ok() {
+                f.repair_asked = to;
+                self.summary.repairs += 1;
+            }
+        }
+    }
+
+    /// Asks REST for `[from, to]` of series `id` even if asked before (a
+    /// correction or a cross-check).
+    pub(super) fn ask_again(&mut self, id: usize, from: i64, to: i64) {
+        let f = &mut self.series[id];
+        f.repair_asked = f.repair_asked.min(from - 1);
+        self.ask(id, from, to);
+    }
+
+    /// Sends a repair request as it is (a retry or a cross-check).
+    pub fn send_repair(&mut self, request: RepairRequest) {
+        if let Some(tx) = &self.repair_tx {
+            if tx.send(request).is_ok() {
+                self.summary.repairs += 1;
+            }
+        }
+    }
+
+    /// Whether repairs can still be asked.
+    pub(super) fn repairs_open(&self) -> bool {
+        self.repair_tx.is_some()
+    }
+
+    /// No more repair requests (the repair thread ends when it has done those asked).
+    pub fn close_repairs(&mut self) {
+        self.repair_tx = None;
+    }
+
+    /// Handles one text message of `market` received at `received`.
+    pub fn on_text(&mut self, market: Market, text: &str, received: Instant) -> Result<()> {
+        self.stage.items_in += 1;
+        self.summary.events += 1;
+        let e = match ws_event::parse(text, self.precision) {
+            Ok(WsMessage::Kline(e)) => e,
+            Ok(WsMessage::Reply { .. } | WsMessage::Other { .. }) => return Ok(()),
+            Ok(WsMessage::Error { code, msg, .. }) => {
+                self.bad(format!("{market}: the server answered an error {code}: {msg}"));
+                return Ok(());
+            }
+            Err(why) => {
+                self.bad(format!("{market}: {why}; payload: {}", text.chars().take(300).collect::<String>()));
+                return Ok(());
+            }
+        };
+        let Some(&id) = self.by_symbol.get(&(market, e.interval)).and_then(|m| m.get(e.symbol.as_str())) else {
+            self.bad(format!("{market}: event of a stream not asked for: {}", text.chars().take(300).collect::<String>()));
+            return Ok(());
+        };
+        if !self.series[id].active {
+            return Ok(());
+        }
+        if !e.closed {
+            self.publish_live(id, &e.kline, Some(received));
+            self.summary.live_updates += 1;
+            if self.derive.is_some() {
+                self.derive_live(id, &e.kline);
+            }
+            return Ok(());
+        }
+        self.on_close(id, e.kline, Some(received))
+    }
+
+    /// A closed kline of series `id` (from an event received at `received`,
+    /// or derived).
+    pub(super) fn on_close(&mut self, id: usize, k: Kline, received: Option<Instant>) -> Result<()> {
+        let f = &self.series[id];
+        let (iv, open) = (f.key.interval, k.open_time);
+        match f.last_closed {
+            Some(l) if l == open => {
+                if f.last.as_ref() != Some(&k) {
+                    self.summary.corrections += 1;
+                    log::warn!("{}: closing event at {open} differs from the stored kline; REST decides", f.key);
+                    self.ask_again(id, open, open);
+                }
+                return Ok(());
+            }
+            // Late and older: a repair or an earlier event has it.
+            Some(l) if open < l => return Ok(()),
+            // A jump: the closes in between were lost.
+            Some(l) if next_open(iv, l) < open => self.ask(id, next_open(iv, l), open_of(iv, open - 1)),
+            _ => {}
+        }
+        let key = self.series[id].key.clone();
+        self.writer.put(&key, &k)?;
+        let f = &mut self.series[id];
+        f.last_closed = Some(open);
+        f.last = Some(k);
+        self.summary.closes += 1;
+        self.summary.klines_written += 1;
+        self.stage.items_out += 1;
+        self.pending.get_or_insert_with(Instant::now);
+        if let Some(r) = received {
+            self.receipts.push(r);
+        }
+        if self.derive.is_some() {
+            self.derive_after_close(id, &k);
+        }
+        Ok(())
+    }
+
+    fn bad(&mut self, why: String) {
+        self.summary.bad_messages += 1;
+        self.stage.errors += 1;
+        log::warn!("{why}");
+        self.stage.last_error = why;
+    }
+
+    /// Publishes the live kline of series `id`.
+    pub(super) fn publish_live(&mut self, id: usize, k: &Kline, received: Option<Instant>) {
+        if let Some(l) = self.live.as_mut() {
+            l.set(&self.series[id].live, k);
+            // Published: other processes read it from here on.
+            if let Some(r) = received {
+                self.live_lag.record(r.elapsed().as_micros() as u64);
+            }
+        }
+    }
+
+    /// A connection carrying `keys` dropped: their closes since the last
+    /// stored one may be lost.
+    pub fn on_dropped(&mut self, keys: &[SeriesKey]) {
+        let now = self.clock.now();
+        for key in keys {
+            if let Some(id) = self.id(key) {
+                if let Some(l) = self.series[id].last_closed {
+                    self.ask(id, next_open(key.interval, l), last_closed_open(key.interval, now));
+                }
+            }
+        }
+    }
+
+    /// REST klines of `[from, to]`: the closed ones are written (REST wins),
+    /// the slots without one are known-missing.
+    pub fn on_repaired(&mut self, key: SeriesKey, from: i64, to: i64, klines: Vec<Kline>) -> Result<()> {
+        let now = self.clock.now();
+        let closed: Vec<Kline> = klines.into_iter().filter(|k| k.open_time >= from && k.open_time <= to && k.close_time < now).collect();
+        if self.derive.is_some() {
+            self.derive_after_repair(&key, &closed);
+        }
+        self.writer.put_many(&key, &closed)?;
+        crate::pipeline::mark_absent(&mut self.writer, &Page { key: key.clone(), from, to, limit: 0 }, &closed)?;
+        self.summary.repaired_klines += closed.len() as u64;
+        self.summary.klines_written += closed.len() as u64;
+        if let (Some(id), Some(k)) = (self.id(&key), closed.last()) {
+            let f = &mut self.series[id];
+            if f.last_closed.is_none_or(|l| k.open_time >= l) {
+                f.last_closed = Some(k.open_time);
+                f.last = Some(*k);
+            }
+        }
+        self.pending.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Commits when the oldest change waited [`GROUP_COMMIT`] (or at once
+    /// with `now`: the caller has nothing else queued), then derives what
+    /// the commit completed.
+    pub fn commit_if_due(&mut self, now: bool) -> Result<()> {
+        if !self.pending.is_some_and(|p| now || p.elapsed() >= GROUP_COMMIT) {
+            return Ok(());
+        }
+        self.writer.commit()?;
+        self.pending = None;
+        for r in self.receipts.drain(..) {
+            self.commit_lag.record(r.elapsed().as_micros() as u64);
+        }
+        if self.derive.is_some() {
+            self.derive_committed()?;
+        }
+        Ok(())
+    }
+
+    /// Asks REST for every close that is due but has not come: late by
+    /// [`LATE_CLOSE`], or all of them when `stopping`.
+    pub fn repair_due(&mut self, stopping: bool) {
+        let now = self.clock.now();
+        let grace = if stopping { 0 } else { (LATE_CLOSE.as_millis() as f64 * self.clock.scale()) as i64 };
+        for id in 0..self.series.len() {
+            let f = &self.series[id];
+            let Some(l) = f.last_closed.filter(|_| f.active) else { continue };
+            let due = last_closed_open(f.key.interval, now - grace);
+            if l < due {
+                self.ask(id, next_open(f.key.interval, l), due);
+            }
+        }
+        if self.derive.is_some() {
+            self.cross_check_due(stopping);
+        }
+    }
+
+    /// Commits what is pending and closes the writer.
+    pub fn finish(mut self) -> Result<(StreamSummary, StageStats, Histogram, Histogram)> {
+        // Twice: what the first commit completes is derived, then committed.
+        self.commit_if_due(true)?;
+        self.commit_if_due(true)?;
+        self.writer.close()?;
+        Ok((self.summary, self.stage, self.commit_lag, self.live_lag))
+    }
+}
+
+/// The open time of the newest kline of `iv` closed at exchange time `now`.
+pub(super) fn last_closed_open(iv: Interval, now: i64) -> i64 {
+    open_of(iv, open_of(iv, now) - 1)
+}

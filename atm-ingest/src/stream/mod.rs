@@ -1,0 +1,538 @@
+//! `atm stream`: keeps the store live from Binance's kline streams.
+//!
+//! ```text
+//!  connections (a thread each) ──text──▶ applier (this thread) ──▶ writer commits every 10 ms
+//!   SUBSCRIBE, pings, watchdog,          parse, dedup, gaps ──▶ repairs ──▶ repair thread (REST,
+//!   reconnect, rotation ◀── (un)subscribe  live klines ──▶ PRD slots          shared budget) ──┘
+//!  market refresh ──new listings, delistings──▶ applier
+//! ```
+//!
+//! On start, what is missing after each series' first stored kline (the gap
+//! since its newest one, holes a crash left) is filled by [`crate::sync`].
+//! A kline is committed when its closing event (`x: true`) arrives, or, when
+//! that never comes, by the REST repair: after a disconnect, a jump in a
+//! series' closes, a close that is late, or at stop. A closing event
+//! identical to what is stored changes nothing; one that differs is logged
+//! and fetched again from REST, which wins. The parts:
+//!
+//! - [`connection`]: one WebSocket's life;
+//! - [`applier`]: events, repairs and commits;
+//! - [`derive`]: `--derive`, longer intervals rolled up from 1m;
+//! - [`refresh`]: new listings and delistings while running.
+
+mod applier;
+mod connection;
+mod derive;
+mod refresh;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use atm_store::{Interval, Kline, Market, SeriesKey, Store, Symbol};
+use crossbeam_channel::{bounded, never, select, tick, unbounded, Sender};
+
+use self::applier::{Applier, RepairRequest};
+use self::connection::Command;
+use self::derive::is_derived;
+use self::refresh::Refresh;
+use crate::client::Client;
+use crate::error::Result;
+use crate::pipeline::{Control, ControlReply, ControlRequests};
+use crate::status::{Metric, Publisher, StageStats};
+use crate::sync::{Pages, SeriesPlan, SymbolFilter, SyncOptions};
+use crate::ws_shard::{limits, shard, stream_name, stream_url};
+
+/// What to stream.
+#[derive(Clone, Debug)]
+pub struct StreamOptions {
+    /// Markets.
+    pub markets: Vec<Market>,
+    /// Symbols (trading ones; named ones even if not).
+    pub symbols: SymbolFilter,
+    /// Intervals.
+    pub intervals: Vec<Interval>,
+    /// Stop after this long (real time); run until stopped when `None`.
+    pub duration: Option<Duration>,
+    /// REST requests in flight for the start-up backfill.
+    pub workers: usize,
+    /// Stop requests ([`Control::Stop`]; the CLI sends one on SIGINT/SIGTERM).
+    pub control: Option<ControlRequests>,
+    /// Publish status and live klines to the store's `run/` segment.
+    pub publish_status: bool,
+    /// Replace each connection after this long (real time); default: 10
+    /// minutes (exchange time) before the exchange's 24-hour cut.
+    pub rotate_after: Option<Duration>,
+    /// Roll the intervals longer than 1m up from the 1m stream instead of
+    /// subscribing to them, cross-checked against REST.
+    pub derive: bool,
+    /// Re-read the markets (new listings, delistings) this often (real
+    /// time); default: every 5 minutes of exchange time, at least 2 s.
+    pub refresh_every: Option<Duration>,
+}
+
+impl Default for StreamOptions {
+    fn default() -> StreamOptions {
+        StreamOptions {
+            markets: Market::ALL.to_vec(),
+            symbols: SymbolFilter::All,
+            intervals: vec![Interval::M1],
+            duration: None,
+            workers: 8,
+            control: None,
+            publish_status: true,
+            rotate_after: None,
+            derive: false,
+            refresh_every: None,
+        }
+    }
+}
+
+/// What a stream run did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StreamSummary {
+    /// Klines the start-up backfill wrote.
+    pub backfilled: u64,
+    /// Series streamed.
+    pub streams: u64,
+    /// WebSocket connections opened (reconnects included).
+    pub connections: u64,
+    /// Reconnects after a drop or a watchdog timeout.
+    pub reconnects: u64,
+    /// Connections replaced make-before-break before the exchange's lifetime cut.
+    pub rotations: u64,
+    /// Messages received.
+    pub events: u64,
+    /// Closed klines committed from events.
+    pub closes: u64,
+    /// Live (in-progress) kline updates published.
+    pub live_updates: u64,
+    /// Ranges repaired through REST.
+    pub repairs: u64,
+    /// Klines written by repairs.
+    pub repaired_klines: u64,
+    /// Closing events that differed from the stored kline (REST refetched).
+    pub corrections: u64,
+    /// Messages that could not be used (logged with their payload).
+    pub bad_messages: u64,
+    /// Klines derived from 1m (`--derive`).
+    pub derived: u64,
+    /// Derived klines that differed from the exchange's beyond the rounding of sums.
+    pub derive_mismatches: u64,
+    /// Klines written in all (closes and repairs).
+    pub klines_written: u64,
+    /// Median time from a closing event's receipt to its commit, µs.
+    pub commit_lag_p50_us: u64,
+    /// 99th percentile of the same, µs.
+    pub commit_lag_p99_us: u64,
+    /// Median time from an update's receipt to its live value published in
+    /// the shared segment (where other processes read it), µs (bucket bound).
+    pub live_lag_p50_us: u64,
+    /// 99th percentile of the same, µs.
+    pub live_lag_p99_us: u64,
+    /// Wall-clock seconds.
+    pub elapsed_s: f64,
+}
+
+/// Counters the connection threads share.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub stop: AtomicBool,
+    pub connections: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub rotations: AtomicU64,
+    pub events: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// What reaches the applier.
+pub(crate) enum Item {
+    /// A text message of `market`, received at the instant.
+    Text(Market, tungstenite::Utf8Bytes, Instant),
+    /// A connection carrying these series dropped (or rotated): their
+    /// closes since the last committed one may be lost.
+    Dropped(Vec<SeriesKey>),
+    /// Klines of `[from, to]` fetched by REST.
+    Repaired(SeriesKey, i64, i64, Vec<Kline>),
+    /// A repair of `[from, to]` ran out of retries: it is asked again.
+    RepairFailed(SeriesKey, i64, i64),
+    /// The market refresh found new listings or delistings.
+    Refreshed(Refresh),
+}
+
+/// Streams until `opts.duration` passes or a stop is requested.
+pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Result<StreamSummary> {
+    let started = Instant::now();
+    // 1. Close the gap since each series' newest stored kline.
+    let selection = SyncOptions {
+        markets: opts.markets.clone(),
+        symbols: opts.symbols.clone(),
+        intervals: opts.intervals.clone(),
+        workers: opts.workers,
+        publish_status: false,
+        since_last_stored: true,
+        ..SyncOptions::default()
+    };
+    let backfilled = crate::sync::sync(client, store, &selection, |_| {})?.klines_written;
+    // 2. The series to follow: the selection's trading symbols.
+    let symbols = refresh::streamable(store, &selection)?;
+    let keys = series_of(symbols.iter().map(|(m, s)| (*m, s.as_str())), &opts.intervals, opts.derive)?;
+    log::info!("streaming {} series ({backfilled} backfilled klines)", keys.len());
+    let client: &Client = client;
+    let shared = Arc::new(Shared::default());
+    let view = Arc::new(std::sync::Mutex::new((StageStats::default(), StreamSummary::default())));
+    let publisher = match opts.publish_status {
+        true => Some(Publisher::start(store.dir(), "stream", sampler(shared.clone(), client.stats.clone(), view.clone()))?),
+        false => None,
+    };
+    let (item_tx, item_rx) = bounded::<Item>(65_536);
+    let (repair_tx, repair_rx) = unbounded::<RepairRequest>();
+    let mut writer = store.writer()?;
+    // Every series gets a close each interval: keep all their files open
+    // (within half the process's file limit).
+    writer.set_open_files((keys.len() + 64).min(open_file_limit() / 2));
+    let mut applier = Applier::new(store, client.clock().clone(), writer, publisher.as_ref().map(Publisher::live_slots), repair_tx);
+    applier.summary.backfilled = backfilled;
+    applier.summary.streams = keys.len() as u64;
+    follow(&mut applier, &keys.iter().map(|k| (k.clone(), None)).collect::<Vec<_>>(), opts.derive)?;
+
+    let result = std::thread::scope(|scope| -> Result<()> {
+        // 3. Connections, a thread each.
+        let mut pool = Pool::default();
+        let streamed: Vec<SeriesKey> = keys.iter().filter(|k| !(opts.derive && is_derived(k.interval))).cloned().collect();
+        for &market in &opts.markets {
+            let mine: Vec<(String, SeriesKey)> =
+                streamed.iter().filter(|k| k.market == market).map(|k| (stream_name(k.symbol.as_str(), k.interval), k.clone())).collect();
+            for streams in shard(mine, limits(market).streams_per_connection) {
+                pool.spawn(scope, client, market, opts.rotate_after, streams, &shared, &item_tx);
+            }
+        }
+        // 4. The repair thread: REST through the shared budget.
+        let repairer = {
+            let tx = item_tx.clone();
+            scope.spawn(move || repair(client, store.precision(), repair_rx, &tx))
+        };
+        // 5. The market refresh.
+        let refresher = {
+            let (tx, sh, selection) = (item_tx.clone(), shared.clone(), &selection);
+            let every = opts.refresh_every.unwrap_or_else(|| client.clock().real(300_000).max(Duration::from_secs(2)));
+            scope.spawn(move || refresh::run(client, store, selection, symbols, every, &sh, &tx))
+        };
+        // 6. The applier: this thread.
+        let deadline = opts.duration.map(|d| Instant::now() + d);
+        let mut control = opts.control.clone().unwrap_or_else(never);
+        let ticker = tick(Duration::from_millis(10));
+        let mut last_due_check = Instant::now();
+        let mut item_tx = Some(item_tx);
+        loop {
+            select! {
+                recv(item_rx) -> item => {
+                    let Ok(item) = item else { break };
+                    match item {
+                        Item::Text(market, text, received) => applier.on_text(market, &text, received)?,
+                        Item::Dropped(keys) => applier.on_dropped(&keys),
+                        Item::RepairFailed(key, from, to) => applier.send_repair((key, from, to)),
+                        Item::Repaired(key, from, to, klines) => applier.on_repaired(key, from, to, klines)?,
+                        Item::Refreshed(r) => {
+                            if let Some(tx) = &item_tx {
+                                on_refresh(&mut applier, &mut pool, scope, client, opts, r, &shared, tx)?;
+                            }
+                        }
+                    }
+                }
+                recv(control) -> r => match r {
+                    Ok(req) => {
+                        let reply = match *req.body() {
+                            Control::Flush => {
+                                applier.commit_if_due(true)?;
+                                ControlReply::Flushed { pages: applier.summary.klines_written }
+                            }
+                            Control::Stop => {
+                                shared.stop.store(true, Relaxed);
+                                ControlReply::Done
+                            }
+                            _ => ControlReply::Done,
+                        };
+                        req.reply(reply);
+                    }
+                    Err(_) => control = never(),
+                },
+                recv(ticker) -> _ => {}
+            }
+            // Adaptive group commit: at once when nothing else is queued,
+            // else with what queued meanwhile, at most 10 ms after the first change.
+            applier.commit_if_due(item_rx.is_empty())?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                shared.stop.store(true, Relaxed);
+            }
+            let stop_now = shared.stop.load(Relaxed) && item_tx.is_some();
+            if stop_now || last_due_check.elapsed() >= Duration::from_secs(1) {
+                last_due_check = Instant::now();
+                applier.repair_due(stop_now);
+                if let Ok(mut v) = view.lock() {
+                    let mut stage = applier.stage.clone();
+                    stage.latency_us = applier.commit_lag.clone();
+                    *v = (stage, applier.summary.clone());
+                }
+            }
+            if stop_now {
+                // Every close due is asked for; no more repair requests: the
+                // repair thread ends when done, the connections and the
+                // refresh at the stop flag, and then this loop.
+                applier.close_repairs();
+                item_tx = None;
+                log::info!("stopping: closing connections, repairing missed closes");
+            }
+        }
+        for c in pool.handles {
+            let _ = c.join();
+        }
+        let _ = repairer.join();
+        let _ = refresher.join();
+        Ok(())
+    });
+    let finished = applier.finish();
+    result?;
+    let (mut summary, mut stage, commit_lag, live_lag) = finished?;
+    summary.connections = shared.connections.load(Relaxed);
+    summary.reconnects = shared.reconnects.load(Relaxed);
+    summary.rotations = shared.rotations.load(Relaxed);
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    summary.commit_lag_p50_us = commit_lag.quantile(0.5);
+    summary.commit_lag_p99_us = commit_lag.quantile(0.99);
+    summary.live_lag_p50_us = live_lag.quantile(0.5);
+    summary.live_lag_p99_us = live_lag.quantile(0.99);
+    if let Some(p) = publisher {
+        if let Ok(mut v) = view.lock() {
+            stage.latency_us = commit_lag;
+            *v = (stage, summary.clone());
+        }
+        p.finish();
+    }
+    Ok(summary)
+}
+
+/// The series of `symbols` at `intervals` (with `derive`, 1m is always
+/// among them: it is what the others are rolled up from).
+fn series_of<'s>(symbols: impl Iterator<Item = (Market, &'s str)>, intervals: &[Interval], derive: bool) -> Result<Vec<SeriesKey>> {
+    let mut ivs = intervals.to_vec();
+    if derive && ivs.iter().any(|&iv| is_derived(iv)) && !ivs.contains(&Interval::M1) {
+        ivs.push(Interval::M1);
+    }
+    let mut keys = Vec::new();
+    for (m, s) in symbols {
+        for &iv in &ivs {
+            if iv.valid_for(m) {
+                keys.push(SeriesKey::new(m, Symbol::new(s)?, iv)?);
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// Follows `keys` (with their first kline when known), deriving the longer
+/// intervals from 1m with `derive`.
+fn follow(applier: &mut Applier<'_>, keys: &[(SeriesKey, Option<i64>)], derive: bool) -> Result<()> {
+    applier.follow(keys)?;
+    if derive {
+        let mut pairs = Vec::new();
+        for (k, _) in keys.iter().filter(|(k, _)| is_derived(k.interval)) {
+            let minute = SeriesKey { interval: Interval::M1, ..k.clone() };
+            if let (Some(src), Some(dst)) = (applier.id(&minute), applier.id(k)) {
+                pairs.push((src, dst));
+            }
+        }
+        applier.derive_from(&pairs);
+    }
+    Ok(())
+}
+
+/// The connection threads, per market with the streams each carries.
+#[derive(Default)]
+struct Pool<'scope> {
+    by_market: HashMap<Market, Vec<(Sender<Command>, usize)>>,
+    /// Which connection (market, index) carries a stream.
+    carrier: HashMap<String, (Market, usize)>,
+    handles: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
+}
+
+impl<'scope> Pool<'scope> {
+    #[allow(clippy::too_many_arguments)]
+    fn spawn<'env>(
+        &mut self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        client: &'env Client,
+        market: Market,
+        rotate_after: Option<Duration>,
+        streams: Vec<(String, SeriesKey)>,
+        shared: &Arc<Shared>,
+        tx: &Sender<Item>,
+    ) {
+        let lim = limits(market);
+        let cfg = connection::Config {
+            market,
+            url: stream_url(client.endpoints(), market),
+            lifetime: rotate_after.unwrap_or_else(|| client.clock().real(lim.lifetime_ms - 600_000)),
+            messages_per_second: lim.messages_per_second,
+        };
+        let conns = self.by_market.entry(market).or_default();
+        for (name, _) in &streams {
+            self.carrier.insert(name.clone(), (market, conns.len()));
+        }
+        let (cmd_tx, cmd_rx) = unbounded();
+        conns.push((cmd_tx, streams.len()));
+        let (sh, tx) = (shared.clone(), tx.clone());
+        self.handles.push(scope.spawn(move || connection::run(&cfg, streams, &cmd_rx, &sh, &tx)));
+    }
+
+    /// Adds `streams` to connections of `market` with room, returning those
+    /// that fit nowhere.
+    fn subscribe(&mut self, market: Market, mut streams: Vec<(String, SeriesKey)>) -> Vec<(String, SeriesKey)> {
+        let per = limits(market).streams_per_connection;
+        for (i, (cmd, n)) in self.by_market.entry(market).or_default().iter_mut().enumerate() {
+            let take = per.saturating_sub(*n).min(streams.len());
+            if take == 0 {
+                continue;
+            }
+            let batch: Vec<(String, SeriesKey)> = streams.drain(..take).collect();
+            for (name, _) in &batch {
+                self.carrier.insert(name.clone(), (market, i));
+            }
+            *n += batch.len();
+            let _ = cmd.send(Command::Subscribe(batch));
+        }
+        streams
+    }
+
+    /// Removes `names` from the connections carrying them.
+    fn unsubscribe(&mut self, names: &[String]) {
+        let mut by_conn: HashMap<(Market, usize), Vec<String>> = HashMap::new();
+        for n in names {
+            if let Some(c) = self.carrier.remove(n) {
+                by_conn.entry(c).or_default().push(n.clone());
+            }
+        }
+        for ((m, i), names) in by_conn {
+            if let Some((cmd, n)) = self.by_market.get_mut(&m).and_then(|c| c.get_mut(i)) {
+                *n = n.saturating_sub(names.len());
+                let _ = cmd.send(Command::Unsubscribe(names));
+            }
+        }
+    }
+}
+
+/// Follows new listings (their history is asked of REST, their streams
+/// added to connections with room, or to new ones) and drops delisted ones.
+#[allow(clippy::too_many_arguments)]
+fn on_refresh<'scope, 'env>(
+    applier: &mut Applier<'_>,
+    pool: &mut Pool<'scope>,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    client: &'env Client,
+    opts: &StreamOptions,
+    r: Refresh,
+    shared: &Arc<Shared>,
+    tx: &Sender<Item>,
+) -> Result<()> {
+    let mut gone = Vec::new();
+    for (m, s) in &r.removed {
+        for k in series_of(std::iter::once((*m, s.as_str())), &opts.intervals, opts.derive)? {
+            applier.unfollow(&k);
+            gone.push(stream_name(k.symbol.as_str(), k.interval));
+        }
+    }
+    pool.unsubscribe(&gone);
+    let mut added = Vec::new();
+    for (m, s, first) in &r.added {
+        for k in series_of(std::iter::once((*m, s.as_str())), &opts.intervals, opts.derive)? {
+            added.push((k, *first));
+        }
+    }
+    follow(applier, &added, opts.derive)?;
+    applier.summary.streams += added.len() as u64;
+    for &market in &opts.markets {
+        let new: Vec<(String, SeriesKey)> = added
+            .iter()
+            .filter(|(k, _)| k.market == market && !(opts.derive && is_derived(k.interval)))
+            .map(|(k, _)| (stream_name(k.symbol.as_str(), k.interval), k.clone()))
+            .collect();
+        let left = pool.subscribe(market, new);
+        for streams in shard(left, limits(market).streams_per_connection) {
+            pool.spawn(scope, client, market, opts.rotate_after, streams, shared, tx);
+        }
+    }
+    Ok(())
+}
+
+/// The repair thread: fetches each asked range page by page through the
+/// shared budget and hands the klines to the applier.
+fn repair(client: &Client, precision: atm_store::Precision, requests: crossbeam_channel::Receiver<RepairRequest>, tx: &Sender<Item>) {
+    for (key, from, to) in requests {
+        let plan = SeriesPlan { key: key.clone(), gaps: vec![(from, to)] };
+        for page in Pages::new(&plan, false) {
+            match page.fetch(client, precision) {
+                Ok(k) => {
+                    if tx.send(Item::Repaired(key.clone(), page.from, page.to, k)).is_err() {
+                        return;
+                    }
+                }
+                Err(e @ crate::error::Error::RetriesExhausted { .. }) => {
+                    log::warn!("{key}: repair of {}..{} failed: {e}; asking again", page.from, page.to);
+                    if tx.send(Item::RepairFailed(key.clone(), page.from, to)).is_err() {
+                        return;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    log::error!("{key}: repair of {}..{} failed for good: {e}", page.from, page.to);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The status sampler of a stream run.
+fn sampler(
+    shared: Arc<Shared>,
+    stats: Arc<crate::client::ClientStats>,
+    view: Arc<std::sync::Mutex<(StageStats, StreamSummary)>>,
+) -> impl FnMut() -> Vec<(String, Metric)> + Send + 'static {
+    move || {
+        let (apply, s) = view.lock().map(|v| v.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut ws = StageStats { items_in: shared.events.load(Relaxed), bytes_in: shared.bytes.load(Relaxed), ..StageStats::default() };
+        ws.items_out = ws.items_in;
+        ws.metrics("ws", 0, &mut out);
+        apply.metrics("apply", 0, &mut out);
+        for (name, v) in [
+            ("klines_written", s.klines_written),
+            ("events", shared.events.load(Relaxed)),
+            ("closes", s.closes),
+            ("live_updates", s.live_updates),
+            ("repairs", s.repairs),
+            ("repaired_klines", s.repaired_klines),
+            ("corrections", s.corrections),
+            ("errors", s.bad_messages),
+            ("reconnects", shared.reconnects.load(Relaxed)),
+            ("rotations", shared.rotations.load(Relaxed)),
+            ("connections", shared.connections.load(Relaxed)),
+            ("streams", s.streams),
+            ("requests", stats.requests.load(Relaxed)),
+            ("weight", stats.weight.load(Relaxed)),
+        ] {
+            out.push((format!("totals.{name}"), Metric::Counter(v)));
+        }
+        out.push(("process.phase".into(), Metric::Text(if shared.stop.load(Relaxed) { "stopping" } else { "streaming" }.into())));
+        out
+    }
+}
+
+/// The process's soft limit of open files (`/proc/self/limits`), 1024 if unknown.
+fn open_file_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| l.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3)?.parse().ok()))
+        .unwrap_or(1024)
+}
