@@ -67,6 +67,9 @@ pub enum Error {
     /// A bad argument or configuration.
     #[error("{0}")]
     Config(String),
+    /// A thread of the job ended early; its own error is what to look at.
+    #[error("{0}")]
+    Stopped(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] atm_store::Error),

@@ -42,6 +42,64 @@ pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     ::crc32c::crc32c_append(crc, data)
 }
 
+/// CRC-32C's polynomial, bit-reflected (the coefficient of x^0 is bit 31).
+const POLY: u32 = 0x82F6_3B78;
+
+/// Longest buffer [`crc32c_patch`] patches: a block's column of `f64`.
+const PATCH_MAX_LEN: usize = crate::layout::BLOCK_SLOTS as usize * 8;
+
+/// `a(x)·b(x) mod P(x)` in the reflected representation.
+fn mul_mod_p(a: u32, mut b: u32) -> u32 {
+    let mut product = 0;
+    let mut m = 1u32 << 31;
+    while m != 0 {
+        if a & m != 0 {
+            product ^= b;
+        }
+        m >>= 1;
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+    product
+}
+
+/// `x^(8n) mod P(x)` for every `n` up to [`PATCH_MAX_LEN`]: appending `n`
+/// zero bytes to a message multiplies its raw CRC by it.
+fn zero_bytes_table() -> &'static [u32] {
+    static TABLE: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let x8 = 1u32 << (31 - 8);
+        let mut p = 1u32 << 31; // x^0
+        (0..=PATCH_MAX_LEN)
+            .map(|_| {
+                let v = p;
+                p = mul_mod_p(x8, p);
+                v
+            })
+            .collect()
+    })
+}
+
+/// The CRC-32C of a `len`-byte buffer whose bytes `at..at + old.len()`
+/// changed from `old` to `new`, given its CRC before the change: CRC-32C is
+/// linear, so the change's own CRC, moved past the bytes that follow it,
+/// is folded in, without reading the rest of the buffer.
+///
+/// `len` is at most one block's column (32 KiB) and `old` at most 8 bytes.
+pub(crate) fn crc32c_patch(crc: u32, len: usize, at: usize, old: &[u8], new: &[u8]) -> u32 {
+    debug_assert!(old.len() == new.len() && old.len() <= 8 && at + old.len() <= len && len <= PATCH_MAX_LEN);
+    let mut delta = [0u8; 8];
+    for (d, (o, n)) in delta.iter_mut().zip(old.iter().zip(new)) {
+        *d = o ^ n;
+    }
+    let delta = &delta[..old.len()];
+    if delta.iter().all(|&d| d == 0) {
+        return crc;
+    }
+    // The raw CRC (no initial or final inversion) of the change.
+    let raw = !::crc32c::crc32c_append(!0, delta);
+    crc ^ mul_mod_p(zero_bytes_table()[len - at - delta.len()], raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +119,20 @@ mod tests {
         }
         assert!(CHECKSUMMED.load(Ordering::Relaxed) >= FAST_AFTER);
         assert_eq!(crc32c_append(crc32c(b"1234"), b"56789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn a_patched_crc_equals_the_crc_of_the_patched_buffer() {
+        let mut buf: Vec<u8> = (0..PATCH_MAX_LEN).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        for (len, at, width) in [(16_384, 0, 4), (16_384, 16_380, 4), (32_768, 12_344, 8), (512, 504, 8), (512, 0, 8), (4, 0, 4), (9, 3, 1)]
+        {
+            let data = &mut buf[..len];
+            let crc = crc32c(data);
+            let old = data[at..at + width].to_vec();
+            let new: Vec<u8> = old.iter().map(|b| b.wrapping_mul(7) ^ 0x5a).collect();
+            data[at..at + width].copy_from_slice(&new);
+            assert_eq!(crc32c_patch(crc, len, at, &old, &new), crc32c(data), "len {len} at {at}");
+            assert_eq!(crc32c_patch(crc, len, at, &old, &old), crc, "no change, same CRC");
+        }
     }
 }

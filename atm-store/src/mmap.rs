@@ -61,6 +61,16 @@ impl Map {
         Ok(Map { raw, writable })
     }
 
+    /// Maps `off..off+len` (page-aligned, reserved on disk) writable in the
+    /// page tables now, so that the first writes there do not fault; best
+    /// effort (`MADV_POPULATE_WRITE`, Linux 5.14 and later).
+    pub(crate) fn prefault_write(&self, off: usize, len: usize) {
+        self.check(off, len, 1);
+        if self.writable {
+            let _ = self.raw.advise_range(memmap2::Advice::PopulateWrite, off, len);
+        }
+    }
+
     fn check(&self, off: usize, len: usize, align: usize) {
         let end = off.checked_add(len);
         assert!(matches!(end, Some(e) if e <= self.raw.len()), "mapped access {off}+{len} past the end ({}): layout bug", self.raw.len());

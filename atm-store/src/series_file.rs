@@ -20,7 +20,7 @@ use crate::error::{nix_io, Error, Result};
 use crate::kline::{Kline, FLOAT_COLUMNS};
 use crate::layout::{
     self, entry, live, Layout, StaticHeader, BLOCK_CRCS, BLOCK_SLOTS, COLUMNS, ENTRY_BYTES, EXC_BYTES, EXC_OFF, LIVE_COPY_LEN,
-    LIVE_COPY_OFF, LIVE_OFF, MAX_EXCEPTIONS, PAGE,
+    LIVE_COPY_OFF, LIVE_LEN, LIVE_OFF, MAX_EXCEPTIONS, PAGE,
 };
 use crate::mmap::Map;
 use crate::{Precision, SeriesKey};
@@ -108,6 +108,11 @@ type ThawedCache = HashMap<(u64, u32), Arc<Vec<u8>>>;
 
 /// Decompressed cold blocks a reader keeps (about 147 KiB each for f32).
 const THAWED_CACHE: usize = 64;
+
+/// Puts into one block up to which its checksums are patched rather than
+/// recomputed (each put patches 11 checksums at ~50 ns; a recomputation
+/// reads the whole block, 150-300 KiB).
+const PATCH_PUTS: usize = 64;
 
 /// Columns of a read window copied out of the map (some blocks are cold).
 pub(crate) enum OwnedCol {
@@ -671,12 +676,27 @@ impl SeriesFile {
         for &(a, b) in batch.missing.iter().chain(&batch.direct) {
             blocks.extend(a / BLOCK_SLOTS..=b / BLOCK_SLOTS);
         }
+        self.reserve_blocks(blocks)
+    }
+
+    /// Reserves disk space for `blocks` (thawing cold ones first).
+    pub fn reserve_blocks(&self, mut blocks: Vec<u64>) -> Result<()> {
         blocks.sort_unstable();
         blocks.dedup();
         for &b in &blocks {
             self.thaw(b)?;
         }
         let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        blocks.retain(|b| !reserved.contains(b));
+        // A block whose entry says "reserved" was reserved by an earlier
+        // process: that flag is written only after the commit's journal
+        // fsync, which made the file system commit the allocation too (one
+        // file system journal for all files), so its space is there.
+        for b in &blocks {
+            if self.entry(*b).is_ok_and(|e| e.flags & entry::FLAG_RESERVED != 0) {
+                reserved.insert(*b);
+            }
+        }
         blocks.retain(|b| !reserved.contains(b));
         // One fallocate per region for each run of consecutive blocks.
         let mut i = 0;
@@ -700,6 +720,30 @@ impl SeriesFile {
             }
             reserved.extend(b0..=b1);
             i = j;
+        }
+        Ok(())
+    }
+
+    /// Prefaults the pages a write at `slot` touches (its block's table
+    /// entry, the slot's page of each column and bitmap, the live header),
+    /// when its block is reserved on disk: a writer about to write one kline
+    /// into thousands of series does it beforehand rather than in the middle
+    /// of a commit. Best effort.
+    pub fn prefault(&self, slot: u64) -> Result<()> {
+        let b = slot / BLOCK_SLOTS;
+        let reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner()).contains(&b);
+        if slot >= self.key.interval.capacity() || !(reserved || self.entry(b)?.flags & entry::FLAG_RESERVED != 0) {
+            return Ok(());
+        }
+        let page = |off: u64| (off / PAGE * PAGE, PAGE);
+        let mut ranges = vec![page(self.layout.entry_off(b)), (LIVE_OFF, LIVE_LEN)];
+        for c in 0..COLUMNS {
+            ranges.push(page(self.layout.col_off[c] + slot * self.layout.col_width(c)));
+        }
+        ranges.push(page(self.layout.present_off + slot / 8));
+        ranges.push(page(self.layout.missing_off + slot / 8));
+        for (off, len) in ranges {
+            self.map.prefault_write(off as usize, len as usize);
         }
         Ok(())
     }
@@ -759,6 +803,16 @@ impl SeriesFile {
             } else {
                 self.entry(b)?
             };
+            // A few klines put into a block that already has its checksums
+            // (no run or missing range touching it): the checksums are
+            // patched with the changed bytes instead of recomputed over the
+            // whole block (see `SeriesFile::patch_crcs`).
+            let touched = |r: &[(u64, u64)]| r.iter().any(|&(a, z)| a <= hi && z >= lo);
+            let patch = (!replay && !before.is_empty() && !puts.is_empty() && puts.len() <= PATCH_PUTS)
+                && before.flags & entry::FLAG_COLD == 0
+                && !touched(&batch.direct)
+                && !touched(&batch.missing);
+            let old = patch.then(|| self.put_bytes(b, puts));
             let s = seq.load(Ordering::Relaxed);
             seq.store(s | 1, Ordering::Relaxed);
             fence(Ordering::Release);
@@ -794,7 +848,10 @@ impl SeriesFile {
             let (present, missing) = self.count_block(b);
             let mut crcs = before.crcs;
             let known = if puts.is_empty() && !replay { batch.known_crcs.get(&b) } else { None };
-            for (k, c) in crcs.iter_mut().enumerate() {
+            if let Some(old) = &old {
+                self.patch_crcs(b, old, &self.put_bytes(b, puts), &mut crcs);
+            }
+            for (k, c) in crcs.iter_mut().enumerate().filter(|_| old.is_none()) {
                 if let (Some(known), true) = (known, k < COLUMNS) {
                     *c = known[k];
                 } else if k >= COLUMNS || !puts.is_empty() || direct || before.is_empty() || replay {
@@ -854,6 +911,41 @@ impl SeriesFile {
 
     /// Writes the values of `puts` (all in one block) column by column, one
     /// contiguous run at a time, and sets their present bits.
+    /// The bytes that checksums of block `b` cover at the slots of `puts`:
+    /// each column's value, then the bitmap words holding the slots
+    /// (present, then missing), with their offsets in the checksummed ranges.
+    fn put_bytes(&self, b: u64, puts: &[(u64, Kline)]) -> Vec<(usize, usize, [u8; 8])> {
+        let lo = b * BLOCK_SLOTS;
+        let mut out = Vec::with_capacity(puts.len() * (COLUMNS + 2));
+        for (slot, _) in puts {
+            for c in 0..COLUMNS {
+                let w = self.layout.col_width(c) as usize;
+                let at = (slot - lo) as usize * w;
+                let mut v = [0u8; 8];
+                v[..w].copy_from_slice(self.map.bytes((self.layout.col_off[c] + slot * w as u64) as usize, w));
+                out.push((c, at, v));
+            }
+            for (k, base) in [(COLUMNS, self.layout.present_off), (COLUMNS + 1, self.layout.missing_off)] {
+                let word = slot / 64;
+                let at = (word * 8 - lo / 8) as usize;
+                if !out.iter().any(|&(kk, a, _)| kk == k && a == at) {
+                    out.push((k, at, self.u64_at(base + word * 8).to_le_bytes()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Patches block `b`'s checksums with the bytes that changed from `old`
+    /// to `new` (both from [`SeriesFile::put_bytes`] of the same puts).
+    fn patch_crcs(&self, b: u64, old: &[(usize, usize, [u8; 8])], new: &[(usize, usize, [u8; 8])], crcs: &mut [u32; BLOCK_CRCS]) {
+        for (&(k, at, o), &(_, _, n)) in old.iter().zip(new) {
+            let (_, len) = self.layout.crc_range(k, b);
+            let w = if k < COLUMNS { self.layout.col_width(k) as usize } else { 8 };
+            crcs[k] = checksum::crc32c_patch(crcs[k], len as usize, at, &o[..w], &n[..w]);
+        }
+    }
+
     fn write_puts(&self, puts: &[(u64, Kline)]) {
         self.write_values(puts);
         for (slot, _) in puts {
@@ -1216,8 +1308,10 @@ fn word_masks(a: u64, z: u64) -> impl Iterator<Item = (u64, u64)> {
 
 // ----- live header encoding ------------------------------------------------
 
+/// The bytes of a live copy up to its last used exception (what follows
+/// is not read: the count says where the table ends).
 fn encode_live(l: &Live) -> Vec<u8> {
-    let mut b = vec![0u8; LIVE_COPY_LEN as usize];
+    let mut b = vec![0u8; (EXC_OFF + l.exceptions.len().min(MAX_EXCEPTIONS) as u64 * EXC_BYTES) as usize];
     let put = |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
     put(&mut b, live::FIRST_PRESENT, l.first_present.unwrap_or(u64::MAX));
     put(&mut b, live::LAST_PRESENT, l.last_present.unwrap_or(u64::MAX));
@@ -1225,7 +1319,7 @@ fn encode_live(l: &Live) -> Vec<u8> {
     put(&mut b, live::MISSING_TOTAL, l.missing_total);
     put(&mut b, live::COMMITS, l.commits);
     b[live::EXC_COUNT..live::EXC_COUNT + 4].copy_from_slice(&(l.exceptions.len() as u32).to_le_bytes());
-    for (i, e) in l.exceptions.iter().enumerate() {
+    for (i, e) in l.exceptions.iter().take(MAX_EXCEPTIONS).enumerate() {
         let off = EXC_OFF as usize + i * EXC_BYTES as usize;
         put(&mut b, off, e.slot);
         put(&mut b, off + 8, e.open_time as u64);

@@ -229,6 +229,27 @@ impl Writer {
         self.open_files = n.max(2);
     }
 
+    /// Takes `key`'s series lock and opens (creating if needed) its file
+    /// now, so that its first write does not pay for it: a writer about to
+    /// write to thousands of series at once (`atm stream` at a minute
+    /// boundary) opens them beforehand.
+    pub fn open(&mut self, key: &SeriesKey) -> Result<()> {
+        self.hold(key).map(|_| ())
+    }
+
+    /// Like [`Writer::open`], and also reserves the disk space of the block
+    /// holding open time `t` and maps now the pages a write there touches,
+    /// so that its first commit is as fast as the ones after it (`atm
+    /// stream` prepares every series at start, and the next block of each
+    /// before its current one is full).
+    pub fn prepare(&mut self, key: &SeriesKey, t: i64) -> Result<()> {
+        self.hold(key)?;
+        let slot = key.interval.slot_of(t)?;
+        let file = self.file(key)?;
+        file.reserve_blocks(vec![slot / crate::layout::BLOCK_SLOTS])?;
+        file.prefault(slot)
+    }
+
     /// Stages one kline. Its slot is the one containing its open time; a kline
     /// whose open or close time is off the grid is kept with its exact times.
     pub fn put(&mut self, key: &SeriesKey, k: &Kline) -> Result<()> {
@@ -534,6 +555,12 @@ impl Writer {
                 h.staged.known_crcs.clear();
             }
         }
+    }
+
+    /// Bytes in the journal since the last checkpoint (a commit checkpoints
+    /// by itself past 64 MiB; a writer with quiet moments may do it then).
+    pub fn journal_bytes(&self) -> u64 {
+        self.journal.used()
     }
 
     /// Syncs every series file changed since the last checkpoint and starts a

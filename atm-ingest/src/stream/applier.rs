@@ -11,19 +11,16 @@ use std::time::{Duration, Instant};
 
 use crate::budget::ExchangeClock as Clock;
 use atm_store::prd::Histogram;
-use atm_store::{Interval, Kline, Market, Precision, SeriesKey, Store, Writer};
+use atm_store::{Interval, Kline, Market, Precision, SeriesKey, Store};
 use crossbeam_channel::Sender;
 
+use super::committer::Write;
 use super::derive::Deriver;
 use super::StreamSummary;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::first_kline::{next_open, open_of};
 use crate::status::{LiveSlots, StageStats};
-use crate::sync::Page;
 use crate::ws_event::{self, WsMessage};
-
-/// Changes are committed at most this long after the first of them.
-const GROUP_COMMIT: Duration = Duration::from_millis(10);
 /// A close is late (and repaired) once its kline ended this long ago, real time.
 const LATE_CLOSE: Duration = Duration::from_secs(3);
 
@@ -50,7 +47,8 @@ pub(crate) struct Applier<'a> {
     pub(super) store: &'a Store,
     pub(super) precision: Precision,
     pub(super) clock: Clock,
-    pub(super) writer: Writer,
+    /// To the committer.
+    writes: Sender<Write>,
     pub(super) series: Vec<Followed>,
     index: HashMap<SeriesKey, usize>,
     /// Events name their symbol as listed: (market, interval) → symbol → series.
@@ -60,24 +58,24 @@ pub(crate) struct Applier<'a> {
     pub(super) derive: Option<Deriver>,
     pub summary: StreamSummary,
     pub stage: StageStats,
-    /// Receipt of a closing event → its commit, µs.
-    pub commit_lag: Histogram,
     /// Receipt of an update → its live value published, µs.
     pub live_lag: Histogram,
-    /// When the oldest uncommitted change was made.
-    pending: Option<Instant>,
-    /// Receipts of the closes not committed yet.
-    receipts: Vec<Instant>,
 }
 
 impl<'a> Applier<'a> {
-    /// An applier writing through `writer`, asking repairs on `repair_tx`.
-    pub fn new(store: &'a Store, clock: Clock, writer: Writer, live: Option<LiveSlots>, repair_tx: Sender<RepairRequest>) -> Applier<'a> {
+    /// An applier writing through the committer's `writes`, asking repairs on `repair_tx`.
+    pub fn new(
+        store: &'a Store,
+        clock: Clock,
+        writes: Sender<Write>,
+        live: Option<LiveSlots>,
+        repair_tx: Sender<RepairRequest>,
+    ) -> Applier<'a> {
         Applier {
             store,
             precision: store.precision(),
             clock,
-            writer,
+            writes,
             series: Vec::new(),
             index: HashMap::new(),
             by_symbol: HashMap::new(),
@@ -86,10 +84,7 @@ impl<'a> Applier<'a> {
             derive: None,
             summary: StreamSummary::default(),
             stage: StageStats::default(),
-            commit_lag: Histogram::default(),
             live_lag: Histogram::default(),
-            pending: None,
-            receipts: Vec::new(),
         }
     }
 
@@ -219,6 +214,7 @@ impl<'a> Applier<'a> {
             }
             return Ok(());
         }
+        self.summary.closes += 1;
         self.on_close(id, e.kline, Some(received))
     }
 
@@ -242,22 +238,28 @@ impl<'a> Applier<'a> {
             Some(l) if next_open(iv, l) < open => self.ask(id, next_open(iv, l), open_of(iv, open - 1)),
             _ => {}
         }
-        let key = self.series[id].key.clone();
-        self.writer.put(&key, &k)?;
+        self.write(Write::Put(self.series[id].key.clone(), k, received))?;
         let f = &mut self.series[id];
         f.last_closed = Some(open);
         f.last = Some(k);
-        self.summary.closes += 1;
         self.summary.klines_written += 1;
         self.stage.items_out += 1;
-        self.pending.get_or_insert_with(Instant::now);
-        if let Some(r) = received {
-            self.receipts.push(r);
-        }
         if self.derive.is_some() {
             self.derive_after_close(id, &k);
         }
         Ok(())
+    }
+
+    /// Hands `w` to the committer.
+    pub(super) fn write(&self, w: Write) -> Result<()> {
+        self.writes.send(w).map_err(|_| Error::Stopped("the committer stopped (see the error it logged)".into()))
+    }
+
+    /// Commits what is staged, and waits for it.
+    pub fn flush(&self) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.write(Write::Flush(tx))?;
+        rx.recv().map_err(|_| Error::Stopped("the committer stopped (see the error it logged)".into()))
     }
 
     fn bad(&mut self, why: String) {
@@ -299,8 +301,6 @@ impl<'a> Applier<'a> {
         if self.derive.is_some() {
             self.derive_after_repair(&key, &closed);
         }
-        self.writer.put_many(&key, &closed)?;
-        crate::pipeline::mark_absent(&mut self.writer, &Page { key: key.clone(), from, to, limit: 0 }, &closed)?;
         self.summary.repaired_klines += closed.len() as u64;
         self.summary.klines_written += closed.len() as u64;
         if let (Some(id), Some(k)) = (self.id(&key), closed.last()) {
@@ -310,26 +310,7 @@ impl<'a> Applier<'a> {
                 f.last = Some(*k);
             }
         }
-        self.pending.get_or_insert_with(Instant::now);
-        Ok(())
-    }
-
-    /// Commits when the oldest change waited [`GROUP_COMMIT`] (or at once
-    /// with `now`: the caller has nothing else queued), then derives what
-    /// the commit completed.
-    pub fn commit_if_due(&mut self, now: bool) -> Result<()> {
-        if !self.pending.is_some_and(|p| now || p.elapsed() >= GROUP_COMMIT) {
-            return Ok(());
-        }
-        self.writer.commit()?;
-        self.pending = None;
-        for r in self.receipts.drain(..) {
-            self.commit_lag.record(r.elapsed().as_micros() as u64);
-        }
-        if self.derive.is_some() {
-            self.derive_committed()?;
-        }
-        Ok(())
+        self.write(Write::Repaired(key, from, to, closed))
     }
 
     /// Asks REST for every close that is due but has not come: late by
@@ -350,13 +331,9 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Commits what is pending and closes the writer.
-    pub fn finish(mut self) -> Result<(StreamSummary, StageStats, Histogram, Histogram)> {
-        // Twice: what the first commit completes is derived, then committed.
-        self.commit_if_due(true)?;
-        self.commit_if_due(true)?;
-        self.writer.close()?;
-        Ok((self.summary, self.stage, self.commit_lag, self.live_lag))
+    /// What the applier counted (the committer ends when it is dropped).
+    pub fn finish(self) -> (StreamSummary, StageStats, Histogram) {
+        (self.summary, self.stage, self.live_lag)
     }
 }
 

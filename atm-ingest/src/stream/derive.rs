@@ -3,17 +3,18 @@
 //!
 //! - Live: the in-progress kline of a derived series is the aggregate of
 //!   the closed minutes of its window seen so far plus the live minute.
-//! - Closed: when the last minute of a window closes, the window is derived
-//!   from the stored (committed) 1m klines once none of them is unknown
-//!   (repairs fill lost minutes first). A window already present in the
-//!   store (REST got there first) is left as it is.
+//! - Closed: when the last minute of a window is committed and none of its
+//!   minutes is unknown (repairs fill lost ones first), the committer rolls
+//!   the window up from the store and hands it to the applier, which
+//!   treats it like a closing event. A window already stored (REST got
+//!   there first) is left as it is.
 //! - Checked: derived klines are fetched again from REST in batches, at most
-//!   [`CHECK_AFTER`] (exchange time) after they were derived, and at stop.
-//!   REST's klines are written over them, so the store always ends with the
-//!   exchange's values; one that disagrees beyond the rounding of sums is
-//!   counted in `derive_mismatches` and logged.
+//!   [`CHECK_AFTER_MS`] (exchange time) after they were derived, and at
+//!   stop. REST's klines are written over them, so the store always ends
+//!   with the exchange's values; one that disagrees beyond the rounding of
+//!   sums is counted in `derive_mismatches` and logged.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use atm_store::{Interval, Kline, SeriesKey};
 
@@ -29,17 +30,13 @@ pub(crate) fn is_derived(interval: Interval) -> bool {
     !matches!(interval, Interval::S1 | Interval::M1)
 }
 
-/// The roll-up state.
+/// The applier's side of the roll-up.
 #[derive(Default)]
 pub(crate) struct Deriver {
     /// 1m series → the series derived from it.
     targets: HashMap<usize, Vec<usize>>,
-    /// Derived series → its 1m source.
-    source: HashMap<usize, usize>,
     /// Derived series → (window open, aggregate of its closed minutes seen).
     running: HashMap<usize, (i64, Kline)>,
-    /// Windows whose last minute closed: derived once their minutes are committed.
-    ready: BTreeSet<(usize, i64)>,
     /// Derived series → open times derived and not yet compared with REST.
     unchecked: HashMap<usize, (i64, i64)>,
     /// The derived values awaiting that comparison.
@@ -48,12 +45,13 @@ pub(crate) struct Deriver {
 
 impl Applier<'_> {
     /// Derives each `(source 1m series, derived series)` pair.
-    pub(crate) fn derive_from(&mut self, pairs: &[(usize, usize)]) {
+    pub(crate) fn derive_from(&mut self, pairs: &[(usize, usize)]) -> Result<()> {
         let d = self.derive.get_or_insert_with(Deriver::default);
         for &(src, dst) in pairs {
             d.targets.entry(src).or_default().push(dst);
-            d.source.insert(dst, src);
         }
+        let keys = pairs.iter().map(|&(src, dst)| (self.series[src].key.clone(), self.series[dst].key.clone())).collect();
+        self.write(super::committer::Write::Derive(keys))
     }
 
     /// A live minute of series `id`: the live klines of what derives from it.
@@ -77,7 +75,8 @@ impl Applier<'_> {
         }
     }
 
-    /// A closed minute of series `id` was written.
+    /// A closed minute of series `id` was written: the running aggregates
+    /// of the windows it falls in.
     pub(super) fn derive_after_close(&mut self, id: usize, minute: &Kline) {
         let Some(d) = &mut self.derive else { return };
         let Some(targets) = d.targets.get(&id) else { return };
@@ -91,28 +90,14 @@ impl Applier<'_> {
             if let Some(acc) = acc {
                 d.running.insert(t, (w, acc));
             }
-            if next_open(Interval::M1, minute.open_time) == next_open(iv, w) {
-                d.ready.insert((t, w));
-            }
         }
     }
 
-    /// REST klines of `key` are about to be written: windows they complete
-    /// become ready, and derived klines they answer are compared.
+    /// REST klines of `key` are about to be written: derived klines they
+    /// answer are compared with them.
     pub(super) fn derive_after_repair(&mut self, key: &SeriesKey, klines: &[Kline]) {
         let Some(id) = self.id(key) else { return };
         let Some(d) = &mut self.derive else { return };
-        if let Some(targets) = d.targets.get(&id) {
-            for k in klines {
-                for &t in targets {
-                    let iv = self.series[t].key.interval;
-                    let w = open_of(iv, k.open_time);
-                    if next_open(Interval::M1, k.open_time) == next_open(iv, w) {
-                        d.ready.insert((t, w));
-                    }
-                }
-            }
-        }
         for k in klines {
             if let Some(v) = d.values.remove(&(id, k.open_time)) {
                 if !v.agrees_with(k, self.precision) {
@@ -126,38 +111,21 @@ impl Applier<'_> {
         }
     }
 
-    /// After a commit: derives the ready windows whose minutes are all known.
-    pub(super) fn derive_committed(&mut self) -> Result<()> {
-        let Some(d) = &self.derive else { return Ok(()) };
-        if !self.repairs_open() {
-            return Ok(()); // stopping: REST has been asked for every window due
+    /// A window the committer rolled up: written like a close, and
+    /// remembered for the cross-check. Ignored once stopping (REST has been
+    /// asked for every window due).
+    pub fn on_derived(&mut self, key: &SeriesKey, k: Kline) -> Result<()> {
+        let Some(id) = self.id(key) else { return Ok(()) };
+        if !self.repairs_open() || !self.series[id].active || self.series[id].last_closed.is_some_and(|l| l >= k.open_time) {
+            return Ok(());
         }
-        let ready: Vec<(usize, i64)> = d.ready.iter().copied().collect();
-        for (t, w) in ready {
-            let Some(&src) = self.derive.as_ref().and_then(|d| d.source.get(&t)) else { continue };
-            let (key, iv) = (self.series[t].key.clone(), self.series[t].key.interval);
-            let last_minute = next_open(iv, w) - 60_000;
-            let Some(minutes) = self.store.series(&self.series[src].key)? else { continue };
-            let (_, _, unknown) = minutes.counts(w, last_minute)?;
-            if unknown > 0 {
-                continue; // repairs will fill them
-            }
-            if let Some(d) = &mut self.derive {
-                d.ready.remove(&(t, w));
-            }
-            let parts = minutes.range(w, last_minute)?;
-            let Some(k) = Kline::aggregate(&parts, w, next_open(iv, w) - 1, self.precision) else { continue };
-            if self.store.series(&key)?.is_some_and(|s| s.at(w).ok().flatten().is_some()) {
-                continue; // REST was first, and wins
-            }
-            self.on_close(t, k, None)?;
-            self.summary.derived += 1;
-            if let Some(d) = &mut self.derive {
-                d.values.insert((t, w), k);
-                let r = d.unchecked.entry(t).or_insert((w, w));
-                r.0 = r.0.min(w);
-                r.1 = r.1.max(w);
-            }
+        self.on_close(id, k, None)?;
+        self.summary.derived += 1;
+        if let Some(d) = &mut self.derive {
+            d.values.insert((id, k.open_time), k);
+            let r = d.unchecked.entry(id).or_insert((k.open_time, k.open_time));
+            r.0 = r.0.min(k.open_time);
+            r.1 = r.1.max(k.open_time);
         }
         Ok(())
     }

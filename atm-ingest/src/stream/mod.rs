@@ -21,6 +21,7 @@
 //! - [`refresh`]: new listings and delistings while running.
 
 mod applier;
+mod committer;
 mod connection;
 mod derive;
 mod refresh;
@@ -30,15 +31,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use atm_store::prd::Histogram;
 use atm_store::{Interval, Kline, Market, SeriesKey, Store, Symbol};
 use crossbeam_channel::{bounded, never, select, tick, unbounded, Sender};
 
 use self::applier::{Applier, RepairRequest};
+use self::committer::{Committer, Write};
 use self::connection::Command;
 use self::derive::is_derived;
 use self::refresh::Refresh;
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::{Control, ControlReply, ControlRequests};
 use crate::status::{Metric, Publisher, StageStats};
 use crate::sync::{Pages, SeriesPlan, SymbolFilter, SyncOptions};
@@ -126,6 +129,12 @@ pub struct StreamSummary {
     pub commit_lag_p50_us: u64,
     /// 99th percentile of the same, µs.
     pub commit_lag_p99_us: u64,
+    /// Commits made.
+    pub commits: u64,
+    /// Median time a commit took, µs.
+    pub commit_time_p50_us: u64,
+    /// 99th percentile of the same, µs.
+    pub commit_time_p99_us: u64,
     /// Median time from an update's receipt to its live value published in
     /// the shared segment (where other processes read it), µs (bucket bound).
     pub live_lag_p50_us: u64,
@@ -188,17 +197,29 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     };
     let (item_tx, item_rx) = bounded::<Item>(65_536);
     let (repair_tx, repair_rx) = unbounded::<RepairRequest>();
+    let (write_tx, write_rx) = unbounded::<Write>();
+    let (derived_tx, derived_rx) = unbounded::<(SeriesKey, Kline)>();
     let mut writer = store.writer()?;
     // Every series gets a close each interval: keep all their files open
     // (within half the process's file limit).
-    writer.set_open_files((keys.len() + 64).min(open_file_limit() / 2));
-    let mut applier = Applier::new(store, client.clock().clone(), writer, publisher.as_ref().map(Publisher::live_slots), repair_tx);
+    let open_files = (keys.len() + 64).min(open_file_limit() / 2);
+    writer.set_open_files(open_files);
+    // Opened (and their next kline's pages mapped) now, not at the first close.
+    let now = client.clock().now();
+    for k in keys.iter().take(open_files) {
+        writer.prepare(k, crate::first_kline::open_of(k.interval, now))?;
+    }
+    let commit_lag = Arc::new(std::sync::Mutex::new((Histogram::default(), Histogram::default())));
+    let committer = Committer::new(store, writer, commit_lag.clone());
+    let mut applier = Applier::new(store, client.clock().clone(), write_tx, publisher.as_ref().map(Publisher::live_slots), repair_tx);
     applier.summary.backfilled = backfilled;
     applier.summary.streams = keys.len() as u64;
     follow(&mut applier, &keys.iter().map(|k| (k.clone(), None)).collect::<Vec<_>>(), opts.derive)?;
 
-    let result = std::thread::scope(|scope| -> Result<()> {
-        // 3. Connections, a thread each.
+    let (counted, result) = std::thread::scope(|scope| {
+        // 3. The committer: the one thread writing the store.
+        let committer = scope.spawn(move || committer.run(&write_rx, &derived_tx));
+        // 4. Connections, a thread each.
         let mut pool = Pool::default();
         let streamed: Vec<SeriesKey> = keys.iter().filter(|k| !(opts.derive && is_derived(k.interval))).cloned().collect();
         for &market in &opts.markets {
@@ -208,93 +229,39 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
                 pool.spawn(scope, client, market, opts.rotate_after, streams, &shared, &item_tx);
             }
         }
-        // 4. The repair thread: REST through the shared budget.
+        // 5. The repair thread: REST through the shared budget.
         let repairer = {
             let tx = item_tx.clone();
             scope.spawn(move || repair(client, store.precision(), repair_rx, &tx))
         };
-        // 5. The market refresh.
+        // 6. The market refresh.
         let refresher = {
             let (tx, sh, selection) = (item_tx.clone(), shared.clone(), &selection);
             let every = opts.refresh_every.unwrap_or_else(|| client.clock().real(300_000).max(Duration::from_secs(2)));
             scope.spawn(move || refresh::run(client, store, selection, symbols, every, &sh, &tx))
         };
-        // 6. The applier: this thread.
-        let deadline = opts.duration.map(|d| Instant::now() + d);
-        let mut control = opts.control.clone().unwrap_or_else(never);
-        let ticker = tick(Duration::from_millis(10));
-        let mut last_due_check = Instant::now();
-        let mut item_tx = Some(item_tx);
-        loop {
-            select! {
-                recv(item_rx) -> item => {
-                    let Ok(item) = item else { break };
-                    match item {
-                        Item::Text(market, text, received) => applier.on_text(market, &text, received)?,
-                        Item::Dropped(keys) => applier.on_dropped(&keys),
-                        Item::RepairFailed(key, from, to) => applier.send_repair((key, from, to)),
-                        Item::Repaired(key, from, to, klines) => applier.on_repaired(key, from, to, klines)?,
-                        Item::Refreshed(r) => {
-                            if let Some(tx) = &item_tx {
-                                on_refresh(&mut applier, &mut pool, scope, client, opts, r, &shared, tx)?;
-                            }
-                        }
-                    }
-                }
-                recv(control) -> r => match r {
-                    Ok(req) => {
-                        let reply = match *req.body() {
-                            Control::Flush => {
-                                applier.commit_if_due(true)?;
-                                ControlReply::Flushed { pages: applier.summary.klines_written }
-                            }
-                            Control::Stop => {
-                                shared.stop.store(true, Relaxed);
-                                ControlReply::Done
-                            }
-                            _ => ControlReply::Done,
-                        };
-                        req.reply(reply);
-                    }
-                    Err(_) => control = never(),
-                },
-                recv(ticker) -> _ => {}
-            }
-            // Adaptive group commit: at once when nothing else is queued,
-            // else with what queued meanwhile, at most 10 ms after the first change.
-            applier.commit_if_due(item_rx.is_empty())?;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                shared.stop.store(true, Relaxed);
-            }
-            let stop_now = shared.stop.load(Relaxed) && item_tx.is_some();
-            if stop_now || last_due_check.elapsed() >= Duration::from_secs(1) {
-                last_due_check = Instant::now();
-                applier.repair_due(stop_now);
-                if let Ok(mut v) = view.lock() {
-                    let mut stage = applier.stage.clone();
-                    stage.latency_us = applier.commit_lag.clone();
-                    *v = (stage, applier.summary.clone());
-                }
-            }
-            if stop_now {
-                // Every close due is asked for; no more repair requests: the
-                // repair thread ends when done, the connections and the
-                // refresh at the stop flag, and then this loop.
-                applier.close_repairs();
-                item_tx = None;
-                log::info!("stopping: closing connections, repairing missed closes");
-            }
-        }
+        // 7. The applier: this thread, until everything feeding it is done.
+        let applied = apply_loop(&mut applier, &item_rx, &derived_rx, item_tx, &mut pool, scope, client, opts, &shared, &view, &commit_lag);
+        // On an error, everything stops: the stop flag, and no one left to
+        // receive (a connection blocked on a full queue gets an error).
+        shared.stop.store(true, Relaxed);
+        drop(item_rx);
+        let counted = applier.finish(); // hangs up on the committer
+        let committed = committer.join().unwrap_or_else(|_| Err(Error::Stopped("the committer panicked".into())));
         for c in pool.handles {
             let _ = c.join();
         }
         let _ = repairer.join();
         let _ = refresher.join();
-        Ok(())
+        // The committer's own error says more than the applier's "it stopped".
+        (counted, committed.and(applied))
     });
-    let finished = applier.finish();
+    let (mut summary, mut stage, live_lag) = counted;
     result?;
-    let (mut summary, mut stage, commit_lag, live_lag) = finished?;
+    let (commit_lag, commit_time) = commit_lag.lock().map(|h| h.clone()).unwrap_or_default();
+    summary.commits = commit_time.count;
+    summary.commit_time_p50_us = commit_time.quantile(0.5);
+    summary.commit_time_p99_us = commit_time.quantile(0.99);
     summary.connections = shared.connections.load(Relaxed);
     summary.reconnects = shared.reconnects.load(Relaxed);
     summary.rotations = shared.rotations.load(Relaxed);
@@ -310,6 +277,55 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
         }
         p.finish();
     }
+    Ok(summary)
+}
+
+/// Applies recorded messages of `market` to `store` as `atm stream` does
+/// (parsed, routed to `series`, live klines published in the store's
+/// `run/` segment, closes committed by the committer thread), without a
+/// network: for benchmarks and for replaying captures. Gaps are not
+/// repaired (there is no exchange); everything is committed on return.
+///
+/// ```no_run
+/// # use atm_store::{Interval, Market, SeriesKey, Store, StoreOptions};
+/// let store = Store::open("store", StoreOptions { create: true, ..StoreOptions::default() })?;
+/// let key = SeriesKey::parse(Market::UsdM, "BTCUSDT", Interval::M1)?;
+/// let capture = std::fs::read_to_string("um_kline_events.jsonl")?;
+/// let s = atm_ingest::stream::replay(&store, Market::UsdM, &[key], capture.lines().map(str::to_string))?;
+/// println!("{} events, {} closes", s.events, s.closes);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn replay(store: &Store, market: Market, series: &[SeriesKey], messages: impl IntoIterator<Item = String>) -> Result<StreamSummary> {
+    let started = Instant::now();
+    let publisher = Publisher::start(store.dir(), "replay", Vec::new)?;
+    let (repair_tx, _no_exchange) = unbounded::<RepairRequest>();
+    let (write_tx, write_rx) = unbounded::<Write>();
+    let (derived_tx, _derived_rx) = unbounded::<(SeriesKey, Kline)>();
+    let mut writer = store.writer()?;
+    writer.set_open_files(series.len() + 64);
+    let lag = Arc::new(std::sync::Mutex::new((Histogram::default(), Histogram::default())));
+    let committer = Committer::new(store, writer, lag.clone());
+    let clock = crate::budget::ExchangeClock::new(Instant::now(), 0, 1.0);
+    let mut applier = Applier::new(store, clock, write_tx, Some(publisher.live_slots()), repair_tx);
+    applier.follow(&series.iter().map(|k| (k.clone(), None)).collect::<Vec<_>>())?;
+    let (counted, result) = std::thread::scope(|scope| {
+        let committer = scope.spawn(move || committer.run(&write_rx, &derived_tx));
+        let applied = messages.into_iter().try_for_each(|m| applier.on_text(market, &m, Instant::now()));
+        let counted = applier.finish();
+        let committed = committer.join().unwrap_or_else(|_| Err(Error::Stopped("the committer panicked".into())));
+        (counted, committed.and(applied))
+    });
+    publisher.finish();
+    result?;
+    let (mut summary, _, live_lag) = counted;
+    let (commit_lag, commit_time) = lag.lock().map(|h| h.clone()).unwrap_or_default();
+    summary.streams = series.len() as u64;
+    summary.commits = commit_time.count;
+    summary.commit_lag_p50_us = commit_lag.quantile(0.5);
+    summary.commit_lag_p99_us = commit_lag.quantile(0.99);
+    summary.live_lag_p50_us = live_lag.quantile(0.5);
+    summary.live_lag_p99_us = live_lag.quantile(0.99);
+    summary.elapsed_s = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
@@ -343,7 +359,94 @@ fn follow(applier: &mut Applier<'_>, keys: &[(SeriesKey, Option<i64>)], derive: 
                 pairs.push((src, dst));
             }
         }
-        applier.derive_from(&pairs);
+        applier.derive_from(&pairs)?;
+    }
+    Ok(())
+}
+
+/// The applier's loop: events, repairs, refreshes, derived windows and
+/// control requests, until everything feeding it is done (after a stop:
+/// the deadline, a [`Control::Stop`], or an error).
+#[allow(clippy::too_many_arguments)]
+fn apply_loop<'scope, 'env>(
+    applier: &mut Applier<'_>,
+    items: &crossbeam_channel::Receiver<Item>,
+    derived: &crossbeam_channel::Receiver<(SeriesKey, Kline)>,
+    item_tx: Sender<Item>,
+    pool: &mut Pool<'scope>,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    client: &'env Client,
+    opts: &StreamOptions,
+    shared: &Arc<Shared>,
+    view: &std::sync::Mutex<(StageStats, StreamSummary)>,
+    commit_lag: &std::sync::Mutex<(Histogram, Histogram)>,
+) -> Result<()> {
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    let mut control = opts.control.clone().unwrap_or_else(never);
+    let ticker = tick(Duration::from_millis(100));
+    let mut last_due_check = Instant::now();
+    let mut item_tx = Some(item_tx);
+    loop {
+        select! {
+            recv(items) -> item => {
+                let Ok(item) = item else { break };
+                match item {
+                    Item::Text(market, text, received) => applier.on_text(market, &text, received)?,
+                    Item::Dropped(keys) => applier.on_dropped(&keys),
+                    Item::RepairFailed(key, from, to) => applier.send_repair((key, from, to)),
+                    Item::Repaired(key, from, to, klines) => applier.on_repaired(key, from, to, klines)?,
+                    Item::Refreshed(r) => {
+                        if let Some(tx) = &item_tx {
+                            on_refresh(applier, pool, scope, client, opts, r, shared, tx)?;
+                        }
+                    }
+                }
+            }
+            recv(derived) -> d => {
+                if let Ok((key, k)) = d {
+                    applier.on_derived(&key, k)?;
+                }
+            }
+            recv(control) -> r => match r {
+                Ok(req) => {
+                    let reply = match *req.body() {
+                        Control::Flush => {
+                            applier.flush()?;
+                            ControlReply::Flushed { pages: applier.summary.klines_written }
+                        }
+                        Control::Stop => {
+                            shared.stop.store(true, Relaxed);
+                            ControlReply::Done
+                        }
+                        _ => ControlReply::Done,
+                    };
+                    req.reply(reply);
+                }
+                Err(_) => control = never(),
+            },
+            recv(ticker) -> _ => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            shared.stop.store(true, Relaxed);
+        }
+        let stop_now = shared.stop.load(Relaxed) && item_tx.is_some();
+        if stop_now || last_due_check.elapsed() >= Duration::from_secs(1) {
+            last_due_check = Instant::now();
+            applier.repair_due(stop_now);
+            if let Ok(mut v) = view.lock() {
+                let mut stage = applier.stage.clone();
+                stage.latency_us = commit_lag.lock().map(|h| h.0.clone()).unwrap_or_default();
+                *v = (stage, applier.summary.clone());
+            }
+        }
+        if stop_now {
+            // Every close due is asked for; no more repair requests: the
+            // repair thread ends when done, the connections and the
+            // refresh at the stop flag, and then this loop.
+            applier.close_repairs();
+            item_tx = None;
+            log::info!("stopping: closing connections, repairing missed closes");
+        }
     }
     Ok(())
 }

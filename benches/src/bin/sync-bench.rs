@@ -6,12 +6,15 @@
 //!   share of each complete exchange minute's weight ceiling used, and 429s
 //!   (spot and USD-M);
 //! * **first-klines**: the whole real universe's first klines, requests and
-//!   weight per symbol on each market.
+//!   weight per symbol on each market;
+//! * **stream**: `atm stream` on the whole real universe;
+//! * **apply**: `atm stream`'s applier and committer alone, on generated
+//!   messages (no network): kline events parsed and applied per second.
 //!
 //! The simulator runs in a child process (this binary, `serve ...`), so the
 //! CPU and memory measured are the syncing process's alone.
 //!
-//! `cargo run --release -p atm-benches --bin sync-bench [-- throughput|ceiling|first-klines]`
+//! `cargo run --release -p atm-benches --bin sync-bench [-- throughput|ceiling|first-klines|stream|apply]`
 
 #![forbid(unsafe_code)]
 
@@ -28,6 +31,7 @@ const NOW: i64 = 1_764_000_000_000;
 const DAY: i64 = 86_400_000;
 
 fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
@@ -35,6 +39,7 @@ fn main() {
         Some("ceiling") => ceiling(),
         Some("first-klines") => first_klines(),
         Some("stream") => stream(),
+        Some("apply") => apply(),
         None => {
             throughput();
             ceiling();
@@ -272,8 +277,59 @@ fn first_klines() {
     println!("  target: <= 1.05 weighted requests per symbol on spot and USD-M");
 }
 
+/// `atm stream`'s applier and committer on generated USD-M messages (as
+/// Binance sends them, combined form): 2,000 symbols' 1m klines for an hour,
+/// nine updates and a close per kline, through `stream::replay` into a
+/// real store with live values in the shared segment.
+fn apply() {
+    let (symbols, minutes, updates) = (2_000usize, 60i64, 9);
+    let keys: Vec<atm_store::SeriesKey> =
+        (0..symbols).map(|i| atm_store::SeriesKey::parse(Market::UsdM, &format!("S{i}USDT"), Interval::M1).unwrap()).collect();
+    let mut messages = Vec::with_capacity(symbols * minutes as usize * (updates + 1));
+    for m in 0..minutes {
+        let t = NOW + m * 60_000;
+        for u in 0..=updates {
+            let closed = u == updates;
+            for (i, k) in keys.iter().enumerate() {
+                let s = k.symbol.as_str();
+                let p = 100.0 + (i as f64) * 0.01 + (m * 10 + u as i64) as f64 * 0.001;
+                messages.push(format!(
+                    r#"{{"stream":"{}@kline_1m","data":{{"e":"kline","E":{},"s":"{s}","k":{{"t":{t},"T":{},"s":"{s}","i":"1m","f":100,"L":{},"o":"{p:.3}","c":"{:.3}","h":"{:.3}","l":"{p:.3}","v":"{}.5","n":{},"x":{closed},"q":"1234.56780","V":"3.25","Q":"325.1","B":"0"}}}}}}"#,
+                    s.to_lowercase(),
+                    t + 6_000 * u as i64,
+                    t + 59_999,
+                    100 + u,
+                    p + 0.002,
+                    p + 0.003,
+                    10 + u,
+                    u + 1
+                ));
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let n = messages.len();
+    let (cpu0, _) = cpu_and_peak();
+    let s = atm_ingest::stream::replay(&store, Market::UsdM, &keys, messages).unwrap();
+    let (cpu1, peak) = cpu_and_peak();
+    assert_eq!((s.events, s.bad_messages, s.closes), (n as u64, 0, (symbols as u64) * minutes as u64));
+    println!("apply ({symbols} USD-M symbols, {minutes} 1m klines each, {updates} updates and a close per kline; parsed, live values published, closes committed):");
+    println!(
+        "  {n} events in {:.2} s = {:.0} events/s (target 200,000); {:.2} µs CPU per event; {} commits; peak resident {peak:.0} MB",
+        s.elapsed_s,
+        n as f64 / s.elapsed_s,
+        (cpu1 - cpu0) / n as f64 * 1e6,
+        s.commits
+    );
+    println!(
+        "  close received → committed p50 {} µs, p99 {} µs; update → live value published p50 {} µs, p99 {} µs (log2 bucket bounds)",
+        s.commit_lag_p50_us, s.commit_lag_p99_us, s.live_lag_p50_us, s.live_lag_p99_us
+    );
+}
+
 /// `atm stream` on the whole real universe (spot + USD-M + COIN-M) at 1m,
-/// 3m, 5m and 15m, for 30 s on a clock 4 times faster than real (two
+/// 3m, 5m and 15m, for 60 s on a clock 4 times faster than real (four
 /// exchange minutes, so closes happen): connections used against Binance's
 /// limits, events/s, CPU per event, commit lag.
 fn stream() {
@@ -283,14 +339,14 @@ fn stream() {
     let mut c = client(&sim);
     let opts = atm_ingest::stream::StreamOptions {
         intervals: vec![Interval::M1, Interval::M3, Interval::M5, Interval::M15],
-        duration: Some(Duration::from_secs(30)),
+        duration: Some(Duration::from_secs(60)),
         ..atm_ingest::stream::StreamOptions::default()
     };
     let (cpu0, _) = cpu_and_peak();
     let s = atm_ingest::stream::stream(&mut c, &store, &opts).unwrap();
     let (cpu1, peak) = cpu_and_peak();
     let per_s = s.events as f64 / s.elapsed_s;
-    println!("stream (real universe, 1m/3m/5m/15m, 30 s at --time-scale 4):");
+    println!("stream (real universe, 1m/3m/5m/15m, 60 s at --time-scale 4):");
     println!(
         "  {} streams on {} connections (Binance allows 1024 per spot/USD-M and 200 per COIN-M connection); {} events = {per_s:.0}/s; {:.2} µs CPU per event ({:.2} cores); peak resident {peak:.0} MB",
         s.streams,
@@ -300,8 +356,8 @@ fn stream() {
         (cpu1 - cpu0) / s.elapsed_s
     );
     println!(
-        "  {} closes committed; event receipt to commit p50 {} µs, p99 {} µs (target p99 < 20 ms); {} repairs; {} bad messages",
-        s.closes, s.commit_lag_p50_us, s.commit_lag_p99_us, s.repairs, s.bad_messages
+        "  {} closes committed; event receipt to commit p50 {} µs, p99 {} µs (target p99 < 20 ms); {} commits taking p50 {} µs, p99 {} µs; {} repairs; {} bad messages",
+        s.closes, s.commit_lag_p50_us, s.commit_lag_p99_us, s.commits, s.commit_time_p50_us, s.commit_time_p99_us, s.repairs, s.bad_messages
     );
     println!(
         "  update received → live value published in the shared segment: p50 {} µs, p99 {} µs (log2 bucket bounds; target p99 < 1 ms)",
