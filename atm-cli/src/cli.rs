@@ -47,6 +47,11 @@ pub enum Command {
     Stream(StreamArgs),
     /// Load each market's exchangeInfo into the store's symbol registry and list it.
     Markets(MarketsArgs),
+    /// Write stored klines as a Hive-partitioned dataset (Parquet, Arrow or CSV) that DuckDB, Polars, pyarrow and Spark read as one table; again, only what changed is rewritten.
+    #[command(
+        after_help = "Examples:\n  atm export --out data\n  atm export --out data --markets um --symbols '*USDT' --intervals 1m,1h --from 2024-01-01\n  duckdb -c \"select count(*) from read_parquet('data/**/*.parquet', hive_partitioning = true)\"\n\nLayout: DIR/market=<m>/interval=<i>/symbol=<S>/year=<YYYY>/klines.parquet"
+    )]
+    Export(ExportArgs),
     /// The built-in Binance simulator (REST, WebSocket, archives) on loopback.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -55,6 +60,59 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the store's log record (the lines the commands logged), or follow it.
     Log(LogArgs),
+}
+
+/// `atm export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The dataset's directory: new, empty, or an earlier export (updated in place).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = ExportFormatArg::Parquet)]
+    pub format: ExportFormatArg,
+    /// Markets, comma-separated.
+    #[arg(long, default_value = "spot,um,cm", value_delimiter = ',', value_enum)]
+    pub markets: Vec<MarketArg>,
+    /// Symbols: all, a comma-separated list, or a glob like '*USDT'.
+    #[arg(long, default_value = "all")]
+    pub symbols: String,
+    /// Intervals, comma-separated; every stored one when not given.
+    #[arg(long, value_delimiter = ',')]
+    pub intervals: Vec<String>,
+    /// First open time, inclusive: RFC 3339, a date (00:00 UTC) or epoch ms.
+    #[arg(long, value_name = "T")]
+    pub from: Option<String>,
+    /// Last open time, inclusive.
+    #[arg(long, value_name = "T")]
+    pub to: Option<String>,
+    /// Remove the files of earlier exports whose series is outside this selection.
+    #[arg(long)]
+    pub prune: bool,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub summary: SummaryFormat,
+}
+
+/// `atm export --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormatArg {
+    /// Apache Parquet, zstd (klines.parquet).
+    Parquet,
+    /// Arrow IPC files (klines.arrow).
+    Arrow,
+    /// CSV with a header row (klines.csv).
+    Csv,
+}
+
+impl From<ExportFormatArg> for atm_store::export::ExportFormat {
+    fn from(f: ExportFormatArg) -> Self {
+        match f {
+            ExportFormatArg::Parquet => atm_store::export::ExportFormat::Parquet,
+            ExportFormatArg::Arrow => atm_store::export::ExportFormat::Arrow,
+            ExportFormatArg::Csv => atm_store::export::ExportFormat::Csv,
+        }
+    }
 }
 
 /// `atm status`.
@@ -296,6 +354,8 @@ pub enum QueryFormat {
     Csv,
     /// A JSON array of objects keyed by the CSV column names.
     Json,
+    /// An Arrow IPC stream (the columns of `atm export`), for pyarrow or polars reading a pipe.
+    Arrow,
 }
 
 /// `atm query`.

@@ -1,5 +1,6 @@
 //! Printing klines: CSV, JSON and aligned tables, floats in the shortest
-//! plain-decimal form that round-trips the stored type.
+//! plain-decimal form that round-trips the stored type; or an Arrow IPC
+//! stream.
 
 use std::io::Write;
 
@@ -7,27 +8,25 @@ use atm_store::{Kline, Precision};
 
 pub use atm_store::arrow::COLUMN_NAMES;
 
-/// `v` in the shortest plain decimal that reads back as the same value of
-/// the store's type (Rust's `Display` for floats never uses an exponent).
-pub fn float(v: f64, p: Precision) -> String {
-    match p {
-        Precision::F32 => format!("{}", v as f32),
-        Precision::F64 => format!("{v}"),
-    }
-}
-
-/// The 11 output fields of a kline, in Binance's order.
-pub fn fields(k: &Kline, p: Precision) -> [String; 11] {
-    let f = |c: usize| float(k.values[c], p);
-    [k.open_time.to_string(), f(0), f(1), f(2), f(3), f(4), k.close_time.to_string(), f(5), k.trades.to_string(), f(6), f(7)]
-}
+/// Rows per Arrow record batch of `--format arrow`.
+const ARROW_BATCH: usize = 65_536;
 
 /// Streams klines in one of the formats.
 pub struct KlineWriter<W: Write> {
-    out: W,
+    out: Sink<W>,
     format: crate::cli::QueryFormat,
     precision: Precision,
     rows: u64,
+}
+
+/// Text goes straight out; Arrow rows are batched.
+enum Sink<W: Write> {
+    Text(W),
+    Arrow(Box<arrow_ipc::writer::StreamWriter<W>>, Vec<Kline>),
+}
+
+fn arrow_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(format!("arrow: {e}"))
 }
 
 impl<W: Write> KlineWriter<W> {
@@ -42,26 +41,44 @@ impl<W: Write> KlineWriter<W> {
                 "{:<19}  {:>14} {:>14} {:>14} {:>14} {:>18} {:>18} {:>8} {:>18} {:>18}",
                 "open_time (UTC)", "open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote"
             )?,
+            Arrow => {
+                let w = arrow_ipc::writer::StreamWriter::try_new(out, &atm_store::arrow::schema(precision)).map_err(arrow_err)?;
+                let out = Sink::Arrow(Box::new(w), Vec::with_capacity(ARROW_BATCH));
+                return Ok(KlineWriter { out, format, precision, rows: 0 });
+            }
         }
-        Ok(KlineWriter { out, format, precision, rows: 0 })
+        Ok(KlineWriter { out: Sink::Text(out), format, precision, rows: 0 })
     }
 
     /// Writes one kline.
     pub fn write(&mut self, k: &Kline) -> std::io::Result<()> {
         use crate::cli::QueryFormat::*;
-        let f = fields(k, self.precision);
-        match self.format {
-            Csv => writeln!(self.out, "{}", f.join(","))?,
-            Json => {
-                let sep = if self.rows == 0 { "" } else { "," };
-                write!(self.out, "{sep}\n{{")?;
-                for (i, (name, v)) in COLUMN_NAMES.iter().zip(f.iter()).enumerate() {
-                    write!(self.out, "{}\"{name}\":{v}", if i == 0 { "" } else { "," })?;
+        self.rows += 1;
+        let out = match &mut self.out {
+            Sink::Text(out) => out,
+            Sink::Arrow(w, rows) => {
+                rows.push(*k);
+                if rows.len() >= ARROW_BATCH {
+                    let batch = atm_store::arrow::to_record_batch(rows, self.precision).map_err(arrow_err)?;
+                    w.write(&batch).map_err(arrow_err)?;
+                    rows.clear();
                 }
-                write!(self.out, "}}")?;
+                return Ok(());
+            }
+        };
+        let f = k.fields(self.precision);
+        match self.format {
+            Csv | Arrow => writeln!(out, "{}", f.join(","))?,
+            Json => {
+                let sep = if self.rows == 1 { "" } else { "," };
+                write!(out, "{sep}\n{{")?;
+                for (i, (name, v)) in COLUMN_NAMES.iter().zip(f.iter()).enumerate() {
+                    write!(out, "{}\"{name}\":{v}", if i == 0 { "" } else { "," })?;
+                }
+                write!(out, "}}")?;
             }
             Table => writeln!(
-                self.out,
+                out,
                 "{:<19}  {:>14} {:>14} {:>14} {:>14} {:>18} {:>18} {:>8} {:>18} {:>18}",
                 atm_store::format_ms(k.open_time).replace('T', " ").get(..19).unwrap_or_default(),
                 f[1],
@@ -75,30 +92,26 @@ impl<W: Write> KlineWriter<W> {
                 f[10]
             )?,
         }
-        self.rows += 1;
         Ok(())
     }
 
     /// Ends the output.
-    pub fn finish(mut self) -> std::io::Result<u64> {
-        if self.format == crate::cli::QueryFormat::Json {
-            writeln!(self.out, "{}]", if self.rows == 0 { "" } else { "\n" })?;
+    pub fn finish(self) -> std::io::Result<u64> {
+        match self.out {
+            Sink::Text(mut out) => {
+                if self.format == crate::cli::QueryFormat::Json {
+                    writeln!(out, "{}]", if self.rows == 0 { "" } else { "\n" })?;
+                }
+                out.flush()?;
+            }
+            Sink::Arrow(mut w, rows) => {
+                if !rows.is_empty() {
+                    w.write(&atm_store::arrow::to_record_batch(&rows, self.precision).map_err(arrow_err)?).map_err(arrow_err)?;
+                }
+                w.finish().map_err(arrow_err)?;
+                w.into_inner().map_err(arrow_err)?.flush()?;
+            }
         }
-        self.out.flush()?;
         Ok(self.rows)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn floats_are_shortest_plain_decimals() {
-        assert_eq!(float(0.1f32 as f64, Precision::F32), "0.1");
-        assert_eq!(float(1e-8f32 as f64, Precision::F32), "0.00000001");
-        assert_eq!(float(123456789.0f32 as f64, Precision::F32), "123456790");
-        assert_eq!(float(3e20, Precision::F64), "300000000000000000000");
-        assert_eq!(float(42000.0, Precision::F32), "42000");
     }
 }

@@ -38,7 +38,7 @@ pub fn record_path(store: &Path) -> PathBuf {
 /// record gets the lines when the command changes the store.
 pub fn init(cli: &Cli, store: &Path) {
     let (base, records): (i32, bool) = match cli.command {
-        Command::Query(_) | Command::Info(_) | Command::Status(_) | Command::Log(_) => (2, false),
+        Command::Query(_) | Command::Info(_) | Command::Status(_) | Command::Log(_) | Command::Export(_) => (2, false),
         Command::Import(_) | Command::Verify(_) | Command::Compact(_) => (2, true),
         Command::Sim(_) => (3, false),
         Command::Sync(_) | Command::Markets(_) | Command::Stream(_) => (3, true),

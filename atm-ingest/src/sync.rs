@@ -52,6 +52,17 @@ impl std::str::FromStr for SymbolFilter {
     }
 }
 
+impl SymbolFilter {
+    /// Whether `name` is selected.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            SymbolFilter::All => true,
+            SymbolFilter::Glob(g) => glob(g.as_bytes(), name.as_bytes()),
+            SymbolFilter::List(list) => list.iter().any(|s| s == name),
+        }
+    }
+}
+
 fn glob(pattern: &[u8], s: &[u8]) -> bool {
     match (pattern.first(), s.first()) {
         (None, None) => true,
@@ -333,12 +344,7 @@ pub(crate) fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, S
     for &m in &opts.markets {
         let reg = store.registry(m)?;
         for (name, info) in &reg.symbols {
-            let wanted = match &opts.symbols {
-                SymbolFilter::All => true,
-                SymbolFilter::Glob(g) => glob(g.as_bytes(), name.as_bytes()),
-                SymbolFilter::List(list) => list.contains(name),
-            };
-            if !wanted {
+            if !opts.symbols.matches(name) {
                 continue;
             }
             known.insert(name.clone());

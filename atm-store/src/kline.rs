@@ -57,6 +57,22 @@ impl Precision {
         v.is_finite().then_some(v)
     }
 
+    /// `v` in the shortest plain decimal that reads back as the same value
+    /// of this precision (no exponent), as `atm query` and `atm export`
+    /// print it.
+    ///
+    /// ```
+    /// use atm_store::Precision;
+    /// assert_eq!(Precision::F32.format(0.1f32 as f64), "0.1");
+    /// assert_eq!(Precision::F64.format(1e-7), "0.0000001");
+    /// ```
+    pub fn format(self, v: f64) -> String {
+        match self {
+            Precision::F32 => format!("{}", v as f32),
+            Precision::F64 => format!("{v}"),
+        }
+    }
+
     /// Rounds `v` to this precision (a no-op for values already representable).
     pub fn round(self, v: f64) -> f64 {
         match self {
@@ -220,6 +236,14 @@ impl Kline {
         Ok(Kline { open_time, close_time, values, trades })
     }
 
+    /// The 11 output fields in Binance's order (times in epoch ms, values
+    /// as [`Precision::format`] prints them), as `atm query --format csv`
+    /// and `atm export --format csv` write them.
+    pub fn fields(&self, p: Precision) -> [String; 11] {
+        let f = |c: usize| p.format(self.values[c]);
+        [self.open_time.to_string(), f(0), f(1), f(2), f(3), f(4), self.close_time.to_string(), f(5), self.trades.to_string(), f(6), f(7)]
+    }
+
     /// The kline of a longer interval made of `parts` (in time order), as
     /// Binance builds it: the first open, the highest high, the lowest low,
     /// the last close, and the sums of volumes and trades. Sums are taken in
@@ -309,6 +333,15 @@ impl fmt::Display for SeriesKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_print_as_shortest_plain_decimals() {
+        assert_eq!(Precision::F32.format(0.1f32 as f64), "0.1");
+        assert_eq!(Precision::F32.format(1e-8f32 as f64), "0.00000001");
+        assert_eq!(Precision::F32.format(123456789.0f32 as f64), "123456790");
+        assert_eq!(Precision::F64.format(3e20), "300000000000000000000");
+        assert_eq!(Precision::F32.format(42000.0), "42000");
+    }
 
     #[test]
     fn an_aggregate_of_rounded_minutes_agrees_with_the_exactly_summed_kline() {

@@ -43,6 +43,7 @@ pub mod arrow;
 mod checksum;
 mod cold;
 mod error;
+pub mod export;
 #[doc(hidden)]
 pub mod fault;
 pub mod import;

@@ -2,6 +2,7 @@
 
 mod compact;
 mod exchange;
+mod export;
 mod import;
 mod info;
 mod log;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sim(c) => sim::run(c),
         Command::Sync(a) => sync::run(&dir, a),
         Command::Markets(a) => markets::run(&dir, a),
+        Command::Export(a) => export::run(&open(&dir)?, a),
         Command::Status(a) => status::run(&dir, a),
         Command::Stream(a) => stream::run(&dir, a),
         Command::Log(a) => log::run(&dir, a),
