@@ -12,24 +12,31 @@ mod common;
 
 use common::{atm, get, set_faults, sim, sim_with, ATM};
 
-/// The store holds every closed kline from its first to now: the exchange
-/// agrees with every stored one, nothing in between is unknown, and each
-/// series reaches the last closed kline (at most a minute of exchange time
-/// old when the stream stopped).
-fn assert_live_and_whole(store: &std::path::Path, base: &str, series: usize) {
+/// The store holds every closed kline from its first to when the stream
+/// stopped: the exchange agrees with every stored one, nothing in between
+/// is unknown, and each series reaches the klines closed at the stop (read
+/// `stopped` from the exchange's clock right after the stream exited;
+/// allowing an hour, or 5 s of real time on a fast clock, for the stop).
+fn assert_live_and_whole(store: &std::path::Path, base: &str, series: usize, stopped: i64) {
+    let scale = get(&format!("{base}/sim/v1/clock"))["time_scale"].as_f64().unwrap();
+    let slack = (60 * 60_000).max((5_000.0 * scale) as i64);
     let out = atm(store, &["verify", "--exchange", base]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("0 differ, 0 missing, 0 extra"), "{text}");
     let info: Value = serde_json::from_slice(&atm(store, &["info", "--format", "json"]).stdout).unwrap();
-    let now = get(&format!("{base}/sim/v1/clock"))["now"].as_i64().unwrap();
     let all = info.as_array().unwrap();
     assert_eq!(all.len(), series, "{info}");
     for s in all {
         assert_eq!(s["unknown"], 0, "no gap: {s}");
         let last = s["last_open_time"].as_i64().unwrap();
-        assert!(now - last < 60 * 60_000, "the stream kept {s} live (exchange now {now})");
+        assert!(stopped - last < slack, "the stream kept {s} live (stopped at exchange time {stopped})");
     }
+}
+
+/// The exchange's time now.
+fn exchange_now(base: &str) -> i64 {
+    get(&format!("{base}/sim/v1/clock"))["now"].as_i64().unwrap()
 }
 
 #[test]
@@ -47,11 +54,12 @@ fn a_faulty_simulated_hour_streams_into_a_whole_store_and_a_killed_stream_resume
         dir.path(),
         &["stream", "--exchange", &sim.base, "--symbols", "all", "--intervals", "1m,5m", "--duration", "20s", "--format", "json"],
     );
+    let stopped = exchange_now(&sim.base);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(s["closes"].as_u64().unwrap() > 100 && s["repairs"].as_u64().unwrap() > 0 && s["reconnects"].as_u64().unwrap() > 0, "{s}");
     assert_eq!(s["bad_messages"], 0, "{s}");
-    assert_live_and_whole(dir.path(), &sim.base, series);
+    assert_live_and_whole(dir.path(), &sim.base, series, stopped);
 
     // Killed mid-stream, then restarted later: the restart backfills the hole.
     let mut child = Command::new(ATM)
@@ -99,12 +107,13 @@ fn a_faulty_simulated_hour_streams_into_a_whole_store_and_a_killed_stream_resume
             "json",
         ],
     );
+    let stopped = exchange_now(&sim.base);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(s["rotations"].as_u64().unwrap() >= 3, "{s}");
     // Half the series are 1m: at least four of their minutes passed unwatched.
     assert!(s["backfilled"].as_u64().unwrap() >= series as u64 / 2 * 4, "the hole was backfilled: {s}");
-    assert_live_and_whole(dir.path(), &sim.base, series);
+    assert_live_and_whole(dir.path(), &sim.base, series, stopped);
 }
 
 /// A whole simulated day (and then some) of 21 symbols across the three
@@ -134,6 +143,7 @@ fn a_faulty_simulated_day_leaves_exactly_the_exchanges_klines() {
     std::thread::sleep(Duration::from_secs(8));
     set_faults(&sim, faults);
     let out = child.wait_with_output().unwrap();
+    let stopped = exchange_now(&sim.base);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let s: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"));
@@ -149,7 +159,7 @@ fn a_faulty_simulated_day_leaves_exactly_the_exchanges_klines() {
     for v in info.as_array().unwrap() {
         assert!(v["present"].as_u64().unwrap() >= 1400, "a day of 1m klines at least: {v}");
     }
-    assert_live_and_whole(dir.path(), &sim.base, series);
+    assert_live_and_whole(dir.path(), &sim.base, series, stopped);
 }
 
 /// `--refresh` finds a new listing (streamed from then on, its history from
