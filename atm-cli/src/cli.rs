@@ -216,6 +216,12 @@ pub struct SyncArgs {
     /// Requests in flight.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
+    /// Where history comes from: auto (data.binance.vision's monthly and daily zips, REST for the rest), archive (zips only) or rest.
+    #[arg(long, default_value = "auto", value_name = "S")]
+    pub source: String,
+    /// Archive downloads in flight.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub archive_workers: usize,
     /// Column precision if the sync creates the store.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub precision: PrecisionArg,

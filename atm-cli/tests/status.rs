@@ -51,6 +51,9 @@ fn status_follows_a_sync_to_its_summary_and_reports_a_killed_one_dead() {
         "2026-07-01",
         "--workers",
         "2",
+        // The REST pipeline's stages are what is watched here.
+        "--source",
+        "rest",
         "--format",
         "json",
     ];

@@ -46,7 +46,7 @@ fn a_ban_mid_sync_stops_cleanly_and_keeps_what_was_committed() {
         .arg("--store")
         .arg(dir.path())
         .args(["sync", "--exchange", &sim.base, "--markets", "spot,um", "--symbols", "BTCUSDT,ETHUSDT", "--intervals", "1m"])
-        .args(["--since", "2024-01-01", "--workers", "2"])
+        .args(["--since", "2024-01-01", "--workers", "2", "--source", "rest"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -33,6 +33,10 @@ pub struct ClientStats {
     pub limit_by_market: [AtomicU64; 3],
     /// Weight used in the pool's latest exchange minute with a request, per market.
     pub minute_used: [AtomicU64; 3],
+    /// Archive requests sent (checksums and zips, every attempt).
+    pub archive_requests: AtomicU64,
+    /// Archive bytes received.
+    pub archive_bytes: AtomicU64,
 }
 
 /// The REST client of one exchange.
@@ -253,6 +257,33 @@ impl Client {
         }
     }
 
+    /// GETs an archive file (data.binance.vision; no weight), with retries:
+    /// `None` when it does not exist (404).
+    pub fn archive_get(&self, url: &str) -> Result<Option<Vec<u8>>> {
+        self.retrying(|| {
+            let Some(resp) = self.archive_stream(url)? else { return Ok(None) };
+            let bytes = resp.bytes().map_err(|e| archive_net(url, e))?;
+            self.stats.archive_bytes.fetch_add(bytes.len() as u64, Relaxed);
+            Ok(Some(bytes.to_vec()))
+        })
+    }
+
+    /// Starts one GET of an archive file, to read its body as it arrives:
+    /// `None` on a 404; an error (retryable for 5xx) on another status.
+    pub fn archive_stream(&self, url: &str) -> Result<Option<reqwest::blocking::Response>> {
+        self.stats.archive_requests.fetch_add(1, Relaxed);
+        // A monthly zip may take a while on a slow link.
+        let resp = self.http.get(url).timeout(Duration::from_secs(600)).send().map_err(|e| archive_net(url, e))?;
+        match resp.status().as_u16() {
+            200 => Ok(Some(resp)),
+            404 => Ok(None),
+            status => {
+                let body = resp.bytes().map(|b| summarize(&b)).unwrap_or_default();
+                Err(Error::Api { market: Market::Spot, path: url.to_string(), status, code: None, msg: body })
+            }
+        }
+    }
+
     /// Klines of `symbol`: `[start, end]` on open time (both optional), at most `limit`.
     #[allow(clippy::too_many_arguments)]
     pub fn klines(
@@ -274,6 +305,11 @@ impl Client {
         }
         self.get_parsed(market, "klines", &q, klines_weight(market, limit), |body| crate::parse::klines(body, precision))
     }
+}
+
+/// A network failure of an archive download (retryable).
+fn archive_net(url: &str, e: impl std::fmt::Display) -> Error {
+    Error::Network { market: Market::Spot, path: url.to_string(), msg: e.to_string() }
 }
 
 /// Exponential backoff with jitter: 200 ms doubling per attempt, at most 5 s,

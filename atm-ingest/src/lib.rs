@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod archive;
 pub mod budget;
 pub mod client;
 pub mod endpoint;

@@ -516,7 +516,7 @@ pub(crate) fn run(
         Ok([fetch_all, parse_stats])
     });
     writer.close()?;
-    summary.klines_written = report.klines;
+    summary.klines_written += report.klines;
     summary.pages_done = report.pages_done;
     summary.known_missing_slots = known_missing;
     *shared.probes.lock().unwrap_or_else(|p| p.into_inner()) = None;

@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use atm_store::{Interval, Market, SeriesKey, SlotState, Store, Symbol};
 
+use crate::archive::Source;
 use crate::client::{best_page, klines_weight, Client};
 use crate::error::{Error, Result};
 use crate::first_kline::{next_open, open_of};
@@ -104,6 +105,10 @@ pub struct SyncOptions {
     /// after its newest one and holes in between (series with nothing stored
     /// are left alone). What `atm stream` closes on start.
     pub since_last_stored: bool,
+    /// Where history comes from: archives first (`Auto`), archives only, or REST only.
+    pub source: crate::archive::Source,
+    /// Archive downloads in flight.
+    pub archive_workers: usize,
 }
 
 impl Default for SyncOptions {
@@ -118,6 +123,8 @@ impl Default for SyncOptions {
             recheck_missing: false,
             dry_run: false,
             recent_first: true,
+            source: crate::archive::Source::Auto,
+            archive_workers: 4,
             workers: 8,
             control: None,
             publish_status: true,
@@ -163,6 +170,24 @@ pub struct Summary {
     pub failed_markets: Vec<String>,
     /// The run was stopped by request before the plan was done.
     pub stopped: bool,
+    /// What came from the archives (`--source auto|archive`).
+    pub archive: crate::archive::ArchiveSummary,
+    /// With `--dry-run`: klines the archives may cover (the rest is REST's:
+    /// `planned_klines`), per market.
+    pub planned_from_archives: Vec<SourcePlan>,
+}
+
+/// `--dry-run`'s split of one market's missing klines between the sources.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SourcePlan {
+    /// The market (`spot`, `um`, `cm`).
+    pub market: String,
+    /// Archive files that may exist for them.
+    pub archive_files: u64,
+    /// Klines those files would cover.
+    pub archive_klines: u64,
+    /// Klines left to REST.
+    pub rest_klines: u64,
 }
 
 /// Progress, reported by the writer a few times a second.
@@ -238,7 +263,7 @@ pub(crate) fn page_count(p: &SeriesPlan) -> u64 {
 }
 
 /// Klines of a page: `n` slots in `[from, to]` of `interval`.
-fn slots_between(interval: Interval, from: i64, to: i64) -> u64 {
+pub(crate) fn slots_between(interval: Interval, from: i64, to: i64) -> u64 {
     match (interval.slot_of(from), interval.slot_of(to)) {
         (Ok(a), Ok(b)) if b >= a => b - a + 1,
         _ => 0,
@@ -287,7 +312,29 @@ fn run_sync(
     summary.first_klines_found = identify_first_klines(client, store, &selected, opts.workers)?;
     shared.set_phase("planning");
     let now = client.clock().now();
-    let plans = plan(store, &selected, opts, now)?;
+    let mut plans = plan(store, &selected, opts, now)?;
+    if opts.source != Source::Rest && opts.dry_run {
+        summary.planned_from_archives = split_by_source(&plans, now, opts.source);
+    } else if opts.source != Source::Rest {
+        // History from the archives first; what they did not cover (the
+        // newest hours, missing or failed files) is planned again for REST.
+        shared.set_phase("archives");
+        let (archived, stopped) = crate::archive::import(client, store, &plans, now, opts.archive_workers, opts.control.as_ref())?;
+        log::info!(
+            "archives: {} of {} files ({} klines, {} bytes); {} missing, {} checksum mismatches, {} failed",
+            archived.files,
+            archived.planned,
+            archived.klines,
+            archived.bytes,
+            archived.missing,
+            archived.mismatches.len(),
+            archived.failed.len()
+        );
+        summary.klines_written += archived.klines;
+        summary.archive = archived;
+        summary.stopped = stopped;
+        plans = if opts.source == Source::Archive || stopped { Vec::new() } else { plan(store, &selected, opts, now)? };
+    }
     summary.series = plans.len() as u64;
     for p in &plans {
         let pages = page_count(p);
@@ -316,6 +363,29 @@ fn run_sync(
         "done with failed markets"
     });
     Ok(summary)
+}
+
+/// For `--dry-run`: each market's missing klines split between the archives
+/// (what their files may cover) and REST.
+fn split_by_source(plans: &[SeriesPlan], now: i64, source: Source) -> Vec<SourcePlan> {
+    let mut out: Vec<SourcePlan> = Vec::new();
+    for p in plans {
+        let total: u64 = p.gaps.iter().map(|&(a, b)| slots_between(p.key.interval, a, b)).sum();
+        let (files, klines) = crate::archive::estimate(&p.key, &p.gaps, now);
+        let i = match out.iter().position(|s| s.market == p.key.market.as_str()) {
+            Some(i) => i,
+            None => {
+                out.push(SourcePlan { market: p.key.market.as_str().to_string(), ..SourcePlan::default() });
+                out.len() - 1
+            }
+        };
+        out[i].archive_files += files;
+        out[i].archive_klines += klines;
+        if source == Source::Auto {
+            out[i].rest_klines += total.saturating_sub(klines);
+        }
+    }
+    out
 }
 
 /// The page size of `interval` on `market`: the most klines per weight;

@@ -47,6 +47,8 @@ fn pause_resume_flush_and_stop_a_running_sync() {
         workers: 2,
         control: Some(requests),
         publish_status: false,
+        // Pages are what is paused, flushed and stopped here: REST only.
+        source: atm_ingest::archive::Source::Rest,
         ..SyncOptions::default()
     };
     let latest = Mutex::new(Progress::default());

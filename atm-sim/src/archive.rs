@@ -170,17 +170,29 @@ impl Exchange {
         let (key, checksum) = parse_path(path)?;
         let now = self.clock.now();
         let built = self.built(&key, now)?;
+        // The CDN in front of the bucket fails like the API does.
+        let faults = self.faults();
+        if self.dice.roll(Kind::Http5xx, faults.http5xx).is_some() {
+            self.stats.faults.http5xx.fetch_add(1, Relaxed);
+            return Some(Reply {
+                status: 503,
+                headers: vec![],
+                content_type: "text/html",
+                body: "<html><body><h1>503 Service Unavailable</h1></body></html>".into(),
+                transport: Transport::Normal,
+            });
+        }
+        let transport = if self.dice.roll(Kind::Reset, faults.reset).is_some() {
+            self.stats.faults.reset.fetch_add(1, Relaxed);
+            Transport::Reset
+        } else {
+            Transport::Normal
+        };
         if checksum {
             self.stats.archive_checksums.fetch_add(1, Relaxed);
             let body = format!("{}  {}", built.sha256, key.zip_name());
             self.stats.archive_bytes.fetch_add(body.len() as u64, Relaxed);
-            return Some(Reply {
-                status: 200,
-                headers: vec![],
-                content_type: "application/octet-stream",
-                body: body.into(),
-                transport: Transport::Normal,
-            });
+            return Some(Reply { status: 200, headers: vec![], content_type: "application/octet-stream", body: body.into(), transport });
         }
         let mut zip = built.zip.clone();
         if let Some(h) = self.dice.roll(Kind::ArchiveCorrupt, self.faults().archive_corrupt) {
@@ -191,7 +203,7 @@ impl Exchange {
         }
         self.stats.archive_zips.fetch_add(1, Relaxed);
         self.stats.archive_bytes.fetch_add(zip.len() as u64, Relaxed);
-        Some(Reply { status: 200, headers: vec![], content_type: "application/zip", body: zip, transport: Transport::Normal })
+        Some(Reply { status: 200, headers: vec![], content_type: "application/zip", body: zip, transport })
     }
 
     /// The klines of an archive file, or `None` if it does not exist (yet).

@@ -35,6 +35,8 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
         control: Some(stop_on_ctrl_c()),
         publish_status: true,
         since_last_stored: false,
+        source: a.source.parse()?,
+        archive_workers: a.archive_workers.clamp(1, 32),
     };
     let store = super::open_or_create(dir, a.precision.into())?;
     let mut client = super::exchange::connect(&a.selection.exchange)?;
@@ -56,7 +58,29 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
     match a.format {
         SummaryFormat::Json => writeln!(out, "{}", serde_json::to_string(&summary).unwrap_or_default())?,
         SummaryFormat::Text => {
-            if opts.dry_run {
+            if opts.dry_run && !summary.planned_from_archives.is_empty() {
+                // REST's share of the requests, weight and time, in proportion to its klines.
+                let rest: u64 = summary.planned_from_archives.iter().map(|s| s.rest_klines).sum();
+                let archived: u64 = summary.planned_from_archives.iter().map(|s| s.archive_klines).sum();
+                let share = if summary.planned_klines == 0 { 0.0 } else { rest as f64 / summary.planned_klines as f64 };
+                writeln!(
+                    out,
+                    "plan: {} series, {} klines missing: up to {archived} from archives, {rest} from REST (about {:.0} requests, weight {:.0}, {:.1} minutes at the rate limit); about {} MB on disk",
+                    summary.series,
+                    summary.planned_klines,
+                    summary.pages as f64 * share,
+                    summary.planned_weight as f64 * share,
+                    summary.planned_minutes * share,
+                    summary.planned_bytes / 1_000_000
+                )?;
+                for m in &summary.planned_from_archives {
+                    writeln!(
+                        out,
+                        "  {}: {} klines in up to {} archive files, {} from REST",
+                        m.market, m.archive_klines, m.archive_files, m.rest_klines
+                    )?;
+                }
+            } else if opts.dry_run {
                 writeln!(
                     out,
                     "plan: {} series, {} klines to fetch in {} requests, weight {}, about {:.1} minutes at the rate limit, about {} MB on disk",
@@ -68,6 +92,19 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
                     summary.planned_bytes / 1_000_000
                 )?;
             } else {
+                let ar = &summary.archive;
+                if ar.planned > 0 {
+                    writeln!(
+                        out,
+                        "archives: {} files verified and committed ({} klines, {} bytes), {} not published, {} checksum mismatches, {} failed (their ranges went to REST)",
+                        ar.files,
+                        ar.klines,
+                        ar.bytes,
+                        ar.missing,
+                        ar.mismatches.len(),
+                        ar.failed.len()
+                    )?;
+                }
                 writeln!(
                     out,
                     "synced {} series: {} klines written, {} slots known-missing, {} requests, weight {}, {} retries, {} HTTP 429, {:.1} s",

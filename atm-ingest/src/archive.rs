@@ -1,0 +1,447 @@
+//! Binance's public archives (data.binance.vision): monthly and daily kline
+//! zips with a `.CHECKSUM` (SHA-256) beside each.
+//!
+//! `atm sync --source auto` (the default) takes history from them and REST
+//! only for what they do not cover: for each range a series lacks, whole
+//! past months come from monthly zips (daily zips for `1s`, whose months are
+//! too big to hold), the days of the current month from daily zips, and
+//! the newest hours, and anything whose archive is missing (404), from
+//! REST. A zip streams from the download through the hash, unzip and CSV
+//! parsing into memory (one file at a time per worker: at most a month of
+//! 1m or a day of 1s, ~100k rows), and its rows are committed only once its
+//! SHA-256 matches the `.CHECKSUM`. A mismatch is fetched again once, then
+//! that range is left to REST and reported.
+//!
+//! Rows the store already holds are kept: identical ones are no-ops,
+//! different ones are logged and the stored (REST) value stays, as the
+//! exchange's API is the authority. The slots of a verified file's range
+//! that it has no row for are recorded known-missing, so a second sync of
+//! the same range downloads nothing.
+
+use std::io::Read;
+
+use atm_store::{Interval, Kline, Precision, SeriesKey};
+use chrono::{Datelike, TimeZone, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::first_kline::{next_open, open_of};
+
+/// Where each range of a sync comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Archives where they exist, REST for the rest.
+    #[default]
+    Auto,
+    /// Archives only.
+    Archive,
+    /// REST only.
+    Rest,
+}
+
+impl std::str::FromStr for Source {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Source> {
+        match s {
+            "auto" => Ok(Source::Auto),
+            "archive" => Ok(Source::Archive),
+            "rest" => Ok(Source::Rest),
+            _ => Err(Error::Config(format!("--source must be auto, archive or rest, not {s:?}"))),
+        }
+    }
+}
+
+/// Klines per month above which daily files are used instead of monthly
+/// ones (only `1s`: 2.6M a month), so a file's rows fit in memory.
+const MONTHLY_MAX_ROWS: i64 = 100_000;
+
+/// One archive file: a series' klines of one day or month.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ArchiveFile {
+    /// The series.
+    pub key: SeriesKey,
+    /// A daily file (else monthly).
+    pub daily: bool,
+    /// Its first open time (the day's or month's start, UTC), epoch ms.
+    pub start: i64,
+    /// The end of its day or month (exclusive), epoch ms.
+    pub end: i64,
+}
+
+impl ArchiveFile {
+    /// Its path under the archive root, e.g.
+    /// `futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip`.
+    pub fn path(&self) -> String {
+        let d = Utc.timestamp_millis_opt(self.start).single().map(|d| d.date_naive()).unwrap_or_default();
+        let (period, date) =
+            if self.daily { ("daily", d.format("%Y-%m-%d").to_string()) } else { ("monthly", format!("{:04}-{:02}", d.year(), d.month())) };
+        let (s, iv) = (self.key.symbol.as_str(), self.key.interval.file_name());
+        format!("{}/{period}/klines/{s}/{iv}/{s}-{iv}-{date}.zip", self.key.market.archive_path())
+    }
+}
+
+/// Whether daily files exist for `interval` (not for 3d, 1w, 1M).
+fn has_daily(interval: Interval) -> bool {
+    !matches!(interval, Interval::D3 | Interval::W1 | Interval::Mo1)
+}
+
+/// The archive files that may hold the klines of `gaps` (inclusive open
+/// times) of `key`, at exchange time `now`, oldest first: monthly files for
+/// whole past months, daily files for the past days of the current month.
+pub fn plan_files(key: &SeriesKey, gaps: &[(i64, i64)], now: i64) -> Vec<ArchiveFile> {
+    let (month_now, day_now) = (open_of(Interval::Mo1, now), open_of(Interval::D1, now));
+    let monthly_ok = key.interval.step_ms().is_none_or(|s| 31 * 86_400_000 / s <= MONTHLY_MAX_ROWS);
+    let mut files = Vec::new();
+    let daily = |files: &mut Vec<ArchiveFile>, from: i64, to_excl: i64| {
+        if !has_daily(key.interval) {
+            return;
+        }
+        let mut d = open_of(Interval::D1, from);
+        while d < to_excl {
+            files.push(ArchiveFile { key: key.clone(), daily: true, start: d, end: d + 86_400_000 });
+            d += 86_400_000;
+        }
+    };
+    for &(a, z) in gaps {
+        let mut m = open_of(Interval::Mo1, a);
+        while m <= z {
+            let m_end = next_open(Interval::Mo1, m);
+            if m_end <= month_now && monthly_ok {
+                files.push(ArchiveFile { key: key.clone(), daily: false, start: m, end: m_end });
+            } else if m_end <= month_now {
+                daily(&mut files, a.max(m), (z + 1).min(m_end));
+            } else {
+                daily(&mut files, a.max(m), (z + 1).min(m_end).min(day_now));
+            }
+            m = m_end;
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// What fetching an archive file gave.
+#[derive(Debug)]
+pub enum Fetched {
+    /// No such file (404): REST covers its range.
+    Missing,
+    /// The file's rows, its SHA-256 verified against its `.CHECKSUM`.
+    Verified {
+        /// Its klines, as the file lists them.
+        klines: Vec<Kline>,
+        /// The SHA-256, lower-case hex.
+        sha256: String,
+        /// Its size in bytes.
+        bytes: u64,
+    },
+    /// The zip's SHA-256 is not its `.CHECKSUM`'s: nothing of it may be stored.
+    Mismatch {
+        /// What the `.CHECKSUM` says.
+        want: String,
+        /// What the download hashed to.
+        got: String,
+    },
+}
+
+/// Fetches `file` from the archive root `base` (`…/data`): its checksum,
+/// then the zip, streamed through SHA-256, unzip and CSV parsing. Network
+/// failures are retried with the client's backoff.
+pub fn fetch(client: &Client, base: &str, file: &ArchiveFile, precision: Precision) -> Result<Fetched> {
+    let url = format!("{base}/{}", file.path());
+    let Some(sum) = client.archive_get(&format!("{url}.CHECKSUM"))? else { return Ok(Fetched::Missing) };
+    let want = String::from_utf8_lossy(&sum).split_whitespace().next().unwrap_or_default().to_ascii_lowercase();
+    if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Malformed { market: file.key.market, path: format!("{url}.CHECKSUM"), msg: "not a sha256sum line".into() });
+    }
+    client.retrying(|| {
+        let Some(body) = client.archive_stream(&url)? else { return Ok(Fetched::Missing) };
+        let mut reader = Hashing { inner: body, hash: Sha256::new(), bytes: 0 };
+        let parsed = read_zip(&mut reader, &url, precision);
+        // The rest of the body (the zip's central directory) is hashed too.
+        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| net(file, &url, e))?;
+        client.stats.archive_bytes.fetch_add(reader.bytes, std::sync::atomic::Ordering::Relaxed);
+        let got: String = reader.hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if got != want {
+            return Ok(Fetched::Mismatch { want: want.clone(), got });
+        }
+        Ok(Fetched::Verified { klines: parsed?, sha256: got, bytes: reader.bytes })
+    })
+}
+
+fn net(file: &ArchiveFile, url: &str, e: impl std::fmt::Display) -> Error {
+    Error::Network { market: file.key.market, path: url.to_string(), msg: e.to_string() }
+}
+
+/// The rows of every `.csv` entry of a zip read from a stream.
+fn read_zip(reader: &mut impl Read, url: &str, precision: Precision) -> Result<Vec<Kline>> {
+    let mut klines = Vec::new();
+    let bad = |msg: String| Error::Store(atm_store::Error::InvalidInput(format!("{url}: {msg}")));
+    while let Some(entry) = zip::read::read_zipfile_from_stream(reader).map_err(|e| bad(format!("not a readable zip: {e}")))? {
+        let name = entry.name().map(|n| n.to_string()).unwrap_or_default();
+        if !name.ends_with(".csv") {
+            continue;
+        }
+        let path = std::path::PathBuf::from(format!("{url}/{name}"));
+        atm_store::import::parse_csv(entry, &path, precision, |_, k| {
+            klines.push(k);
+            Ok(())
+        })?;
+    }
+    Ok(klines)
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// What the archive phase of a sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ArchiveSummary {
+    /// Archive files planned (monthly and daily zips that may exist).
+    pub planned: u64,
+    /// Files verified and committed.
+    pub files: u64,
+    /// Klines written from them.
+    pub klines: u64,
+    /// Bytes of zips downloaded (every attempt).
+    pub bytes: u64,
+    /// Files that do not exist (404): their ranges are left to REST.
+    pub missing: u64,
+    /// Rows that differ from a stored kline, which was kept (logged).
+    pub kept_stored: u64,
+    /// Files whose SHA-256 did not match their `.CHECKSUM`, twice: nothing of
+    /// them was stored; their ranges are left to REST.
+    pub mismatches: Vec<String>,
+    /// Files that could not be fetched (retries ran out): left to REST.
+    pub failed: Vec<String>,
+}
+
+/// Fetches, verifies and commits the archive files that may hold the
+/// `gaps` of each series (see the module docs), with `workers` downloads in
+/// flight. Returns when every file is done, or, after a
+/// [`Control::Stop`](crate::pipeline::Control::Stop) on `control`, when the
+/// downloads under way are (the `bool` says it was stopped).
+pub(crate) fn import(
+    client: &Client,
+    store: &atm_store::Store,
+    plans: &[crate::sync::SeriesPlan],
+    now: i64,
+    workers: usize,
+    control: Option<&crate::pipeline::ControlRequests>,
+) -> Result<(ArchiveSummary, bool)> {
+    use crate::pipeline::{Control, ControlReply};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    let stop = &AtomicBool::new(false);
+    let files: Vec<(ArchiveFile, &[(i64, i64)])> =
+        plans.iter().flat_map(|p| plan_files(&p.key, &p.gaps, now).into_iter().map(move |f| (f, p.gaps.as_slice()))).collect();
+    let mut summary = ArchiveSummary { planned: files.len() as u64, ..ArchiveSummary::default() };
+    if files.is_empty() {
+        return Ok((summary, false));
+    }
+    let base = root_of(client.endpoints().sim_base.as_deref());
+    let precision = store.precision();
+    let bytes0 = client.stats.archive_bytes.load(Relaxed);
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<Fetched>)>(workers.max(1) * 2);
+    let mut writer = store.writer()?;
+    let result = std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..workers.clamp(1, 32).min(files.len()) {
+            let (tx, next, files, base) = (tx.clone(), &next, &files, &base);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Relaxed);
+                let Some((file, _)) = files.get(i).filter(|_| !stop.load(Relaxed)) else { break };
+                // A mismatch is fetched once more before the range goes to REST.
+                let mut got = fetch(client, base, file, precision);
+                if let Ok(Fetched::Mismatch { want, got: hashed }) = &got {
+                    log::warn!("{}: SHA-256 {hashed} is not the .CHECKSUM's {want}; fetching it again", file.path());
+                    got = fetch(client, base, file, precision);
+                }
+                if tx.send((i, got)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut control = control.cloned().unwrap_or_else(crossbeam_channel::never);
+        loop {
+            let (i, got) = crossbeam_channel::select! {
+                recv(rx) -> r => match r {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+                recv(control) -> req => {
+                    match req {
+                        Ok(req) => {
+                            if matches!(req.body(), Control::Stop) {
+                                log::info!("stopping: finishing the archive downloads under way");
+                                stop.store(true, Relaxed);
+                            }
+                            req.reply(ControlReply::Done);
+                        }
+                        Err(_) => control = crossbeam_channel::never(),
+                    }
+                    continue;
+                }
+            };
+            let (file, gaps) = &files[i];
+            match got {
+                Ok(Fetched::Missing) => summary.missing += 1,
+                Ok(Fetched::Mismatch { want, got }) => {
+                    log::warn!(
+                        "{}: SHA-256 {got} is not the .CHECKSUM's {want} again: nothing of it is stored; REST covers its range",
+                        file.path()
+                    );
+                    summary.mismatches.push(file.path());
+                }
+                Ok(Fetched::Verified { klines, .. }) => {
+                    let (written, kept) = commit_file(store, &mut writer, file, gaps, klines)?;
+                    summary.files += 1;
+                    summary.klines += written;
+                    summary.kept_stored += kept;
+                }
+                Err(e) => {
+                    log::warn!("{}: {e}; REST covers its range", file.path());
+                    summary.failed.push(file.path());
+                }
+            }
+        }
+        Ok(())
+    });
+    writer.close()?;
+    result?;
+    summary.bytes = client.stats.archive_bytes.load(Relaxed) - bytes0;
+    Ok((summary, stop.load(Relaxed)))
+}
+
+/// For `--dry-run`: of the klines `gaps` lack, how many fall in archive
+/// files that may exist, per series (files, klines).
+pub(crate) fn estimate(key: &SeriesKey, gaps: &[(i64, i64)], now: i64) -> (u64, u64) {
+    let files = plan_files(key, gaps, now);
+    let iv = key.interval;
+    let mut klines = 0;
+    for f in &files {
+        for &(a, z) in gaps {
+            let (a, z) = (a.max(f.start), z.min(open_of(iv, f.end - 1)));
+            if a <= z {
+                klines += crate::sync::slots_between(iv, a, z);
+            }
+        }
+    }
+    (files.len() as u64, klines)
+}
+
+/// Writes a verified file's rows into the slots of `gaps` it covers, marks
+/// the slots of those gaps it has no row for known-missing, and commits.
+/// Rows on slots already stored are compared: identical ones are no-ops,
+/// different ones keep the stored kline (REST is the authority) and are
+/// counted. Returns (klines written, rows that differed from the store).
+fn commit_file(
+    store: &atm_store::Store,
+    writer: &mut atm_store::Writer,
+    file: &ArchiveFile,
+    gaps: &[(i64, i64)],
+    mut rows: Vec<Kline>,
+) -> Result<(u64, u64)> {
+    let key = &file.key;
+    let (lo, hi) = (file.start, file.end - 1);
+    rows.retain(|k| (lo..=hi).contains(&k.open_time));
+    rows.sort_by_key(|k| k.open_time);
+    rows.dedup_by_key(|k| k.open_time);
+    let in_gap = |t: i64| gaps.iter().any(|&(a, z)| (a..=z).contains(&t));
+    let (fresh, stored_slots): (Vec<Kline>, Vec<Kline>) = rows.into_iter().partition(|k| in_gap(k.open_time));
+    let mut kept = 0;
+    if !stored_slots.is_empty() {
+        if let Some(series) = store.series(key)? {
+            let precision = store.precision();
+            let stored: std::collections::HashMap<i64, Kline> = series.range(lo, hi)?.into_iter().map(|k| (k.open_time, k)).collect();
+            for k in &stored_slots {
+                let rounded = Kline { values: k.values.map(|v| precision.round(v)), ..*k };
+                if stored.get(&k.open_time).is_some_and(|s| *s != rounded) {
+                    kept += 1;
+                    if kept == 1 {
+                        log::warn!(
+                            "{key}: {} has a kline at {} that differs from the stored one; the stored (REST) one stays",
+                            file.path(),
+                            k.open_time
+                        );
+                    }
+                }
+            }
+        }
+    }
+    writer.put_many(key, &fresh)?;
+    for &(a, z) in gaps {
+        let (a, z) = (a.max(lo), z.min(open_of(key.interval, hi)));
+        if a <= z {
+            let page = crate::sync::Page { key: key.clone(), from: a, to: z, limit: 0 };
+            let inside: Vec<Kline> = fresh.iter().filter(|k| (a..=z).contains(&k.open_time)).copied().collect();
+            crate::pipeline::mark_absent(writer, &page, &inside)?;
+        }
+    }
+    writer.commit()?;
+    Ok((fresh.len() as u64, kept))
+}
+
+/// The archive root of a market-data base URL: data.binance.vision for
+/// Binance's hosts, `<base>/data` for a simulator or another server.
+pub fn root_of(spec_base: Option<&str>) -> String {
+    match spec_base {
+        Some(u) => format!("{}/data", u.trim_end_matches('/')),
+        None => "https://data.binance.vision/data".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atm_store::Market;
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn months_then_days_then_rest() {
+        let key = SeriesKey::parse(Market::UsdM, "BTCUSDT", Interval::M1).unwrap();
+        // Now: 2024-03-05 12:00 UTC. Wanted: 2024-01-15 .. now.
+        let now = 1_709_640_000_000;
+        let from = 1_705_276_800_000;
+        let files = plan_files(&key, &[(from, now)], now);
+        let paths: Vec<String> = files.iter().map(ArchiveFile::path).collect();
+        assert_eq!(
+            paths,
+            [
+                "futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03-01.zip",
+                "futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03-02.zip",
+                "futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03-03.zip",
+                "futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03-04.zip",
+                "futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip",
+                "futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-02.zip",
+            ]
+        );
+        assert!(files.iter().all(|f| f.end - f.start == if f.daily { DAY } else { f.end - f.start }));
+        // 1s: days, even of past months; 1M: months only, `1mo` in names.
+        let s1 = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::S1).unwrap();
+        assert!(plan_files(&s1, &[(1_706_659_200_000, 1_706_831_999_000)], now).iter().all(|f| f.daily));
+        let mo = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::Mo1).unwrap();
+        let files = plan_files(&mo, &[(1_704_067_200_000, now)], now);
+        assert_eq!(
+            files.iter().map(ArchiveFile::path).collect::<Vec<_>>(),
+            ["spot/monthly/klines/BTCUSDT/1mo/BTCUSDT-1mo-2024-01.zip", "spot/monthly/klines/BTCUSDT/1mo/BTCUSDT-1mo-2024-02.zip"]
+        );
+    }
+}
