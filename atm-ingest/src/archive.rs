@@ -425,15 +425,15 @@ mod tests {
         assert_eq!(
             paths,
             [
+                "futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip",
+                "futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-02.zip",
                 "futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03-01.zip",
                 "futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03-02.zip",
                 "futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03-03.zip",
                 "futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03-04.zip",
-                "futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip",
-                "futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-02.zip",
             ]
         );
-        assert!(files.iter().all(|f| f.end - f.start == if f.daily { DAY } else { f.end - f.start }));
+        assert!(files.iter().all(|f| f.end == if f.daily { f.start + DAY } else { next_open(Interval::Mo1, f.start) }));
         // 1s: days, even of past months; 1M: months only, `1mo` in names.
         let s1 = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::S1).unwrap();
         assert!(plan_files(&s1, &[(1_706_659_200_000, 1_706_831_999_000)], now).iter().all(|f| f.daily));
