@@ -428,6 +428,9 @@ pub struct VerifyArgs {
     /// Rewrite every kline that differs or is missing from REST, and refetch blocks that fail their checksums.
     #[arg(long, requires = "exchange")]
     pub repair: bool,
+    /// Instead of comparing klines, check every archive the store imported (`atm sync --source auto|archive`) against its `.CHECKSUM` now: reports archives Binance replaced or removed since, with the range they filled.
+    #[arg(long, requires = "exchange")]
+    pub archives: bool,
     /// Requests in flight.
     #[arg(long, default_value_t = 8)]
     pub workers: usize,

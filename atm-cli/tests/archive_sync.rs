@@ -55,6 +55,25 @@ fn archives_first_with_faults_equal_the_exchange_and_a_second_sync_downloads_not
     assert!(s["pages"].as_u64() <= s["series"].as_u64(), "{s}");
     assert_eq!(get(&format!("{}/sim/v1/stats", sim.base))["archive"]["zips"].as_u64(), Some(zips));
 
+    // The store recorded every archive it imported; `verify --archives`
+    // finds them unchanged, then reports one Binance "replaced" (here: its
+    // recorded SHA-256 no longer the .CHECKSUM's).
+    let out = atm(dir.path(), &["verify", "--exchange", &sim.base, "--archives"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains(&format!("checked {} archives: 0 replaced, 0 gone", a["files"])), "{text}");
+    let log = dir.path().join(atm_ingest::archive::ARCHIVE_LOG);
+    let mut records = atm_ingest::archive::read_records(dir.path()).unwrap();
+    assert_eq!(records.len() as u64, a["files"].as_u64().unwrap());
+    records[3].sha256 = "0".repeat(64);
+    let lines: Vec<String> = std::iter::once(std::fs::read_to_string(&log).unwrap().lines().next().unwrap().to_string())
+        .chain(records.iter().map(|r| r.line()))
+        .collect();
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = atm(dir.path(), &["verify", "--exchange", &sim.base, "--archives"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains(&format!("{} was replaced since it was imported", records[3].path)), "{text}");
+    assert!(text.contains("1 replaced, 0 gone"), "{text}");
+
     // `--source rest` ignores the archives; `--source archive` uses nothing else.
     let dir2 = tempfile::tempdir().unwrap();
     let s = sync_json(

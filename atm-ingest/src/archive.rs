@@ -309,7 +309,16 @@ pub(crate) fn import(
                     );
                     summary.mismatches.push(file.path());
                 }
-                Ok(Fetched::Verified { klines, .. }) => {
+                Ok(Fetched::Verified { klines, sha256, bytes }) => {
+                    let record = ArchiveRecord {
+                        series: file.key.to_string(),
+                        path: file.path(),
+                        sha256,
+                        bytes,
+                        from: file.start,
+                        to: open_of(file.key.interval, file.end - 1),
+                    };
+                    append_record(store.dir(), &record)?;
                     let (written, kept) = commit_file(store, &mut writer, file, gaps, klines)?;
                     summary.files += 1;
                     summary.klines += written;
@@ -396,6 +405,123 @@ fn commit_file(
     }
     writer.commit()?;
     Ok((fresh.len() as u64, kept))
+}
+
+/// The record of which archive filled which range, `<store>/archives.jsonl`
+/// (see docs/format.md): a header line, then one JSON object per
+/// committed file, each with a `check` over its other fields. Appended
+/// (and synced) before the file's rows are committed, so every committed
+/// archive has its line; a torn last line is ignored on reading.
+pub const ARCHIVE_LOG: &str = "archives.jsonl";
+const ARCHIVE_LOG_HEADER: &str = "{\"atm_archives\":1}";
+
+/// One line of [`ARCHIVE_LOG`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ArchiveRecord {
+    /// The series, `um/BTCUSDT/1m`.
+    pub series: String,
+    /// The file's path under the archive root.
+    pub path: String,
+    /// Its SHA-256 when it was imported.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// First and last open time of its range.
+    pub from: i64,
+    /// Last open time of its range.
+    pub to: i64,
+}
+
+impl ArchiveRecord {
+    /// The record's check: the first 16 hex digits of the SHA-256 of its JSON.
+    fn check(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        Sha256::digest(json.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The record as a line of the log (its JSON with its `check`), no newline.
+    pub fn line(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["check"] = serde_json::Value::String(self.check());
+        v.to_string()
+    }
+}
+
+/// Appends `r` to the store's archive log, synced.
+fn append_record(store_dir: &std::path::Path, r: &ArchiveRecord) -> Result<()> {
+    use std::io::Write;
+    let path = store_dir.join(ARCHIVE_LOG);
+    let io = |e: std::io::Error| Error::Store(atm_store::Error::io("append to", &path, e));
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+    let mut line = String::new();
+    if f.metadata().map_err(io)?.len() == 0 {
+        line.push_str(ARCHIVE_LOG_HEADER);
+        line.push('\n');
+    }
+    line.push_str(&r.line());
+    line.push('\n');
+    f.write_all(line.as_bytes()).map_err(io)?;
+    f.sync_data().map_err(io)
+}
+
+/// Every valid record of the store's archive log, oldest first (lines that
+/// fail their check, a torn last line, are skipped with a warning).
+pub fn read_records(store_dir: &std::path::Path) -> Result<Vec<ArchiveRecord>> {
+    let path = store_dir.join(ARCHIVE_LOG);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::Store(atm_store::Error::io("read", &path, e))),
+    };
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(h) if h == ARCHIVE_LOG_HEADER => {}
+        Some(h) => return Err(Error::Config(format!("{}: not an atm archive log (first line {h:?})", path.display()))),
+        None => return Ok(Vec::new()),
+    }
+    let mut out = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let parsed = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| {
+            let check = v["check"].as_str()?.to_string();
+            let r: ArchiveRecord = serde_json::from_value(v).ok()?;
+            (r.check() == check).then_some(r)
+        });
+        match parsed {
+            Some(r) => out.push(r),
+            None => log::warn!("{} line {}: torn or damaged, skipped", path.display(), i + 2),
+        }
+    }
+    Ok(out)
+}
+
+/// What `atm verify --archives` found for one recorded archive.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ArchiveCheck {
+    /// The record.
+    pub record: ArchiveRecord,
+    /// `same`, `replaced` (its `.CHECKSUM` changed since the import) or `gone` (404).
+    pub state: String,
+    /// The `.CHECKSUM`'s SHA-256 now, when there is one.
+    pub sha256_now: Option<String>,
+}
+
+/// Fetches the `.CHECKSUM` of every archive the store imported and compares
+/// it with the one recorded: archives Binance replaced later (or removed)
+/// are reported, with the range they filled.
+pub fn check_records(client: &Client, store_dir: &std::path::Path) -> Result<Vec<ArchiveCheck>> {
+    let base = root_of(client.endpoints().sim_base.as_deref());
+    let mut out = Vec::new();
+    for record in read_records(store_dir)? {
+        let sum = client.archive_get(&format!("{base}/{}.CHECKSUM", record.path))?;
+        let now = sum.map(|s| String::from_utf8_lossy(&s).split_whitespace().next().unwrap_or_default().to_ascii_lowercase());
+        let state = match &now {
+            None => "gone",
+            Some(h) if *h == record.sha256 => "same",
+            Some(_) => "replaced",
+        };
+        out.push(ArchiveCheck { record, state: state.to_string(), sha256_now: now });
+    }
+    Ok(out)
 }
 
 /// The archive root of a market-data base URL: data.binance.vision for

@@ -39,6 +39,9 @@ pub fn run(store: &Store, a: VerifyArgs) -> Result<()> {
     };
     let ex = ExchangeArgs { exchange, markets: a.markets.clone() };
     let client = super::exchange::connect(&ex)?;
+    if a.archives {
+        return archives(&client, store, json, &mut out);
+    }
     let opts = VerifyOptions {
         markets: super::exchange::markets(&ex),
         sample: a.sample,
@@ -89,6 +92,45 @@ pub fn run(store: &Store, a: VerifyArgs) -> Result<()> {
         }));
     }
     Ok(())
+}
+
+/// `--archives`: every imported archive's `.CHECKSUM` against the recorded one.
+fn archives(client: &atm_ingest::Client, store: &Store, json: bool, out: &mut std::io::StdoutLock) -> Result<()> {
+    let checks = atm_ingest::archive::check_records(client, store.dir())?;
+    let bad: Vec<&atm_ingest::archive::ArchiveCheck> = checks.iter().filter(|c| c.state != "same").collect();
+    if json {
+        writeln!(out, "{}", serde_json::json!({"archives": checks.len(), "changed": bad}))?;
+    } else {
+        for c in &bad {
+            let r = &c.record;
+            writeln!(
+                out,
+                "{}: {} was {} since it was imported (sha256 {}, now {}); it filled {}..{}",
+                r.series,
+                r.path,
+                c.state,
+                r.sha256,
+                c.sha256_now.as_deref().unwrap_or("none"),
+                atm_store::format_ms(r.from),
+                atm_store::format_ms(r.to)
+            )?;
+        }
+        writeln!(
+            out,
+            "checked {} archives: {} replaced, {} gone",
+            checks.len(),
+            bad.iter().filter(|c| c.state == "replaced").count(),
+            bad.iter().filter(|c| c.state == "gone").count()
+        )?;
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "{} archive(s) changed since they were imported; `atm verify --exchange E --repair` compares their ranges with REST and rewrites what differs",
+            bad.len()
+        )))
+    }
 }
 
 fn finish_files(store: &Store, problems: &[atm_store::Problem]) -> Result<()> {
