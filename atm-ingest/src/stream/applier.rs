@@ -296,8 +296,19 @@ impl<'a> Applier<'a> {
     /// REST klines of `[from, to]`: the closed ones are written (REST wins),
     /// the slots without one are known-missing.
     pub fn on_repaired(&mut self, key: SeriesKey, from: i64, to: i64, klines: Vec<Kline>) -> Result<()> {
+        // A kline not closed yet on this clock (the exchange's open candle,
+        // or one this clock sees closing a moment later than the exchange's
+        // does): from it on nothing is known yet: not written, not marked
+        // missing, and asked again.
         let now = self.clock.now();
-        let closed: Vec<Kline> = klines.into_iter().filter(|k| k.open_time >= from && k.open_time <= to && k.close_time < now).collect();
+        let in_range: Vec<Kline> = klines.into_iter().filter(|k| k.open_time >= from && k.open_time <= to).collect();
+        let fresh = in_range.iter().filter(|k| k.close_time >= now).map(|k| k.open_time).min();
+        let closed: Vec<Kline> = in_range.into_iter().filter(|k| fresh.is_none_or(|f| k.open_time < f)).collect();
+        let known_to = fresh.map_or(to, |f| f - 1);
+        if let (Some(f), Some(id)) = (fresh, self.id(&key)) {
+            let asked = &mut self.series[id].repair_asked;
+            *asked = (*asked).min(f - 1);
+        }
         if self.derive.is_some() {
             self.derive_after_repair(&key, &closed);
         }
@@ -310,7 +321,7 @@ impl<'a> Applier<'a> {
                 f.last = Some(*k);
             }
         }
-        self.write(Write::Repaired(key, from, to, closed))
+        self.write(Write::Repaired(key, from, known_to, closed))
     }
 
     /// Asks REST for every close that is due but has not come: late by
