@@ -313,6 +313,8 @@ fn run_sync(
     shared.set_phase("planning");
     let now = client.clock().now();
     let mut plans = plan(store, &selected, opts, now)?;
+    // Series with something missing (before the archives filled part of it).
+    let series = plans.len() as u64;
     if opts.source != Source::Rest && opts.dry_run {
         summary.planned_from_archives = split_by_source(&plans, now, opts.source);
     } else if opts.source != Source::Rest {
@@ -335,7 +337,7 @@ fn run_sync(
         summary.stopped = stopped;
         plans = if opts.source == Source::Archive || stopped { Vec::new() } else { plan(store, &selected, opts, now)? };
     }
-    summary.series = plans.len() as u64;
+    summary.series = series;
     for p in &plans {
         let pages = page_count(p);
         summary.pages += pages;
