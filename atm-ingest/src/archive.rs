@@ -152,13 +152,13 @@ pub enum Fetched {
 /// failures are retried with the client's backoff.
 pub fn fetch(client: &Client, base: &str, file: &ArchiveFile, precision: Precision) -> Result<Fetched> {
     let url = format!("{base}/{}", file.path());
-    let Some(sum) = client.archive_get(&format!("{url}.CHECKSUM"))? else { return Ok(Fetched::Missing) };
+    let Some(sum) = client.archive_get(file.key.market, &format!("{url}.CHECKSUM"))? else { return Ok(Fetched::Missing) };
     let want = String::from_utf8_lossy(&sum).split_whitespace().next().unwrap_or_default().to_ascii_lowercase();
     if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::Malformed { market: file.key.market, path: format!("{url}.CHECKSUM"), msg: "not a sha256sum line".into() });
     }
     client.retrying(|| {
-        let Some(body) = client.archive_stream(&url)? else { return Ok(Fetched::Missing) };
+        let Some(body) = client.archive_stream(file.key.market, &url)? else { return Ok(Fetched::Missing) };
         let mut reader = Hashing { inner: body, hash: Sha256::new(), bytes: 0 };
         let parsed = read_zip(&mut reader, &url, precision);
         // The rest of the body (the zip's central directory) is hashed too.
@@ -512,7 +512,8 @@ pub fn check_records(client: &Client, store_dir: &std::path::Path) -> Result<Vec
     let base = root_of(client.endpoints().sim_base.as_deref());
     let mut out = Vec::new();
     for record in read_records(store_dir)? {
-        let sum = client.archive_get(&format!("{base}/{}.CHECKSUM", record.path))?;
+        let market = record.series.split('/').next().and_then(|m| m.parse().ok()).unwrap_or(atm_store::Market::Spot);
+        let sum = client.archive_get(market, &format!("{base}/{}.CHECKSUM", record.path))?;
         let now = sum.map(|s| String::from_utf8_lossy(&s).split_whitespace().next().unwrap_or_default().to_ascii_lowercase());
         let state = match &now {
             None => "gone",

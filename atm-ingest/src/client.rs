@@ -259,10 +259,10 @@ impl Client {
 
     /// GETs an archive file (data.binance.vision; no weight), with retries:
     /// `None` when it does not exist (404).
-    pub fn archive_get(&self, url: &str) -> Result<Option<Vec<u8>>> {
+    pub fn archive_get(&self, market: Market, url: &str) -> Result<Option<Vec<u8>>> {
         self.retrying(|| {
-            let Some(resp) = self.archive_stream(url)? else { return Ok(None) };
-            let bytes = resp.bytes().map_err(|e| archive_net(url, e))?;
+            let Some(resp) = self.archive_stream(market, url)? else { return Ok(None) };
+            let bytes = resp.bytes().map_err(|e| archive_net(market, url, e))?;
             self.stats.archive_bytes.fetch_add(bytes.len() as u64, Relaxed);
             Ok(Some(bytes.to_vec()))
         })
@@ -270,16 +270,16 @@ impl Client {
 
     /// Starts one GET of an archive file, to read its body as it arrives:
     /// `None` on a 404; an error (retryable for 5xx) on another status.
-    pub fn archive_stream(&self, url: &str) -> Result<Option<reqwest::blocking::Response>> {
+    pub fn archive_stream(&self, market: Market, url: &str) -> Result<Option<reqwest::blocking::Response>> {
         self.stats.archive_requests.fetch_add(1, Relaxed);
         // A monthly zip may take a while on a slow link.
-        let resp = self.http.get(url).timeout(Duration::from_secs(600)).send().map_err(|e| archive_net(url, e))?;
+        let resp = self.http.get(url).timeout(Duration::from_secs(600)).send().map_err(|e| archive_net(market, url, e))?;
         match resp.status().as_u16() {
             200 => Ok(Some(resp)),
             404 => Ok(None),
             status => {
                 let body = resp.bytes().map(|b| summarize(&b)).unwrap_or_default();
-                Err(Error::Api { market: Market::Spot, path: url.to_string(), status, code: None, msg: body })
+                Err(Error::Api { market, path: url.to_string(), status, code: None, msg: body })
             }
         }
     }
@@ -308,8 +308,8 @@ impl Client {
 }
 
 /// A network failure of an archive download (retryable).
-fn archive_net(url: &str, e: impl std::fmt::Display) -> Error {
-    Error::Network { market: Market::Spot, path: url.to_string(), msg: e.to_string() }
+fn archive_net(market: Market, url: &str, e: impl std::fmt::Display) -> Error {
+    Error::Network { market, path: url.to_string(), msg: e.to_string() }
 }
 
 /// Exponential backoff with jitter: 200 ms doubling per attempt, at most 5 s,

@@ -144,6 +144,20 @@ pub struct StreamSummary {
     pub elapsed_s: f64,
 }
 
+impl StreamSummary {
+    /// The commit count and the latency quantiles, from the committer's and
+    /// the applier's histograms.
+    fn set_latencies(&mut self, commit_lag: &Histogram, commit_time: &Histogram, live_lag: &Histogram) {
+        self.commits = commit_time.count;
+        self.commit_time_p50_us = commit_time.quantile(0.5);
+        self.commit_time_p99_us = commit_time.quantile(0.99);
+        self.commit_lag_p50_us = commit_lag.quantile(0.5);
+        self.commit_lag_p99_us = commit_lag.quantile(0.99);
+        self.live_lag_p50_us = live_lag.quantile(0.5);
+        self.live_lag_p99_us = live_lag.quantile(0.99);
+    }
+}
+
 /// Counters the connection threads share.
 #[derive(Default)]
 pub(crate) struct Shared {
@@ -259,17 +273,11 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     let (mut summary, mut stage, live_lag) = counted;
     result?;
     let (commit_lag, commit_time) = commit_lag.lock().map(|h| h.clone()).unwrap_or_default();
-    summary.commits = commit_time.count;
-    summary.commit_time_p50_us = commit_time.quantile(0.5);
-    summary.commit_time_p99_us = commit_time.quantile(0.99);
+    summary.set_latencies(&commit_lag, &commit_time, &live_lag);
     summary.connections = shared.connections.load(Relaxed);
     summary.reconnects = shared.reconnects.load(Relaxed);
     summary.rotations = shared.rotations.load(Relaxed);
     summary.elapsed_s = started.elapsed().as_secs_f64();
-    summary.commit_lag_p50_us = commit_lag.quantile(0.5);
-    summary.commit_lag_p99_us = commit_lag.quantile(0.99);
-    summary.live_lag_p50_us = live_lag.quantile(0.5);
-    summary.live_lag_p99_us = live_lag.quantile(0.99);
     if let Some(p) = publisher {
         if let Ok(mut v) = view.lock() {
             stage.latency_us = commit_lag;
@@ -320,11 +328,7 @@ pub fn replay(store: &Store, market: Market, series: &[SeriesKey], messages: imp
     let (mut summary, _, live_lag) = counted;
     let (commit_lag, commit_time) = lag.lock().map(|h| h.clone()).unwrap_or_default();
     summary.streams = series.len() as u64;
-    summary.commits = commit_time.count;
-    summary.commit_lag_p50_us = commit_lag.quantile(0.5);
-    summary.commit_lag_p99_us = commit_lag.quantile(0.99);
-    summary.live_lag_p50_us = live_lag.quantile(0.5);
-    summary.live_lag_p99_us = live_lag.quantile(0.99);
+    summary.set_latencies(&commit_lag, &commit_time, &live_lag);
     summary.elapsed_s = started.elapsed().as_secs_f64();
     Ok(summary)
 }
