@@ -60,7 +60,16 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the store's log record (the lines the commands logged), or follow it.
     Log(LogArgs),
+    /// Browse the store in a terminal UI: pick a series, read it as a table and a chart, watch it fill live (read-only).
+    #[command(
+        after_help = "Keys: / filter · Enter open · Tab next pane · ↑/↓ PgUp/PgDn scroll · g/G first/last · : go to date · +/- zoom · ? every key · q quit\n\nExamples:\n  atm view\n  atm --store /data/atm view\n  NO_COLOR=1 atm view"
+    )]
+    View(ViewArgs),
 }
+
+/// `atm view`.
+#[derive(Debug, Args)]
+pub struct ViewArgs {}
 
 /// `atm export`.
 #[derive(Debug, Args)]

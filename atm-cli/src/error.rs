@@ -16,6 +16,9 @@ pub enum CliError {
     /// The simulator failed.
     #[error(transparent)]
     Sim(#[from] atm_sim::Error),
+    /// The terminal UI failed.
+    #[error(transparent)]
+    View(#[from] atm_view::ViewError),
     /// Writing the output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),

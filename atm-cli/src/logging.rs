@@ -42,6 +42,8 @@ pub fn init(cli: &Cli, store: &Path) {
         Command::Import(_) | Command::Verify(_) | Command::Compact(_) => (2, true),
         Command::Sim(_) => (3, false),
         Command::Sync(_) | Command::Markets(_) | Command::Stream(_) => (3, true),
+        // The terminal UI owns the screen: no line may go to stderr.
+        Command::View(_) => return,
     };
     let level = match base + cli.verbose as i32 - cli.quiet as i32 {
         i32::MIN..=0 => log::LevelFilter::Off,

@@ -24,6 +24,7 @@ pub mod markets;
 pub mod parse;
 pub mod pipeline;
 pub mod status;
+pub mod status_text;
 pub mod stream;
 pub mod sync;
 pub mod verify;

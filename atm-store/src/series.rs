@@ -292,8 +292,13 @@ impl Series {
             let b = s / BLOCK_SLOTS;
             let end = z.min(b * BLOCK_SLOTS + BLOCK_SLOTS - 1);
             let e = self.file.entry(b)?;
+            // Whole blocks in one state are answered by the block table.
             if e.present == 0 && e.missing == 0 {
                 push(SlotState::Unknown, s, end - s + 1);
+            } else if u64::from(e.present) == BLOCK_SLOTS {
+                push(SlotState::Present, s, end - s + 1);
+            } else if u64::from(e.missing) == BLOCK_SLOTS {
+                push(SlotState::Missing, s, end - s + 1);
             } else {
                 let states = self.file.read_section(s, end, STATES, |v| (0..v.len()).map(|i| v.state(i)).collect::<Vec<_>>())?;
                 for (i, st) in states.into_iter().enumerate() {

@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => status::run(&dir, a),
         Command::Stream(a) => stream::run(&dir, a),
         Command::Log(a) => log::run(&dir, a),
+        Command::View(_) => Ok(atm_view::run(&dir, atm_view::app::Options::default())?),
     }
 }
 

@@ -1,0 +1,22 @@
+//! The one error type of `atm view`.
+
+/// What can stop `atm view`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ViewError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] atm_store::Error),
+    /// Reading the status segments failed.
+    #[error(transparent)]
+    Status(#[from] atm_ingest::Error),
+    /// The terminal could not be set up, drawn or restored.
+    #[error("terminal: {0}")]
+    Terminal(#[from] std::io::Error),
+    /// Standard output or input is not a terminal.
+    #[error("atm view needs an interactive terminal ({0} is not one); use `atm query` or `atm info` in scripts")]
+    NotATerminal(&'static str),
+}
+
+/// `Result` with [`ViewError`].
+pub type Result<T> = std::result::Result<T, ViewError>;
