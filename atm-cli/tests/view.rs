@@ -203,7 +203,13 @@ fn a_person_filters_opens_reads_jumps_and_quits_cleanly() {
     let s = t.wait("the shell after q", |s| s.contains("EXIT="));
     assert!(s.contains("EXIT=0"), "{s}");
     assert!(!s.contains("select") && s.contains("stty -g"), "the main screen is back:\n{s}");
-    let flags = t.run(&["display-message", "-p", "-t", "atm", "#{alternate_on} #{cursor_flag} #{mouse_any_flag} #{mouse_button_flag} #{mouse_sgr_flag}"]);
+    let flags = t.run(&[
+        "display-message",
+        "-p",
+        "-t",
+        "atm",
+        "#{alternate_on} #{cursor_flag} #{mouse_any_flag} #{mouse_button_flag} #{mouse_sgr_flag}",
+    ]);
     assert_eq!(flags.trim(), "0 1 0 0 0", "alternate screen, cursor shown, mouse reporting (tmux's flags)");
     let start = Instant::now();
     while !after.exists() && start.elapsed() < Duration::from_secs(5) {
@@ -232,7 +238,19 @@ fn the_live_kline_changes_on_screen_and_closed_klines_appear() {
         Command::new(ATM)
             .arg("--store")
             .arg(&store)
-            .args(["stream", "--exchange", &sim.base, "--markets", "spot", "--symbols", "BTCUSDT", "--intervals", "1m", "--duration", "90s"])
+            .args([
+                "stream",
+                "--exchange",
+                &sim.base,
+                "--markets",
+                "spot",
+                "--symbols",
+                "BTCUSDT",
+                "--intervals",
+                "1m",
+                "--duration",
+                "90s",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

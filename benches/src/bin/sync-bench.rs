@@ -22,6 +22,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use atm_benches::{anon_mb, cpu_and_peak};
 use atm_ingest::{Client, Endpoints, ExchangeSpec, SymbolFilter, SyncOptions};
 use atm_sim::{SimConfig, SimServer};
 use atm_store::{Interval, Market, Store, StoreOptions};
@@ -106,25 +107,6 @@ fn thread_cpu(name: &str) -> f64 {
         }
     }
     total
-}
-
-/// This process's anonymous (heap) resident memory now, MB: the part of
-/// its footprint that is not the store's mapped file pages.
-fn anon_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0)
-        / 1024.0
-}
-
-/// This process's CPU seconds and peak resident memory (MB), from /proc.
-fn cpu_and_peak() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let f: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let hwm_kb =
-        status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12), hwm_kb / 1024.0)
 }
 
 fn options(markets: &[Market], since: i64) -> SyncOptions {
