@@ -24,20 +24,6 @@ pub fn sum(xs: &[f32]) -> f64 {
     total
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sums_like_a_plain_loop() {
-        // Exact in f32 (small halves), so every order of addition agrees.
-        let xs: Vec<f32> = (0..3003).map(|i| (i % 97) as f32 * 0.5).collect();
-        assert_eq!(super::sum(&xs), xs.iter().map(|&x| x as f64).sum::<f64>());
-        // Inexact values: within 1e-6 of the f64 sum over 3.2M values.
-        let ys: Vec<f32> = (0..3_200_000).map(|i| 1.0 + (i % 1000) as f32 * 0.001_37).collect();
-        let want = ys.iter().map(|&x| x as f64).sum::<f64>();
-        assert!((super::sum(&ys) - want).abs() / want < 1e-6);
-    }
-}
-
 /// The peers' kind of series: a random walk of the close on a 0.01 tick,
 /// open = previous close, high/low around them, volumes on a 1e-5 lot.
 pub fn peers_walk(n: usize) -> ([Vec<f32>; 8], Vec<u32>) {
@@ -94,4 +80,18 @@ pub fn anon_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0)
         / 1024.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sums_like_a_plain_loop() {
+        // Exact in f32 (small halves), so every order of addition agrees.
+        let xs: Vec<f32> = (0..3003).map(|i| (i % 97) as f32 * 0.5).collect();
+        assert_eq!(super::sum(&xs), xs.iter().map(|&x| x as f64).sum::<f64>());
+        // Inexact values: within 1e-6 of the f64 sum over 3.2M values.
+        let ys: Vec<f32> = (0..3_200_000).map(|i| 1.0 + (i % 1000) as f32 * 0.001_37).collect();
+        let want = ys.iter().map(|&x| x as f64).sum::<f64>();
+        assert!((super::sum(&ys) - want).abs() / want < 1e-6);
+    }
 }
