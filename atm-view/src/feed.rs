@@ -21,7 +21,9 @@ pub fn live_kline(store: &Path, key: &SeriesKey) -> Result<Option<Kline>> {
 
 /// `atm status` as text.
 pub fn status_text(store: &Path) -> Result<String> {
-    let processes = atm_ingest::status::read_status(store)?;
+    let mut processes = atm_ingest::status::read_status(store)?;
+    // Running processes first (the pane is short), newest first.
+    processes.sort_by_key(|p| (p["state"] != "running", std::cmp::Reverse(p["started"].as_i64().unwrap_or(0))));
     if processes.is_empty() {
         return Ok("no atm process runs on this store (none has published status in the last hour)".to_string());
     }
