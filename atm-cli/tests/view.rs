@@ -147,6 +147,7 @@ fn a_person_filters_opens_reads_jumps_and_quits_cleanly() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let expected = query(&store, "um", "FILUSDT", "1m");
 
+    let files_before = files(&store);
     let t = Tmux::start(dir.path(), 120, 40);
     let before = dir.path().join("stty.before");
     let after = dir.path().join("stty.after");
@@ -216,6 +217,46 @@ fn a_person_filters_opens_reads_jumps_and_quits_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(std::fs::read_to_string(&before).unwrap(), std::fs::read_to_string(&after).unwrap(), "terminal modes (stty -g) restored");
+    assert_eq!(files(&store), files_before, "atm view wrote nothing to the store");
+
+    // A bad --store is a one-line error, with the terminal left alone.
+    t.type_text(&format!("{ATM} --store {} view; echo EXIT=$?", dir.path().join("nowhere").display()));
+    t.keys(&["Enter"]);
+    let s = t.wait("the error", |s| s.contains("EXIT=1"));
+    assert!(s.contains("error: ") && s.contains("nowhere"), "{s}");
+    assert_eq!(t.run(&["display-message", "-p", "-t", "atm", "#{alternate_on}"]).trim(), "0");
+}
+
+/// Every file under `dir` with its length and modification time.
+fn files(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn without_a_terminal_it_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/binance");
+    assert!(atm(&store, &["import", data.to_str().unwrap()]).status.success());
+    let out = atm(&store, &["view"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("atm view needs an interactive terminal"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing drawn on a pipe");
 }
 
 /// An `atm stream` child, killed when dropped.

@@ -19,14 +19,14 @@ pub const TICK: Duration = Duration::from_millis(250);
 
 /// Runs `atm view` on the store in `dir` until `q`.
 pub fn run(dir: &Path, opts: Options) -> Result<()> {
+    // Open the store first: a bad --store is an error on a clean terminal.
+    let mut app = App::open(dir, opts)?;
     if !std::io::stdout().is_terminal() {
         return Err(ViewError::NotATerminal("standard output"));
     }
     if !std::io::stdin().is_terminal() {
         return Err(ViewError::NotATerminal("standard input"));
     }
-    // Open the store first: a bad --store is an error on a clean terminal.
-    let mut app = App::open(dir, opts)?;
     enter()?;
     install_panic_hook();
     let result = event_loop(&mut app);

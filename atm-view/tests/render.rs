@@ -185,3 +185,19 @@ fn help_lists_every_key_and_q_quits() {
     press(&mut a, &[KeyCode::Esc, KeyCode::Char('q')]);
     assert!(a.should_quit());
 }
+
+#[test]
+fn no_color_leaves_only_modifiers() {
+    use ratatui::style::Color;
+    let dir = store(0);
+    let colors = |color: bool| {
+        let mut a = App::open(dir.path(), Options { color: Some(color), label: None }).unwrap();
+        press(&mut a, &[KeyCode::Enter]);
+        let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        term.draw(|f| a.draw(f)).unwrap();
+        let buf = term.backend().buffer().clone();
+        buf.content().iter().filter(|c| c.fg != Color::Reset || c.bg != Color::Reset).count()
+    };
+    assert!(colors(true) > 100, "candles, borders and states are colored");
+    assert_eq!(colors(false), 0, "NO_COLOR: no cell has a color");
+}
