@@ -24,6 +24,12 @@ use crate::ws_event::{self, WsMessage};
 /// A close is late (and repaired) once its kline ended this long ago, real time.
 const LATE_CLOSE: Duration = Duration::from_secs(3);
 
+/// How far this clock may run ahead of the exchange's, real time: a slot
+/// that closed less than this long ago, with no kline after it in a REST
+/// answer, may simply not have opened yet on the exchange, so it is not
+/// marked known-missing but asked again once this much time has passed.
+const CLOCK_DOUBT: Duration = Duration::from_secs(1);
+
 /// A repair request: REST klines of `key` with open times in `[from, to]`.
 pub(crate) type RepairRequest = (SeriesKey, i64, i64);
 
@@ -55,6 +61,9 @@ pub(crate) struct Applier<'a> {
     by_symbol: HashMap<(Market, Interval), HashMap<String, usize>>,
     live: Option<LiveSlots>,
     repair_tx: Option<Sender<RepairRequest>>,
+    /// Ranges a REST answer left in doubt (see [`CLOCK_DOUBT`]): series,
+    /// first and last open time, and the exchange time to ask them again.
+    recheck: Vec<(usize, i64, i64, i64)>,
     pub(super) derive: Option<Deriver>,
     pub summary: StreamSummary,
     pub stage: StageStats,
@@ -81,6 +90,7 @@ impl<'a> Applier<'a> {
             by_symbol: HashMap::new(),
             live,
             repair_tx: Some(repair_tx),
+            recheck: Vec::new(),
             derive: None,
             summary: StreamSummary::default(),
             stage: StageStats::default(),
@@ -303,11 +313,22 @@ impl<'a> Applier<'a> {
         let now = self.clock.now();
         let in_range: Vec<Kline> = klines.into_iter().filter(|k| k.open_time >= from && k.open_time <= to).collect();
         let fresh = in_range.iter().filter(|k| k.close_time >= now).map(|k| k.open_time).min();
-        let closed: Vec<Kline> = in_range.into_iter().filter(|k| fresh.is_none_or(|f| k.open_time < f)).collect();
-        let known_to = fresh.map_or(to, |f| f - 1);
-        if let (Some(f), Some(id)) = (fresh, self.id(&key)) {
+        let closed: Vec<Kline> = in_range.iter().filter(|k| fresh.is_none_or(|f| k.open_time < f)).copied().collect();
+        let mut known_to = fresh.map_or(to, |f| f - 1);
+        // Slots after the newest kline of the answer are known missing only
+        // once the exchange has surely passed them: this clock may run ahead.
+        let doubt = (CLOCK_DOUBT.as_millis() as f64 * self.clock.scale()) as i64;
+        let newest = in_range.iter().map(|k| k.open_time).max().unwrap_or(i64::MIN);
+        let sure = newest.max(last_closed_open(key.interval, now - doubt));
+        if sure < known_to {
+            if let Some(id) = self.id(&key) {
+                self.recheck.push((id, next_open(key.interval, sure), known_to, now + doubt));
+            }
+            known_to = sure;
+        }
+        if let (true, Some(id)) = (known_to < to, self.id(&key)) {
             let asked = &mut self.series[id].repair_asked;
-            *asked = (*asked).min(f - 1);
+            *asked = (*asked).min(known_to);
         }
         if self.derive.is_some() {
             self.derive_after_repair(&key, &closed);
@@ -328,6 +349,12 @@ impl<'a> Applier<'a> {
     /// [`LATE_CLOSE`], or all of them when `stopping`.
     pub fn repair_due(&mut self, stopping: bool) {
         let now = self.clock.now();
+        // Ranges left in doubt by an earlier answer, once the doubt is over.
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.recheck).into_iter().partition(|r| stopping || r.3 <= now);
+        self.recheck = later;
+        for (id, from, to, _) in due {
+            self.ask(id, from, to);
+        }
         let grace = if stopping { 0 } else { (LATE_CLOSE.as_millis() as f64 * self.clock.scale()) as i64 };
         for id in 0..self.series.len() {
             let f = &self.series[id];
