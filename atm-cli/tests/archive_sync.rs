@@ -42,6 +42,22 @@ fn archives_first_with_faults_equal_the_exchange_and_a_second_sync_downloads_not
     let a = &s["archive"];
     assert!(a["files"].as_u64().unwrap() >= 15 && a["klines"].as_u64().unwrap() > 50_000, "{s}");
     assert!(a["missing"].as_u64().unwrap() >= 10, "December's monthly files were not published: {s}");
+    // `atm status` counted the archives as the summary did.
+    let status: serde_json::Value = serde_json::from_slice(&atm(dir.path(), &["status", "--format", "json"]).stdout).unwrap();
+    let t = &status["processes"][0]["totals"];
+    for (key, want) in [
+        ("archive_files_planned", &a["planned"]),
+        ("archive_files_done", &a["files"]),
+        ("archive_files_missing", &a["missing"]),
+        ("archive_klines", &a["klines"]),
+        ("archive_bytes", &a["bytes"]),
+    ] {
+        assert_eq!(&t[key], want, "{key}: {status}");
+    }
+    let failed = a["mismatches"].as_array().unwrap().len() + a["failed"].as_array().unwrap().len();
+    assert_eq!(t["archive_files_failed"].as_u64(), Some(failed as u64), "{status}");
+    let text = String::from_utf8_lossy(&atm(dir.path(), &["status"]).stdout).to_string();
+    assert!(text.contains(&format!("archives: {}/{} files · {} klines", a["files"], a["planned"], a["klines"])), "{text}");
     let stats = get(&format!("{}/sim/v1/stats", sim.base));
     assert!(stats["faults"]["archive_corrupt"].as_u64().unwrap() > 0, "{stats}");
     // Corrupted zips were never stored: every kline is the exchange's.

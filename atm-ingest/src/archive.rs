@@ -251,6 +251,8 @@ pub(crate) fn import(
     let files: Vec<(ArchiveFile, &[(i64, i64)])> =
         plans.iter().flat_map(|p| plan_files(&p.key, &p.gaps, now).into_iter().map(move |f| (f, p.gaps.as_slice()))).collect();
     let mut summary = ArchiveSummary { planned: files.len() as u64, ..ArchiveSummary::default() };
+    let stats = &client.stats;
+    stats.archive_files_planned.fetch_add(summary.planned, Relaxed);
     if files.is_empty() {
         return Ok((summary, false));
     }
@@ -301,8 +303,12 @@ pub(crate) fn import(
             };
             let (file, gaps) = &files[i];
             match got {
-                Ok(Fetched::Missing) => summary.missing += 1,
+                Ok(Fetched::Missing) => {
+                    summary.missing += 1;
+                    stats.archive_files_missing.fetch_add(1, Relaxed);
+                }
                 Ok(Fetched::Mismatch { want, got }) => {
+                    stats.archive_files_failed.fetch_add(1, Relaxed);
                     log::warn!(
                         "{}: SHA-256 {got} is not the .CHECKSUM's {want} again: nothing of it is stored; REST covers its range",
                         file.path()
@@ -323,8 +329,11 @@ pub(crate) fn import(
                     summary.files += 1;
                     summary.klines += written;
                     summary.kept_stored += kept;
+                    stats.archive_files_done.fetch_add(1, Relaxed);
+                    stats.archive_klines.fetch_add(written, Relaxed);
                 }
                 Err(e) => {
+                    stats.archive_files_failed.fetch_add(1, Relaxed);
                     log::warn!("{}: {e}; REST covers its range", file.path());
                     summary.failed.push(file.path());
                 }
@@ -413,7 +422,7 @@ fn commit_file(
 /// (and synced) before the file's rows are committed, so every committed
 /// archive has its line; a torn last line is ignored on reading.
 pub const ARCHIVE_LOG: &str = "archives.jsonl";
-const ARCHIVE_LOG_HEADER: &str = "{\"atm_archives\":1}";
+pub(crate) const ARCHIVE_LOG_HEADER: &str = "{\"atm_archives\":1}";
 
 /// One line of [`ARCHIVE_LOG`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -468,15 +477,24 @@ fn append_record(store_dir: &std::path::Path, r: &ArchiveRecord) -> Result<()> {
 /// fail their check, a torn last line, are skipped with a warning).
 pub fn read_records(store_dir: &std::path::Path) -> Result<Vec<ArchiveRecord>> {
     let path = store_dir.join(ARCHIVE_LOG);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match std::fs::read(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::Store(atm_store::Error::io("read", &path, e))),
     };
+    parse_records(&text, &path)
+}
+
+/// The records of an archive log's bytes (see [`read_records`]).
+pub fn parse_records(bytes: &[u8], path: &std::path::Path) -> Result<Vec<ArchiveRecord>> {
+    let text = String::from_utf8_lossy(bytes);
     let mut lines = text.lines();
     match lines.next() {
         Some(h) if h == ARCHIVE_LOG_HEADER => {}
-        Some(h) => return Err(Error::Config(format!("{}: not an atm archive log (first line {h:?})", path.display()))),
+        Some(h) => {
+            let h: String = h.chars().take(80).collect();
+            return Err(Error::Config(format!("{}: not an atm archive log (first line {h:?})", path.display())));
+        }
         None => return Ok(Vec::new()),
     }
     let mut out = Vec::new();
@@ -492,6 +510,18 @@ pub fn read_records(store_dir: &std::path::Path) -> Result<Vec<ArchiveRecord>> {
         }
     }
     Ok(out)
+}
+
+/// The fuzz targets' entry for a streamed zip: every kline parsed from it
+/// (at both precisions) is one the store accepts.
+pub(crate) fn fuzz_zip(data: &[u8]) {
+    for precision in [Precision::F32, Precision::F64] {
+        if let Ok(klines) = read_zip(&mut &data[..], "fuzz.zip", precision) {
+            for k in klines {
+                assert!(k.close_time >= k.open_time, "a zip row closing before it opens was accepted");
+            }
+        }
+    }
 }
 
 /// What `atm verify --archives` found for one recorded archive.
@@ -540,6 +570,20 @@ mod tests {
     use atm_store::Market;
 
     const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn zips_stream_into_klines_whatever_their_entries() {
+        let seed = |n: &str| std::fs::read(format!("{}/../fuzz/corpus/ingest_archive_zip/{n}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let ks = read_zip(&mut &seed("spot_1m")[..], "spot_1m", Precision::F32).unwrap();
+        assert_eq!((ks.len(), ks[0].open_time), (10, 1_637_971_200_000));
+        // Spot's microsecond times from 2025 become milliseconds.
+        let ks = read_zip(&mut &seed("spot_1s_micros")[..], "spot_1s_micros", Precision::F64).unwrap();
+        assert_eq!((ks.len(), ks[0].open_time), (3, 1_735_689_600_000));
+        assert_eq!(read_zip(&mut &seed("header_row")[..], "header_row", Precision::F32).unwrap().len(), 1);
+        assert!(read_zip(&mut &seed("no_csv")[..], "no_csv", Precision::F32).unwrap().is_empty());
+        let err = read_zip(&mut &b"PK\x03\x04garbage"[..], "bad.zip", Precision::F32).unwrap_err().to_string();
+        assert!(err.contains("bad.zip"), "{err}");
+    }
 
     #[test]
     fn months_then_days_then_rest() {

@@ -37,6 +37,17 @@ pub struct ClientStats {
     pub archive_requests: AtomicU64,
     /// Archive bytes received.
     pub archive_bytes: AtomicU64,
+    /// Archive files planned by the sync under way (zips that may exist).
+    pub archive_files_planned: AtomicU64,
+    /// Archive files verified and committed.
+    pub archive_files_done: AtomicU64,
+    /// Archive files that do not exist (404: left to REST).
+    pub archive_files_missing: AtomicU64,
+    /// Archive files whose SHA-256 did not match twice, or that could not be
+    /// fetched (left to REST).
+    pub archive_files_failed: AtomicU64,
+    /// Klines written from archives.
+    pub archive_klines: AtomicU64,
 }
 
 /// The REST client of one exchange.

@@ -136,6 +136,13 @@ pub(crate) fn sampler(shared: Arc<Shared>) -> impl FnMut() -> Vec<(String, Metri
             ("pages_done", p.pages_done),
             ("pages_total", p.pages_total),
             ("known_missing_slots", write.known_missing),
+            ("archive_files_planned", s.archive_files_planned.load(Relaxed)),
+            ("archive_files_done", s.archive_files_done.load(Relaxed)),
+            ("archive_files_missing", s.archive_files_missing.load(Relaxed)),
+            ("archive_files_failed", s.archive_files_failed.load(Relaxed)),
+            ("archive_klines", s.archive_klines.load(Relaxed)),
+            ("archive_bytes", s.archive_bytes.load(Relaxed)),
+            ("archive_requests", s.archive_requests.load(Relaxed)),
         ] {
             out.push((format!("totals.{name}"), Metric::Counter(v)));
         }

@@ -79,6 +79,18 @@ pub fn render(dir: &std::path::Path, processes: &[Value], now: i64) -> String {
             num(t, "http429"),
             num(t, "errors"),
         ));
+        if num(t, "archive_files_planned") > 0 {
+            s.push_str(&format!(
+                "  archives: {}/{} files · {} klines · {:.1} MB in {} requests · {} not published · {} failed (left to REST)\n",
+                num(t, "archive_files_done"),
+                num(t, "archive_files_planned"),
+                num(t, "archive_klines"),
+                num(t, "archive_bytes") as f64 / 1e6,
+                num(t, "archive_requests"),
+                num(t, "archive_files_missing"),
+                num(t, "archive_files_failed"),
+            ));
+        }
         if let Some(stages) = p["stages"].as_object() {
             s.push_str(&format!(
                 "  {:<6} {:>10} {:>10} {:>12} {:>7} {:>7} {:>6} {:>9} {:>9}  last error\n",

@@ -27,6 +27,12 @@ fn corpora_replay() {
     for s in seeds("ingest_ws") {
         atm_ingest::fuzzing::ws_message(&s);
     }
+    for s in seeds("ingest_archive_log") {
+        atm_ingest::fuzzing::archive_log(&s);
+    }
+    for s in seeds("ingest_archive_zip") {
+        atm_ingest::fuzzing::archive_zip(&s);
+    }
 }
 
 fn mutate(seed: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
@@ -65,5 +71,17 @@ proptest! {
     fn mutated_selections(i in 0usize..64, edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6)) {
         let s = seeds("ingest_selections");
         atm_ingest::fuzzing::selections(&mutate(&s[i % s.len()], &edits));
+    }
+
+    #[test]
+    fn mutated_archive_logs(i in 0usize..64, edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 32u8..127), 1..6)) {
+        let s = seeds("ingest_archive_log");
+        atm_ingest::fuzzing::archive_log(&mutate(&s[i % s.len()], &edits));
+    }
+
+    #[test]
+    fn mutated_archive_zips(i in 0usize..64, edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6)) {
+        let s = seeds("ingest_archive_zip");
+        atm_ingest::fuzzing::archive_zip(&mutate(&s[i % s.len()], &edits));
     }
 }

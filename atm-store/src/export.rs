@@ -32,7 +32,7 @@ pub const ROW_GROUP_ROWS: usize = 131_072;
 /// The manifest's file name (not `*.parquet`: readers globbing the dataset skip it).
 pub const MANIFEST: &str = "_atm_export.json";
 /// The manifest format this build writes and reads.
-const MANIFEST_VERSION: u32 = 1;
+const MANIFEST_VERSION: u32 = 2;
 
 /// The file format of an export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +107,37 @@ struct Manifest {
     atm_export: u32,
     format: Option<ExportFormat>,
     files: BTreeMap<String, FileEntry>,
+    /// CRC-32C (hex) of the JSON of `files`: a damaged manifest is not trusted.
+    #[serde(default)]
+    check: String,
+}
+
+impl Manifest {
+    fn checksum(&self) -> String {
+        let json = serde_json::to_vec(&self.files).unwrap_or_default();
+        format!("{:08x}", crate::checksum::crc32c(&json))
+    }
+}
+
+/// Reads a manifest: version and checksum must be right.
+fn parse_manifest(bytes: &[u8]) -> std::result::Result<Manifest, String> {
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| format!("unreadable ({e})"))?;
+    if m.atm_export != MANIFEST_VERSION {
+        return Err(format!("version {} is not {MANIFEST_VERSION}", m.atm_export));
+    }
+    if m.check != m.checksum() {
+        return Err(format!("checksum {:?} is not its content's {}", m.check, m.checksum()));
+    }
+    Ok(m)
+}
+
+/// The fuzz targets' entry: parses a manifest, and whatever parses writes
+/// back to the same.
+pub(crate) fn fuzz_manifest(data: &[u8]) {
+    if let Ok(m) = parse_manifest(data) {
+        let again = serde_json::to_vec(&m).unwrap_or_default();
+        assert!(parse_manifest(&again).is_ok(), "a parsed manifest does not parse again");
+    }
 }
 
 /// The partition directory of `key`'s klines of `year`, relative to the
@@ -123,7 +154,7 @@ pub fn export(store: &Store, keys: &[SeriesKey], out: &Path, opts: &ExportOption
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io("create the export directory", out, e))?;
     let old = read_manifest(out);
-    let mut manifest = Manifest { atm_export: MANIFEST_VERSION, format: Some(opts.format), files: BTreeMap::new() };
+    let mut manifest = Manifest { atm_export: MANIFEST_VERSION, format: Some(opts.format), files: BTreeMap::new(), check: String::new() };
     let mut report = ExportReport::default();
     let selected: BTreeSet<String> = keys.iter().map(|k| k.to_string()).collect();
     // The partitions of the selection, and which of them changed.
@@ -332,24 +363,18 @@ fn year_bounds(year: i32) -> Result<(i64, i64)> {
 fn read_manifest(out: &Path) -> Manifest {
     let path = out.join(MANIFEST);
     let Ok(bytes) = std::fs::read(&path) else { return Manifest::default() };
-    match serde_json::from_slice::<Manifest>(&bytes) {
-        Ok(m) if m.atm_export == MANIFEST_VERSION => m,
-        Ok(m) => {
-            log::warn!("{}: manifest version {} is not {MANIFEST_VERSION}; every file is written again", path.display(), m.atm_export);
-            Manifest::default()
-        }
-        Err(e) => {
-            log::warn!("{}: unreadable manifest ({e}); every file is written again", path.display());
-            Manifest::default()
-        }
-    }
+    parse_manifest(&bytes).unwrap_or_else(|e| {
+        log::warn!("{}: manifest {e}; every file is written again", path.display());
+        Manifest::default()
+    })
 }
 
 /// Writes the manifest atomically (temporary file, sync, rename).
 fn write_manifest(out: &Path, m: &Manifest) -> Result<()> {
     let path = out.join(MANIFEST);
     let tmp = out.join(format!(".{MANIFEST}.tmp-{}", std::process::id()));
-    let bytes = serde_json::to_vec_pretty(m).map_err(|e| Error::InvalidInput(format!("manifest: {e}")))?;
+    let signed = Manifest { atm_export: m.atm_export, format: m.format, files: m.files.clone(), check: m.checksum() };
+    let bytes = serde_json::to_vec_pretty(&signed).map_err(|e| Error::InvalidInput(format!("manifest: {e}")))?;
     let written = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -383,5 +408,22 @@ mod tests {
         assert_eq!(year_bounds(2024).unwrap(), (1_704_067_200_000, 1_735_689_599_999));
         let key = SeriesKey::parse(crate::Market::UsdM, "BTCUSDT", crate::Interval::Mo1).unwrap();
         assert_eq!(partition_dir(&key, 2024), PathBuf::from("market=um/interval=1mo/symbol=BTCUSDT/year=2024"));
+    }
+
+    #[test]
+    fn a_manifest_is_trusted_only_when_its_checksum_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest { atm_export: MANIFEST_VERSION, format: Some(ExportFormat::Csv), ..Manifest::default() };
+        m.files.insert(
+            "a/klines.csv".into(),
+            FileEntry { series: "spot/X/1m".into(), year: 2024, rows: 5, bytes: 9, fingerprint: "01".into() },
+        );
+        write_manifest(dir.path(), &m).unwrap();
+        assert_eq!(read_manifest(dir.path()).files, m.files);
+        let path = dir.path().join(MANIFEST);
+        let text = std::fs::read_to_string(&path).unwrap().replace("\"rows\": 5", "\"rows\": 6");
+        std::fs::write(&path, text).unwrap();
+        assert!(read_manifest(dir.path()).files.is_empty(), "a changed entry: every file is written again");
+        assert!(parse_manifest(b"{\"atm_export\":1,\"format\":null,\"files\":{}}").unwrap_err().contains("version 1"));
     }
 }

@@ -14,6 +14,12 @@ pub fn csv(data: &[u8]) {
     }
 }
 
+/// The export manifest reader (`_atm_export.json` of `atm export`): what
+/// parses is written back to something that parses again.
+pub fn export_manifest(data: &[u8]) {
+    crate::export::fuzz_manifest(data);
+}
+
 /// The journal reader (crash recovery's input).
 pub fn journal(data: &[u8]) {
     let _ = crate::journal::read_commits(data, Path::new("fuzz.wal"));

@@ -31,6 +31,11 @@ fn registry_corpus() {
 }
 
 #[test]
+fn export_manifest_corpus() {
+    replay("export_manifest", atm_store::fuzzing::export_manifest);
+}
+
+#[test]
 fn series_file_corpus() {
     replay("series_file", atm_store::fuzzing::series_file);
 }
@@ -71,7 +76,12 @@ mod mutations {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
         #[test]
         fn parsers_survive_mutations((which, e) in edits()) {
-            for (target, f) in [("csv", atm_store::fuzzing::csv as fn(&[u8])), ("journal", atm_store::fuzzing::journal), ("registry", atm_store::fuzzing::registry)] {
+            for (target, f) in [
+                ("csv", atm_store::fuzzing::csv as fn(&[u8])),
+                ("journal", atm_store::fuzzing::journal),
+                ("registry", atm_store::fuzzing::registry),
+                ("export_manifest", atm_store::fuzzing::export_manifest),
+            ] {
                 let s = seeds(target);
                 f(&mutate(&s[which % s.len()], &e));
             }
