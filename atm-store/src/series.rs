@@ -139,7 +139,7 @@ impl Series {
     }
 
     /// Slot range for open times `from..=to`, clipped to the present span.
-    fn slot_span(&self, from: i64, to: i64) -> Result<Option<(u64, u64)>> {
+    pub(crate) fn slot_span(&self, from: i64, to: i64) -> Result<Option<(u64, u64)>> {
         let l = self.file.live()?;
         let (Some(first), Some(last)) = (l.first_present, l.last_present) else {
             return Ok(None);
