@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{Float32Builder, Float64Builder, TimestampMillisecondBuilder, UInt32Builder};
-use arrow_array::{ArrayRef, RecordBatch, RecordBatchReader, StringArray};
+use arrow_array::{
+    ArrayRef, Float32Array, Float64Array, RecordBatch, RecordBatchReader, StringArray, TimestampMillisecondArray, UInt32Array,
+};
+use arrow_buffer::ScalarBuffer;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::error::{Error, Result};
@@ -155,6 +158,7 @@ pub fn batches(store: &Store, keys: &[SeriesKey], from: i64, to: i64) -> KlineBa
         precision: store.precision(),
         index: 0,
         current: None,
+        zero_copy: false,
     }
 }
 
@@ -171,9 +175,73 @@ pub struct KlineBatches {
     index: usize,
     /// The series being read: it, the next slot, the last slot.
     current: Option<(Series, u64, u64)>,
+    zero_copy: bool,
 }
 
+/// Keeps a series file (and so its map) alive while Arrow buffers over it live.
+struct KeepMapped(#[allow(dead_code)] Arc<crate::series_file::SeriesFile>);
+
+// Arrow's buffer owners must be unwind-safe: this one only holds the file
+// alive and is never read or changed, so a panic cannot leave it broken.
+impl std::panic::RefUnwindSafe for KeepMapped {}
+
 impl KlineBatches {
+    /// Builds the value columns of chunks whose slots are all present (and
+    /// hot, and with no irregular kline) as Arrow buffers over the mapped
+    /// columns, without a copy; other chunks are copied as before.
+    ///
+    /// The price: such a batch reads the store's pages as long as it lives,
+    /// so a later commit that corrects a kline in its range (a repair from
+    /// REST, rare) shows through, and may be seen half-applied. Use it on
+    /// stores no writer corrects while the batches live (exports, research
+    /// copies), or when that is acceptable.
+    pub fn zero_copy(mut self, on: bool) -> KlineBatches {
+        self.zero_copy = on;
+        self
+    }
+
+    /// A batch of slots `a..=z` over the mapped columns, if they allow it.
+    fn mapped_batch(&self, series: &Series, a: u64, z: u64) -> Result<Option<RecordBatch>> {
+        if series.exceptions()?.iter().any(|e| (a..=z).contains(&e.slot)) {
+            return Ok(None);
+        }
+        let file = series.file();
+        let owner: Arc<dyn arrow_buffer::alloc::Allocation> = Arc::new(KeepMapped(file.clone()));
+        let buffers = file.read_section(a, z, crate::series::ALL_COLUMNS, |v| {
+            if !v.all_present() {
+                return None;
+            }
+            (0..=crate::FLOAT_COLUMNS).map(|c| v.arrow_buffer(c, owner.clone())).collect::<Option<Vec<_>>>()
+        })?;
+        let Some(buffers) = buffers else { return Ok(None) };
+        let n = (z - a + 1) as usize;
+        let iv = series.key().interval;
+        let times = |f: &dyn Fn(u64) -> i64| -> ArrayRef {
+            Arc::new(TimestampMillisecondArray::from((a..=z).map(f).collect::<Vec<i64>>()).with_timezone("UTC"))
+        };
+        let float = |c: usize| -> ArrayRef {
+            match self.precision {
+                Precision::F32 => Arc::new(Float32Array::new(ScalarBuffer::new(buffers[c].clone(), 0, n), None)),
+                Precision::F64 => Arc::new(Float64Array::new(ScalarBuffer::new(buffers[c].clone(), 0, n), None)),
+            }
+        };
+        let trades: ArrayRef = Arc::new(UInt32Array::new(ScalarBuffer::new(buffers[crate::FLOAT_COLUMNS].clone(), 0, n), None));
+        let cols = vec![
+            times(&|s| iv.open_time(s)),
+            float(0),
+            float(1),
+            float(2),
+            float(3),
+            float(4),
+            times(&|s| iv.close_time(s)),
+            float(5),
+            trades,
+            float(6),
+            float(7),
+        ];
+        RecordBatch::try_new(schema(self.precision), cols).map(Some).map_err(|e| Error::InvalidInput(format!("arrow: {e}")))
+    }
+
     /// The next non-empty batch, or `None` at the end.
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         loop {
@@ -198,17 +266,25 @@ impl KlineBatches {
             }
             let iv = series.key().interval;
             let end = (*last).min(*next - *next % SCAN_CHUNK_SLOTS + SCAN_CHUNK_SLOTS - 1);
-            let klines = series.range(iv.open_time(*next).max(self.from), iv.open_time(end).min(self.to))?;
+            let (a, z) = (*next, end);
             *next = end + 1;
-            if klines.is_empty() {
-                continue;
-            }
-            let batch = to_record_batch(&klines, self.precision)?;
+            let series = series.clone();
+            let mapped = if self.zero_copy { self.mapped_batch(&series, a, z)? } else { None };
+            let batch = match mapped {
+                Some(b) => b,
+                None => {
+                    let klines = series.range(iv.open_time(a).max(self.from), iv.open_time(z).min(self.to))?;
+                    if klines.is_empty() {
+                        continue;
+                    }
+                    to_record_batch(&klines, self.precision)?
+                }
+            };
+            let n = batch.num_rows();
             if self.store.is_none() {
                 return Ok(Some(batch));
             }
             let key = series.key();
-            let n = klines.len();
             let mut cols: Vec<ArrayRef> = [key.market.to_string(), key.symbol.to_string(), key.interval.to_string()]
                 .into_iter()
                 .map(|v| Arc::new(StringArray::from(vec![v; n])) as ArrayRef)
@@ -248,6 +324,7 @@ impl Series {
             precision: self.precision(),
             index: 0,
             current,
+            zero_copy: false,
         })
     }
 }
@@ -279,7 +356,8 @@ mod tests {
         }
         w.commit().unwrap();
         let (from, to) = (t0 + 5 * 60_000, t0 + (n - 6) * 60_000);
-        let got: Vec<RecordBatch> = batches(&store, &[b.clone(), none, a.clone()], from, to).collect::<std::result::Result<_, _>>().unwrap();
+        let got: Vec<RecordBatch> =
+            batches(&store, &[b.clone(), none, a.clone()], from, to).collect::<std::result::Result<_, _>>().unwrap();
         assert!(got.iter().all(|x| x.num_rows() as u64 <= SCAN_CHUNK_SLOTS));
         assert_eq!(got[0].column(1).as_any().downcast_ref::<StringArray>().unwrap().value(0), "BUSD_PERP");
         assert_eq!(got[0].num_rows(), 5, "b from the 5th minute");
@@ -294,6 +372,26 @@ mod tests {
             assert_eq!(k.schema().field(3).name(), "open_time");
         }
         assert_eq!(batches(&store, &[], i64::MIN, i64::MAX).count(), 0);
+        // Zero-copy: the same batches; whole-present chunks point into the map.
+        let zc: Vec<RecordBatch> = sa.batches(from, to).unwrap().zero_copy(true).collect::<std::result::Result<_, _>>().unwrap();
+        assert_eq!(zc, flat);
+        let mapped = sa
+            .view(
+                t0 + 3 * SCAN_CHUNK_SLOTS as i64 * 60_000 / 2,
+                t0 + 3 * SCAN_CHUNK_SLOTS as i64 * 60_000 / 2,
+                &[crate::Column::Close],
+                |v| v.f64s(3).unwrap().as_ptr() as usize,
+            )
+            .unwrap()
+            .unwrap();
+        let zero_copied = zc.iter().any(|b| {
+            let col = b.column(4).as_any().downcast_ref::<arrow_array::Float64Array>().unwrap().values();
+            let p = col.as_ptr() as usize;
+            (p..p + col.len() * 8).contains(&mapped)
+        });
+        assert!(zero_copied, "a whole-present chunk's close column is the mapped column");
+        let copied_gap = zc[0].num_rows() < SCAN_CHUNK_SLOTS as usize - 5;
+        assert!(copied_gap, "the chunk with the gap holds its present klines only");
         assert_eq!(sa.batches(t0 - 10, t0 - 1).unwrap().count(), 0);
     }
 }

@@ -96,6 +96,31 @@ impl Map {
         unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(off).cast::<f32>(), n) }
     }
 
+    /// An Arrow buffer over `len` bytes at `off` of the map (aligned to
+    /// `align`), without a copy; `owner` keeps this map alive as long as the
+    /// buffer (or any slice of it) is.
+    pub(crate) fn arrow_buffer(
+        &self,
+        off: usize,
+        len: usize,
+        align: usize,
+        owner: std::sync::Arc<dyn arrow_buffer::alloc::Allocation>,
+    ) -> arrow_buffer::Buffer {
+        self.check(off, len, align);
+        // `as_ptr` of a live mapping is never null; `add` stays in bounds (checked above).
+        let ptr = std::ptr::NonNull::new(self.raw.as_mut_ptr().wrapping_add(off)).unwrap_or(std::ptr::NonNull::dangling());
+        // SAFETY: the `len` bytes at `ptr` lie inside the mapping (checked
+        // above, with the alignment of the values the buffer will be read as),
+        // and the mapping lives as long as `owner`, which the caller builds
+        // around the `SeriesFile` holding this map, and which the buffer keeps;
+        // the file is never truncated while mapped (rule 1). Every bit pattern
+        // is a valid value of the numeric types read through it. The bytes may
+        // change if a later commit corrects a kline in the range: callers
+        // build buffers only inside a seqlock section (rule 3) and document
+        // that such a correction shows through afterwards.
+        unsafe { arrow_buffer::Buffer::from_custom_allocation(ptr, len, owner) }
+    }
+
     /// `n` little-endian `f64` values starting at `off` (8-aligned).
     pub(crate) fn f64s(&self, off: usize, n: usize) -> &[f64] {
         self.check(off, n * 8, 8);

@@ -15,6 +15,8 @@ use crate::{Column, Precision, SeriesKey};
 const ALL: u16 = (1 << BLOCK_CRCS) - 1;
 /// Checksums covering the two bitmaps (slot states).
 const STATES: u16 = (1 << COLUMNS) | (1 << (COLUMNS + 1));
+/// Every column and the slot states: what a whole-kline read verifies.
+pub(crate) const ALL_COLUMNS: u16 = STATES | ((1 << COLUMNS) - 1);
 /// Blocks read per seqlock section by the chunked readers.
 const CHUNK_BLOCKS: u64 = 16;
 
@@ -60,6 +62,12 @@ pub struct Run {
 impl Series {
     pub(crate) fn new(file: Arc<SeriesFile>) -> Series {
         Series { file }
+    }
+
+    /// The file under this handle (for readers in this crate that build on
+    /// its mapped columns).
+    pub(crate) fn file(&self) -> &Arc<SeriesFile> {
+        &self.file
     }
 
     /// The series' key.

@@ -1254,6 +1254,19 @@ impl Slots<'_> {
             .then(|| self.file.map.f32s((l.col_off[c] + self.first * 4) as usize, self.len()))
     }
 
+    /// Column `c` (0..8 the floats, 8 the trades) of the window as an Arrow
+    /// buffer over the mapped bytes, without a copy; `None` when the window
+    /// touches cold (compressed) blocks. `owner` must hold this series file.
+    pub(crate) fn arrow_buffer(&self, c: usize, owner: Arc<dyn arrow_buffer::alloc::Allocation>) -> Option<arrow_buffer::Buffer> {
+        if self.owned.is_some() || c > FLOAT_COLUMNS {
+            return None;
+        }
+        let width = if c == FLOAT_COLUMNS { 4 } else { self.file.precision.width() as u64 };
+        let l = &self.file.layout;
+        let off = l.col_off[c] + self.first * width;
+        Some(self.file.map.arrow_buffer(off as usize, self.len() * width as usize, width as usize, owner))
+    }
+
     /// Column `c` (0..8) of an `f64` store, zero-copy.
     pub fn f64s(&self, c: usize) -> Option<&[f64]> {
         if let Some(o) = self.owned {
