@@ -40,11 +40,16 @@ pub struct StoreOptions {
     pub precision: Precision,
     /// How many series files stay open and mapped in the reader cache.
     pub max_open_series: usize,
+    /// Open for reading only: do not replay the journals of writers that
+    /// crashed (which writes to the store). Readers still see only
+    /// published commits; a crashed writer's last commits appear once a
+    /// writer, or a process opening the store normally, replays them.
+    pub read_only: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { create: false, precision: Precision::F32, max_open_series: DEFAULT_OPEN_SERIES }
+        StoreOptions { create: false, precision: Precision::F32, max_open_series: DEFAULT_OPEN_SERIES, read_only: false }
     }
 }
 
@@ -175,7 +180,9 @@ impl Store {
             cache: Mutex::new(Cache { cap: opts.max_open_series.max(1), tick: 0, map: HashMap::new() }),
         };
         let store = Store { inner: Arc::new(inner) };
-        crate::recovery::recover_orphans(&store.inner)?;
+        if !opts.read_only {
+            crate::recovery::recover_orphans(&store.inner)?;
+        }
         Ok(store)
     }
 

@@ -141,7 +141,8 @@ pub const VALUE_COLUMNS: [(&str, usize); 9] = [
 impl App {
     /// Opens the store in `dir` read-only and selects the first market with data.
     pub fn open(dir: &Path, opts: Options) -> Result<App> {
-        let store = Store::open(dir, StoreOptions::default())?;
+        // Read-only: not even a crashed writer's journal is replayed from here.
+        let store = Store::open(dir, StoreOptions { read_only: true, ..StoreOptions::default() })?;
         let catalog = Catalog::load(&store)?;
         let market = catalog.first_market_with_data().unwrap_or(0);
         let filter = Filter::new(&catalog.markets[market].symbols);
@@ -227,31 +228,40 @@ impl App {
         }
     }
 
+    /// Each step on its own: one failing does not freeze the others, and
+    /// none is retried sooner than its period.
     fn refresh(&mut self) -> Result<()> {
+        let mut first_error = None;
         if self.catalog_read.elapsed() >= CATALOG_EVERY {
-            self.reload_catalog()?;
+            self.catalog_read = Instant::now();
+            first_error = self.reload_catalog().err();
         }
         if self.status_read.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
-            self.status = crate::feed::status_text(self.store.dir())?;
             self.status_read = Some(Instant::now());
+            match crate::feed::status_text(self.store.dir()) {
+                Ok(s) => self.status = s,
+                Err(e) => self.status = format!("cannot read the status segments: {e}"),
+            }
         }
         self.log.poll(&crate::feed::log_path(self.store.dir()));
         if let Some(o) = &self.opened {
             let key = o.key.clone();
             let series = o.view.series.clone();
-            let live = crate::feed::live_kline(self.store.dir(), &key)?;
-            if let Some(view) = SeriesView::new(series, live)? {
-                self.opened = Some(Opened { key, view });
+            // No readable live kline is no live kline.
+            let live = crate::feed::live_kline(self.store.dir(), &key).unwrap_or(None);
+            match SeriesView::new(series, live) {
+                Ok(Some(view)) => self.opened = Some(Opened { key, view }),
+                Ok(None) => {}
+                Err(e) => first_error = first_error.or(Some(e)),
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Lists the store again, keeping the symbol under the cursor.
     fn reload_catalog(&mut self) -> Result<()> {
         let keep = self.selected_symbol().map(|s| s.name.clone());
         self.catalog = Catalog::load(&self.store)?;
-        self.catalog_read = Instant::now();
         self.filter.reapply(&self.catalog.markets[self.market].symbols);
         if let Some(name) = keep {
             let syms = &self.catalog.markets[self.market].symbols;
@@ -263,13 +273,19 @@ impl App {
         Ok(())
     }
 
-    /// Handles one terminal event.
-    pub fn event(&mut self, ev: Event) {
+    /// Handles one terminal event; returns whether the screen may have
+    /// changed (mouse motion does not redraw).
+    pub fn event(&mut self, ev: Event) -> bool {
         match ev {
             Event::Key(k) if k.kind != KeyEventKind::Release => self.key(k),
+            Event::Mouse(m) if matches!(m.kind, MouseEventKind::Moved | MouseEventKind::Drag(_)) => return false,
+            // The mouse waits while text is typed or the help is shown.
+            Event::Mouse(_) if self.input != Input::None || self.help => return false,
             Event::Mouse(m) => self.mouse(m),
+            Event::Key(_) => return false,
             _ => {}
         }
+        true
     }
 
     /// Handles one key.
@@ -354,8 +370,10 @@ impl App {
 
     fn command_key(&mut self, k: KeyEvent) -> Result<()> {
         if self.help {
-            if matches!(k.code, KeyCode::Char('?') | KeyCode::Esc | KeyCode::Char('q')) {
-                self.help = false;
+            match k.code {
+                KeyCode::Char('q') => self.quit = true,
+                KeyCode::Char('?') | KeyCode::Esc => self.help = false,
+                _ => {}
             }
             return Ok(());
         }
@@ -432,6 +450,20 @@ impl App {
     /// Picks the next (or previous) interval of the symbol under the cursor,
     /// and shows it if a series of that symbol is open.
     fn step_interval(&mut self, step: i64) -> Result<()> {
+        if let (Some(o), false) = (&self.opened, self.focus.in_selection()) {
+            // In the table or chart: the open series' symbol.
+            let market = o.key.market;
+            let name = o.key.symbol.to_string();
+            let ivs = crate::catalog::market_index(market);
+            let Some(sym) = self.catalog.markets[ivs].symbols.iter().find(|s| s.name == name) else { return Ok(()) };
+            let list = sym.intervals.clone();
+            let cur = list.iter().position(|&x| x == o.key.interval).unwrap_or(0) as i64;
+            let Some(&next) = list.get((cur + step).rem_euclid(list.len().max(1) as i64) as usize) else { return Ok(()) };
+            let focus = self.focus;
+            self.open_in(market, &name, next)?;
+            self.focus = focus;
+            return Ok(());
+        }
         let Some(sym) = self.selected_symbol() else { return Ok(()) };
         let ivs = sym.intervals.clone();
         let name = sym.name.clone();
@@ -475,7 +507,8 @@ impl App {
         let mut pick = sym.intervals.first().copied();
         for &iv in &sym.intervals {
             let key = SeriesKey::parse(market, &sym.name, iv)?;
-            if self.summaries.get(&self.store, &key)?.present > 0 {
+            let live = || crate::feed::live_kline(self.store.dir(), &key).ok().flatten().is_some();
+            if self.summaries.get(&self.store, &key)?.present > 0 || live() {
                 pick = Some(iv);
                 break;
             }
@@ -489,13 +522,16 @@ impl App {
     /// Shows `symbol` at `interval` of the current market in the table and
     /// chart, at its newest klines, and focuses the table.
     pub fn open_series(&mut self, symbol: &str, interval: Interval) -> Result<()> {
-        let market = self.catalog.markets[self.market].market;
+        self.open_in(self.catalog.markets[self.market].market, symbol, interval)
+    }
+
+    fn open_in(&mut self, market: atm_store::Market, symbol: &str, interval: Interval) -> Result<()> {
         let key = SeriesKey::parse(market, symbol, interval)?;
         let Some(series) = self.store.series(&key)? else {
             self.message = Some((true, format!("{key} is gone from the store")));
             return Ok(());
         };
-        let live = crate::feed::live_kline(self.store.dir(), &key)?;
+        let live = crate::feed::live_kline(self.store.dir(), &key).unwrap_or(None);
         match SeriesView::new(series, live)? {
             Some(view) => {
                 self.opened = Some(Opened { key, view });
@@ -541,18 +577,19 @@ impl App {
     fn chart_key(&mut self, code: KeyCode) {
         let Some(o) = &self.opened else { return };
         let v = &o.view;
-        let cols = self.areas.chart_columns.max(4) as i64;
+        let cols = self.areas.chart_columns.max(4);
         let anchor = self.areas.table_last_slot.unwrap_or(v.end() - 1);
+        let step = (cols as i64 / 4).max(1);
         match code {
-            KeyCode::Left | KeyCode::Char('h') => self.chart.pan(v, anchor, -(cols / 4).max(1)),
-            KeyCode::Right | KeyCode::Char('l') => self.chart.pan(v, anchor, (cols / 4).max(1)),
+            KeyCode::Left | KeyCode::Char('h') => self.chart.pan(v, anchor, -step, cols),
+            KeyCode::Right | KeyCode::Char('l') => self.chart.pan(v, anchor, step, cols),
             KeyCode::Char('+') | KeyCode::Char('=') => self.chart.zoom_in(),
-            KeyCode::Char('-') => self.chart.zoom_out(),
-            KeyCode::Home | KeyCode::Char('g') => {
-                // The first kline in the first column (the window may reach past the last).
-                let span = cols as u64 * self.chart.zoom;
-                self.chart.end = Some(v.first - v.first % self.chart.zoom + span - 1);
+            KeyCode::Char('-') => {
+                self.chart.zoom_out();
+                self.chart.fit(v, cols);
             }
+            // The first kline in the first column (the window may reach past the last).
+            KeyCode::Home | KeyCode::Char('g') => self.chart.end = Some(self.chart.home_end(v, cols)),
             KeyCode::End | KeyCode::Char('G') => {
                 self.chart.end = None;
                 self.table.end();

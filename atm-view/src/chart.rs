@@ -69,29 +69,43 @@ impl ChartState {
     pub fn zoom_in(&mut self) {
         self.zoom = (self.zoom / 2).max(1);
     }
-    /// Moves the window by `columns` (negative: back in time), pinning it.
-    pub fn pan(&mut self, v: &SeriesView, anchor: u64, columns: i64) {
-        let end = self.end.unwrap_or(anchor) as i64 + columns * self.zoom as i64;
-        let lo = v.first as i64;
-        let hi = v.end() as i64 - 1;
-        self.end = Some(end.clamp(lo.min(hi), hi) as u64);
+    /// The window's end that puts the first kline in the first column.
+    pub fn home_end(&self, v: &SeriesView, columns: usize) -> u64 {
+        v.first - v.first % self.zoom + columns as u64 * self.zoom - 1
+    }
+
+    /// Moves the window by `by` columns (negative: back in time), pinning
+    /// it; it stops where the first kline is in the first column, or the
+    /// last in the last column.
+    pub fn pan(&mut self, v: &SeriesView, anchor: u64, by: i64, columns: usize) {
+        let end = self.end.unwrap_or(anchor) as i64 + by * self.zoom as i64;
+        let (home, last) = (self.home_end(v, columns) as i64, v.end() as i64 - 1);
+        self.end = Some(end.clamp(home.min(last), home.max(last)) as u64);
+    }
+
+    /// Caps the zoom so that the window fits in the interval's grid.
+    pub fn fit(&mut self, v: &SeriesView, columns: usize) {
+        while self.zoom > 1 && columns as u64 * self.zoom > v.interval.capacity() {
+            self.zoom /= 2;
+        }
     }
 }
 
 /// Candles for `columns` columns of `zoom` slots each, the last column ending
 /// at slot `end`; `None` where a column has no kline. The live kline is part
 /// of its column. Reads only the window's klines, chunk by chunk.
-pub fn candles(v: &SeriesView, end: u64, columns: usize, zoom: u64) -> Result<(u64, Vec<Option<Candle>>)> {
+pub fn candles(v: &SeriesView, end: u64, columns: usize, zoom: u64) -> Result<(i64, Vec<Option<Candle>>)> {
     let iv = v.interval;
     let span = columns as u64 * zoom;
-    // Columns are aligned to multiples of `zoom` so panning does not reshuffle them.
+    // Columns are aligned to multiples of `zoom` so panning does not
+    // reshuffle them; near the grid's origin the first columns stay empty.
     let last_col_start = end - end % zoom;
-    let start = (last_col_start + zoom).saturating_sub(span);
+    let first_slot = (last_col_start + zoom) as i64 - span as i64;
+    let start = first_slot.max(0) as u64;
     let mut out: Vec<Option<Candle>> = vec![None; columns];
     let col = |t: i64| -> Option<usize> {
-        let s = iv.slot_of(t).ok()?;
-        let c = s.checked_sub(start)? / zoom;
-        (c < columns as u64).then_some(c as usize)
+        let c = (iv.slot_of(t).ok()? as i64 - first_slot) / zoom as i64;
+        (0..columns as i64).contains(&c).then_some(c as usize)
     };
     let mut put = |k: &Kline, live: bool| {
         if let Some(c) = col(k.open_time) {
@@ -101,7 +115,8 @@ pub fn candles(v: &SeriesView, end: u64, columns: usize, zoom: u64) -> Result<(u
             }
         }
     };
-    let to = iv.open_time(start + span - 1);
+    // To the last slot's close: an irregular kline opens after its slot does.
+    let to = iv.close_time((first_slot + span as i64 - 1).max(0) as u64);
     if v.has_stored() {
         v.series.for_each_chunk(iv.open_time(start), to, |chunk| {
             chunk.iter().for_each(|k| put(k, false));
@@ -111,7 +126,7 @@ pub fn candles(v: &SeriesView, end: u64, columns: usize, zoom: u64) -> Result<(u
     if let Some(k) = &v.live {
         put(k, true);
     }
-    Ok((start, out))
+    Ok((first_slot, out))
 }
 
 /// Draws candles (and nothing else) into its area.

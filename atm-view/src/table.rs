@@ -50,10 +50,12 @@ pub struct SeriesView {
     pub series: Series,
     /// Its interval.
     pub interval: Interval,
-    /// Slot of the first present kline.
+    /// Slot of the first present kline (of the live one when none is stored).
     pub first: u64,
-    /// Slot of the last present kline.
+    /// Slot of the last present kline (of the live one when none is stored).
     pub last: u64,
+    /// Whether any kline is stored.
+    stored: bool,
     /// The in-progress kline, when newer than anything stored.
     pub live: Option<Kline>,
 }
@@ -64,26 +66,38 @@ impl SeriesView {
         let interval = series.key().interval;
         let st = series.stats()?;
         let live = live.filter(|k| st.last_open_time.is_none_or(|l| k.open_time > l));
-        let (first, last) = match (st.first_open_time, st.last_open_time, &live) {
-            (Some(f), Some(l), _) => (interval.slot_of(f)?, interval.slot_of(l)?),
+        let (first, last, stored) = match (st.first_open_time, st.last_open_time, &live) {
+            (Some(f), Some(l), _) => (interval.slot_of(f)?, interval.slot_of(l)?, true),
+            // Only a live kline: no stored row, the live row alone.
             (_, _, Some(k)) => {
-                // Only a live kline: no stored row, the live row alone.
                 let s = interval.slot_of(k.open_time)?;
-                (s, s.saturating_sub(1))
+                (s, s, false)
             }
             _ => return Ok(None),
         };
-        Ok(Some(SeriesView { series, interval, first, last, live }))
+        Ok(Some(SeriesView { series, interval, first, last, stored, live }))
     }
 
     /// Whether any kline is stored.
     pub fn has_stored(&self) -> bool {
-        self.first <= self.last
+        self.stored
     }
 
     /// Slot of the live row, if there is one.
     fn live_slot(&self) -> Option<u64> {
         self.live.as_ref().and_then(|k| self.interval.slot_of(k.open_time).ok())
+    }
+
+    /// The rows after the stored ones: the slots not fetched between the
+    /// last stored kline and the live one, then the live kline.
+    fn tail(&self) -> Vec<Row> {
+        let (Some(k), Some(s)) = (self.live, self.live_slot()) else { return Vec::new() };
+        let mut rows = Vec::new();
+        if self.stored && s > self.last + 1 {
+            rows.push(Row { from: self.last + 1, to: s - 1, kind: RowKind::Unknown });
+        }
+        rows.push(Row { from: s, to: s, kind: RowKind::Live(k) });
+        rows
     }
 
     /// The slot just past the last row (live row included).
@@ -93,41 +107,37 @@ impl SeriesView {
 
     /// Up to `n` rows starting at `from` (a row start), in order, klines read.
     pub fn rows_from(&self, from: u64, n: usize) -> Result<Vec<Row>> {
-        let mut spans = if self.has_stored() && from <= self.last { scan_forward(self, from, n)? } else { Vec::new() };
-        if spans.len() < n {
-            if let (Some(k), Some(s)) = (self.live, self.live_slot()) {
-                if s >= from {
-                    spans.push(Row { from: s, to: s, kind: RowKind::Live(k) });
-                }
+        let mut rows = if self.stored && from <= self.last { scan_forward(self, from, n)? } else { Vec::new() };
+        for mut r in self.tail() {
+            if rows.len() < n && r.to >= from {
+                r.from = r.from.max(from);
+                rows.push(r);
             }
         }
-        self.read_klines(&mut spans)?;
-        Ok(spans)
+        self.read_klines(&mut rows)?;
+        Ok(rows)
     }
 
-    /// Start slots of up to `n` rows that end before `before`, oldest first
-    /// (klines not read).
+    /// Start slots of up to `n` rows that start before `before`, oldest
+    /// first (klines not read).
     pub fn starts_before(&self, before: u64, n: usize) -> Result<Vec<u64>> {
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        // The live row is past every stored one.
-        let live: Option<u64> = self.live_slot().filter(|&s| s < before);
-        let need = n - usize::from(live.is_some());
+        let tail: Vec<u64> = self.tail().iter().map(|r| r.from).filter(|&s| s < before).collect();
+        let tail = &tail[tail.len().saturating_sub(n)..];
+        let need = n - tail.len();
         let mut starts = Vec::new();
         let end = before.min(self.last + 1);
-        if need > 0 && self.has_stored() && end > self.first {
+        if need > 0 && self.stored && end > self.first {
             starts = scan_backward(self, end - 1, need)?.iter().map(|r| r.from).collect();
         }
-        starts.extend(live);
+        starts.extend_from_slice(tail);
         Ok(starts)
     }
 
     /// The start of the row holding `slot` (a missing or unknown run starts
     /// where the run does).
     pub fn row_start(&self, slot: u64) -> Result<u64> {
-        if !self.has_stored() || slot > self.last {
-            return Ok(self.live_slot().unwrap_or(slot));
+        if !self.stored || slot > self.last {
+            return Ok(self.tail().iter().find(|r| r.to >= slot).map_or(slot, |r| r.from));
         }
         let slot = slot.max(self.first);
         Ok(scan_backward(self, slot, 1)?.first().map_or(slot, |r| r.from))
@@ -147,17 +157,19 @@ impl SeriesView {
             while j + 1 < rows.len() && is_pending(&rows[j + 1]) && rows[j + 1].from == rows[j].to + 1 {
                 j += 1;
             }
-            let klines = self.series.range(iv.open_time(rows[i].from), iv.open_time(rows[j].to))?;
+            // Up to the last slot's close: an irregular kline (Binance's
+            // 2018 outage) opens after its slot's regular open time.
+            let klines = self.series.range(iv.open_time(rows[i].from), iv.close_time(rows[j].to))?;
+            let slot = |k: &Kline| iv.slot_of(k.open_time).unwrap_or(u64::MAX);
             let mut ks = klines.iter().peekable();
             for r in &mut rows[i..=j] {
-                let t = iv.open_time(r.from);
-                while ks.peek().is_some_and(|k| k.open_time < t) {
+                while ks.peek().is_some_and(|k| slot(k) < r.from) {
                     ks.next();
                 }
                 // A kline gone between the scan and the read (never expected:
                 // present klines are only replaced) shows as unknown.
                 r.kind = match ks.peek() {
-                    Some(k) if k.open_time == t => RowKind::Kline(**k),
+                    Some(k) if slot(k) == r.from => RowKind::Kline(**k),
                     _ => RowKind::Unknown,
                 };
             }
@@ -336,6 +348,8 @@ impl Position {
 
     /// The row holding time `t` at the top (or the last page, near the end).
     pub fn jump(&mut self, v: &SeriesView, t: i64, height: usize) -> Result<()> {
+        // Dates outside the store's range go to the first or last kline.
+        let t = t.clamp(v.interval.origin_ms(), atm_store::STORE_HORIZON_MS - 1);
         let slot = v.interval.slot_of(t)?.clamp(v.first, v.end() - 1);
         let start = v.row_start(slot)?;
         let max = Position::max_top(v, height)?;
@@ -398,8 +412,10 @@ mod tests {
         let (_d, s) = store();
         let v = SeriesView::new(s, Some(k(T0 + 5300 * 60_000))).unwrap().unwrap();
         let all = v.rows_from(v.first, 10_000).unwrap();
-        assert_eq!(all.len(), 100 + 1 + 1 + 10 + 1);
+        assert_eq!(all.len(), 100 + 1 + 1 + 10 + 1 + 1);
         assert!(matches!(all.last().unwrap().kind, RowKind::Live(_)));
+        let gap = &all[all.len() - 2];
+        assert_eq!((gap.from, gap.to, &gap.kind), (slot(5210), slot(5299), &RowKind::Unknown), "not fetched before the live kline");
         let mut p = Position::default();
         p.home(&v);
         let mut seen = Vec::new();
@@ -429,6 +445,34 @@ mod tests {
     }
 
     #[test]
+    fn irregular_klines_and_live_only_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+        let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();
+        let mut w = store.writer().unwrap();
+        w.put(&key, &k(T0)).unwrap();
+        // Opened 25 s late, as Binance's klines around the 2018-02-08 outage did.
+        w.put(&key, &Kline { open_time: T0 + 60_000 + 25_000, close_time: T0 + 119_999, values: [7.0; 8], trades: 2 }).unwrap();
+        w.commit().unwrap();
+        let s = store.series(&key).unwrap().unwrap();
+        let v = SeriesView::new(s.clone(), None).unwrap().unwrap();
+        let rows = v.rows_from(v.first, 5).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(matches!(rows[1].kind, RowKind::Kline(k) if k.open_time == T0 + 85_000), "{rows:?}");
+        // A series with nothing stored but a live kline: the live row alone.
+        let key2 = SeriesKey::parse(Market::Spot, "ETHUSDT", Interval::M1).unwrap();
+        let mut w = store.writer().unwrap();
+        w.mark_missing(&key2, T0, T0).unwrap();
+        w.commit().unwrap();
+        let s2 = store.series(&key2).unwrap().unwrap();
+        let v = SeriesView::new(s2, Some(k(T0 + 600_000))).unwrap().unwrap();
+        assert!(!v.has_stored());
+        let rows = v.rows_from(v.first, 5).unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(v.starts_before(v.end(), 5).unwrap(), [v.first]);
+    }
+
+    #[test]
     fn jump_lands_on_the_row_holding_the_date() {
         let (_d, s) = store();
         let v = SeriesView::new(s, None).unwrap().unwrap();
@@ -439,6 +483,7 @@ mod tests {
         assert_eq!(p.top, Some(slot(100)), "inside the missing run: its first row");
         p.jump(&v, T0 + 5209 * 60_000, 5).unwrap();
         assert!(p.follow, "near the end: the last page");
-        p.jump(&v, 0, 5).unwrap_err();
+        p.jump(&v, 0, 5).unwrap();
+        assert_eq!(p.top, Some(slot(0)), "a date before the store's range: the first kline");
     }
 }

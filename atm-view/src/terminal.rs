@@ -38,13 +38,17 @@ fn event_loop(app: &mut App) -> Result<()> {
     let mut term = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     term.clear()?;
     let mut last_tick = Instant::now();
+    let mut redraw = true;
     loop {
-        term.draw(|f| app.draw(f))?;
+        if redraw {
+            term.draw(|f| app.draw(f))?;
+        }
+        redraw = false;
         let wait = TICK.saturating_sub(last_tick.elapsed());
         if event::poll(wait)? {
             // Take every pending event before drawing again.
             loop {
-                app.event(event::read()?);
+                redraw |= app.event(event::read()?);
                 if app.should_quit() || !event::poll(Duration::ZERO)? {
                     break;
                 }
@@ -56,6 +60,7 @@ fn event_loop(app: &mut App) -> Result<()> {
         if last_tick.elapsed() >= TICK {
             app.tick();
             last_tick = Instant::now();
+            redraw = true;
         }
     }
 }
@@ -70,14 +75,20 @@ fn enter() -> Result<()> {
     Ok(())
 }
 
-/// Undoes [`enter`]: every step is tried even if one fails.
+/// Undoes [`enter`]: every step is tried even if one fails. Mouse reporting
+/// ends first and what the terminal already sent is read away while raw
+/// mode still holds it, so no stray report reaches the shell.
 fn leave() -> Result<()> {
-    let raw = disable_raw_mode();
     let mut out = std::io::stdout();
     let modes = execute!(out, DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
     let _ = out.flush();
-    raw?;
+    let deadline = Instant::now() + Duration::from_millis(50);
+    while Instant::now() < deadline && event::poll(Duration::from_millis(5)).unwrap_or(false) {
+        let _ = event::read();
+    }
+    let raw = disable_raw_mode();
     modes?;
+    raw?;
     Ok(())
 }
 

@@ -204,13 +204,14 @@ fn draw_selection(app: &mut App, f: &mut Frame, area: Rect) {
             _ => ("    -".to_string(), "empty".to_string()),
         };
         let name_w = 14.min(w.saturating_sub(7)).max(4);
-        let name = fit(&s.name, name_w);
+        // Padded by display width: Binance lists symbols in CJK characters.
+        let name = pad(&fit(&s.name, name_w), name_w);
         let text = if w >= 52 {
-            format!("{name:<name_w$} {:<8} {pct} {span}", fit(&s.status, 8))
+            format!("{name} {:<8} {pct} {span}", fit(&s.status, 8))
         } else if w >= 30 {
-            format!("{name:<name_w$} {:<8} {pct}", fit(&s.status, 8))
+            format!("{name} {:<8} {pct}", fit(&s.status, 8))
         } else {
-            format!("{name:<name_w$} {pct}")
+            format!("{name} {pct}")
         };
         let style = match (row == app.list, app.focus == Focus::Symbols) {
             (true, true) => t.selected(),
@@ -221,6 +222,11 @@ fn draw_selection(app: &mut App, f: &mut Frame, area: Rect) {
         lines.push(Line::styled(fit(&text, w), style));
     }
     f.render_widget(Paragraph::new(lines), list);
+}
+
+/// `s` padded with spaces to `w` display columns.
+fn pad(s: &str, w: usize) -> String {
+    format!("{s}{}", " ".repeat(w.saturating_sub(Span::raw(s).width())))
 }
 
 /// `s` cut to `w` display columns, with `…` when cut.
@@ -344,7 +350,12 @@ fn draw_table(app: &mut App, f: &mut Frame, area: Rect) {
 fn row_line(app: &App, r: &Row, cells: Option<&[String; 11]>, shown: &[usize], widths: &[usize], tw: usize) -> Line<'static> {
     let t = app.theme;
     let iv = app.opened.as_ref().map_or(Interval::M1, |o| o.view.interval);
-    let time = format_time(iv.open_time(r.from), iv);
+    // A kline's own open time (irregular ones open after their slot's).
+    let open = match &r.kind {
+        RowKind::Kline(k) | RowKind::Live(k) => k.open_time,
+        _ => iv.open_time(r.from),
+    };
+    let time = format_time(open, iv);
     match (&r.kind, cells) {
         (RowKind::Kline(_) | RowKind::Live(_), Some(c)) => {
             let live = matches!(r.kind, RowKind::Live(_));
@@ -428,8 +439,8 @@ fn draw_chart(app: &mut App, f: &mut Frame, area: Rect) {
     let bars = volume_bars(&cs);
     f.render_widget(Sparkline::default().data(&bars).style(t.dim()), vol_area);
     f.render_widget(Paragraph::new(Span::styled("volume", t.dim())), Rect { width: GUTTER - 1, ..vol });
-    let from = format_time(iv.open_time(start), iv);
-    let to = format_time(iv.open_time(start + cols as u64 * zoom - 1), iv);
+    let from = format_time(iv.open_time(start.max(0) as u64), iv);
+    let to = format_time(iv.open_time((start + (cols as u64 * zoom) as i64 - 1).max(0) as u64), iv);
     f.render_widget(Paragraph::new(from), axis_area);
     f.render_widget(Paragraph::new(to).alignment(Alignment::Right), axis_area);
 }
@@ -493,35 +504,49 @@ fn draw_footer(app: &App, f: &mut Frame, area: Rect) {
 
 /// Every key, as `?` shows them.
 pub const KEYS: &[(&str, &str)] = &[
-    ("q", "quit (Ctrl-C also quits, even while typing)"),
-    ("?", "show or hide this help"),
+    ("q", "quit (Ctrl-C also, even while typing)"),
+    ("?", "this help; ? or Esc closes it"),
     ("Tab, Shift-Tab", "next, previous pane"),
-    ("/", "filter the symbol list (case-insensitive); Enter or Esc ends"),
-    ("Enter", "open the symbol (its first interval with data) or interval"),
+    ("/", "filter the symbols; Enter or Esc ends"),
+    ("Backspace, Ctrl-U", "in a filter or date: delete, clear"),
+    ("Enter", "open the symbol (first interval with data)"),
     ("m, M", "next, previous market"),
-    ("i, I", "next, previous interval of the symbol"),
-    ("↑ ↓  k j", "move one row"),
-    ("PgUp PgDn Space", "move one page"),
-    ("g, G  Home End", "first, last kline (first, last symbol in the list)"),
-    (":", "go to a date (UTC): 2024-02-01, 2024-02-01 12:30"),
-    ("← →  h l", "table: scroll columns; chart: pan in time"),
+    ("i, I", "next, previous interval"),
+    ("↑ ↓  k j", "one row"),
+    ("PgUp PgDn Space", "one page"),
+    ("g G  Home End", "first, last kline (symbol in the list)"),
+    (":", "go to a date (UTC): 2024-02-01 12:30"),
+    ("← →  h l", "table: columns; chart: pan in time"),
     ("+ -", "chart: zoom in, out"),
     ("0", "chart: follow the table again"),
-    ("Esc", "leave an input, close help, back to the previous pane"),
-    ("mouse", "wheel scrolls, click focuses a pane or picks a symbol"),
+    ("Esc", "leave an input; back to the symbols"),
+    ("mouse", "wheel scrolls; click focuses, picks"),
 ];
 
 fn draw_help(app: &App, f: &mut Frame, area: Rect) {
-    let w = area.width.min(86);
-    let h = area.height.min(KEYS.len() as u16 + 4);
+    // One column of keys when it fits, else two side by side (descriptions
+    // cut to the room there is): every key is always on screen.
+    let entry_w = 18 + KEYS.iter().map(|(_, w)| w.chars().count()).max().unwrap_or(0);
+    let two = (area.height as usize) < KEYS.len() + 2;
+    let rows = if two { KEYS.len().div_ceil(2) } else { KEYS.len() };
+    let col_w = if two { entry_w.min((area.width as usize).saturating_sub(3) / 2) } else { entry_w.min(area.width as usize - 2) };
+    let w = area.width.min(if two { 2 * col_w + 3 } else { col_w + 2 } as u16);
+    let h = area.height.min(rows as u16 + 2);
     let r = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
     f.render_widget(Clear, r);
     let block = pane(app, " keys · ? or Esc closes ".to_string(), true);
     let inner = block.inner(r);
     f.render_widget(block, r);
-    let lines: Vec<Line> =
-        KEYS.iter().map(|(k, what)| Line::from(vec![Span::styled(format!("{k:<17}"), app.theme.header()), Span::raw(*what)])).collect();
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    let line = |(k, what): &(&'static str, &'static str)| -> Line<'static> {
+        Line::from(vec![Span::styled(format!("{k:<18}"), app.theme.header()), Span::raw(fit(what, col_w.saturating_sub(18)))])
+    };
+    if two {
+        let [a, b] = Layout::horizontal([Constraint::Length(col_w as u16 + 1), Constraint::Min(1)]).areas(inner);
+        f.render_widget(Paragraph::new(KEYS[..rows].iter().map(line).collect::<Vec<_>>()), a);
+        f.render_widget(Paragraph::new(KEYS[rows..].iter().map(line).collect::<Vec<_>>()), b);
+    } else {
+        f.render_widget(Paragraph::new(KEYS.iter().map(line).collect::<Vec<_>>()), inner);
+    }
 }
 
 /// A kline's values as the table prints them (for tests comparing with `atm query`).

@@ -178,8 +178,14 @@ fn help_lists_every_key_and_q_quits() {
     let mut a = app(dir.path());
     press(&mut a, &[KeyCode::Char('?')]);
     insta::assert_snapshot!("help_120x40", screen(&mut a, 120, 40));
+    press(&mut a, &[KeyCode::Esc]);
+    assert!(!screen(&mut a, 120, 40).contains("keys · ? or Esc closes"), "Esc closes the help");
+    press(&mut a, &[KeyCode::Char('?')]);
+    let small = screen(&mut a, 80, 16);
+    assert!(small.contains("mouse") && small.contains("Backspace, Ctrl-U"), "every key, in two columns when short:\n{small}");
     press(&mut a, &[KeyCode::Char('q')]);
-    assert!(!a.should_quit(), "q closes the help first");
+    assert!(a.should_quit(), "q quits even with the help open");
+    let mut a = app(dir.path());
     press(&mut a, &[KeyCode::Char('/'), KeyCode::Char('q')]);
     assert!(!a.should_quit(), "q is text inside the filter");
     press(&mut a, &[KeyCode::Esc, KeyCode::Char('q')]);
