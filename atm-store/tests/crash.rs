@@ -215,6 +215,51 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
     }
 }
 
+/// Every file under `dir` with its length and modification time.
+fn listing(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_read_only_open_after_a_crash_changes_nothing_and_serves_no_torn_kline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = child(&format!("writer|{}", dir.path().display()));
+    let rx = watch(&mut c);
+    rx.recv_timeout(Duration::from_secs(30)).expect("child commits");
+    std::thread::sleep(Duration::from_millis(30));
+    kill9(&mut c);
+    let before = listing(dir.path());
+    let store = Store::open(dir.path(), StoreOptions { read_only: true, ..StoreOptions::default() }).unwrap();
+    for key in [key_a(), key_b()] {
+        // A series the dead writer was changing says it needs recovery; the
+        // others read whole klines only.
+        match store.series(&key).and_then(|s| s.map(|s| s.range(i64::MIN, i64::MAX)).transpose()) {
+            Ok(klines) => assert!(klines.unwrap_or_default().iter().all(|kl| consistent(key.interval, kl)), "{key}: a torn kline"),
+            Err(Error::NeedsRecovery { .. }) => {}
+            Err(e) => panic!("{key}: {e}"),
+        }
+    }
+    drop(store);
+    assert_eq!(listing(dir.path()), before, "a read-only open wrote nothing (no journal replayed)");
+    // A normal open replays the dead writer's journal: nothing committed is lost.
+    let store = open(dir.path());
+    assert_matches_model(&store, committed_count(&store));
+}
+
 #[test]
 fn torn_journal_write_is_rolled_back() {
     for bytes in [0u64, 7, 24, 100, 1_000, 2_500] {
