@@ -352,8 +352,11 @@ impl<'a> Applier<'a> {
         // Ranges left in doubt by an earlier answer, once the doubt is over.
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.recheck).into_iter().partition(|r| stopping || r.3 <= now);
         self.recheck = later;
+        // Sent as they are: later asks may have moved `repair_asked` past them.
         for (id, from, to, _) in due {
-            self.ask(id, from, to);
+            let key = self.series[id].key.clone();
+            self.summary.repairs += 1;
+            self.send_repair((key, from, to));
         }
         let grace = if stopping { 0 } else { (LATE_CLOSE.as_millis() as f64 * self.clock.scale()) as i64 };
         for id in 0..self.series.len() {
