@@ -62,14 +62,24 @@ pub enum Command {
     Log(LogArgs),
     /// Browse the store in a terminal UI: pick a series, read it as a table and a chart, watch it fill live (read-only).
     #[command(
-        after_help = "Keys: / filter · Enter open · Tab next pane · ↑/↓ PgUp/PgDn scroll · g/G first/last · : go to date · +/- zoom · ? every key · q quit\n\nExamples:\n  atm view\n  atm --store /data/atm view\n  NO_COLOR=1 atm view"
+        after_help = "Keys: / filter · Enter open · Tab next pane · ↑/↓ PgUp/PgDn scroll · g/G first/last · : go to date · +/- zoom · ? every key · q quit\n\nExamples:\n  atm view\n  atm --store /data/atm view\n  atm view --market um --symbol BTCUSDT --interval 1h\n  NO_COLOR=1 atm view"
     )]
     View(ViewArgs),
 }
 
 /// `atm view`.
 #[derive(Debug, Args)]
-pub struct ViewArgs {}
+pub struct ViewArgs {
+    /// Open this symbol's series at start (with --market; default spot).
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// The market of --symbol.
+    #[arg(long, value_enum, requires = "symbol")]
+    pub market: Option<MarketArg>,
+    /// The interval of --symbol (default: its shortest with data).
+    #[arg(long, requires = "symbol")]
+    pub interval: Option<String>,
+}
 
 /// `atm export`.
 #[derive(Debug, Args)]

@@ -26,6 +26,9 @@ pub struct Options {
     pub color: Option<bool>,
     /// What the title bar calls the store (default: its directory).
     pub label: Option<String>,
+    /// A series to open at start: market, symbol, and interval (default:
+    /// the symbol's first with data).
+    pub open: Option<(atm_store::Market, String, Option<Interval>)>,
 }
 
 /// Which pane keys go to.
@@ -175,7 +178,30 @@ impl App {
             quit: false,
         };
         app.tick();
+        if let Some((market, symbol, interval)) = &opts.open {
+            app.select(*market, symbol, *interval)?;
+        }
         Ok(app)
+    }
+
+    /// Puts the list's cursor on `symbol` of `market` and opens it at
+    /// `interval` (or its first interval with data). An unknown symbol or
+    /// interval is an error naming what the store has.
+    pub fn select(&mut self, market: atm_store::Market, symbol: &str, interval: Option<Interval>) -> Result<()> {
+        self.market = crate::catalog::market_index(market);
+        self.filter = Filter::new(self.symbols());
+        let Some(pos) = self.symbols().iter().position(|s| s.name == symbol) else {
+            return Err(crate::ViewError::NotInStore(format!("no series of {symbol} on {market} in {}", self.store.dir().display())));
+        };
+        self.list = pos;
+        match interval {
+            None => self.open_selected(),
+            Some(iv) if self.symbols()[pos].intervals.contains(&iv) => self.open_series(symbol, iv),
+            Some(iv) => {
+                let have: Vec<String> = self.symbols()[pos].intervals.iter().map(|i| i.to_string()).collect();
+                Err(crate::ViewError::NotInStore(format!("no {iv} series of {symbol} on {market} (it has {})", have.join(", "))))
+            }
+        }
     }
 
     /// The store's directory.

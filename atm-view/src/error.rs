@@ -13,6 +13,9 @@ pub enum ViewError {
     /// The terminal could not be set up, drawn or restored.
     #[error("terminal: {0}")]
     Terminal(#[from] std::io::Error),
+    /// The series asked for on the command line is not in the store.
+    #[error("{0}")]
+    NotInStore(String),
     /// Standard output or input is not a terminal.
     #[error("atm view needs an interactive terminal ({0} is not one); use `atm query` or `atm info` in scripts")]
     NotATerminal(&'static str),

@@ -56,7 +56,7 @@ fn store(extra: usize) -> tempfile::TempDir {
 }
 
 fn app(dir: &std::path::Path) -> App {
-    App::open(dir, Options { color: Some(false), label: Some("test-store".into()) }).unwrap()
+    App::open(dir, Options { color: Some(false), label: Some("test-store".into()), open: None }).unwrap()
 }
 
 fn screen(app: &mut App, w: u16, h: u16) -> String {
@@ -197,7 +197,7 @@ fn no_color_leaves_only_modifiers() {
     use ratatui::style::Color;
     let dir = store(0);
     let colors = |color: bool| {
-        let mut a = App::open(dir.path(), Options { color: Some(color), label: None }).unwrap();
+        let mut a = App::open(dir.path(), Options { color: Some(color), ..Options::default() }).unwrap();
         press(&mut a, &[KeyCode::Enter]);
         let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
         term.draw(|f| a.draw(f)).unwrap();
@@ -206,4 +206,21 @@ fn no_color_leaves_only_modifiers() {
     };
     assert!(colors(true) > 100, "candles, borders and states are colored");
     assert_eq!(colors(false), 0, "NO_COLOR: no cell has a color");
+}
+
+#[test]
+fn a_series_named_at_start_is_open() {
+    let dir = store(0);
+    let open = |m: Market, s: &str, iv: Option<Interval>| {
+        App::open(dir.path(), Options { color: Some(false), label: None, open: Some((m, s.to_string(), iv)) })
+    };
+    let a = open(Market::UsdM, "ETHUSDT", None).unwrap();
+    assert_eq!(a.opened().unwrap().key, SeriesKey::parse(Market::UsdM, "ETHUSDT", Interval::H1).unwrap());
+    assert_eq!(a.focus(), Focus::Table);
+    let a = open(Market::Spot, "BTCUSDT", Some(Interval::H1)).unwrap();
+    assert_eq!(a.opened().unwrap().key.interval, Interval::H1);
+    let e = open(Market::Spot, "BTCUSDT", Some(Interval::D1)).err().unwrap().to_string();
+    assert!(e.contains("no 1d series of BTCUSDT on spot (it has 1m, 1h)"), "{e}");
+    let e = open(Market::CoinM, "BTCUSDT", None).err().unwrap().to_string();
+    assert!(e.contains("no series of BTCUSDT on cm"), "{e}");
 }

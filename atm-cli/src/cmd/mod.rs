@@ -37,7 +37,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => status::run(&dir, a),
         Command::Stream(a) => stream::run(&dir, a),
         Command::Log(a) => log::run(&dir, a),
-        Command::View(_) => Ok(atm_view::run(&dir, atm_view::app::Options::default())?),
+        Command::View(a) => {
+            let interval = a.interval.as_deref().map(str::parse).transpose()?;
+            let open = a.symbol.map(|s| (a.market.map_or(atm_store::Market::Spot, Into::into), s, interval));
+            Ok(atm_view::run(&dir, atm_view::app::Options { open, ..Default::default() })?)
+        }
     }
 }
 

@@ -76,7 +76,7 @@ fn view(path: &std::path::Path, rows: usize) {
     let (rss0, anon0) = (rss_mb(), anon_mb());
     let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
     let t = Instant::now();
-    let mut app = App::open(path, Options { color: Some(true), label: None }).unwrap();
+    let mut app = App::open(path, Options { color: Some(true), ..Options::default() }).unwrap();
     term.draw(|f| app.draw(f)).unwrap();
     println!("open the store and draw the first frame: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
 
