@@ -330,6 +330,13 @@ impl<'a> Applier<'a> {
             let asked = &mut self.series[id].repair_asked;
             *asked = (*asked).min(known_to);
         }
+        // Klines that closed less than CLOCK_DOUBT ago on this clock may be
+        // the exchange's open candle if this clock runs ahead: they are
+        // written, and asked again once the doubt is over (REST wins).
+        let recent: Vec<i64> = closed.iter().filter(|k| k.close_time >= now - doubt).map(|k| k.open_time).collect();
+        if let (Some(&a), Some(&z), Some(id)) = (recent.first(), recent.last(), self.id(&key)) {
+            self.recheck.push((id, a, z, now + doubt));
+        }
         if self.derive.is_some() {
             self.derive_after_repair(&key, &closed);
         }
@@ -381,4 +388,65 @@ impl<'a> Applier<'a> {
 /// The open time of the newest kline of `iv` closed at exchange time `now`.
 pub(super) fn last_closed_open(iv: Interval, now: i64) -> i64 {
     open_of(iv, open_of(iv, now) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atm_store::StoreOptions;
+
+    const T0: i64 = 1_795_570_080_000; // a minute boundary
+
+    fn kline(t: i64, close: f64) -> Kline {
+        Kline { open_time: t, close_time: t + 59_999, values: [close; 8], trades: 1 }
+    }
+
+    /// An applier whose clock reads `now` (real-time rate), following one 1m series.
+    fn applier(
+        store: &Store,
+        now: i64,
+    ) -> (Applier<'_>, crossbeam_channel::Receiver<Write>, crossbeam_channel::Receiver<RepairRequest>, SeriesKey) {
+        let (wtx, wrx) = crossbeam_channel::unbounded();
+        let (rtx, rrx) = crossbeam_channel::unbounded();
+        let mut a = Applier::new(store, Clock::new(Instant::now(), now, 1.0), wtx, None, rtx);
+        let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();
+        a.follow(&[(key.clone(), None)]).unwrap();
+        (a, wrx, rrx, key)
+    }
+
+    #[test]
+    fn a_kline_that_closed_a_moment_ago_is_written_and_asked_again_after_the_doubt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+        // 300 ms after T0's close on this clock: if it runs ahead, REST's T0 may be the open candle.
+        let (mut a, wrx, rrx, key) = applier(&store, T0 + 60_300);
+        a.on_repaired(key.clone(), T0, T0, vec![kline(T0, 1.0)]).unwrap();
+        assert!(matches!(wrx.try_recv(), Ok(Write::Repaired(_, _, _, ks)) if ks == [kline(T0, 1.0)]));
+        a.repair_due(false);
+        assert!(rrx.try_iter().all(|(_, from, _)| from != T0), "not before the doubt is over");
+        a.repair_due(true);
+        assert!(rrx.try_iter().any(|r| r == (key.clone(), T0, T0)), "asked again (REST wins then)");
+    }
+
+    #[test]
+    fn an_empty_answer_for_a_slot_just_closed_marks_nothing_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+        let (mut a, wrx, rrx, key) = applier(&store, T0 + 60_300);
+        // The exchange (behind this clock) has not opened T0 yet: no row.
+        a.on_repaired(key.clone(), T0 - 60_000, T0, vec![kline(T0 - 60_000, 1.0)]).unwrap();
+        match wrx.try_recv() {
+            Ok(Write::Repaired(_, from, to, ks)) => {
+                assert_eq!((from, ks.len()), (T0 - 60_000, 1));
+                assert!(to < T0, "T0 is not in the range marked missing ({to})");
+            }
+            _ => panic!("no repaired write"),
+        }
+        a.repair_due(true);
+        assert!(rrx.try_iter().any(|(k, from, to)| k == key && from == T0 && to == T0), "T0 asked again");
+        // An old slot with no row is known-missing at once.
+        let (mut a, wrx, _rrx, key) = applier(&store, T0 + 3_600_000);
+        a.on_repaired(key, T0, T0 + 60_000, vec![kline(T0 + 60_000, 1.0)]).unwrap();
+        assert!(matches!(wrx.try_recv(), Ok(Write::Repaired(_, from, to, _)) if from == T0 && to == T0 + 60_000));
+    }
 }
