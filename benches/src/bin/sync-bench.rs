@@ -78,11 +78,23 @@ impl Drop for Sim {
 }
 
 fn start_sim(universe: &str, time_scale: f64, limits: bool) -> Sim {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["serve", universe, &time_scale.to_string(), if limits { "on" } else { "off" }])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    start_sim_with(universe, time_scale, limits, false)
+}
+
+/// The simulator in a child process; `niced` runs it at the lowest CPU
+/// priority, so that on a small machine the load generator (in reality
+/// the exchange, on other machines) does not take the cores from atm.
+fn start_sim_with(universe: &str, time_scale: f64, limits: bool, niced: bool) -> Sim {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = if niced {
+        let mut c = Command::new("nice");
+        c.args(["-n", "19"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    let mut child =
+        cmd.args(["serve", universe, &time_scale.to_string(), if limits { "on" } else { "off" }]).stdout(Stdio::piped()).spawn().unwrap();
     let mut base = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut base).unwrap();
     Sim { child, base: base.trim().to_string() }
@@ -383,7 +395,9 @@ fn apply() {
 /// exchange minutes, so closes happen): connections used against Binance's
 /// limits, events/s, CPU per event, commit lag.
 fn stream() {
-    let sim = start_sim("real", 4.0, true);
+    // `stream niced`: the simulator at nice 19.
+    let niced = std::env::args().nth(2).as_deref() == Some("niced");
+    let sim = start_sim_with("real", 4.0, true, niced);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
     let mut c = client(&sim);
@@ -396,7 +410,7 @@ fn stream() {
     let s = atm_ingest::stream::stream(&mut c, &store, &opts).unwrap();
     let (cpu1, peak) = cpu_and_peak();
     let per_s = s.events as f64 / s.elapsed_s;
-    println!("stream (real universe, 1m/3m/5m/15m, 60 s at --time-scale 4):");
+    println!("stream (real universe, 1m/3m/5m/15m, 60 s at --time-scale 4{}):", if niced { ", the simulator at nice 19" } else { "" });
     println!(
         "  {} streams on {} connections (Binance allows 1024 per spot/USD-M and 200 per COIN-M connection); {} events = {per_s:.0}/s; {:.2} µs CPU per event ({:.2} cores); peak resident {peak:.0} MB",
         s.streams,
