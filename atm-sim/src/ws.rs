@@ -73,6 +73,9 @@ pub const LIFETIME_MS: i64 = DAY;
 /// The least real time between two in-progress updates of a stream.
 const MIN_TICK: Duration = Duration::from_millis(20);
 
+/// A tick's events are sent in this many steps across the tick.
+const PACE_STEPS: usize = 8;
+
 /// Whether `req` asks for a WebSocket upgrade.
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
     let has = |h: hyper::header::HeaderName, v: &str| {
@@ -314,6 +317,21 @@ impl Connection {
         true
     }
 
+    /// Sends up to `n` of the `pending` events; false when the connection is gone.
+    async fn send_some<T>(&self, tx: &mut T, pending: &mut std::collections::VecDeque<String>, n: usize) -> bool
+    where
+        T: futures_util::Sink<Message> + Unpin,
+    {
+        for _ in 0..n {
+            let Some(e) = pending.pop_front() else { break };
+            if tx.feed(Message::text(e)).await.is_err() {
+                return false;
+            }
+            self.ex.stats.ws_messages.fetch_add(1, Relaxed);
+        }
+        tx.flush().await.is_ok()
+    }
+
     async fn run<S>(mut self, ws: WebSocketStream<S>)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -329,6 +347,12 @@ impl Connection {
         let tick = clock.real(cadence(Interval::S1, self.market)).max(MIN_TICK);
         let mut timer = tokio::time::interval(tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A tick's events go out spread over the tick, closes first, as
+        // Binance pushes each stream on its own schedule (not all at once).
+        let mut pace = tokio::time::interval(tick / PACE_STEPS as u32);
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut per_step = 1;
         let lim = limits(self.market);
         loop {
             tokio::select! {
@@ -404,15 +428,16 @@ impl Connection {
                     }
                     let market = self.market;
                     let events = self.events(now, |iv| cadence(iv, market));
-                    let mut failed = false;
-                    for e in events {
-                        if tx.feed(Message::text(e)).await.is_err() {
-                            failed = true;
-                            break;
-                        }
-                        self.ex.stats.ws_messages.fetch_add(1, Relaxed);
+                    // What the last tick left goes out now, then this tick's first step.
+                    let left = pending.len();
+                    pending.extend(events);
+                    per_step = (pending.len() - left).div_ceil(PACE_STEPS).max(1);
+                    if !self.send_some(&mut tx, &mut pending, left + per_step).await {
+                        break;
                     }
-                    if failed || tx.flush().await.is_err() {
+                }
+                _ = pace.tick(), if !pending.is_empty() => {
+                    if !self.send_some(&mut tx, &mut pending, per_step).await {
                         break;
                     }
                 }
@@ -424,6 +449,8 @@ impl Connection {
     /// tick, then one update of each kline in progress whose cadence is due.
     fn events(&mut self, now: i64, cadence: impl Fn(Interval) -> i64) -> Vec<String> {
         let ex = self.ex.clone();
+        // Closes first, then the updates of klines in progress.
+        let mut closes = Vec::new();
         let mut out = Vec::new();
         let combined = self.combined;
         let faults = ex.faults();
@@ -466,7 +493,7 @@ impl Connection {
                 let close = next_open(sub.interval, sub.open);
                 let done = g.range(sub.open, close);
                 if let Some(agg) = done {
-                    emit(&mut out, &Kline { open_time: sub.open, close_time: close - 1, agg }, true, &mut sub.first_trade);
+                    emit(&mut closes, &Kline { open_time: sub.open, close_time: close - 1, agg }, true, &mut sub.first_trade);
                 }
                 // The next kline's trades follow this one's.
                 let next_first = sub.first_trade.map(|f| f + done.map_or(0, |a| a.trades as i64));
@@ -510,7 +537,8 @@ impl Connection {
                 );
             }
         }
-        out
+        closes.extend(out);
+        closes
     }
 
     /// Handles a control message; returns the replies and whether to close.
