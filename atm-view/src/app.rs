@@ -277,7 +277,14 @@ impl App {
             let live = crate::feed::live_kline(self.store.dir(), &key).unwrap_or(None);
             match SeriesView::new(series, live) {
                 Ok(Some(view)) => self.opened = Some(Opened { key, view }),
-                Ok(None) => {}
+                Ok(None) => {
+                    // Only a live kline was shown, and its stream stopped.
+                    self.opened = None;
+                    if !self.focus.in_selection() {
+                        self.focus = Focus::Symbols;
+                    }
+                    self.message = Some((false, format!("{key} holds no kline (its stream stopped)")));
+                }
                 Err(e) => first_error = first_error.or(Some(e)),
             }
         }
