@@ -344,6 +344,12 @@ pub fn read_status(store_dir: &Path) -> Result<Vec<serde_json::Value>> {
     Ok(out)
 }
 
+/// The store's log record: where commands that change the store append
+/// their log lines (`atm log` prints it, `atm view` tails it).
+pub fn log_record_path(store_dir: &Path) -> std::path::PathBuf {
+    store_dir.join("log").join("atm.log")
+}
+
 /// The live (in-progress) kline of `key` as a running `atm stream` on the
 /// store publishes it, if one does: read from its status segment.
 pub fn read_live(store_dir: &Path, key: &atm_store::SeriesKey) -> Result<Option<atm_store::Kline>> {

@@ -11,7 +11,7 @@ use crate::Result;
 
 /// The store's log record (as `atm log` reads it).
 pub fn log_path(store: &Path) -> PathBuf {
-    store.join("log").join("atm.log")
+    atm_ingest::status::log_record_path(store)
 }
 
 /// The in-progress kline of `key`, if a running stream publishes it.

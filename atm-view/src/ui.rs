@@ -4,7 +4,7 @@
 //! on screen; on narrow terminals the selection box and the data panes take
 //! turns; below 40x10 a single line asks for more room.
 
-use atm_store::{format_ms, Interval, Kline, SeriesKey};
+use atm_store::{format_ms, Interval, SeriesKey};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -547,10 +547,4 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect) {
     } else {
         f.render_widget(Paragraph::new(KEYS.iter().map(line).collect::<Vec<_>>()), inner);
     }
-}
-
-/// A kline's values as the table prints them (for tests comparing with `atm query`).
-pub fn table_values(k: &Kline, p: atm_store::Precision) -> Vec<String> {
-    let f = k.fields(p);
-    VALUE_COLUMNS.iter().map(|(_, i)| f[*i].clone()).collect()
 }
