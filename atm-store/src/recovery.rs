@@ -94,7 +94,7 @@ fn replay_if_orphaned(store: &StoreInner, path: &Path) -> Result<bool> {
             }
             let f = &files[&key];
             f.reopen_seqlocks(&batch);
-            f.reserve(&batch)?;
+            f.reserve(&batch, false)?;
             f.apply(&batch, true)?;
         }
     }

@@ -97,6 +97,12 @@ pub(crate) struct SeriesFile {
     verified: Mutex<HashMap<u64, (u32, u16)>>,
     /// Blocks this writer has reserved disk space for.
     reserved: Mutex<HashSet<u64>>,
+    /// Blocks never written whose columns this writer zeroed when it
+    /// reserved them (`FALLOC_FL_ZERO_RANGE`): their checksums are known
+    /// without reading them, so their first kline patches them.
+    zeroed: Mutex<HashSet<u64>>,
+    /// What this writer last stored in the dirty word (`u64::MAX`: nothing yet).
+    dirty_set: AtomicU64,
     /// The cold file, opened on first need and reopened when it was replaced.
     cold: Mutex<Option<Arc<ColdFile>>>,
     /// Decompressed cold blocks by (block, sequence number), a few at a time.
@@ -201,6 +207,8 @@ impl SeriesFile {
             writable,
             verified: Mutex::new(HashMap::new()),
             reserved: Mutex::new(HashSet::new()),
+            zeroed: Mutex::new(HashSet::new()),
+            dirty_set: AtomicU64::new(u64::MAX),
             cold: Mutex::new(None),
             thawed: Mutex::new(HashMap::new()),
         })
@@ -671,23 +679,40 @@ impl SeriesFile {
 
     /// Reserves disk space for the blocks a batch touches, so writing through
     /// the map can never fault on a full disk.
-    pub fn reserve(&self, batch: &SeriesBatch) -> Result<()> {
-        let mut blocks: Vec<u64> = batch.puts.iter().map(|(s, _)| s / BLOCK_SLOTS).collect();
+    ///
+    /// With `zero`, the blocks only `puts` touch that were never written
+    /// are zeroed as they are reserved (see [`SeriesFile::reserve_blocks`]).
+    /// Crash recovery passes `false`: a block whose entry is still empty
+    /// may hold the bulk rows of the very commit it replays.
+    pub fn reserve(&self, batch: &SeriesBatch, zero: bool) -> Result<()> {
+        let mut others: Vec<u64> = Vec::new();
         for &(a, b) in batch.missing.iter().chain(&batch.direct) {
-            blocks.extend(a / BLOCK_SLOTS..=b / BLOCK_SLOTS);
+            others.extend(a / BLOCK_SLOTS..=b / BLOCK_SLOTS);
         }
-        self.reserve_blocks(blocks)
+        let puts: Vec<u64> = batch.puts.iter().map(|(s, _)| s / BLOCK_SLOTS).filter(|b| !others.contains(b)).collect();
+        self.reserve_blocks(puts, zero)?;
+        self.reserve_blocks(others, false)
     }
 
     /// Reserves disk space for `blocks` (thawing cold ones first).
-    pub fn reserve_blocks(&self, mut blocks: Vec<u64>) -> Result<()> {
+    ///
+    /// With `zero`, blocks never written (an empty table entry) get their
+    /// columns zeroed (`FALLOC_FL_ZERO_RANGE`), so their checksums are
+    /// known without reading them and the first kline written into one
+    /// patches them. Only a writer holding the series may ask it, and only
+    /// for blocks it has not written itself since (their bytes are its own).
+    pub fn reserve_blocks(&self, mut blocks: Vec<u64>, zero: bool) -> Result<()> {
         blocks.sort_unstable();
         blocks.dedup();
+        // Blocks this writer reserved are hot (freezing one forgets it).
+        blocks.retain(|b| !self.reserved.lock().unwrap_or_else(|p| p.into_inner()).contains(b));
+        if blocks.is_empty() {
+            return Ok(());
+        }
         for &b in &blocks {
             self.thaw(b)?;
         }
         let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
-        blocks.retain(|b| !reserved.contains(b));
         // A block whose entry says "reserved" was reserved by an earlier
         // process: that flag is written only after the commit's journal
         // fsync, which made the file system commit the allocation too (one
@@ -698,30 +723,51 @@ impl SeriesFile {
             }
         }
         blocks.retain(|b| !reserved.contains(b));
-        // One fallocate per region for each run of consecutive blocks.
+        // Blocks never written get their columns zeroed as they are
+        // reserved (allocated as unwritten extents, which read as zeros),
+        // so their checksums are known without reading them. Nothing was
+        // ever committed there; bytes a failed bulk write left are dropped.
+        let empty: Vec<bool> = blocks.iter().map(|&b| zero && self.entry(b).is_ok_and(|e| e.is_empty())).collect();
+        // One fallocate per region for each run of consecutive blocks
+        // (as empty or not as each other).
         let mut i = 0;
         while i < blocks.len() {
             let mut j = i + 1;
-            while j < blocks.len() && blocks[j] == blocks[j - 1] + 1 {
+            while j < blocks.len() && blocks[j] == blocks[j - 1] + 1 && empty[j] == empty[i] {
                 j += 1;
             }
             let (b0, b1) = (blocks[i], blocks[j - 1]);
             let table = self.layout.entry_off(b0) / PAGE * PAGE;
-            let mut ranges = vec![(table, (self.layout.entry_off(b1) + ENTRY_BYTES).div_ceil(PAGE) * PAGE - table)];
+            let mut ranges = vec![(table, (self.layout.entry_off(b1) + ENTRY_BYTES).div_ceil(PAGE) * PAGE - table, false)];
             for k in 0..BLOCK_CRCS {
                 let (a, _) = self.layout.crc_range(k, b0);
                 let (z, len) = self.layout.crc_range(k, b1);
+                // A block's column is whole pages: zeroing it touches no other block.
+                let zero = empty[i] && k < COLUMNS && a % PAGE == 0 && (z + len) % PAGE == 0;
                 let start = a / PAGE * PAGE;
-                ranges.push((start, (z + len).div_ceil(PAGE) * PAGE - start));
+                ranges.push((start, (z + len).div_ceil(PAGE) * PAGE - start, zero));
             }
-            for (off, len) in ranges {
-                nix::fcntl::fallocate(&self.file, nix::fcntl::FallocateFlags::empty(), off as i64, len as i64)
-                    .map_err(|e| nix_io("reserve space in", &self.path, e))?;
+            let mut zeroed = true;
+            for (off, len, zero) in ranges {
+                let allocate = |flags| nix::fcntl::fallocate(&self.file, flags, off as i64, len as i64);
+                let done = zero && allocate(nix::fcntl::FallocateFlags::FALLOC_FL_ZERO_RANGE).is_ok();
+                if !done {
+                    allocate(nix::fcntl::FallocateFlags::empty()).map_err(|e| nix_io("reserve space in", &self.path, e))?;
+                }
+                zeroed &= done || !zero;
+            }
+            if empty[i] && zeroed {
+                self.zeroed.lock().unwrap_or_else(|p| p.into_inner()).extend(b0..=b1);
             }
             reserved.extend(b0..=b1);
             i = j;
         }
         Ok(())
+    }
+
+    /// Forgets that block `b`'s columns are zeros (they are being written).
+    fn unzero(&self, b: u64) -> bool {
+        self.zeroed.lock().unwrap_or_else(|p| p.into_inner()).remove(&b)
     }
 
     /// Prefaults the pages a write at `slot` touches (its block's table
@@ -753,7 +799,11 @@ impl SeriesFile {
     /// a single atomic word, so it is never torn.
     pub fn set_dirty(&self, journal: u64) {
         assert!(self.writable, "set_dirty on a read-only series");
-        self.dirty_word().store(journal, Ordering::Release);
+        // The one writer knows what it last stored: a commit after the
+        // first since a checkpoint leaves the header page untouched.
+        if self.dirty_set.swap(journal, Ordering::Relaxed) != journal {
+            self.dirty_word().store(journal, Ordering::Release);
+        }
     }
 
     /// Publishes a new live header: writes the unpublished copy, then bumps
@@ -808,10 +858,24 @@ impl SeriesFile {
             // patched with the changed bytes instead of recomputed over the
             // whole block (see `SeriesFile::patch_crcs`).
             let touched = |r: &[(u64, u64)]| r.iter().any(|&(a, z)| a <= hi && z >= lo);
-            let patch = (!replay && !before.is_empty() && !puts.is_empty() && puts.len() <= PATCH_PUTS)
+            // A block never written has known checksums if this writer
+            // zeroed its columns (see `reserve_blocks`).
+            let zeroed = self.unzero(b) && before.is_empty();
+            let patch = (!replay && (zeroed || !before.is_empty()) && !puts.is_empty() && puts.len() <= PATCH_PUTS)
                 && before.flags & entry::FLAG_COLD == 0
                 && !touched(&batch.direct)
                 && !touched(&batch.missing);
+            let mut base_crcs = before.crcs;
+            if patch && zeroed {
+                for (k, c) in base_crcs.iter_mut().enumerate() {
+                    let (off, len) = self.layout.crc_range(k, b);
+                    *c = match k < COLUMNS {
+                        true => checksum::crc32c_zeros(len as usize),
+                        // The bitmaps' 512 bytes are read: no zeroing covered them.
+                        false => checksum::crc32c(self.map.bytes(off as usize, len as usize)),
+                    };
+                }
+            }
             let old = patch.then(|| self.put_bytes(b, puts));
             let s = seq.load(Ordering::Relaxed);
             seq.store(s | 1, Ordering::Relaxed);
@@ -845,11 +909,23 @@ impl SeriesFile {
                 }
             }
             crate::fault::block_written();
-            let (present, missing) = self.count_block(b);
-            let mut crcs = before.crcs;
+            // Patched: the counts move by the bits the puts changed in the
+            // bitmap words they touched; otherwise the block is counted.
+            let new_bytes = old.as_ref().map(|_| self.put_bytes(b, puts));
+            let (present, missing) = match (&old, &new_bytes) {
+                (Some(old), Some(new)) => {
+                    let ones = |v: &[(usize, usize, [u8; 8])], k: usize| -> i64 {
+                        v.iter().filter(|e| e.0 == k).map(|e| u64::from_le_bytes(e.2).count_ones() as i64).sum()
+                    };
+                    let moved = |count: u32, k: usize| (count as i64 + ones(new, k) - ones(old, k)) as u32;
+                    (moved(before.present, COLUMNS), moved(before.missing, COLUMNS + 1))
+                }
+                _ => self.count_block(b),
+            };
+            let mut crcs = base_crcs;
             let known = if puts.is_empty() && !replay { batch.known_crcs.get(&b) } else { None };
-            if let Some(old) = &old {
-                self.patch_crcs(b, old, &self.put_bytes(b, puts), &mut crcs);
+            if let (Some(old), Some(new)) = (&old, &new_bytes) {
+                self.patch_crcs(b, old, new, &mut crcs);
             }
             for (k, c) in crcs.iter_mut().enumerate().filter(|_| old.is_none()) {
                 if let (Some(known), true) = (known, k < COLUMNS) {
@@ -870,7 +946,11 @@ impl SeriesFile {
             seq.store((s | 1) + 1, Ordering::Release);
             live.present_total = live.present_total + present as u64 - before.present as u64;
             live.missing_total = live.missing_total + missing as u64 - before.missing as u64;
-            if present > 0 {
+            if let (true, Some(first), Some(last)) = (patch, puts.first(), puts.last()) {
+                // Puts only add present slots.
+                live.first_present = Some(live.first_present.map_or(first.0, |f| f.min(first.0)));
+                live.last_present = Some(live.last_present.map_or(last.0, |l| l.max(last.0)));
+            } else if present > 0 {
                 if live.first_present.is_none_or(|f| f >= lo) {
                     live.first_present = self.first_present_in(b);
                 }
@@ -921,8 +1001,11 @@ impl SeriesFile {
             for c in 0..COLUMNS {
                 let w = self.layout.col_width(c) as usize;
                 let at = (slot - lo) as usize * w;
-                let mut v = [0u8; 8];
-                v[..w].copy_from_slice(self.map.bytes((self.layout.col_off[c] + slot * w as u64) as usize, w));
+                let off = self.layout.col_off[c] + slot * w as u64;
+                let v = match w {
+                    4 => (self.u32_at(off) as u64).to_le_bytes(),
+                    _ => self.u64_at(off).to_le_bytes(),
+                };
                 out.push((c, at, v));
             }
             for (k, base) in [(COLUMNS, self.layout.present_off), (COLUMNS + 1, self.layout.missing_off)] {
@@ -963,6 +1046,11 @@ impl SeriesFile {
         let mut crcs: HashMap<u64, [u32; COLUMNS]> = HashMap::new();
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 8);
         let n = cols.trades.len();
+        if n > 0 {
+            for b in first / BLOCK_SLOTS..=(first + n as u64 - 1) / BLOCK_SLOTS {
+                self.unzero(b);
+            }
+        }
         for c in 0..COLUMNS {
             let mut i = 0;
             while i < n {

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::latency::Latency;
 use crate::budget::ExchangeClock as Clock;
-use atm_store::prd::Histogram;
 use atm_store::{Interval, Kline, Market, Precision, SeriesKey, Store};
 use crossbeam_channel::Sender;
 
@@ -68,7 +68,7 @@ pub(crate) struct Applier<'a> {
     pub summary: StreamSummary,
     pub stage: StageStats,
     /// Receipt of an update → its live value published, µs.
-    pub live_lag: Histogram,
+    pub live_lag: Latency,
 }
 
 impl<'a> Applier<'a> {
@@ -94,7 +94,7 @@ impl<'a> Applier<'a> {
             derive: None,
             summary: StreamSummary::default(),
             stage: StageStats::default(),
-            live_lag: Histogram::default(),
+            live_lag: Latency::default(),
         }
     }
 
@@ -380,7 +380,7 @@ impl<'a> Applier<'a> {
     }
 
     /// What the applier counted (the committer ends when it is dropped).
-    pub fn finish(self) -> (StreamSummary, StageStats, Histogram) {
+    pub fn finish(self) -> (StreamSummary, StageStats, Latency) {
         (self.summary, self.stage, self.live_lag)
     }
 }

@@ -24,6 +24,7 @@ mod applier;
 mod committer;
 mod connection;
 mod derive;
+mod latency;
 mod refresh;
 
 use std::collections::HashMap;
@@ -31,14 +32,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atm_store::prd::Histogram;
 use atm_store::{Interval, Kline, Market, SeriesKey, Store, Symbol};
 use crossbeam_channel::{bounded, never, select, tick, unbounded, Sender};
 
 use self::applier::{Applier, RepairRequest};
-use self::committer::{Committer, Write};
+use self::committer::{Arming, Committer, Write};
 use self::connection::Command;
 use self::derive::is_derived;
+use self::latency::Latency;
 use self::refresh::Refresh;
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -136,7 +137,7 @@ pub struct StreamSummary {
     /// 99th percentile of the same, µs.
     pub commit_time_p99_us: u64,
     /// Median time from an update's receipt to its live value published in
-    /// the shared segment (where other processes read it), µs (bucket bound).
+    /// the shared segment (where other processes read it), µs.
     pub live_lag_p50_us: u64,
     /// 99th percentile of the same, µs.
     pub live_lag_p99_us: u64,
@@ -147,8 +148,8 @@ pub struct StreamSummary {
 impl StreamSummary {
     /// The commit count and the latency quantiles, from the committer's and
     /// the applier's histograms.
-    fn set_latencies(&mut self, commit_lag: &Histogram, commit_time: &Histogram, live_lag: &Histogram) {
-        self.commits = commit_time.count;
+    fn set_latencies(&mut self, commit_lag: &Latency, commit_time: &Latency, live_lag: &Latency) {
+        self.commits = commit_time.histogram.count;
         self.commit_time_p50_us = commit_time.quantile(0.5);
         self.commit_time_p99_us = commit_time.quantile(0.99);
         self.commit_lag_p50_us = commit_lag.quantile(0.5);
@@ -223,8 +224,8 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     for k in keys.iter().take(open_files) {
         writer.prepare(k, crate::first_kline::open_of(k.interval, now))?;
     }
-    let commit_lag = Arc::new(std::sync::Mutex::new((Histogram::default(), Histogram::default())));
-    let committer = Committer::new(store, writer, commit_lag.clone());
+    let commit_lag = Arc::new(std::sync::Mutex::new((Latency::default(), Latency::default())));
+    let committer = Committer::new(store, writer, commit_lag.clone()).arming(Arming::new(client.clock().clone(), &keys));
     let mut applier = Applier::new(store, client.clock().clone(), write_tx, publisher.as_ref().map(Publisher::live_slots), repair_tx);
     applier.summary.backfilled = backfilled;
     applier.summary.streams = keys.len() as u64;
@@ -280,7 +281,7 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     summary.elapsed_s = started.elapsed().as_secs_f64();
     if let Some(p) = publisher {
         if let Ok(mut v) = view.lock() {
-            stage.latency_us = commit_lag;
+            stage.latency_us = commit_lag.histogram;
             *v = (stage, summary.clone());
         }
         p.finish();
@@ -311,7 +312,7 @@ pub fn replay(store: &Store, market: Market, series: &[SeriesKey], messages: imp
     let (derived_tx, _derived_rx) = unbounded::<(SeriesKey, Kline)>();
     let mut writer = store.writer()?;
     writer.set_open_files(series.len() + 64);
-    let lag = Arc::new(std::sync::Mutex::new((Histogram::default(), Histogram::default())));
+    let lag = Arc::new(std::sync::Mutex::new((Latency::default(), Latency::default())));
     let committer = Committer::new(store, writer, lag.clone());
     let clock = crate::budget::ExchangeClock::new(Instant::now(), 0, 1.0);
     let mut applier = Applier::new(store, clock, write_tx, Some(publisher.live_slots()), repair_tx);
@@ -383,7 +384,7 @@ fn apply_loop<'scope, 'env>(
     opts: &StreamOptions,
     shared: &Arc<Shared>,
     view: &std::sync::Mutex<(StageStats, StreamSummary)>,
-    commit_lag: &std::sync::Mutex<(Histogram, Histogram)>,
+    commit_lag: &std::sync::Mutex<(Latency, Latency)>,
 ) -> Result<()> {
     let deadline = opts.duration.map(|d| Instant::now() + d);
     let mut control = opts.control.clone().unwrap_or_else(never);
@@ -439,7 +440,7 @@ fn apply_loop<'scope, 'env>(
             applier.repair_due(stop_now);
             if let Ok(mut v) = view.lock() {
                 let mut stage = applier.stage.clone();
-                stage.latency_us = commit_lag.lock().map(|h| h.0.clone()).unwrap_or_default();
+                stage.latency_us = commit_lag.lock().map(|h| h.0.histogram.clone()).unwrap_or_default();
                 *v = (stage, applier.summary.clone());
             }
         }
