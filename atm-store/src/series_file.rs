@@ -689,7 +689,12 @@ impl SeriesFile {
         for &(a, b) in batch.missing.iter().chain(&batch.direct) {
             others.extend(a / BLOCK_SLOTS..=b / BLOCK_SLOTS);
         }
-        let puts: Vec<u64> = batch.puts.iter().map(|(s, _)| s / BLOCK_SLOTS).filter(|b| !others.contains(b)).collect();
+        others.sort_unstable();
+        others.dedup();
+        let mut puts: Vec<u64> = batch.puts.iter().map(|(s, _)| s / BLOCK_SLOTS).collect();
+        puts.sort_unstable();
+        puts.dedup();
+        puts.retain(|b| others.binary_search(b).is_err());
         self.reserve_blocks(puts, zero)?;
         self.reserve_blocks(others, false)
     }
