@@ -93,7 +93,7 @@ impl Arming {
     /// One step of a pass: arms up to [`ARM_STEP`] series whose close is
     /// due within the lead. Best effort: a failure is logged, not fatal
     /// (the commit reports real problems).
-    fn step(&mut self, writer: &mut Writer) {
+    fn step(&mut self, writer: &mut Writer) -> usize {
         let now = self.clock.now();
         let lead = (ARM_LEAD.as_secs_f64() * 1000.0 * self.clock.scale()) as i64;
         let mut armed = 0;
@@ -118,6 +118,7 @@ impl Arming {
             self.cursor = 0;
             self.next_pass = Instant::now() + ARM_EVERY;
         }
+        armed
     }
 }
 
@@ -308,5 +309,36 @@ impl<'a> Committer<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atm_store::{Market, StoreOptions};
+
+    #[test]
+    fn series_are_armed_once_for_each_close_and_only_when_it_is_near() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+        let mut writer = store.writer().unwrap();
+        let key = |iv| SeriesKey::parse(Market::Spot, "BTCUSDT", iv).unwrap();
+        let file = |iv: Interval| dir.path().join("spot").join(iv.file_name()).join(format!("BTCUSDT.{}", atm_store::SERIES_EXT));
+        // One exchange second before a minute boundary (not an hour's).
+        let boundary = 1_764_000_060_000;
+        let clock = ExchangeClock::new(Instant::now(), boundary - 1_000, 1.0);
+        let mut arming = Arming::new(clock, &[key(Interval::M1), key(Interval::H1), key(Interval::S1)]);
+        // The minute closes within the lead; the hour does not, nor the
+        // second (closer than its interval's quarter only at its end).
+        assert_eq!(arming.step(&mut writer), 1);
+        assert_eq!(arming.series.iter().filter(|s| s.1 == boundary).count(), 1);
+        assert!(file(Interval::M1).exists(), "arming opened (prepared) the series");
+        assert!(!file(Interval::H1).exists());
+        // Armed once per close.
+        arming.next_pass = Instant::now();
+        assert_eq!(arming.step(&mut writer), 0);
+        // A checkpoint cleaned the pages: armed again.
+        arming.forget();
+        assert_eq!(arming.step(&mut writer), 1);
     }
 }
