@@ -73,11 +73,15 @@ pub const LIFETIME_MS: i64 = DAY;
 /// The least real time between two in-progress updates of a stream.
 const MIN_TICK: Duration = Duration::from_millis(20);
 
-/// A tick's events are sent in this many steps across the tick (every
-/// ~8 ms at futures' 250 ms cadence): Binance's streams, each on its own
-/// schedule, arrive spread out. Eight steps sent bursts of ~100 messages
-/// per connection, which a client took for its own latency.
-const PACE_STEPS: usize = 32;
+/// A tick's events are sent in up to this many steps across the tick
+/// (every ~8 ms at futures' 250 ms cadence): Binance's streams, each on
+/// its own schedule, arrive spread out. Eight steps sent bursts of ~100
+/// messages per connection, which a client took for its own latency.
+const PACE_STEPS: u32 = 32;
+/// Steps are at least this far apart: a fast clock's short ticks get fewer.
+const PACE_STEP_MIN: Duration = Duration::from_millis(2);
+/// The fewest steps of a tick.
+const PACE_STEPS_MIN: u32 = 8;
 
 /// Whether `req` asks for a WebSocket upgrade.
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
@@ -352,7 +356,8 @@ impl Connection {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A tick's events go out spread over the tick, closes first, as
         // Binance pushes each stream on its own schedule (not all at once).
-        let mut pace = tokio::time::interval(tick / PACE_STEPS as u32);
+        let steps = ((tick.as_micros() / PACE_STEP_MIN.as_micros()) as u32).clamp(PACE_STEPS_MIN, PACE_STEPS);
+        let mut pace = tokio::time::interval(tick / steps);
         pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         let mut per_step = 1;
@@ -434,7 +439,7 @@ impl Connection {
                     // What the last tick left goes out now, then this tick's first step.
                     let left = pending.len();
                     pending.extend(events);
-                    per_step = (pending.len() - left).div_ceil(PACE_STEPS).max(1);
+                    per_step = (pending.len() - left).div_ceil(steps as usize).max(1);
                     if !self.send_some(&mut tx, &mut pending, left + per_step).await {
                         break;
                     }
