@@ -349,12 +349,12 @@ impl Writer {
             file.reserve(&h.staged, true)?;
             let interval = key.interval;
             let irregular =
-                |(slot, k): &&(u64, Kline)| (k.open_time, k.close_time) != (interval.open_time(*slot), interval.close_time(*slot));
+                |&(slot, k): &(u64, Kline)| (k.open_time, k.close_time) != (interval.open_time(slot), interval.close_time(slot));
             // Only irregular klines add exceptions: with none, the table can only shrink.
-            if h.staged.puts.iter().any(|p| irregular(&p)) {
+            if h.staged.puts.iter().any(irregular) {
                 let mut exc: std::collections::HashSet<u64> = file.live()?.exceptions.iter().map(|e| e.slot).collect();
                 for row in &h.staged.puts {
-                    match irregular(&row) {
+                    match irregular(row) {
                         true => exc.insert(row.0),
                         false => exc.remove(&row.0),
                     };

@@ -100,14 +100,13 @@ impl Arming {
         while self.cursor < self.series.len() && armed < ARM_STEP {
             let (key, last) = &mut self.series[self.cursor];
             self.cursor += 1;
-            let close = next_open(key.interval, now);
-            let step = close - open_of(key.interval, now);
-            if *last == close || close - now > lead.min(step / 4) {
+            let (open, close) = (open_of(key.interval, now), next_open(key.interval, now));
+            if *last == close || close - now > lead.min((close - open) / 4) {
                 continue;
             }
             *last = close;
             armed += 1;
-            if let Err(e) = writer.prepare(key, open_of(key.interval, now)) {
+            if let Err(e) = writer.prepare(key, open) {
                 log::debug!("arming {key} before its close: {e}");
             }
         }
