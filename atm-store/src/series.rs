@@ -375,6 +375,7 @@ impl Series {
             return Ok(None);
         };
         let mask = columns.iter().fold(STATES, |m, c| m | 1 << c.index());
+        self.file.expect_verify(a, z, mask);
         self.file.read_section(a, z, mask, f).map(Some)
     }
 
@@ -411,6 +412,7 @@ impl Series {
             return Ok(());
         };
         let mask = columns.iter().fold(STATES, |m, c| m | 1 << c.index());
+        self.file.expect_verify(a, z, mask);
         let mut s = a;
         while s <= z {
             let end = z.min(s - s % SCAN_CHUNK_SLOTS + SCAN_CHUNK_SLOTS - 1);

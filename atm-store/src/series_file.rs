@@ -379,6 +379,13 @@ impl SeriesFile {
 
     // ----- reads ----------------------------------------------------------
 
+    /// Says to the checksum module how many bytes verifying the columns of
+    /// `mask` over slots `s0..=s1` may take (see [`checksum::expect`]).
+    pub fn expect_verify(&self, s0: u64, s1: u64, mask: u16) {
+        let width: u64 = (0..COLUMNS).filter(|c| mask & 1 << c != 0).map(|c| self.layout.col_width(c)).sum();
+        checksum::expect((s1.saturating_sub(s0) + 1).saturating_mul(width));
+    }
+
     /// Verifies checksums `mask` of block `b` at `entry.seq` unless this process already did.
     fn verify_block(&self, b: u64, e: &Entry, mask: u16) -> Result<bool> {
         if e.is_empty() {
@@ -1047,7 +1054,10 @@ impl SeriesFile {
     /// Returns the column checksums of the blocks the run covers whole.
     pub fn write_column_slices(&self, first: u64, cols: &crate::writer::Columns<'_>) -> Result<HashMap<u64, [u32; COLUMNS]>> {
         use crate::writer::FloatColumn;
-        const CHUNK: usize = 4 * BLOCK_SLOTS as usize;
+        // 128 blocks: 2 MiB of each f32 column per `pwrite`, which the kernel
+        // keeps in large folios (see `write_values_pwrite`), from a buffer
+        // that still fits in a core's L2 cache (larger ones made W1 slower).
+        const CHUNK: usize = 128 * BLOCK_SLOTS as usize;
         let mut crcs: HashMap<u64, [u32; COLUMNS]> = HashMap::new();
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 8);
         let n = cols.trades.len();
@@ -1099,9 +1109,31 @@ impl SeriesFile {
         }
     }
 
-    /// Writes the values of `puts` (sorted by slot) column by column, one
-    /// contiguous run at a time, without publishing them.
+    /// Writes the values of `puts` (sorted by slot) through the map, column
+    /// by column, one contiguous run at a time, without publishing them:
+    /// for the few klines of a commit's apply.
     pub fn write_values(&self, puts: &[(u64, Kline)]) {
+        self.encode_runs(puts, |off, bytes| {
+            self.map.write(off as usize, bytes);
+            Ok(())
+        })
+        .unwrap_or_default(); // the sink never fails
+    }
+
+    /// Like [`SeriesFile::write_values`], but with `pwrite`: the bulk path's
+    /// fresh blocks. A long run goes to the page cache in one large write,
+    /// which the kernel keeps in large folios (up to 2 MiB); a process that
+    /// later maps them takes a fraction of the page faults it takes over
+    /// pages written 4 KiB at a time through the map (a full scan of a
+    /// 3.2M-row column: ~40 µs of faults instead of ~400 µs).
+    pub fn write_values_pwrite(&self, puts: &[(u64, Kline)]) -> Result<()> {
+        self.encode_runs(puts, |off, bytes| self.file.write_all_at(bytes, off).map_err(|e| Error::io("write", &self.path, e)))
+    }
+
+    /// Encodes the values of `puts` (sorted by slot) column by column, one
+    /// contiguous run at a time, handing each run's bytes and file offset to
+    /// `sink`.
+    fn encode_runs(&self, puts: &[(u64, Kline)], mut sink: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
         let mut i = 0;
         let mut buf = Vec::new();
         while i < puts.len() {
@@ -1122,11 +1154,11 @@ impl SeriesFile {
                         buf.extend_from_slice(&k.values[c].to_le_bytes());
                     }
                 }
-                let off = self.layout.col_off[c] + first * self.layout.col_width(c);
-                self.map.write(off as usize, &buf);
+                sink(self.layout.col_off[c] + first * self.layout.col_width(c), &buf)?;
             }
             i = j;
         }
+        Ok(())
     }
 
     fn mark_missing_words(&self, a: u64, z: u64) {

@@ -442,7 +442,10 @@ impl Writer {
                 i = j;
             }
             if !direct.is_empty() {
-                file.write_values(&direct);
+                if let Err(e) = file.write_values_pwrite(&direct) {
+                    h.staged.puts = puts;
+                    return Err(e);
+                }
                 let mut ranges: Vec<(u64, u64)> = Vec::new();
                 for (s, _) in &direct {
                     match ranges.last_mut() {
