@@ -7,14 +7,16 @@
 //!   (spot and USD-M);
 //! * **first-klines**: the whole real universe's first klines, requests and
 //!   weight per symbol on each market;
-//! * **stream**: `atm stream` on the whole real universe;
+//! * **stream**: `atm stream` on the whole real universe (`stream real`: at
+//!   1m on the real clock, the case; `stream`: a stress run at 16
+//!   times its event rate; `stream niced`: that with the simulator at nice 19);
 //! * **apply**: `atm stream`'s applier and committer alone, on generated
 //!   messages (no network): kline events parsed and applied per second.
 //!
 //! The simulator runs in a child process (this binary, `serve ...`), so the
 //! CPU and memory measured are the syncing process's alone.
 //!
-//! `cargo run --release -p atm-benches --bin sync-bench [-- throughput|ceiling|first-klines|stream|apply]`
+//! `cargo run --release -p atm-benches --bin sync-bench [-- throughput|ceiling|first-klines|stream [real|niced]|apply|archive]`
 
 #![forbid(unsafe_code)]
 
@@ -48,7 +50,7 @@ fn main() {
             first_klines();
             stream();
         }
-        Some(other) => eprintln!("unknown bench {other:?}: throughput, ceiling, first-klines or stream"),
+        Some(other) => eprintln!("unknown bench {other:?}: throughput, ceiling, first-klines, stream [real|niced], apply or archive"),
     }
 }
 
