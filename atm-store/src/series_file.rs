@@ -602,18 +602,21 @@ impl SeriesFile {
         }
         ColdFile::write(&path, frames)?;
         *self.cold.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        // Forgotten as reserved before they are flagged cold, so a later
+        // write thaws them first even if punching their holes fails below.
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
         for &b in &todo {
+            reserved.remove(&b);
             self.set_flags(b, |f| f | entry::FLAG_COLD);
         }
+        drop(reserved);
         self.sync()?;
-        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
         for &b in &todo {
             for c in 0..COLUMNS {
                 let (off, len) = self.layout.col_block(c, b);
                 let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
                 nix::fcntl::fallocate(&self.file, mode, off as i64, len as i64).map_err(|e| nix_io("free space in", &self.path, e))?;
             }
-            reserved.remove(&b);
         }
         Ok(todo.len() as u64)
     }
@@ -1127,6 +1130,12 @@ impl SeriesFile {
     /// pages written 4 KiB at a time through the map (a full scan of a
     /// 3.2M-row column: ~40 µs of faults instead of ~400 µs).
     pub fn write_values_pwrite(&self, puts: &[(u64, Kline)]) -> Result<()> {
+        // The blocks' columns are no longer zeros, whether the commit goes
+        // through or not: no later kline may patch their checksums from the
+        // CRC of zeros.
+        for b in puts.iter().map(|(s, _)| s / BLOCK_SLOTS) {
+            self.unzero(b);
+        }
         self.encode_runs(puts, |off, bytes| self.file.write_all_at(bytes, off).map_err(|e| Error::io("write", &self.path, e)))
     }
 

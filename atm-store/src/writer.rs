@@ -390,12 +390,22 @@ impl Writer {
                 false => work.iter().map(|(file, batch)| file.apply(batch, false)).collect(),
             }
         };
+        // Every series applied is published (readers may see it), so it is
+        // marked dirty even when another one failed: the checkpoint must
+        // sync it before the journal that holds it is dropped.
+        let mut failed = None;
         for (key, r) in keys.iter().zip(applied) {
-            r?;
+            if let Err(e) = r {
+                failed.get_or_insert(e);
+                continue;
+            }
             let h = self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
             h.staged = SeriesBatch::default();
             h.direct_rows = Vec::new();
             h.dirty = true;
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         if self.journal.used() > CHECKPOINT_BYTES {
             self.checkpoint()?;
