@@ -244,6 +244,14 @@ impl<'a> Applier<'a> {
             }
             // Late and older: a repair or an earlier event has it.
             Some(l) if open < l => return Ok(()),
+            // A jump after the last repairs were asked (stopping): the
+            // closes in between can no longer be fetched, and writing this
+            // one would leave a hole before it. The next start's backfill
+            // takes both from REST.
+            Some(l) if next_open(iv, l) < open && !self.repairs_open() => {
+                log::debug!("{}: close at {open} after a lost one while stopping: left to the next start", f.key);
+                return Ok(());
+            }
             // A jump: the closes in between were lost.
             Some(l) if next_open(iv, l) < open => self.ask(id, next_open(iv, l), open_of(iv, open - 1)),
             _ => {}
@@ -426,6 +434,31 @@ mod tests {
         assert!(rrx.try_iter().all(|(_, from, _)| from != T0), "not before the doubt is over");
         a.repair_due(true);
         assert!(rrx.try_iter().any(|r| r == (key.clone(), T0, T0)), "asked again (REST wins then)");
+    }
+
+    #[test]
+    fn once_repairs_are_closed_a_close_after_a_lost_one_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+        for stopping in [false, true] {
+            let (mut a, wrx, rrx, key) = applier(&store, T0 + 10 * 60_000);
+            let id = a.id(&key).unwrap();
+            a.on_close(id, kline(T0, 1.0), None).unwrap();
+            assert!(matches!(wrx.try_recv(), Ok(Write::Put(_, k, _)) if k == kline(T0, 1.0)));
+            if stopping {
+                a.close_repairs();
+            }
+            // T0 + 1 minute's close was lost.
+            a.on_close(id, kline(T0 + 120_000, 2.0), None).unwrap();
+            let written: Vec<Write> = wrx.try_iter().collect();
+            let asked: Vec<RepairRequest> = rrx.try_iter().collect();
+            if stopping {
+                assert!(written.is_empty() && asked.is_empty(), "nothing that would leave a hole");
+            } else {
+                assert_eq!(asked, [(key.clone(), T0 + 60_000, T0 + 60_000)], "the lost close is repaired");
+                assert!(matches!(written.as_slice(), [Write::Put(_, k, _)] if *k == kline(T0 + 120_000, 2.0)));
+            }
+        }
     }
 
     #[test]
