@@ -1133,7 +1133,9 @@ impl SeriesFile {
         // The blocks' columns are no longer zeros, whether the commit goes
         // through or not: no later kline may patch their checksums from the
         // CRC of zeros.
-        for b in puts.iter().map(|(s, _)| s / BLOCK_SLOTS) {
+        let mut blocks: Vec<u64> = puts.iter().map(|(s, _)| s / BLOCK_SLOTS).collect();
+        blocks.dedup(); // sorted by slot: one lock per block, not per kline
+        for b in blocks {
             self.unzero(b);
         }
         self.encode_runs(puts, |off, bytes| self.file.write_all_at(bytes, off).map_err(|e| Error::io("write", &self.path, e)))
