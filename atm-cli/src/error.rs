@@ -16,12 +16,22 @@ pub enum CliError {
     /// The simulator failed.
     #[error(transparent)]
     Sim(#[from] atm_sim::Error),
+    /// Reading status failed.
+    #[error(transparent)]
+    Status(#[from] atm_status::Error),
     /// The terminal UI failed.
     #[error(transparent)]
     View(#[from] atm_view::ViewError),
     /// Writing the output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+}
+
+impl From<atm_types::Error> for CliError {
+    /// A name or time the vocabulary refused, as the store reports it.
+    fn from(e: atm_types::Error) -> Self {
+        CliError::Store(e.into())
+    }
 }
 
 /// Result of a command.

@@ -31,7 +31,7 @@ pub fn set_progress(bars: Option<indicatif::MultiProgress>) {
 
 /// The store's log record.
 pub fn record_path(store: &Path) -> PathBuf {
-    atm_ingest::status::log_record_path(store)
+    atm_status::log_record_path(store)
 }
 
 /// Sets up logging for `cli`; `store` is the store directory, whose log

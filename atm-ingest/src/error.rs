@@ -73,9 +73,16 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] atm_store::Error),
-    /// The embedded simulator failed to start.
+    /// Publishing status failed.
     #[error(transparent)]
-    Sim(#[from] atm_sim::Error),
+    Status(#[from] atm_status::Error),
+}
+
+impl From<atm_types::Error> for Error {
+    /// A name or value the vocabulary refused, as the store reports it.
+    fn from(e: atm_types::Error) -> Self {
+        Error::Store(e.into())
+    }
 }
 
 impl Error {

@@ -17,14 +17,12 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod first_kline;
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub mod fuzzing;
 pub mod ipc;
 pub mod markets;
 pub mod parse;
 pub mod pipeline;
-pub mod status;
-pub mod status_text;
 pub mod stream;
 pub mod sync;
 pub mod verify;

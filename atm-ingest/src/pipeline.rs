@@ -23,8 +23,8 @@ use crossbeam_channel::{bounded, never, select, Receiver};
 use crate::client::{klines_weight, Client, ClientStats};
 use crate::error::{Error, Result};
 use crate::ipc::{self, Gather, Request};
-use crate::status::{Metric, StageStats, GATHER_TIMEOUT};
 use crate::sync::{merged_pages, page_count, MarketProgress, Page, Progress, SeriesPlan, Summary, SyncOptions};
+use atm_status::{MarketStatus, Metric, ProcessInfo, StageStats, SyncTotals, GATHER_TIMEOUT};
 
 /// What the pipeline's owner can be asked to do (a FAR).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +75,8 @@ pub(crate) struct Probes {
 /// What sync and its status publisher share.
 pub(crate) struct Shared {
     pub phase: Mutex<String>,
+    /// Series skipped because another process holds their write lock.
+    pub held_series: std::sync::atomic::AtomicU64,
     probes: Mutex<Option<Probes>>,
     /// The stages' final counts, once the pipeline has ended.
     finals: Mutex<Option<([StageStats; 2], WriterSnapshot)>>,
@@ -83,7 +85,13 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(stats: Arc<ClientStats>) -> Shared {
-        Shared { phase: Mutex::new("starting".into()), probes: Mutex::new(None), finals: Mutex::new(None), stats }
+        Shared {
+            phase: Mutex::new("starting".into()),
+            held_series: Default::default(),
+            probes: Mutex::new(None),
+            finals: Mutex::new(None),
+            stats,
+        }
     }
 
     pub fn set_phase(&self, phase: &str) {
@@ -119,59 +127,62 @@ pub(crate) fn sampler(shared: Arc<Shared>) -> impl FnMut() -> Vec<(String, Metri
         }
         fetch_all.retries = s.retries.load(Relaxed);
         let mut out = Vec::with_capacity(64);
-        let phase = shared.phase.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        out.push(("process.phase".to_string(), Metric::Text(phase)));
         fetch_all.metrics("fetch", fetch_queue, &mut out);
         parse.0.metrics("parse", parse.1, &mut out);
         write.stage.metrics("write", write.queue, &mut out);
         let p = &write.progress;
-        let errors = fetch_all.errors + parse.0.errors + write.stage.errors;
-        for (name, v) in [
-            ("klines_written", p.klines),
-            ("requests", s.requests.load(Relaxed)),
-            ("weight", s.weight.load(Relaxed)),
-            ("errors", errors),
-            ("retries", s.retries.load(Relaxed)),
-            ("http429", s.http429.load(Relaxed)),
-            ("pages_done", p.pages_done),
-            ("pages_total", p.pages_total),
-            ("known_missing_slots", write.known_missing),
-            ("archive_files_planned", s.archive_files_planned.load(Relaxed)),
-            ("archive_files_done", s.archive_files_done.load(Relaxed)),
-            ("archive_files_missing", s.archive_files_missing.load(Relaxed)),
-            ("archive_files_failed", s.archive_files_failed.load(Relaxed)),
-            ("archive_klines", s.archive_klines.load(Relaxed)),
-            ("archive_bytes", s.archive_bytes.load(Relaxed)),
-            ("archive_requests", s.archive_requests.load(Relaxed)),
-        ] {
-            out.push((format!("totals.{name}"), Metric::Counter(v)));
+        SyncTotals {
+            klines_written: p.klines,
+            requests: s.requests.load(Relaxed),
+            weight: s.weight.load(Relaxed),
+            errors: fetch_all.errors + parse.0.errors + write.stage.errors,
+            retries: s.retries.load(Relaxed),
+            http429: s.http429.load(Relaxed),
+            pages_done: p.pages_done,
+            pages_total: p.pages_total,
+            known_missing_slots: write.known_missing,
+            held_series: shared.held_series.load(Relaxed),
+            archive_files_planned: s.archive_files_planned.load(Relaxed),
+            archive_files_done: s.archive_files_done.load(Relaxed),
+            archive_files_missing: s.archive_files_missing.load(Relaxed),
+            archive_files_failed: s.archive_files_failed.load(Relaxed),
+            archive_klines: s.archive_klines.load(Relaxed),
+            archive_bytes: s.archive_bytes.load(Relaxed),
+            archive_requests: s.archive_requests.load(Relaxed),
         }
+        .metrics("totals", &mut out);
         // Rate and ETA from the pages done since the first sample that saw any.
         let now = Instant::now();
         let first = *first_progress.get_or_insert((now, p.pages_done));
         let secs = now.duration_since(first.0).as_secs_f64();
         let pages_per_s = if secs > 0.5 { (p.pages_done - first.1) as f64 / secs } else { 0.0 };
         let eta = if pages_per_s > 0.0 { (p.pages_total.saturating_sub(p.pages_done)) as f64 / pages_per_s } else { -1.0 };
-        out.push(("process.eta_s".into(), Metric::Float(eta)));
-        out.push(("process.elapsed_s".into(), Metric::Float(started.elapsed().as_secs_f64())));
-        out.push(("process.klines_per_s".into(), Metric::Float(p.klines as f64 / started.elapsed().as_secs_f64().max(1e-3))));
+        ProcessInfo {
+            phase: atm_types::sync::lock(&shared.phase).clone(),
+            eta_s: Some(eta),
+            elapsed_s: Some(started.elapsed().as_secs_f64()),
+            klines_per_s: Some(p.klines as f64 / started.elapsed().as_secs_f64().max(1e-3)),
+        }
+        .metrics("process", &mut out);
         for m in Market::ALL {
             let i = m as usize;
-            let prefix = format!("market.{}", m.as_str());
-            out.push((format!("{prefix}.weight"), Metric::Counter(s.weight_by_market[i].load(Relaxed))));
-            out.push((format!("{prefix}.weight_limit"), Metric::Gauge(s.limit_by_market[i].load(Relaxed) as i64)));
-            out.push((format!("{prefix}.weight_minute"), Metric::Gauge(s.minute_used[i].load(Relaxed) as i64)));
+            let mut market = MarketStatus {
+                weight: s.weight_by_market[i].load(Relaxed),
+                weight_limit: s.limit_by_market[i].load(Relaxed) as i64,
+                weight_minute: s.minute_used[i].load(Relaxed) as i64,
+                ..MarketStatus::default()
+            };
             if let Some(mp) = p.markets.iter().find(|mp| mp.market == m) {
-                out.push((format!("{prefix}.pages_done"), Metric::Counter(mp.pages_done)));
-                out.push((format!("{prefix}.pages_total"), Metric::Counter(mp.pages_total)));
-                out.push((format!("{prefix}.klines"), Metric::Counter(mp.klines)));
-                let state = match &mp.failed {
+                market.pages_done = Some(mp.pages_done);
+                market.pages_total = Some(mp.pages_total);
+                market.klines = Some(mp.klines);
+                market.state = Some(match &mp.failed {
                     Some(why) => format!("stopped: {why}"),
                     None if mp.pages_done == mp.pages_total => "done".to_string(),
                     None => "running".to_string(),
-                };
-                out.push((format!("{prefix}.state"), Metric::Text(state)));
+                });
             }
+            market.metrics(&format!("market.{}", m.as_str()), &mut out);
         }
         out
     }

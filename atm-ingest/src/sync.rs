@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::first_kline::{next_open, open_of};
 use crate::markets::{self, is_trading};
 use crate::pipeline::Shared;
-use crate::status::Publisher;
+use atm_status::Publisher;
 
 /// Which symbols to sync.
 #[derive(Clone, Debug, PartialEq, Eq)]

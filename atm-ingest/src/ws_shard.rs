@@ -116,9 +116,9 @@ mod tests {
         assert_eq!(stream_name("ETHUSDT", Interval::Mo1), "ethusdt@kline_1M");
         let m = subscribe_messages(&["a".into(), "b".into(), "c".into()], 2, 7);
         assert_eq!(m, vec![r#"{"method":"SUBSCRIBE","params":["a","b"],"id":7}"#, r#"{"method":"SUBSCRIBE","params":["c"],"id":8}"#]);
-        let sim = Endpoints::new(&"http://127.0.0.1:9".parse().unwrap(), atm_sim::SimConfig::default()).unwrap();
+        let sim = Endpoints::new(&"http://127.0.0.1:9".parse().unwrap());
         assert_eq!(stream_url(&sim, Market::UsdM), "ws://127.0.0.1:9/um/stream");
-        let real = Endpoints::new(&crate::ExchangeSpec::Binance, atm_sim::SimConfig::default()).unwrap();
+        let real = Endpoints::new(&crate::ExchangeSpec::Binance);
         assert_eq!(stream_url(&real, Market::UsdM), "wss://fstream.binance.com/market/stream");
         assert_eq!(limits(Market::CoinM).streams_per_connection, 200);
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use atm_ingest::ipc::{self, CallError};
 use atm_ingest::pipeline::{Control, ControlReply};
-use atm_ingest::{Client, Endpoints, ExchangeSpec, Progress, SymbolFilter, SyncOptions};
+use atm_ingest::{Client, Endpoints, Progress, SymbolFilter, SyncOptions};
 use atm_sim::SimConfig;
 use atm_store::{Interval, Market, Store, StoreOptions};
 
@@ -35,7 +35,7 @@ fn pause_resume_flush_and_stop_a_running_sync() {
         faults,
         ..SimConfig::default()
     };
-    let mut client = Client::connect(Endpoints::new(&ExchangeSpec::Sim, config).unwrap()).unwrap();
+    let mut client = Client::connect(sim_endpoints(config)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
     let (far, requests) = ipc::channel::<Control, ControlReply>(4);
@@ -87,4 +87,11 @@ fn pause_resume_flush_and_stop_a_running_sync() {
     assert_eq!(call(Control::Flush), Err(CallError::OwnerGone));
     // What was committed is whole.
     assert!(store.verify().unwrap().is_empty());
+}
+
+/// Endpoints of a simulator started for this test (stopped when they drop).
+fn sim_endpoints(config: atm_sim::SimConfig) -> Endpoints {
+    let server = atm_sim::SimServer::start(config).unwrap();
+    let base = server.base_url().to_string();
+    Endpoints::served_by(&base, server)
 }

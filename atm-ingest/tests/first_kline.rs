@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use atm_ingest::{first_kline, Client, Endpoints, ExchangeSpec};
+use atm_ingest::{first_kline, Client, Endpoints};
 use atm_sim::{SimConfig, UniverseSpec};
 use atm_store::Market;
 use serde_json::Value;
@@ -15,7 +15,7 @@ use serde_json::Value;
 fn direct_and_bisection_agree_with_the_truth_on_the_real_universe() {
     // A fast clock: the client keeps to the real weight limits, in 100 ms minutes.
     let config = SimConfig { universe: UniverseSpec::Real, time_scale: 600.0, ..SimConfig::default() };
-    let endpoints = Endpoints::new(&ExchangeSpec::Sim, config).unwrap();
+    let endpoints = sim_endpoints(config);
     let base = endpoints.sim_base.clone().unwrap();
     let client = Client::connect(endpoints).unwrap();
     let truth: Value = reqwest::blocking::get(format!("{base}/sim/v1/symbols")).unwrap().json().unwrap();
@@ -62,4 +62,11 @@ fn direct_and_bisection_agree_with_the_truth_on_the_real_universe() {
     });
     let wrong = wrong.into_inner().unwrap();
     assert!(wrong.is_empty(), "{} disagree:\n{}", wrong.len(), wrong.join("\n"));
+}
+
+/// Endpoints of a simulator started for this test (stopped when they drop).
+fn sim_endpoints(config: atm_sim::SimConfig) -> Endpoints {
+    let server = atm_sim::SimServer::start(config).unwrap();
+    let base = server.base_url().to_string();
+    Endpoints::served_by(&base, server)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use atm_ingest::ws_event::{parse, WsMessage};
 use atm_ingest::ws_shard::{stream_name, stream_url, subscribe_messages};
-use atm_ingest::{Endpoints, ExchangeSpec};
+use atm_ingest::Endpoints;
 use atm_sim::SimConfig;
 use atm_store::{Interval, Kline, Market, Precision};
 
@@ -14,7 +14,7 @@ use atm_store::{Interval, Kline, Market, Precision};
 fn subscribed_streams_deliver_events_whose_closes_equal_rest() {
     // 60x: a 1m kline closes every real second.
     let config = SimConfig { universe: atm_sim::universe::UniverseSpec::Generated(4), time_scale: 60.0, ..SimConfig::default() };
-    let endpoints = Endpoints::new(&ExchangeSpec::Sim, config).unwrap();
+    let endpoints = sim_endpoints(config);
     let base = endpoints.sim_base.clone().unwrap();
     for market in [Market::Spot, Market::UsdM, Market::CoinM] {
         let symbol = if market == Market::CoinM { "BTCUSD_PERP" } else { "BTCUSDT" };
@@ -55,4 +55,11 @@ fn subscribed_streams_deliver_events_whose_closes_equal_rest() {
             assert_eq!(*k, Kline::parse_fields(&refs, Precision::F64).unwrap(), "{market}: the close event is the REST kline");
         }
     }
+}
+
+/// Endpoints of a simulator started for this test (stopped when they drop).
+fn sim_endpoints(config: atm_sim::SimConfig) -> Endpoints {
+    let server = atm_sim::SimServer::start(config).unwrap();
+    let base = server.base_url().to_string();
+    Endpoints::served_by(&base, server)
 }

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use atm_store::{Interval, Market};
+use atm_types::{Interval, Market};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc, Weekday};
 use sha2::{Digest, Sha256};
 

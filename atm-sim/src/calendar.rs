@@ -68,7 +68,7 @@ mod tests {
             assert!(s < e && s % MINUTE == 0 && e % MINUTE == 0);
         }
         // 2018-02-08 00:28 is the start of the long outage (binance-api.md §6).
-        assert_eq!(atm_store::format_ms(OUTAGES[1].0), "2018-02-08T00:28:00.000Z");
+        assert_eq!(atm_types::format_ms(OUTAGES[1].0), "2018-02-08T00:28:00.000Z");
         assert_eq!(outages_in(1_518_000_000_000, 1_518_100_000_000).count(), 1);
         assert_eq!(outages_in(0, i64::MAX).count(), OUTAGES.len());
         assert_eq!(outages_in(1_700_000_000_000, 1_700_000_060_000).count(), 0);

@@ -35,7 +35,7 @@
 
 use std::cell::RefCell;
 
-use atm_store::{Interval, Market};
+use atm_types::{Interval, Market};
 
 use crate::calendar::{halts_in, outages_in};
 use crate::rng::{hash, mix, normal, unit, value_noise};

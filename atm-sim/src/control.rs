@@ -10,7 +10,7 @@
 //! | `GET /sim/v1/faults` | the faults in force, as a `--faults` spec |
 //! | `POST /sim/v1/faults?spec=SPEC` | replaces the faults in force (an empty spec turns them off) |
 
-use atm_store::{Interval, Market};
+use atm_types::{Interval, Market};
 use serde_json::{json, Value};
 
 use crate::candles::{next_open, open_of, Gen, Kline};

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use atm_store::Market;
+use atm_types::Market;
 use serde_json::{json, Value};
 
 use crate::clock::Clock;

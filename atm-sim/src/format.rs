@@ -8,7 +8,7 @@
 
 use std::io::Write;
 
-use atm_store::Interval;
+use atm_types::Interval;
 
 use crate::candles::{Kline, Units};
 

@@ -18,7 +18,7 @@ pub mod error;
 pub mod exchange;
 pub mod faults;
 pub mod format;
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub mod fuzzing;
 pub mod limits;
 pub mod rest;

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atm_store::{Interval, Market};
+use atm_types::{Interval, Market};
 use serde_json::{json, Value};
 
 use crate::candles::{next_open, open_of, Gen, Kline, DAY, MINUTE};

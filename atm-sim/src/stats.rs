@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use atm_store::Market;
+use atm_types::Market;
 use serde_json::{json, Value};
 
 /// Per-market REST counters.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use atm_store::{Interval, Market};
+use atm_types::{Interval, Market};
 use serde_json::{json, Value};
 
 use crate::candles::{Gen, Lifecycle, SymbolModel, Units, DAY, MINUTE};
@@ -518,7 +518,7 @@ mod tests {
                 assert!(ls.iter().any(|l| l.status(NOW) == "PENDING_TRADING"), "{m}: none pending");
             }
             for l in ls {
-                atm_store::Symbol::new(&l.model.symbol).unwrap();
+                atm_types::Symbol::new(&l.model.symbol).unwrap();
             }
         }
         assert_eq!(u.market(Market::Spot).listings[0].model.symbol, "BTCUSDT");

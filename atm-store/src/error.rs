@@ -121,6 +121,17 @@ impl Error {
     }
 }
 
+impl From<atm_types::Error> for Error {
+    /// The vocabulary's refusals keep their variants and messages.
+    fn from(e: atm_types::Error) -> Self {
+        match e {
+            atm_types::Error::InvalidSymbol { symbol, reason } => Error::InvalidSymbol { symbol, reason },
+            atm_types::Error::InvalidInput(m) => Error::InvalidInput(m),
+            other => Error::InvalidInput(other.to_string()),
+        }
+    }
+}
+
 /// `ENOSPC` without pulling libc into the public API.
 fn libc_enospc() -> i32 {
     nix::errno::Errno::ENOSPC as i32

@@ -1,12 +1,15 @@
 //! Entry points shared by the fuzz targets in `fuzz/` and the regression
 //! test that replays their corpora on stable Rust. Each must return (never
-//! panic, never crash) whatever bytes it is given.
+//! panic, never crash) whatever bytes it is given; a failure to set up the
+//! input (a harness bug) panics loudly instead of passing silently.
+#![allow(clippy::expect_used)]
 
 use std::path::Path;
 
 use crate::{Interval, Kline, Market, Precision, SeriesKey, Store, StoreOptions};
 
 /// The kline CSV parser.
+#[cfg(feature = "import")]
 pub fn csv(data: &[u8]) {
     let _ = crate::import::parse_csv(data, Path::new("fuzz.csv"), Precision::F32, |_, _| Ok(()));
     if let Ok(s) = std::str::from_utf8(data) {
@@ -16,6 +19,7 @@ pub fn csv(data: &[u8]) {
 
 /// The export manifest reader (`_atm_export.json` of `atm export`): what
 /// parses is written back to something that parses again.
+#[cfg(feature = "parquet")]
 pub fn export_manifest(data: &[u8]) {
     crate::export::fuzz_manifest(data);
 }
@@ -36,7 +40,7 @@ pub fn registry(data: &[u8]) {
 /// opened, read and verified. Damage must surface as errors, never as a
 /// panic, a crash or a torn value.
 pub fn series_file(data: &[u8]) {
-    let Ok(dir) = tempfile_dir() else { return };
+    let dir = tempfile_dir().expect("fuzz setup: a temporary directory");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poke_and_read(&dir, data)));
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(p) = result {
@@ -52,15 +56,14 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     Ok(d)
 }
 
+/// Builds the small valid series file, pokes it and reads it back. Setting
+/// the file up must work (a failure there is a broken harness, not a
+/// finding, and panics loudly); only what follows the damage may fail.
 fn poke_and_read(dir: &Path, data: &[u8]) {
-    let Ok(store) = Store::open(dir, StoreOptions { create: true, ..Default::default() }) else {
-        return;
-    };
-    let Ok(key) = SeriesKey::parse(Market::CoinM, "BTCUSD_PERP", Interval::Mo1) else {
-        return;
-    };
+    let store = Store::open(dir, StoreOptions { create: true, ..Default::default() }).expect("fuzz setup: creating the store");
+    let key = SeriesKey::parse(Market::CoinM, "BTCUSD_PERP", Interval::Mo1).expect("fuzz setup: the series key");
     {
-        let Ok(mut w) = store.writer() else { return };
+        let mut w = store.writer().expect("fuzz setup: the writer");
         let ks: Vec<Kline> = (0..40u64)
             .map(|m| Kline {
                 open_time: Interval::Mo1.open_time(m),
@@ -69,17 +72,12 @@ fn poke_and_read(dir: &Path, data: &[u8]) {
                 trades: m as u32,
             })
             .collect();
-        if w.put_many(&key, &ks).is_err()
-            || w.mark_missing(&key, Interval::Mo1.open_time(50), Interval::Mo1.open_time(60)).is_err()
-            || w.commit().is_err()
-        {
-            return;
-        }
+        w.put_many(&key, &ks).expect("fuzz setup: staging klines");
+        w.mark_missing(&key, Interval::Mo1.open_time(50), Interval::Mo1.open_time(60)).expect("fuzz setup: marking missing");
+        w.commit().expect("fuzz setup: committing");
     }
     let path = dir.join("cm/1mo/BTCUSD_PERP.kl");
-    let Ok(mut bytes) = std::fs::read(&path) else {
-        return;
-    };
+    let mut bytes = std::fs::read(&path).expect("fuzz setup: reading the series file");
     let len = bytes.len();
     // Offsets land in the interesting first pages and the start of each region.
     for poke in data.chunks_exact(3) {
@@ -89,9 +87,7 @@ fn poke_and_read(dir: &Path, data: &[u8]) {
     if data.len() % 3 == 1 {
         bytes.truncate(len / 2);
     }
-    if std::fs::write(&path, &bytes).is_err() {
-        return;
-    }
+    std::fs::write(&path, &bytes).expect("fuzz setup: writing the damaged file");
     let store = match Store::open(dir, StoreOptions::default()) {
         Ok(s) => s,
         Err(_) => return,

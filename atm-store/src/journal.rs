@@ -24,10 +24,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{nix_io, Error, Result};
-use crate::kline::{Kline, FLOAT_COLUMNS};
 use crate::layout::{get_u32, get_u64, PAGE};
 use crate::series_file::SeriesBatch;
 use crate::{Interval, Market, Precision, SeriesKey, Symbol};
+use crate::{Kline, FLOAT_COLUMNS};
 
 /// Magic bytes of a journal file.
 pub const JOURNAL_MAGIC: [u8; 8] = *b"ATMJRNL\0";

@@ -15,7 +15,7 @@
 
 use crate::checksum;
 use crate::error::{Error, Result};
-use crate::kline::FLOAT_COLUMNS;
+use crate::FLOAT_COLUMNS;
 use crate::{Interval, Market, Precision, Symbol};
 
 /// Magic bytes at offset 0 of every series file.

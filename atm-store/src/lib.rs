@@ -39,20 +39,25 @@
 #[cfg(not(target_endian = "little"))]
 compile_error!("atm-store maps little-endian column files directly and needs a little-endian target");
 
+#[cfg(feature = "arrow")]
 pub mod arrow;
 mod checksum;
 mod cold;
 mod error;
+#[cfg(feature = "parquet")]
 pub mod export;
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub mod fault;
+#[cfg(not(feature = "test-hooks"))]
+mod fault;
+#[cfg(feature = "import")]
 pub mod import;
-mod interval;
 mod journal;
-mod kline;
+#[cfg(feature = "test-hooks")]
 pub mod layout;
+#[cfg(not(feature = "test-hooks"))]
+mod layout;
 mod lock;
-mod market;
 mod mmap;
 pub mod prd;
 mod recovery;
@@ -60,21 +65,18 @@ pub mod registry;
 mod series;
 mod series_file;
 mod store;
-mod symbol;
 mod verify;
 mod writer;
 
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub mod fuzzing;
 
+pub use atm_types::{format_ms, Column, Interval, Kline, Market, Precision, SeriesKey, Symbol, FLOAT_COLUMNS, MAX_SYMBOL_BYTES};
+pub use atm_types::{STORE_EPOCH_MS, STORE_HORIZON_MS};
 pub use error::{Error, Result};
-pub use interval::{format_ms, Interval, STORE_EPOCH_MS, STORE_HORIZON_MS};
 pub use journal::{read_commits, CommitGroup};
-pub use kline::{Column, Kline, Precision, SeriesKey, FLOAT_COLUMNS};
-pub use market::Market;
 pub use series::{Run, Series, SeriesStats, SCAN_CHUNK_SLOTS};
 pub use series_file::{Exception, SlotState, Slots};
 pub use store::{Store, StoreOptions, DEFAULT_OPEN_SERIES, SERIES_EXT};
-pub use symbol::{Symbol, MAX_SYMBOL_BYTES};
 pub use verify::Problem;
 pub use writer::{Columns, CommitStats, FloatColumn, Writer};

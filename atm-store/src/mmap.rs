@@ -96,6 +96,7 @@ impl Map {
         unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(off).cast::<f32>(), n) }
     }
 
+    #[cfg(feature = "arrow")]
     /// An Arrow buffer over `len` bytes at `off` of the map (aligned to
     /// `align`), without a copy; `owner` keeps this map alive as long as the
     /// buffer (or any slice of it) is.

@@ -5,17 +5,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::interval::STORE_HORIZON_MS;
-use crate::kline::{Kline, FLOAT_COLUMNS};
 use crate::layout::{BLOCK_CRCS, BLOCK_SLOTS, COLUMNS};
 use crate::series_file::{Exception, SeriesFile, SlotState, Slots};
+use crate::STORE_HORIZON_MS;
 use crate::{Column, Precision, SeriesKey};
+use crate::{Kline, FLOAT_COLUMNS};
 
 /// Checksums covering every column and both bitmaps.
 const ALL: u16 = (1 << BLOCK_CRCS) - 1;
 /// Checksums covering the two bitmaps (slot states).
 const STATES: u16 = (1 << COLUMNS) | (1 << (COLUMNS + 1));
 /// Every column and the slot states: what a whole-kline read verifies.
+#[cfg(feature = "arrow")]
 pub(crate) const ALL_COLUMNS: u16 = STATES | ((1 << COLUMNS) - 1);
 /// Blocks read per seqlock section by the chunked readers.
 const CHUNK_BLOCKS: u64 = 16;
@@ -66,6 +67,7 @@ impl Series {
 
     /// The file under this handle (for readers in this crate that build on
     /// its mapped columns).
+    #[cfg(feature = "arrow")]
     pub(crate) fn file(&self) -> &Arc<SeriesFile> {
         &self.file
     }

@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use crate::cold::{self, ColdFile};
 use crate::error::{nix_io, Error, Result};
-use crate::kline::{Kline, FLOAT_COLUMNS};
 use crate::layout::{
     self, entry, live, Layout, StaticHeader, BLOCK_CRCS, BLOCK_SLOTS, COLUMNS, ENTRY_BYTES, EXC_BYTES, EXC_OFF, LIVE_COPY_LEN,
     LIVE_COPY_OFF, LIVE_LEN, LIVE_OFF, MAX_EXCEPTIONS, PAGE,
 };
 use crate::mmap::Map;
+use crate::{Kline, FLOAT_COLUMNS};
 use crate::{Precision, SeriesKey};
 
 /// How long a reader waits for a block whose writer is mid-update before it
@@ -412,7 +412,7 @@ impl SeriesFile {
                     return Ok(false); // changed under us: retry
                 }
                 let what = match k {
-                    k if k < COLUMNS => crate::kline::Column::ALL[k].name(),
+                    k if k < COLUMNS => crate::Column::ALL[k].name(),
                     k if k == COLUMNS => "present bitmap",
                     _ => "missing bitmap",
                 };
@@ -421,7 +421,7 @@ impl SeriesFile {
                     format!(
                         "series {}: block {b} ({} ..) {what} checksum mismatch",
                         self.key,
-                        crate::interval::format_ms(self.key.interval.open_time(b * BLOCK_SLOTS))
+                        crate::format_ms(self.key.interval.open_time(b * BLOCK_SLOTS))
                     ),
                 ));
             }
@@ -500,7 +500,7 @@ impl SeriesFile {
                 if checksum::crc32c(&col) != e.crcs[c] || checksum::crc32c(&bits) != e.crcs[COLUMNS] {
                     return Err(Error::corrupt(
                         &self.path,
-                        format!("series {}: block {b} {} checksum mismatch", self.key, crate::kline::Column::ALL[c].name()),
+                        format!("series {}: block {b} {} checksum mismatch", self.key, crate::Column::ALL[c].name()),
                     ));
                 }
                 let lo = s0.max(b * BLOCK_SLOTS) - b * BLOCK_SLOTS;
@@ -1390,6 +1390,7 @@ impl Slots<'_> {
             .then(|| self.file.map.f32s((l.col_off[c] + self.first * 4) as usize, self.len()))
     }
 
+    #[cfg(feature = "arrow")]
     /// Column `c` (0..8 the floats, 8 the trades) of the window as an Arrow
     /// buffer over the mapped bytes, without a copy; `None` when the window
     /// touches cold (compressed) blocks. `owner` must hold this series file.

@@ -257,6 +257,13 @@ impl Writer {
         file.prefault(slot)
     }
 
+    /// Whether the kline of `key` opening at `t` fills the last slot of its
+    /// block, so that the next kline opens a new block: the moment to
+    /// [`Writer::prepare`] that block ahead of its first write.
+    pub fn ends_block(key: &SeriesKey, t: i64) -> bool {
+        key.interval.slot_of(t).is_ok_and(|slot| (slot + 1) % crate::layout::BLOCK_SLOTS == 0)
+    }
+
     /// Stages one kline. Its slot is the one containing its open time; a kline
     /// whose open or close time is off the grid is kept with its exact times.
     pub fn put(&mut self, key: &SeriesKey, k: &Kline) -> Result<()> {
@@ -297,7 +304,7 @@ impl Writer {
         if interval.open_time(a) < from {
             a += 1;
         }
-        let z = interval.slot_of(to.min(crate::interval::STORE_HORIZON_MS - 1))?;
+        let z = interval.slot_of(to.min(crate::STORE_HORIZON_MS - 1))?;
         if a > z || to < from {
             return Ok(());
         }
@@ -629,7 +636,7 @@ impl Writer {
         let mut end = last / BLOCK_SLOTS; // exclusive: the newest block stays hot
         if let Some(t) = before {
             let iv = key.interval;
-            let limit = if t <= iv.origin_ms() { 0 } else { iv.slot_of(t.min(crate::interval::STORE_HORIZON_MS - 1))? };
+            let limit = if t <= iv.origin_ms() { 0 } else { iv.slot_of(t.min(crate::STORE_HORIZON_MS - 1))? };
             end = end.min(limit / BLOCK_SLOTS);
         }
         let blocks: Vec<u64> = (first / BLOCK_SLOTS..end).collect();

@@ -9,7 +9,7 @@ pub enum ViewError {
     Store(#[from] atm_store::Error),
     /// Reading the status segments failed.
     #[error(transparent)]
-    Status(#[from] atm_ingest::Error),
+    Status(#[from] atm_status::Error),
     /// The terminal could not be set up, drawn or restored.
     #[error("terminal: {0}")]
     Terminal(#[from] std::io::Error),
@@ -19,6 +19,13 @@ pub enum ViewError {
     /// Standard output or input is not a terminal.
     #[error("atm view needs an interactive terminal ({0} is not one); use `atm query` or `atm info` in scripts")]
     NotATerminal(&'static str),
+}
+
+impl From<atm_types::Error> for ViewError {
+    /// A name or time the vocabulary refused, as the store reports it.
+    fn from(e: atm_types::Error) -> Self {
+        ViewError::Store(e.into())
+    }
 }
 
 /// `Result` with [`ViewError`].

@@ -11,23 +11,23 @@ use crate::Result;
 
 /// The store's log record (as `atm log` reads it).
 pub fn log_path(store: &Path) -> PathBuf {
-    atm_ingest::status::log_record_path(store)
+    atm_status::log_record_path(store)
 }
 
 /// The in-progress kline of `key`, if a running stream publishes it.
 pub fn live_kline(store: &Path, key: &SeriesKey) -> Result<Option<Kline>> {
-    Ok(atm_ingest::status::read_live(store, key)?)
+    Ok(atm_status::read_live(store, key)?)
 }
 
 /// `atm status` as text.
 pub fn status_text(store: &Path) -> Result<String> {
-    let mut processes = atm_ingest::status::read_status(store)?;
+    let mut processes = atm_status::read_status(store)?;
     // Running processes first (the pane is short), newest first.
-    processes.sort_by_key(|p| (p["state"] != "running", std::cmp::Reverse(p["started"].as_i64().unwrap_or(0))));
+    processes.sort_by_key(|p| (p.state != "running", std::cmp::Reverse(p.started)));
     if processes.is_empty() {
         return Ok("no atm process runs on this store (none has published status in the last hour)".to_string());
     }
-    Ok(atm_ingest::status_text::render(store, &processes, atm_ingest::status_text::now_ms()))
+    Ok(atm_status::render(store, &processes, atm_status::now_ms()))
 }
 
 /// The last lines of a growing (and sometimes rotated) log file, re-read

@@ -12,9 +12,16 @@ pub fn markets(a: &ExchangeArgs) -> Vec<atm_store::Market> {
     v
 }
 
-/// Connects to `--exchange` (`sim` starts a simulator in this process).
+/// Connects to `--exchange`: `sim` starts a simulator in this process and
+/// hands the library its URL; `binance` and URLs go to the library as they are.
 pub fn connect(a: &ExchangeArgs) -> Result<Client> {
-    let spec: ExchangeSpec = a.exchange.parse()?;
-    let endpoints = Endpoints::new(&spec, atm_sim::SimConfig::default())?;
+    let endpoints = if a.exchange == "sim" {
+        let server = atm_sim::SimServer::start(atm_sim::SimConfig::default())?;
+        let base = server.base_url().to_string();
+        log::info!("embedded simulator at {base}");
+        Endpoints::served_by(&base, server)
+    } else {
+        Endpoints::new(&a.exchange.parse::<ExchangeSpec>()?)
+    };
     Ok(Client::connect(endpoints)?)
 }

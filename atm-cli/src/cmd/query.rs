@@ -41,7 +41,7 @@ pub fn run(store: &Store, a: QueryArgs) -> Result<()> {
     }
     if a.live {
         // The kline in progress, newer than anything stored, from a running stream.
-        match atm_ingest::status::read_live(store.dir(), &key)? {
+        match atm_status::read_live(store.dir(), &key)? {
             Some(k) if series.latest()?.is_none_or(|l| l.open_time < k.open_time) => w.write(&k)?,
             Some(_) => {}
             None => log::warn!("no running `atm stream` publishes {key}: no live kline"),

@@ -12,7 +12,7 @@ use crate::error::Result;
 pub fn run(dir: &std::path::Path, a: StatusArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     loop {
-        let processes = atm_ingest::status::read_status(dir)?;
+        let processes = atm_status::read_status(dir)?;
         match a.format {
             SummaryFormat::Json => {
                 writeln!(out, "{}", json!({"store": dir.display().to_string(), "processes": processes}))?;
@@ -22,7 +22,7 @@ pub fn run(dir: &std::path::Path, a: StatusArgs) -> Result<()> {
                     // Clear the screen and draw from the top.
                     write!(out, "\x1b[2J\x1b[H")?;
                 }
-                write!(out, "{}", atm_ingest::status_text::render(dir, &processes, atm_ingest::status_text::now_ms()))?;
+                write!(out, "{}", atm_status::render(dir, &processes, atm_status::now_ms()))?;
             }
         }
         out.flush()?;

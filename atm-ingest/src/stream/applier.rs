@@ -19,8 +19,8 @@ use super::derive::Deriver;
 use super::StreamSummary;
 use crate::error::{Error, Result};
 use crate::first_kline::{next_open, open_of};
-use crate::status::{LiveSlots, StageStats};
 use crate::ws_event::{self, WsMessage};
+use atm_status::{LiveSlots, StageStats};
 /// A close is late (and repaired) once its kline ended this long ago, real time.
 const LATE_CLOSE: Duration = Duration::from_secs(3);
 
@@ -111,7 +111,7 @@ impl<'a> Applier<'a> {
                 Some(&id) => id,
                 None => {
                     let id = self.series.len();
-                    let live = format!("live.{}.{}.{}", key.market, key.symbol, key.interval);
+                    let live = atm_status::live_slot_name(key);
                     names.push(live.clone());
                     self.series.push(Followed { key: key.clone(), last_closed, last, repair_asked: i64::MIN, live, active: true });
                     self.index.insert(key.clone(), id);

@@ -21,7 +21,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use atm_store::layout::BLOCK_SLOTS;
 use atm_store::{Interval, Kline, SeriesKey, Store, Writer};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
@@ -189,10 +188,8 @@ impl<'a> Committer<'a> {
             match op {
                 Ok(Write::Put(key, k, received)) => {
                     self.writer.put(&key, &k)?;
-                    if let Ok(slot) = key.interval.slot_of(k.open_time) {
-                        if (slot + 1) % BLOCK_SLOTS == 0 {
-                            self.block_ends.push((key.clone(), next_open(key.interval, k.open_time)));
-                        }
+                    if atm_store::Writer::ends_block(&key, k.open_time) {
+                        self.block_ends.push((key.clone(), next_open(key.interval, k.open_time)));
                     }
                     if let Some(a) = &mut self.arming {
                         a.add(&key);

@@ -44,9 +44,9 @@ use self::refresh::Refresh;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::pipeline::{Control, ControlReply, ControlRequests};
-use crate::status::{Metric, Publisher, StageStats};
 use crate::sync::{Pages, SeriesPlan, SymbolFilter, SyncOptions};
 use crate::ws_shard::{limits, shard, stream_name, stream_url};
+use atm_status::{Metric, ProcessInfo, Publisher, StageStats, StreamTotals};
 
 /// What to stream.
 #[derive(Clone, Debug)]
@@ -162,6 +162,8 @@ impl StreamSummary {
 /// Counters the connection threads share.
 #[derive(Default)]
 pub(crate) struct Shared {
+    /// What `atm status` shows as the phase (see `atm_status::STREAM_PHASES`).
+    pub phase: std::sync::Mutex<&'static str>,
     pub stop: AtomicBool,
     pub connections: AtomicU64,
     pub reconnects: AtomicU64,
@@ -188,7 +190,14 @@ pub(crate) enum Item {
 /// Streams until `opts.duration` passes or a stop is requested.
 pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Result<StreamSummary> {
     let started = Instant::now();
+    let shared = Arc::new(Shared { phase: std::sync::Mutex::new("starting"), ..Shared::default() });
+    let view = Arc::new(std::sync::Mutex::new((StageStats::default(), StreamSummary::default())));
+    let publisher = match opts.publish_status {
+        true => Some(Publisher::start(store.dir(), "stream", sampler(shared.clone(), client.stats.clone(), view.clone()))?),
+        false => None,
+    };
     // 1. Close the gap since each series' newest stored kline.
+    *atm_types::sync::lock(&shared.phase) = "backfilling";
     let selection = SyncOptions {
         markets: opts.markets.clone(),
         symbols: opts.symbols.clone(),
@@ -204,12 +213,6 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     let keys = series_of(symbols.iter().map(|(m, s)| (*m, s.as_str())), &opts.intervals, opts.derive)?;
     log::info!("streaming {} series ({backfilled} backfilled klines)", keys.len());
     let client: &Client = client;
-    let shared = Arc::new(Shared::default());
-    let view = Arc::new(std::sync::Mutex::new((StageStats::default(), StreamSummary::default())));
-    let publisher = match opts.publish_status {
-        true => Some(Publisher::start(store.dir(), "stream", sampler(shared.clone(), client.stats.clone(), view.clone()))?),
-        false => None,
-    };
     let (item_tx, item_rx) = bounded::<Item>(65_536);
     let (repair_tx, repair_rx) = unbounded::<RepairRequest>();
     let (write_tx, write_rx) = unbounded::<Write>();
@@ -231,6 +234,7 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     applier.summary.streams = keys.len() as u64;
     follow(&mut applier, &keys.iter().map(|k| (k.clone(), None)).collect::<Vec<_>>(), opts.derive)?;
 
+    *atm_types::sync::lock(&shared.phase) = "streaming";
     let (counted, result) = std::thread::scope(|scope| {
         // 3. The committer: the one thread writing the store.
         let committer = scope.spawn(move || committer.run(&write_rx, &derived_tx));
@@ -614,25 +618,25 @@ fn sampler(
         ws.items_out = ws.items_in;
         ws.metrics("ws", 0, &mut out);
         apply.metrics("apply", 0, &mut out);
-        for (name, v) in [
-            ("klines_written", s.klines_written),
-            ("events", shared.events.load(Relaxed)),
-            ("closes", s.closes),
-            ("live_updates", s.live_updates),
-            ("repairs", s.repairs),
-            ("repaired_klines", s.repaired_klines),
-            ("corrections", s.corrections),
-            ("errors", s.bad_messages),
-            ("reconnects", shared.reconnects.load(Relaxed)),
-            ("rotations", shared.rotations.load(Relaxed)),
-            ("connections", shared.connections.load(Relaxed)),
-            ("streams", s.streams),
-            ("requests", stats.requests.load(Relaxed)),
-            ("weight", stats.weight.load(Relaxed)),
-        ] {
-            out.push((format!("totals.{name}"), Metric::Counter(v)));
+        StreamTotals {
+            klines_written: s.klines_written,
+            events: shared.events.load(Relaxed),
+            closes: s.closes,
+            live_updates: s.live_updates,
+            repairs: s.repairs,
+            repaired_klines: s.repaired_klines,
+            corrections: s.corrections,
+            errors: s.bad_messages,
+            reconnects: shared.reconnects.load(Relaxed),
+            rotations: shared.rotations.load(Relaxed),
+            connections: shared.connections.load(Relaxed),
+            streams: s.streams,
+            requests: stats.requests.load(Relaxed),
+            weight: stats.weight.load(Relaxed),
         }
-        out.push(("process.phase".into(), Metric::Text(if shared.stop.load(Relaxed) { "stopping" } else { "streaming" }.into())));
+        .metrics("totals", &mut out);
+        let phase = if shared.stop.load(Relaxed) { "stopping" } else { *atm_types::sync::lock(&shared.phase) };
+        ProcessInfo { phase: phase.to_string(), ..ProcessInfo::default() }.metrics("process", &mut out);
         out
     }
 }

@@ -136,7 +136,7 @@ fn options(markets: &[Market], since: i64) -> SyncOptions {
 }
 
 fn client(sim: &Sim) -> Client {
-    Client::connect(Endpoints::new(&ExchangeSpec::Url(sim.base.clone()), SimConfig::default()).unwrap()).unwrap()
+    Client::connect(Endpoints::new(&ExchangeSpec::Url(sim.base.clone()))).unwrap()
 }
 
 /// One limits-off sync of spot + USD-M 1m, 120 days: (klines, seconds, CPU

@@ -41,7 +41,7 @@ impl Precision {
     /// widened to `f64`, which is exact.
     ///
     /// ```
-    /// use atm_store::Precision;
+    /// use atm_types::Precision;
     /// let v = Precision::F32.parse_decimal("0.1").unwrap();
     /// assert_eq!(v, 0.1f32 as f64);
     /// assert!(Precision::F32.parse_decimal("1e5x").is_none());
@@ -62,7 +62,7 @@ impl Precision {
     /// print it.
     ///
     /// ```
-    /// use atm_store::Precision;
+    /// use atm_types::Precision;
     /// assert_eq!(Precision::F32.format(0.1f32 as f64), "0.1");
     /// assert_eq!(Precision::F64.format(1e-7), "0.0000001");
     /// ```
@@ -197,7 +197,7 @@ impl Kline {
     /// milliseconds. Errors say which field was wrong.
     ///
     /// ```
-    /// use atm_store::{Kline, Precision};
+    /// use atm_types::{Kline, Precision};
     /// let row = ["1499040000000", "0.01634790", "0.80000000", "0.01575800", "0.01577100",
     ///            "148976.11427815", "1499644799999", "2434.19055334", "308",
     ///            "1756.87402397", "28.46694368", "0"];
@@ -250,7 +250,7 @@ impl Kline {
     /// `f64` and rounded once to `precision`. `None` when `parts` is empty.
     ///
     /// ```
-    /// use atm_store::{Kline, Precision};
+    /// use atm_types::{Kline, Precision};
     /// let k = |t: i64, o: f64, h: f64, l: f64, c: f64, v: f64| Kline {
     ///     open_time: t, close_time: t + 59_999, values: [o, h, l, c, v, 0.0, 0.0, 0.0], trades: 2,
     /// };
@@ -294,7 +294,7 @@ impl Kline {
 /// Identifies one series: (market, symbol, interval).
 ///
 /// ```
-/// use atm_store::{Interval, Market, SeriesKey};
+/// use atm_types::{Interval, Market, SeriesKey};
 /// let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();
 /// assert_eq!(key.to_string(), "spot/BTCUSDT/1m");
 /// assert!(SeriesKey::parse(Market::UsdM, "BTCUSDT", Interval::S1).is_err());

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// separators, `.`, whitespace and control characters are refused.
 ///
 /// ```
-/// use atm_store::Symbol;
+/// use atm_types::Symbol;
 /// assert!(Symbol::new("BTCUSD_PERP").is_ok());
 /// assert!(Symbol::new("币安人生USDT").is_ok());
 /// assert!(Symbol::new("../etc").is_err());

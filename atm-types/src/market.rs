@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 /// One of Binance's three kline markets.
 ///
 /// ```
-/// use atm_store::Market;
+/// use atm_types::Market;
 /// assert_eq!("um".parse::<Market>().unwrap(), Market::UsdM);
 /// assert_eq!(Market::CoinM.as_str(), "cm");
 /// ```
@@ -45,7 +45,9 @@ impl Market {
         }
     }
 
-    pub(crate) fn code(self) -> u8 {
+    /// The byte that stands for this market in atm's files (series headers,
+    /// journal records): part of the on-disk format, never renumbered.
+    pub fn code(self) -> u8 {
         match self {
             Market::Spot => 1,
             Market::UsdM => 2,
@@ -53,7 +55,8 @@ impl Market {
         }
     }
 
-    pub(crate) fn from_code(code: u8) -> Option<Market> {
+    /// The market of a [`Self::code`] byte, `None` for an unknown one.
+    pub fn from_code(code: u8) -> Option<Market> {
         Market::ALL.into_iter().find(|m| m.code() == code)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Each stage thread counts its work in a [`StageStats`] of its own (plain
 //! integers, no atomics, no sharing) and copies it out when the publisher
-//! asks (a DAR, see [`crate::ipc`]). The [`Publisher`] thread asks every
+//! asks (a DAR, see `atm_ingest::ipc`). The [`Publisher`] thread asks every
 //! stage at a fixed period, adds what the job reports about itself (phase,
 //! totals, per-market weight), and writes it all to this process's PRD
 //! segment in the store (`atm_store::prd`), where `atm status` reads it.
@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use atm_store::prd::{Histogram, PrdWriter, SlotKind, SlotSpec};
 use crossbeam_channel::{bounded, Sender};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::model::ProcessInfo;
+use atm_types::sync::lock as lock_unpoisoned;
 
 /// How often the publisher samples the stages and writes the segment.
 pub const PUBLISH_PERIOD: Duration = Duration::from_millis(250);
@@ -65,7 +67,9 @@ impl StageStats {
         self.latency_us.record(started.elapsed().as_micros() as u64);
     }
 
-    /// The stage as metrics named `stage.<name>.*`, with its input queue's depth.
+    /// The stage as metrics named `stage.<name>.*`, with its input queue's
+    /// depth: the fields of [`crate::StageStatus`] (the histogram becomes
+    /// `latency_us_p50`, `_p99` and `_count` there).
     pub fn metrics(&self, name: &str, queue: usize, out: &mut Vec<(String, Metric)>) {
         let m = |field: &str| format!("stage.{name}.{field}");
         out.push((m("items_in"), Metric::Counter(self.items_in)));
@@ -96,7 +100,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    fn kind(&self) -> SlotKind {
+    pub(crate) fn kind(&self) -> SlotKind {
         match self {
             Metric::Counter(_) => SlotKind::Counter,
             Metric::Gauge(_) => SlotKind::Gauge,
@@ -109,7 +113,7 @@ impl Metric {
 
 /// Publishes a job's status from a thread of its own until dropped (or
 /// [`Publisher::finish`]ed): every [`PUBLISH_PERIOD`], `sample` is called
-/// (it asks the stages, see [`crate::ipc::gather`]) and its metrics are
+/// (it asks the stages, e.g. through `atm_ingest::ipc::Gather`) and its metrics are
 /// written to the segment; names seen for the first time become new slots.
 pub struct Publisher {
     stop: Option<Sender<bool>>,
@@ -130,7 +134,7 @@ impl LiveSlots {
     /// Registers the slots of `names` at once: one new generation of the
     /// segment for all of them, not one per name.
     pub fn register(&mut self, names: &[String]) {
-        let mut w = self.segment.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock_unpoisoned(&self.segment);
         let specs: Vec<SlotSpec> = names.iter().filter(|n| n.len() <= 40).map(|n| SlotSpec::new(n, SlotKind::Kline, "")).collect();
         if let Err(e) = w.add_slots(&specs) {
             log::warn!("registering {} live slots: {e}", specs.len());
@@ -144,7 +148,7 @@ impl LiveSlots {
     /// Publishes `k` as the live kline of `name` (e.g. `live.spot.BTCUSDT.1m`).
     /// Names longer than a slot name allows are skipped (logged once).
     pub fn set(&mut self, name: &str, k: &atm_store::Kline) {
-        let mut w = self.segment.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock_unpoisoned(&self.segment);
         let id = match self.ids.get(name) {
             Some(id) => *id,
             None => {
@@ -168,40 +172,48 @@ impl LiveSlots {
 impl Publisher {
     /// Creates this process's segment in `store_dir` for `command` (cleaning
     /// up segments of processes ended over an hour ago) and starts publishing.
+    ///
+    /// The segment says `process.phase` = `starting` from the moment it
+    /// exists, and holds a first sample before this returns: a reader never
+    /// sees the process without its phase, totals or stages.
     pub fn start(store_dir: &Path, command: &str, mut sample: impl FnMut() -> Vec<(String, Metric)> + Send + 'static) -> Result<Publisher> {
         if let Err(e) = atm_store::prd::cleanup(store_dir, 3_600_000) {
             log::warn!("cleaning up old status segments: {e}");
         }
-        let segment = std::sync::Arc::new(std::sync::Mutex::new(PrdWriter::create(store_dir, command, &[])?));
+        let mut first = Vec::new();
+        ProcessInfo { phase: "starting".into(), ..ProcessInfo::default() }.metrics("process", &mut first);
+        let mut writer = PrdWriter::create(store_dir, command, &[])?;
+        let mut ids = std::collections::HashMap::new();
+        publish(&mut writer, &mut ids, first)?;
+        publish(&mut writer, &mut ids, sample())?;
+        writer.heartbeat();
+        let segment = std::sync::Arc::new(std::sync::Mutex::new(writer));
         let w_shared = segment.clone();
         let (stop, stopped) = bounded::<bool>(1);
         let thread = std::thread::Builder::new()
             .name("atm-status".into())
-            .spawn(move || {
-                let mut ids = std::collections::HashMap::new();
-                loop {
-                    let finished = match stopped.recv_timeout(PUBLISH_PERIOD) {
-                        Ok(finished) => Some(finished),
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Some(false),
-                    };
-                    let metrics = sample();
-                    let mut w = w_shared.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Err(e) = publish(&mut w, &mut ids, metrics) {
-                        log::warn!("publishing status: {e}");
+            .spawn(move || loop {
+                let finished = match stopped.recv_timeout(PUBLISH_PERIOD) {
+                    Ok(finished) => Some(finished),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Some(false),
+                };
+                let metrics = sample();
+                let mut w = lock_unpoisoned(&w_shared);
+                if let Err(e) = publish(&mut w, &mut ids, metrics) {
+                    log::warn!("publishing status: {e}");
+                }
+                w.heartbeat();
+                match finished {
+                    Some(true) => {
+                        w.finish();
+                        return;
                     }
-                    w.heartbeat();
-                    match finished {
-                        Some(true) => {
-                            w.finish();
-                            return;
-                        }
-                        Some(false) => return,
-                        None => {}
-                    }
+                    Some(false) => return,
+                    None => {}
                 }
             })
-            .map_err(|e| crate::error::Error::Config(format!("starting the status thread: {e}")))?;
+            .map_err(Error::Thread)?;
         Ok(Publisher { stop: Some(stop), thread: Some(thread), segment })
     }
 
@@ -275,106 +287,22 @@ fn unit_of(name: &str) -> &'static str {
     }
 }
 
-/// Every atm process that published status on the store at `store_dir`,
-/// oldest first, as `atm status --format json` prints them:
-/// `{"pid","command","alive","state","started","heartbeat","totals":{..},"stages":{..},"markets":{..},"process":{..}}`.
-/// Counters are numbers; a histogram `x` appears as `x_p50`, `x_p99` and
-/// `x_count`; texts are strings.
-pub fn read_status(store_dir: &Path) -> Result<Vec<serde_json::Value>> {
-    use atm_store::prd::{PrdReader, SlotValue};
-    use serde_json::{json, Map, Value};
-    let mut out = Vec::new();
-    for path in atm_store::prd::list_segments(store_dir)? {
-        // A segment being replaced or removed right now is skipped, not an error.
-        let Ok(mut r) = PrdReader::open(&path) else { continue };
-        let Ok(slots) = r.snapshot() else { continue };
-        let info = r.info().clone();
-        let state = info.state();
-        let mut groups: std::collections::BTreeMap<&str, Map<String, Value>> = Default::default();
-        let mut nested: std::collections::BTreeMap<(&str, String), Map<String, Value>> = Default::default();
-        for s in &slots {
-            let mut parts = s.name.splitn(3, '.');
-            let (Some(group), Some(second)) = (parts.next(), parts.next()) else { continue };
-            let third = parts.next();
-            let mut fields: Vec<(String, Value)> = Vec::new();
-            let field = third.unwrap_or(second).to_string();
-            match &s.value {
-                SlotValue::Counter(v) => fields.push((field, json!(v))),
-                SlotValue::Gauge(v) => fields.push((field, json!(v))),
-                SlotValue::Float(v) => fields.push((field, if v.is_finite() { json!(v) } else { Value::Null })),
-                SlotValue::Text(t) => fields.push((field, json!(t))),
-                SlotValue::Histogram(h) => {
-                    fields.push((format!("{field}_p50"), json!(h.quantile(0.5))));
-                    fields.push((format!("{field}_p99"), json!(h.quantile(0.99))));
-                    fields.push((format!("{field}_count"), json!(h.count)));
-                }
-                SlotValue::Kline(k) => fields.push((field, json!({"open_time": k.open_time, "close": k.close(), "trades": k.trades}))),
-            }
-            let target = match (group, third) {
-                ("stage" | "market", Some(_)) => nested.entry((group, second.to_string())).or_default(),
-                (_, None) => groups.entry(group).or_default(),
-                _ => continue,
-            };
-            target.extend(fields);
-        }
-        let mut stages = Map::new();
-        let mut markets = Map::new();
-        for ((group, name), fields) in nested {
-            match group {
-                "stage" => stages.insert(name, Value::Object(fields)),
-                _ => markets.insert(name, Value::Object(fields)),
-            };
-        }
-        let totals = groups.remove("totals").unwrap_or_default();
-        let process = groups.remove("process").unwrap_or_default();
-        out.push(json!({
-            "pid": info.pid,
-            "command": info.command,
-            "alive": state == atm_store::prd::ProcessState::Running,
-            "state": state.as_str(),
-            "started": info.started_ms,
-            "heartbeat": info.heartbeat_ms,
-            "segment": path.display().to_string(),
-            "process": process,
-            "totals": totals,
-            "stages": stages,
-            "markets": markets,
-        }));
-    }
-    Ok(out)
-}
-
-/// The store's log record: where commands that change the store append
-/// their log lines (`atm log` prints it, `atm view` tails it).
-pub fn log_record_path(store_dir: &Path) -> std::path::PathBuf {
-    store_dir.join("log").join("atm.log")
-}
-
-/// The live (in-progress) kline of `key` as a running `atm stream` on the
-/// store publishes it, if one does: read from its status segment.
-pub fn read_live(store_dir: &Path, key: &atm_store::SeriesKey) -> Result<Option<atm_store::Kline>> {
-    use atm_store::prd::{PrdReader, ProcessState, SlotValue};
-    let name = format!("live.{}.{}.{}", key.market, key.symbol, key.interval);
-    let mut best: Option<atm_store::Kline> = None;
-    for path in atm_store::prd::list_segments(store_dir)? {
-        let Ok(mut r) = PrdReader::open(&path) else { continue };
-        if r.info().state() != ProcessState::Running {
-            continue;
-        }
-        let Some(i) = r.names().position(|n| n == name) else { continue };
-        if let Some(SlotValue::Kline(k)) = r.read(i) {
-            if k.close_time > 0 && best.is_none_or(|b| k.open_time >= b.open_time) {
-                best = Some(k);
-            }
-        }
-    }
-    Ok(best)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use atm_store::prd::{PrdReader, ProcessState, SlotValue};
+
+    #[test]
+    fn the_phase_is_starting_before_the_first_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Publisher::start(dir.path(), "sync", || vec![("totals.klines_written".to_string(), Metric::Counter(1))]).unwrap();
+        // Read at once: no publishing period has passed yet.
+        let path = atm_store::prd::list_segments(dir.path()).unwrap().pop().unwrap();
+        let snap = PrdReader::open(&path).unwrap().snapshot().unwrap();
+        assert!(snap.iter().any(|s| s.name == "process.phase" && s.value == SlotValue::Text("starting".into())), "{snap:?}");
+        assert!(snap.iter().any(|s| s.name == "totals.klines_written" && s.value == SlotValue::Counter(1)), "{snap:?}");
+        p.finish();
+    }
 
     #[test]
     fn publishes_new_names_and_finishes() {
@@ -393,8 +321,9 @@ mod tests {
         let path = atm_store::prd::list_segments(dir.path()).unwrap().pop().unwrap();
         let mut r = PrdReader::open(&path).unwrap();
         let snap = r.snapshot().unwrap();
-        assert!(matches!(snap[0].value, SlotValue::Counter(k) if k >= 200), "{snap:?}");
-        assert_eq!(snap[0].unit, "klines");
+        let written = snap.iter().find(|s| s.name == "totals.klines_written").unwrap();
+        assert!(matches!(written.value, SlotValue::Counter(k) if k >= 200), "{snap:?}");
+        assert_eq!(written.unit, "klines");
         assert!(snap.iter().any(|s| s.name == "process.phase" && s.value == SlotValue::Text("fetching".into())));
         assert_eq!(r.info().state(), ProcessState::Running);
         p.finish();

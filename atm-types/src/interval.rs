@@ -27,7 +27,7 @@ const DAY: i64 = 24 * HOUR;
 /// A Binance kline interval.
 ///
 /// ```
-/// use atm_store::Interval;
+/// use atm_types::Interval;
 /// let i: Interval = "1h".parse().unwrap();
 /// assert_eq!(i.step_ms(), Some(3_600_000));
 /// // The API's `1M` is `1mo` in archive names and paths; both parse.
@@ -189,11 +189,14 @@ impl Interval {
         self != Interval::S1 || market == crate::Market::Spot
     }
 
-    pub(crate) fn code(self) -> u8 {
+    /// The byte that stands for this interval in atm's files (series headers,
+    /// journal records): part of the on-disk format, never renumbered.
+    pub fn code(self) -> u8 {
         Interval::ALL.iter().position(|&i| i == self).unwrap_or(0) as u8
     }
 
-    pub(crate) fn from_code(code: u8) -> Option<Interval> {
+    /// The interval of a [`Self::code`] byte, `None` for an unknown one.
+    pub fn from_code(code: u8) -> Option<Interval> {
         Interval::ALL.get(code as usize).copied()
     }
 }
