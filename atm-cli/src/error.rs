@@ -22,6 +22,9 @@ pub enum CliError {
     /// The terminal UI failed.
     #[error(transparent)]
     View(#[from] atm_view::ViewError),
+    /// A sync did everything except the series other writers held (exit 3).
+    #[error("{0}")]
+    Incomplete(String),
     /// Writing the output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
@@ -31,6 +34,25 @@ impl From<atm_types::Error> for CliError {
     /// A name or time the vocabulary refused, as the store reports it.
     fn from(e: atm_types::Error) -> Self {
         CliError::Store(e.into())
+    }
+}
+
+impl CliError {
+    /// The process's exit status: 3 for a sync that did everything except
+    /// series another writer held, 1 for every other failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Incomplete(_) => 3,
+            _ => 1,
+        }
+    }
+
+    /// What the one line on stderr starts with.
+    pub fn prefix(&self) -> &'static str {
+        match self {
+            CliError::Incomplete(_) => "incomplete",
+            _ => "error",
+        }
     }
 }
 

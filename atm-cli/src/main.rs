@@ -20,8 +20,8 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error::one_line(&e));
-            ExitCode::FAILURE
+            eprintln!("{}: {}", e.prefix(), error::one_line(&e));
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -240,6 +240,7 @@ pub struct ArchiveSummary {
 pub(crate) fn import(
     client: &Client,
     store: &atm_store::Store,
+    writer: &mut atm_store::Writer,
     plans: &[crate::sync::SeriesPlan],
     now: i64,
     workers: usize,
@@ -261,7 +262,6 @@ pub(crate) fn import(
     let bytes0 = client.stats.archive_bytes.load(Relaxed);
     let next = AtomicUsize::new(0);
     let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<Fetched>)>(workers.max(1) * 2);
-    let mut writer = store.writer()?;
     let result = std::thread::scope(|scope| -> Result<()> {
         for _ in 0..workers.clamp(1, 32).min(files.len()) {
             let (tx, next, files, base) = (tx.clone(), &next, &files, &base);
@@ -325,7 +325,7 @@ pub(crate) fn import(
                         to: open_of(file.key.interval, file.end - 1),
                     };
                     append_record(store.dir(), &record)?;
-                    let (written, kept) = commit_file(store, &mut writer, file, gaps, klines)?;
+                    let (written, kept) = commit_file(store, writer, file, gaps, klines)?;
                     summary.files += 1;
                     summary.klines += written;
                     summary.kept_stored += kept;
@@ -341,7 +341,9 @@ pub(crate) fn import(
         }
         Ok(())
     });
-    writer.close()?;
+    if result.is_err() {
+        writer.rollback();
+    }
     result?;
     summary.bytes = client.stats.archive_bytes.load(Relaxed) - bytes0;
     Ok((summary, stop.load(Relaxed)))
@@ -514,6 +516,7 @@ pub fn parse_records(bytes: &[u8], path: &std::path::Path) -> Result<Vec<Archive
 
 /// The fuzz targets' entry for a streamed zip: every kline parsed from it
 /// (at both precisions) is one the store accepts.
+#[cfg(feature = "test-hooks")]
 pub(crate) fn fuzz_zip(data: &[u8]) {
     for precision in [Precision::F32, Precision::F64] {
         if let Ok(klines) = read_zip(&mut &data[..], "fuzz.zip", precision) {

@@ -75,8 +75,9 @@ pub(crate) struct Probes {
 /// What sync and its status publisher share.
 pub(crate) struct Shared {
     pub phase: Mutex<String>,
-    /// Series skipped because another process holds their write lock.
-    pub held_series: std::sync::atomic::AtomicU64,
+    /// Series skipped because another process holds their write lock,
+    /// and their holders' pids.
+    pub held: Mutex<std::collections::BTreeMap<atm_store::SeriesKey, i32>>,
     probes: Mutex<Option<Probes>>,
     /// The stages' final counts, once the pipeline has ended.
     finals: Mutex<Option<([StageStats; 2], WriterSnapshot)>>,
@@ -85,13 +86,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(stats: Arc<ClientStats>) -> Shared {
-        Shared {
-            phase: Mutex::new("starting".into()),
-            held_series: Default::default(),
-            probes: Mutex::new(None),
-            finals: Mutex::new(None),
-            stats,
-        }
+        Shared { phase: Mutex::new("starting".into()), held: Default::default(), probes: Mutex::new(None), finals: Mutex::new(None), stats }
     }
 
     pub fn set_phase(&self, phase: &str) {
@@ -141,7 +136,7 @@ pub(crate) fn sampler(shared: Arc<Shared>) -> impl FnMut() -> Vec<(String, Metri
             pages_done: p.pages_done,
             pages_total: p.pages_total,
             known_missing_slots: write.known_missing,
-            held_series: shared.held_series.load(Relaxed),
+            held_series: atm_types::sync::lock(&shared.held).len() as u64,
             archive_files_planned: s.archive_files_planned.load(Relaxed),
             archive_files_done: s.archive_files_done.load(Relaxed),
             archive_files_missing: s.archive_files_missing.load(Relaxed),
@@ -319,6 +314,7 @@ fn fetcher(
 pub(crate) fn run(
     client: &Client,
     store: &Store,
+    writer: &mut atm_store::Writer,
     plans: Vec<SeriesPlan>,
     opts: &SyncOptions,
     now: i64,
@@ -358,7 +354,6 @@ pub(crate) fn run(
     });
     let mut control = opts.control.clone().unwrap_or_else(never);
     let precision = store.precision();
-    let mut writer = store.writer()?;
     let mut write_stats = StageStats::default();
     let mut known_missing = 0u64;
     let result = std::thread::scope(|scope| -> Result<[StageStats; 2]> {
@@ -451,7 +446,7 @@ pub(crate) fn run(
                                 .filter(|k| k.open_time >= page.from && k.open_time <= page.to && k.close_time < now)
                                 .collect();
                             writer.put_many(&page.key, &closed)?;
-                            known_missing += mark_absent(&mut writer, &page, &closed)?;
+                            known_missing += mark_absent(writer, &page, &closed)?;
                             report.pages_done += 1;
                             report.klines += closed.len() as u64;
                             if let Some(mp) = report.markets.iter_mut().find(|mp| mp.market == page.key.market) {
@@ -533,7 +528,9 @@ pub(crate) fn run(
         let parse_stats = parser.join().unwrap_or_default();
         Ok([fetch_all, parse_stats])
     });
-    writer.close()?;
+    if result.is_err() {
+        writer.rollback();
+    }
     summary.klines_written += report.klines;
     summary.pages_done = report.pages_done;
     summary.known_missing_slots = known_missing;

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use atm_store::{Interval, Market, SeriesKey, SlotState, Store, Symbol};
+use atm_store::{Interval, Market, SeriesKey, SlotState, Store, Symbol, Writer};
 
 use crate::archive::Source;
 use crate::client::{best_page, klines_weight, Client};
@@ -109,6 +109,21 @@ pub struct SyncOptions {
     pub source: crate::archive::Source,
     /// Archive downloads in flight.
     pub archive_workers: usize,
+    /// What to do with a series another process holds (see [`OnHeld`]).
+    pub on_held: OnHeld,
+}
+
+/// What a sync does with a series whose write lock another process holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnHeld {
+    /// Skip it with a warning, count it ([`Summary::held_series`]) and do
+    /// the rest: `atm sync` (which then exits 3).
+    #[default]
+    Skip,
+    /// Fail before writing anything, naming every held series: `atm
+    /// stream`'s start-up backfill.
+    Fail,
 }
 
 impl Default for SyncOptions {
@@ -125,6 +140,7 @@ impl Default for SyncOptions {
             recent_first: true,
             source: crate::archive::Source::Auto,
             archive_workers: 4,
+            on_held: OnHeld::Skip,
             workers: 8,
             control: None,
             publish_status: true,
@@ -170,6 +186,8 @@ pub struct Summary {
     pub failed_markets: Vec<String>,
     /// The run was stopped by request before the plan was done.
     pub stopped: bool,
+    /// Series skipped because another process holds their write lock.
+    pub held_series: u64,
     /// What came from the archives (`--source auto|archive`).
     pub archive: crate::archive::ArchiveSummary,
     /// With `--dry-run`: klines the archives may cover (the rest is REST's:
@@ -277,13 +295,34 @@ pub(crate) fn slots_between(interval: Interval, from: i64, to: i64) -> u64 {
 /// `atm status` from start to end; a run that fails ends `finished` too,
 /// its phase `failed: <error>`.
 pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, progress: impl FnMut(&Progress)) -> Result<Summary> {
+    sync_with(client, store, opts, None, progress)
+}
+
+/// [`sync`] writing through `writer`, which keeps the locks the run takes
+/// (`atm stream` holds its series from its start-up backfill on). Without
+/// one, the run opens its own writer and closes it at the end.
+pub(crate) fn sync_with(
+    client: &mut Client,
+    store: &Store,
+    opts: &SyncOptions,
+    writer: Option<&mut Writer>,
+    progress: impl FnMut(&Progress),
+) -> Result<Summary> {
     let shared = Arc::new(Shared::new(client.stats.clone()));
     let publisher = if opts.publish_status && !opts.dry_run {
         Some(Publisher::start(store.dir(), "sync", crate::pipeline::sampler(shared.clone()))?)
     } else {
         None
     };
-    let result = run_sync(client, store, opts, progress, &shared);
+    let result = match (writer, opts.dry_run) {
+        (_, true) => run_sync(client, store, opts, None, progress, &shared),
+        (Some(w), false) => run_sync(client, store, opts, Some(w), progress, &shared),
+        (None, false) => store.writer().map_err(Error::from).and_then(|mut w| {
+            let r = run_sync(client, store, opts, Some(&mut w), progress, &shared);
+            w.close()?;
+            r
+        }),
+    };
     if let Err(e) = &result {
         shared.set_phase(&format!("failed: {e}"));
     }
@@ -293,10 +332,41 @@ pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, progress: im
     result
 }
 
+/// Locks the series of `plans` in `writer`, as the run plans work for them.
+/// A series another process holds is dropped from the plan (one warning
+/// naming it and the holder's pid, counted in the status and the summary),
+/// or, with [`OnHeld::Fail`], fails the run before anything is written.
+fn lock_plans(writer: &mut Writer, plans: &mut Vec<SeriesPlan>, on_held: OnHeld, shared: &Shared) -> Result<()> {
+    if on_held == OnHeld::Fail {
+        return Ok(writer.lock_all(&plans.iter().map(|p| p.key.clone()).collect::<Vec<_>>())?);
+    }
+    let mut held = atm_types::sync::lock(&shared.held);
+    let mut failure = None;
+    plans.retain(|p| {
+        if held.contains_key(&p.key) || failure.is_some() {
+            return false;
+        }
+        match writer.try_lock(&p.key) {
+            Ok(None) => true,
+            Ok(Some(pid)) => {
+                log::warn!("{}: another writer holds it (pid {pid}); skipped, sync it again once that one is done", p.key);
+                held.insert(p.key.clone(), pid);
+                false
+            }
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        }
+    });
+    failure.map_or(Ok(()), |e| Err(e.into()))
+}
+
 fn run_sync(
     client: &mut Client,
     store: &Store,
     opts: &SyncOptions,
+    mut writer: Option<&mut Writer>,
     mut progress: impl FnMut(&Progress),
     shared: &Shared,
 ) -> Result<Summary> {
@@ -313,15 +383,18 @@ fn run_sync(
     shared.set_phase("planning");
     let now = client.clock().now();
     let mut plans = plan(store, &selected, opts, now)?;
+    if let Some(w) = writer.as_deref_mut() {
+        lock_plans(w, &mut plans, opts.on_held, shared)?;
+    }
     // Series with something missing (before the archives filled part of it).
     let series = plans.len() as u64;
     if opts.source != Source::Rest && opts.dry_run {
         summary.planned_from_archives = split_by_source(&plans, now, opts.source);
-    } else if opts.source != Source::Rest {
+    } else if let (Some(w), true) = (writer.as_deref_mut(), opts.source != Source::Rest) {
         // History from the archives first; what they did not cover (the
         // newest hours, missing or failed files) is planned again for REST.
         shared.set_phase("archives");
-        let (archived, stopped) = crate::archive::import(client, store, &plans, now, opts.archive_workers, opts.control.as_ref())?;
+        let (archived, stopped) = crate::archive::import(client, store, w, &plans, now, opts.archive_workers, opts.control.as_ref())?;
         log::info!(
             "archives: {} of {} files ({} klines, {} bytes); {} missing, {} checksum mismatches, {} failed",
             archived.files,
@@ -336,6 +409,7 @@ fn run_sync(
         summary.archive = archived;
         summary.stopped = stopped;
         plans = if opts.source == Source::Archive || stopped { Vec::new() } else { plan(store, &selected, opts, now)? };
+        lock_plans(w, &mut plans, opts.on_held, shared)?;
     }
     summary.series = series;
     for p in &plans {
@@ -347,10 +421,11 @@ fn run_sync(
     let per_minute = opts.markets.iter().map(|&m| client.budget(m).limit()).min().unwrap_or(1).max(1);
     summary.planned_minutes = summary.planned_weight as f64 / per_minute as f64;
     summary.planned_bytes = summary.planned_klines * 37;
-    if !opts.dry_run {
+    if let Some(w) = writer {
         shared.set_phase("fetching");
-        crate::pipeline::run(client, store, plans, opts, now, &mut summary, &mut progress, shared)?;
+        crate::pipeline::run(client, store, w, plans, opts, now, &mut summary, &mut progress, shared)?;
     }
+    summary.held_series = atm_types::sync::lock(&shared.held).len() as u64;
     let s = &client.stats;
     summary.requests = s.requests.load(Relaxed);
     summary.weight = s.weight.load(Relaxed);

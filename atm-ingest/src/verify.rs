@@ -150,7 +150,15 @@ pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: i
         }
     }
     let now = client.clock().now();
-    let mut writer = if opts.repair { Some(store.writer()?) } else { None };
+    let mut writer = if opts.repair {
+        // Every series to repair is locked before any is written: one
+        // another writer holds fails the repair at once, naming it and its pid.
+        let mut w = store.writer()?;
+        w.lock_all(&plans.iter().map(|p| p.key.clone()).collect::<Vec<_>>())?;
+        Some(w)
+    } else {
+        None
+    };
     let failure: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
     let precision = store.precision();
     std::thread::scope(|scope| -> Result<()> {

@@ -631,6 +631,7 @@ impl Connection {
 pub(crate) type TradeBase = std::sync::Mutex<HashMap<(u8, String, i64), u64>>;
 
 /// Runs one control message through a fresh connection of each market (fuzzing).
+#[cfg(feature = "test-hooks")]
 pub(crate) fn fuzz_control(ex: Arc<Exchange>, text: &str) {
     for market in Market::ALL {
         let mut c = Connection::new(ex.clone(), Opening { market, combined: false, streams: vec![] });

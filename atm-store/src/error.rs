@@ -65,6 +65,13 @@ pub enum Error {
         /// holder is another handle in the same process).
         pid: i32,
     },
+    /// Series that other writers hold, found while locking a whole plan
+    /// before writing ([`crate::Writer::lock_all`]): nothing was written.
+    #[error("{} held by another writer, nothing was written: {}; wait for it to finish or stop it", held_count(series), held_list(series))]
+    Held {
+        /// Each held series and its holder's pid.
+        series: Vec<(String, i32)>,
+    },
     /// A symbol name that cannot be stored.
     #[error("invalid symbol {symbol:?}: {reason}")]
     InvalidSymbol {
@@ -130,6 +137,22 @@ impl From<atm_types::Error> for Error {
             other => Error::InvalidInput(other.to_string()),
         }
     }
+}
+
+fn held_count(series: &[(String, i32)]) -> String {
+    match series.len() {
+        1 => "1 series is".to_string(),
+        n => format!("{n} series are"),
+    }
+}
+
+fn held_list(series: &[(String, i32)]) -> String {
+    const SHOWN: usize = 20;
+    let mut s: Vec<String> = series.iter().take(SHOWN).map(|(what, pid)| format!("{what} (pid {pid})")).collect();
+    if series.len() > SHOWN {
+        s.push(format!("and {} more", series.len() - SHOWN));
+    }
+    s.join(", ")
 }
 
 /// `ENOSPC` without pulling libc into the public API.

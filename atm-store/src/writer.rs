@@ -244,6 +244,57 @@ impl Writer {
         self.hold(key).map(|_| ())
     }
 
+    /// Takes the write lock of `key` now if no other writer holds it:
+    /// `Ok(None)` when this writer holds it (now or already), `Ok(Some(pid))`
+    /// naming the holder when another process (or another writer of this
+    /// process: its own pid) has it. Never waits.
+    pub fn try_lock(&mut self, key: &SeriesKey) -> Result<Option<i32>> {
+        match self.hold(key) {
+            Ok(_) => Ok(None),
+            Err(Error::Locked { pid, .. }) => Ok(Some(pid)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the write locks of every series of `keys` before anything is
+    /// written, or none: when other writers hold some, it fails at once
+    /// (no waiting) with [`Error::Held`] listing each held series and its
+    /// holder's pid, and gives back the locks this call took. What `atm
+    /// import`, `atm compact` and `atm verify --repair` do with their plan.
+    pub fn lock_all(&mut self, keys: &[SeriesKey]) -> Result<()> {
+        let mut taken = Vec::new();
+        let mut held = Vec::new();
+        for key in keys {
+            let had = self.series.contains_key(key);
+            match self.try_lock(key) {
+                Ok(None) if !had => taken.push(key.clone()),
+                Ok(None) => {}
+                Ok(Some(pid)) => held.push((key.to_string(), pid)),
+                Err(e) => {
+                    self.give_back(&taken);
+                    return Err(e);
+                }
+            }
+            self.trim_open_files()?;
+        }
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.give_back(&taken);
+        held.sort();
+        held.dedup();
+        Err(Error::Held { series: held })
+    }
+
+    /// Releases series this writer locked but never staged anything for.
+    fn give_back(&mut self, keys: &[SeriesKey]) {
+        for key in keys {
+            if let Some(h) = self.series.remove(key) {
+                self.locks.unlock(h.inode);
+            }
+        }
+    }
+
     /// Like [`Writer::open`], and also reserves the disk space of the block
     /// holding open time `t` and maps now the pages a write there touches,
     /// so that its first commit is as fast as the ones after it (`atm

@@ -11,19 +11,24 @@ pub fn run(store: &Store, a: CompactArgs) -> Result<()> {
     let symbol = a.symbol.as_deref().map(Symbol::new).transpose()?;
     let interval: Option<Interval> = a.interval.as_deref().map(str::parse).transpose()?;
     let before = a.before.as_deref().map(parse_time).transpose()?;
+    let keys: Vec<_> = store
+        .list_series()?
+        .into_iter()
+        .filter(|key| {
+            market.is_none_or(|m| m == key.market)
+                && symbol.as_ref().is_none_or(|s| *s == key.symbol)
+                && interval.is_none_or(|i| i == key.interval)
+        })
+        .collect();
     let mut w = store.writer()?;
+    // Every selected series is locked before any is compacted: one another
+    // writer holds fails the command at once, naming it and its pid.
+    w.lock_all(&keys)?;
     let (mut series, mut blocks, mut before_bytes, mut after_bytes) = (0u64, 0u64, 0u64, 0u64);
-    for key in store.list_series()? {
-        if market.is_some_and(|m| m != key.market)
-            || symbol.as_ref().is_some_and(|s| *s != key.symbol)
-            || interval.is_some_and(|i| i != key.interval)
-        {
-            continue;
-        }
+    for key in keys {
         let size = |store: &Store| -> Result<u64> { Ok(store.series(&key)?.map(|s| s.bytes_on_disk()).transpose()?.unwrap_or(0)) };
         before_bytes += size(store)?;
         let n = w.compact(&key, before)?;
-        w.release(&key)?;
         after_bytes += size(store)?;
         if n > 0 {
             log::info!("{key}: {n} block(s) compressed");

@@ -21,6 +21,12 @@ pub fn run(dir: &std::path::Path, a: ImportArgs) -> Result<()> {
     }
     let store = super::open_or_create(dir, precision)?;
     let mut writer = store.writer()?;
+    // Every series of the plan is locked before any is written: a series
+    // another writer holds fails the import at once, naming it and its pid.
+    let mut keys: Vec<atm_store::SeriesKey> = files.iter().map(|f| f.key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    writer.lock_all(&keys)?;
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::new(files.len() as u64);
         b.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
@@ -46,8 +52,6 @@ pub fn run(dir: &std::path::Path, a: ImportArgs) -> Result<()> {
         total.unchanged += r.unchanged;
         total.kept_stored += r.kept_stored;
         bar.inc(1);
-        // Release each series once its file is done: bounded locks and open files.
-        writer.release(&f.key)?;
     }
     writer.close()?;
     bar.finish_and_clear();

@@ -37,6 +37,7 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
         since_last_stored: false,
         source: a.source.parse()?,
         archive_workers: a.archive_workers.clamp(1, 32),
+        on_held: atm_ingest::OnHeld::Skip,
     };
     let store = super::open_or_create(dir, a.precision.into())?;
     let mut client = super::exchange::connect(&a.selection.exchange)?;
@@ -128,6 +129,12 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
     }
     if !summary.failed_markets.is_empty() {
         return Err(CliError::Usage(format!("stopped: {}", summary.failed_markets.join("; "))));
+    }
+    if summary.held_series > 0 {
+        return Err(CliError::Incomplete(format!(
+            "done except {} series another writer held (each named in a warning above); run the same command again once it is done",
+            summary.held_series
+        )));
     }
     Ok(())
 }

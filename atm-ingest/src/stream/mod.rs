@@ -205,9 +205,13 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
         workers: opts.workers,
         publish_status: false,
         since_last_stored: true,
+        on_held: crate::sync::OnHeld::Fail,
         ..SyncOptions::default()
     };
-    let backfilled = crate::sync::sync(client, store, &selection, |_| {})?.klines_written;
+    // One writer from the backfill on: the stream holds its series while it
+    // runs, and a series another process holds stops it before it writes.
+    let mut writer = store.writer()?;
+    let backfilled = crate::sync::sync_with(client, store, &selection, Some(&mut writer), |_| {})?.klines_written;
     // 2. The series to follow: the selection's trading symbols.
     let symbols = refresh::streamable(store, &selection)?;
     let keys = series_of(symbols.iter().map(|(m, s)| (*m, s.as_str())), &opts.intervals, opts.derive)?;
@@ -217,7 +221,7 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     let (repair_tx, repair_rx) = unbounded::<RepairRequest>();
     let (write_tx, write_rx) = unbounded::<Write>();
     let (derived_tx, derived_rx) = unbounded::<(SeriesKey, Kline)>();
-    let mut writer = store.writer()?;
+    writer.lock_all(&keys)?;
     // Every series gets a close each interval: keep all their files open
     // (within half the process's file limit).
     let open_files = (keys.len() + 64).min(open_file_limit() / 2);
