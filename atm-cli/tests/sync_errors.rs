@@ -160,3 +160,20 @@ fn proxies_are_honoured_as_users_expect() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn an_unreachable_exchange_names_the_market_asked_for_and_the_cause() {
+    // A port nothing listens on: every connection is refused.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = atm(dir.path(), &["sync", "--exchange", &base, "--markets", "spot", "--symbols", "BTCUSDT"]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&out);
+    assert!(line.starts_with("error: spot time: connection refused"), "names the market asked for and the cause: {line}");
+    assert!(line.contains("gave up after"), "{line}");
+    assert!(!line.contains("um ") && !line.contains("fapi"), "a spot-only run asks no futures host: {line}");
+    // The retries showed on the way, at the default log level.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("retry 2 of"), "{err}");
+}

@@ -86,6 +86,13 @@ impl Client {
     /// A client of `endpoints`, its clock set from the exchange (a
     /// simulator's `/sim/v1/clock` when there is one, else `time`).
     pub fn connect(endpoints: Endpoints) -> Result<Client> {
+        Client::connect_for(endpoints, &Market::ALL)
+    }
+
+    /// [`Client::connect`] for a job on `markets` only: the clock is read
+    /// from the first of them that answers, so a spot-only run never asks a
+    /// futures host, and an error names the market the user asked for.
+    pub fn connect_for(endpoints: Endpoints, markets: &[Market]) -> Result<Client> {
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
@@ -105,7 +112,7 @@ impl Client {
         for m in Market::ALL {
             c.stats.limit_by_market[m as usize].store(c.budget(m).limit(), Relaxed);
         }
-        c.clock = c.sync_clock()?;
+        c.clock = c.sync_clock(markets)?;
         Ok(c)
     }
 
@@ -119,7 +126,7 @@ impl Client {
         &self.clock
     }
 
-    fn sync_clock(&self) -> Result<ExchangeClock> {
+    fn sync_clock(&self, markets: &[Market]) -> Result<ExchangeClock> {
         if let Some(base) = &self.endpoints.sim_base {
             let t = Instant::now();
             if let Ok(r) = self.http.get(format!("{base}/sim/v1/clock")).send() {
@@ -133,14 +140,28 @@ impl Client {
                 }
             }
         }
-        let t = Instant::now();
-        let v = self.get_json(Market::Spot, "time", "", 1).or_else(|_| self.get_json(Market::UsdM, "time", "", 1))?;
-        let now = v["serverTime"].as_i64().ok_or_else(|| Error::Malformed {
-            market: Market::Spot,
-            path: "time".into(),
-            msg: "no serverTime".into(),
-        })?;
-        Ok(ExchangeClock::new(t + t.elapsed() / 2, now, 1.0))
+        let mut first_error = None;
+        let markets = if markets.is_empty() { &Market::ALL[..] } else { markets };
+        for (i, &market) in markets.iter().enumerate() {
+            let t = Instant::now();
+            match self.get_json(market, "time", "", 1) {
+                Ok(v) => {
+                    let now = v["serverTime"].as_i64().ok_or_else(|| Error::Malformed {
+                        market,
+                        path: "time".into(),
+                        msg: "no serverTime".into(),
+                    })?;
+                    return Ok(ExchangeClock::new(t + t.elapsed() / 2, now, 1.0));
+                }
+                Err(e) => {
+                    if let Some(next) = markets.get(i + 1) {
+                        log::warn!("reading the exchange's clock: {e}; asking {next} instead");
+                    }
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| Error::Config("no market to read the exchange's clock from".into())))
     }
 
     /// The weight pool of `market` (COIN-M shares USD-M's).
@@ -212,7 +233,13 @@ impl Client {
                 Err(e) if e.is_retryable() && n < MAX_ATTEMPTS => {
                     self.stats.retries.fetch_add(1, Relaxed);
                     let backoff = backoff(n);
-                    log::debug!("{e}; retry {n} in {backoff:?}");
+                    // A connection that keeps failing shows from its second
+                    // retry on; one-off hiccups stay at debug level.
+                    if n >= 2 && matches!(e, Error::Network { .. }) {
+                        log::warn!("{e}; retry {n} of {} in {backoff:?}", MAX_ATTEMPTS - 1);
+                    } else {
+                        log::debug!("{e}; retry {n} in {backoff:?}");
+                    }
                     std::thread::sleep(backoff);
                 }
                 Err(e) if e.is_retryable() => return Err(Error::RetriesExhausted { attempts: n, last: Box::new(e) }),
@@ -233,7 +260,7 @@ impl Client {
             if query.is_empty() { "" } else { "?" }
         );
         let path = endpoint.to_string();
-        let net = |e: reqwest::Error| Error::Network { market, path: path.clone(), msg: e.to_string() };
+        let net = |e: reqwest::Error| Error::Network { market, path: path.clone(), msg: network_cause(&e) };
         self.stats.requests.fetch_add(1, Relaxed);
         self.stats.weight.fetch_add(weight, Relaxed);
         let resp = self.http.get(&url).send().map_err(net)?;
@@ -273,7 +300,7 @@ impl Client {
     pub fn archive_get(&self, market: Market, url: &str) -> Result<Option<Vec<u8>>> {
         self.retrying(|| {
             let Some(resp) = self.archive_stream(market, url)? else { return Ok(None) };
-            let bytes = resp.bytes().map_err(|e| archive_net(market, url, e))?;
+            let bytes = resp.bytes().map_err(|e| archive_net(market, url, &e))?;
             self.stats.archive_bytes.fetch_add(bytes.len() as u64, Relaxed);
             Ok(Some(bytes.to_vec()))
         })
@@ -284,7 +311,7 @@ impl Client {
     pub fn archive_stream(&self, market: Market, url: &str) -> Result<Option<reqwest::blocking::Response>> {
         self.stats.archive_requests.fetch_add(1, Relaxed);
         // A monthly zip may take a while on a slow link.
-        let resp = self.http.get(url).timeout(Duration::from_secs(600)).send().map_err(|e| archive_net(market, url, e))?;
+        let resp = self.http.get(url).timeout(Duration::from_secs(600)).send().map_err(|e| archive_net(market, url, &e))?;
         match resp.status().as_u16() {
             200 => Ok(Some(resp)),
             404 => Ok(None),
@@ -319,8 +346,42 @@ impl Client {
 }
 
 /// A network failure of an archive download (retryable).
-fn archive_net(market: Market, url: &str, e: impl std::fmt::Display) -> Error {
-    Error::Network { market, path: url.to_string(), msg: e.to_string() }
+fn archive_net(market: Market, url: &str, e: &reqwest::Error) -> Error {
+    Error::Network { market, path: url.to_string(), msg: network_cause(e) }
+}
+
+/// What went wrong with a request, for people: the kind of failure first
+/// (name resolution, refused connection, TLS, timeout), then every cause in
+/// the error's chain once (reqwest's own message alone says only "error
+/// sending request for url").
+pub(crate) fn network_cause(e: &reqwest::Error) -> String {
+    let mut causes: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !m.is_empty() && !causes.iter().any(|seen| seen.contains(&m)) {
+            causes.push(m);
+        }
+        cur = c.source();
+    }
+    let all = causes.join(": ").to_lowercase();
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if all.contains("dns") || all.contains("lookup address") || all.contains("name or service not known") {
+        "cannot resolve the host (DNS)"
+    } else if all.contains("connection refused") {
+        "connection refused"
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        "TLS failed"
+    } else if all.contains("connection reset") || all.contains("broken pipe") || all.contains("connection closed") {
+        "connection cut"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    // The URL is said once, by the first cause; the rest explains it.
+    format!("{kind}: {}", causes.join(": "))
 }
 
 /// Exponential backoff with jitter: 200 ms doubling per attempt, at most 5 s,
@@ -357,6 +418,20 @@ pub(crate) fn encode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn network_errors_say_their_cause() {
+        let http = reqwest::blocking::Client::new();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let refused = http.get(format!("http://127.0.0.1:{port}/api/v3/time")).send().unwrap_err();
+        let msg = network_cause(&refused);
+        assert!(msg.starts_with("connection refused: error sending request for url (http://127.0.0.1:"), "{msg}");
+        assert!(msg.to_lowercase().matches("connection refused").count() >= 2, "the chain's own words follow: {msg}");
+        let unresolvable = http.get("http://atm-test.invalid/api/v3/time").send().unwrap_err();
+        let msg = network_cause(&unresolvable);
+        assert!(msg.starts_with("cannot resolve the host (DNS): "), "{msg}");
+    }
+
     use super::*;
 
     #[test]

@@ -113,6 +113,11 @@ struct Held {
     /// Bulk data written by `commit_columns`, to sync before the journal.
     unsynced_direct: bool,
     last_used: u64,
+    /// This writer created the series file when it took the lock.
+    created: bool,
+    /// This writer staged or reserved something in the series (its file
+    /// is not to be removed as unused).
+    written: bool,
 }
 
 /// Series files a writer keeps open at most (beyond this, files of series
@@ -172,9 +177,17 @@ impl Writer {
             }
         } else {
             let path = self.store.series_path(key);
+            let created = !path.exists();
             let file = SeriesFile::create_or_open(&path, key, self.store.precision)?;
             let inode = file.file().metadata().map_err(|e| Error::io("stat", &path, e))?.ino();
             self.locks.try_lock(inode, &format!("series {key}"))?;
+            // The file locked must still be the series' file: a writer that
+            // created it and gave it back unused removes it (see
+            // `forget_unused`), and a lock on a removed file guards nothing.
+            if std::fs::metadata(&path).map(|m| m.ino()).ok() != Some(inode) {
+                self.locks.unlock(inode);
+                return Err(Error::Locked { what: format!("series {key} (its file was replaced while it was locked; try again)"), pid: 0 });
+            }
             let dirty = file.dirty();
             if dirty != 0 && dirty != self.journal.id {
                 // A writer died with unsynced changes to this series: replay its
@@ -192,10 +205,20 @@ impl Writer {
                 direct_rows: Vec::new(),
                 unsynced_direct: false,
                 last_used: tick,
+                created,
+                written: false,
             };
             self.series.insert(key.clone(), held);
         }
         self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))
+    }
+
+    /// [`Writer::hold`] for a write: the series' file is in use from now
+    /// on, even if this writer created it and the write is rolled back.
+    fn hold_to_write(&mut self, key: &SeriesKey) -> Result<&mut Held> {
+        let h = self.hold(key)?;
+        h.written = true;
+        Ok(h)
     }
 
     /// The open file of a held series.
@@ -290,8 +313,27 @@ impl Writer {
     fn give_back(&mut self, keys: &[SeriesKey]) {
         for key in keys {
             if let Some(h) = self.series.remove(key) {
+                self.forget_unused(key, &h);
                 self.locks.unlock(h.inode);
             }
+        }
+    }
+
+    /// Removes the file of a series this writer created and never wrote to
+    /// (a command refused or failed before its first commit leaves no empty
+    /// series behind). Called with the lock still held; `hold` re-checks
+    /// the path after locking, so no other writer can be left holding the
+    /// removed file.
+    fn forget_unused(&self, key: &SeriesKey, h: &Held) {
+        if !h.created || h.written {
+            return;
+        }
+        let path = self.store.series_path(key);
+        if std::fs::metadata(&path).map(|m| m.ino()).ok() == Some(h.inode) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                log::debug!("removing the unused {}: {e}", path.display());
+            }
+            self.store.forget(key);
         }
     }
 
@@ -301,7 +343,7 @@ impl Writer {
     /// stream` prepares every series at start, and the next block of each
     /// before its current one is full).
     pub fn prepare(&mut self, key: &SeriesKey, t: i64) -> Result<()> {
-        self.hold(key)?;
+        self.hold_to_write(key)?;
         let slot = key.interval.slot_of(t)?;
         let file = self.file(key)?;
         file.reserve_blocks(vec![slot / crate::layout::BLOCK_SLOTS], true)?;
@@ -340,7 +382,7 @@ impl Writer {
             }
             rows.push((slot, k));
         }
-        let held = self.hold(key)?;
+        let held = self.hold_to_write(key)?;
         held.staged.puts.extend(rows);
         Ok(())
     }
@@ -359,7 +401,7 @@ impl Writer {
         if a > z || to < from {
             return Ok(());
         }
-        self.hold(key)?.staged.missing.push((a, z));
+        self.hold_to_write(key)?.staged.missing.push((a, z));
         Ok(())
     }
 
@@ -579,7 +621,7 @@ impl Writer {
         if let Some((c, i)) = cols.values.iter().enumerate().find_map(|(c, col)| col.first_non_finite().map(|i| (c, i))) {
             return Err(Error::InvalidInput(format!("{key}: kline {i} has a non-finite {}", crate::Column::ALL[c].name())));
         }
-        self.hold(key)?;
+        self.hold_to_write(key)?;
         let file = self.file(key)?;
         let precision = self.store.precision;
         let mut direct: Vec<(u64, u64)> = Vec::new();
@@ -712,6 +754,7 @@ impl Writer {
             self.checkpoint()?;
         }
         if let Some(h) = self.series.remove(key) {
+            self.forget_unused(key, &h);
             self.locks.unlock(h.inode);
         }
         Ok(())
@@ -726,7 +769,8 @@ impl Writer {
         self.checkpoint()?;
         let path = self.journal.path.clone();
         std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
-        for (key, h) in self.series.drain() {
+        for (key, h) in std::mem::take(&mut self.series) {
+            self.forget_unused(&key, &h);
             self.locks.unlock(h.inode);
             self.store.forget(&key);
         }

@@ -23,5 +23,5 @@ pub fn connect(a: &ExchangeArgs) -> Result<Client> {
     } else {
         Endpoints::new(&a.exchange.parse::<ExchangeSpec>()?)
     };
-    Ok(Client::connect(endpoints)?)
+    Ok(Client::connect_for(endpoints, &markets(a))?)
 }
