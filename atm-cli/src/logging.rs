@@ -26,7 +26,7 @@ static PROGRESS: Mutex<Option<indicatif::MultiProgress>> = Mutex::new(None);
 
 /// Routes log lines around `bars` while they are shown (`None` when done).
 pub fn set_progress(bars: Option<indicatif::MultiProgress>) {
-    *PROGRESS.lock().unwrap_or_else(|p| p.into_inner()) = bars;
+    *atm_types::sync::lock(&PROGRESS) = bars;
 }
 
 /// The store's log record.
@@ -101,7 +101,7 @@ impl Tee {
         let print = || {
             let _ = std::io::stderr().lock().write_all(&console);
         };
-        match PROGRESS.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        match atm_types::sync::lock(&PROGRESS).as_ref() {
             Some(bars) => bars.suspend(print),
             None => print(),
         }

@@ -80,12 +80,12 @@ impl Budget {
     /// and the weight used in it so far.
     pub fn acquire(&self, clock: &ExchangeClock, weight: u64) -> (i64, u64) {
         let weight = weight.min(self.limit);
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = atm_types::sync::lock(&self.state);
         loop {
             if let Some(until) = s.paused_until {
                 let left = until.saturating_duration_since(Instant::now());
                 if !left.is_zero() {
-                    s = self.freed.wait_timeout(s, left).unwrap_or_else(|p| p.into_inner()).0;
+                    s = atm_types::sync::unpoison(self.freed.wait_timeout(s, left)).0;
                     continue;
                 }
                 s.paused_until = None;
@@ -108,13 +108,13 @@ impl Budget {
                 (s.window + 1) * MINUTE + WINDOW_MARGIN_MS
             };
             let wait = clock.real(next - now).max(Duration::from_millis(1));
-            s = self.freed.wait_timeout(s, wait).unwrap_or_else(|p| p.into_inner()).0;
+            s = atm_types::sync::unpoison(self.freed.wait_timeout(s, wait)).0;
         }
     }
 
     /// The server said `used` weight is spent in `window`: adopt it if higher.
     pub fn observe(&self, window: i64, used: u64) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = atm_types::sync::lock(&self.state);
         if s.window == window && used > s.used {
             s.used = used.min(self.limit);
         }
@@ -123,14 +123,14 @@ impl Budget {
     /// Holds every request of this pool for `wait` (real time), as a 429's
     /// `Retry-After` asks.
     pub fn pause(&self, wait: Duration) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = atm_types::sync::lock(&self.state);
         let until = Instant::now() + wait;
         s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
     }
 
     /// A 429 in `window`: nothing more fits in it.
     pub fn exhaust(&self, window: i64) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = atm_types::sync::lock(&self.state);
         if s.window == window {
             s.used = self.limit;
         }

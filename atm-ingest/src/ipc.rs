@@ -92,10 +92,12 @@ impl<Q, A> Caller<Q, A> {
     }
 }
 
-/// A FAR channel: requests `Q` answered with `A`.
+/// A FAR (function activation request) channel, a request answered by a
+/// thread: "do this" requests `Q`, each answered with `A` when done.
 pub type Far<Q, A> = Caller<Q, A>;
 
-/// A DAR channel: a snapshot `T` of the owner's local values, on request.
+/// A DAR (data acquisition request) channel, data answered on request: a
+/// snapshot `T` of values the owning thread keeps in its own memory.
 pub type Dar<T> = Caller<(), T>;
 
 /// A request channel holding at most `capacity` unanswered requests.

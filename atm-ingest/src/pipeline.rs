@@ -90,7 +90,7 @@ impl Shared {
     }
 
     pub fn set_phase(&self, phase: &str) {
-        *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = phase.to_string();
+        *atm_types::sync::lock(&self.phase) = phase.to_string();
     }
 }
 
@@ -103,12 +103,12 @@ pub(crate) fn sampler(shared: Arc<Shared>) -> impl FnMut() -> Vec<(String, Metri
     let started = Instant::now();
     let mut first_progress: Option<(Instant, u64)> = None;
     move || {
-        if let Some(p) = shared.probes.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        if let Some(p) = atm_types::sync::lock(&shared.probes).as_mut() {
             // Ask all three stages, then wait for the answers together.
             fetch = p.fetch.poll(GATHER_TIMEOUT).to_vec();
             parse = p.parse.poll(GATHER_TIMEOUT).first().cloned().unwrap_or_default();
             write = p.write.poll(GATHER_TIMEOUT).first().cloned().unwrap_or_default();
-        } else if let Some((stages, w)) = shared.finals.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        } else if let Some((stages, w)) = atm_types::sync::lock(&shared.finals).as_ref() {
             fetch = vec![(stages[0].clone(), 0)];
             parse = (stages[1].clone(), 0);
             write = w.clone();
@@ -235,7 +235,7 @@ fn fetcher(
     let mut planner_done = false;
     loop {
         let unparked = {
-            let mut p = parked.lock().unwrap_or_else(|p| p.into_inner());
+            let mut p = atm_types::sync::lock(parked);
             if flags.stop_all.load(Relaxed) {
                 p.clear();
             }
@@ -244,7 +244,7 @@ fn fetcher(
         let page = match unparked {
             Some(page) => page,
             None if planner_done => {
-                if parked.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                if atm_types::sync::lock(parked).is_empty() {
                     break;
                 }
                 // Only paused pages are left: wait for a resume (or a stop).
@@ -275,7 +275,7 @@ fn fetcher(
             continue;
         }
         if flags.paused[m as usize].load(Relaxed) {
-            parked.lock().unwrap_or_else(|p| p.into_inner()).push(page);
+            atm_types::sync::lock(parked).push(page);
             continue;
         }
         local.items_in += 1;
@@ -322,9 +322,10 @@ pub(crate) fn run(
     progress: &mut dyn FnMut(&Progress),
     shared: &Shared,
 ) -> Result<()> {
-    let mut report = Progress {
+    let report = Progress {
         pages_total: summary.pages,
         markets: opts
+            .selection
             .markets
             .iter()
             .map(|&market| MarketProgress {
@@ -342,20 +343,19 @@ pub(crate) fn run(
     let workers = opts.workers.max(1);
     let (page_tx, page_rx) = bounded::<Page>(workers * 4);
     let (body_tx, body_rx) = bounded::<Fetched>(workers * 2);
-    let (kl_tx, kl_rx) = bounded::<std::result::Result<(Page, Vec<Kline>), (Market, Error)>>(workers * 2);
+    let (kl_tx, kl_rx) = bounded::<Parsed>(workers * 2);
     // One DAR channel per stage thread.
     let fetch_dars: Vec<_> = (0..workers).map(|_| ipc::channel::<(), (StageStats, usize)>(1)).collect();
     let (parse_dar, parse_dar_rx) = ipc::channel::<(), (StageStats, usize)>(1);
-    let (write_dar, mut write_dar_rx) = ipc::channel::<(), WriterSnapshot>(1);
-    *shared.probes.lock().unwrap_or_else(|p| p.into_inner()) = Some(Probes {
+    let (write_dar, write_dar_rx) = ipc::channel::<(), WriterSnapshot>(1);
+    *atm_types::sync::lock(&shared.probes) = Some(Probes {
         fetch: Gather::new(fetch_dars.iter().map(|(c, _)| c.clone()).collect()),
         parse: Gather::new(vec![parse_dar]),
         write: Gather::new(vec![write_dar]),
     });
-    let mut control = opts.control.clone().unwrap_or_else(never);
+    let control = opts.control.clone().unwrap_or_else(never);
     let precision = store.precision();
-    let mut write_stats = StageStats::default();
-    let mut known_missing = 0u64;
+    let mut stage = WriteStage { client, writer, now, report, stats: StageStats::default(), known_missing: 0 };
     let result = std::thread::scope(|scope| -> Result<[StageStats; 2]> {
         // Owned here, so an early return drops them and unblocks every stage.
         let (page_rx, kl_rx) = (page_rx, kl_rx);
@@ -380,145 +380,9 @@ pub(crate) fn run(
         drop(body_tx);
         drop(page_rx);
         // Parser: off the network threads.
-        let parser = scope.spawn(move || {
-            let mut local = StageStats::default();
-            let mut dar_rx = parse_dar_rx;
-            loop {
-                select! {
-                    recv(body_rx) -> f => {
-                        let Ok(f) = f else { break };
-                        let t = Instant::now();
-                        let msg = match f {
-                            Fetched::Body(page, body) => {
-                                local.items_in += 1;
-                                local.bytes_in += body.len() as u64;
-                                match crate::parse::klines(&body, precision) {
-                                    Ok(k) => Ok((page, k)),
-                                    Err(msg) => {
-                                        // A broken body (truncated, HTML, wrong shape): fetch
-                                        // the page again here, parsing each answer, as the
-                                        // client retries anything retryable.
-                                        let m = page.key.market;
-                                        log::debug!("{}: malformed klines body ({msg}), fetching again", page.key);
-                                        local.retries += 1;
-                                        client.stats.retries.fetch_add(1, Relaxed);
-                                        match page.fetch(client, precision) {
-                                            Ok(k) => Ok((page, k)),
-                                            Err(e) => {
-                                                local.errors += 1;
-                                                local.last_error = e.to_string();
-                                                Err((m, e))
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            Fetched::Failed(m, e) => Err((m, e)),
-                        };
-                        if let Ok((_, k)) = &msg {
-                            local.items_out += 1;
-                            local.bytes_out += (k.len() * std::mem::size_of::<Kline>()) as u64;
-                            local.time(t);
-                        }
-                        if kl_tx.send(msg).is_err() {
-                            break;
-                        }
-                    }
-                    recv(dar_rx) -> r => answer(r, &mut dar_rx, || (local.clone(), body_rx.len())),
-                }
-            }
-            local
-        });
+        let parser = scope.spawn(move || parser(client, precision, body_rx, kl_tx, parse_dar_rx));
         // Writer: this thread, the pipeline's owner.
-        let mut since_commit = 0;
-        let mut last_commit = Instant::now();
-        let mut last_report = Instant::now();
-        loop {
-            select! {
-                recv(kl_rx) -> msg => {
-                    let Ok(msg) = msg else { break };
-                    match msg {
-                        Ok((page, klines)) => {
-                            let t = Instant::now();
-                            write_stats.items_in += 1;
-                            let closed: Vec<Kline> = klines
-                                .into_iter()
-                                .filter(|k| k.open_time >= page.from && k.open_time <= page.to && k.close_time < now)
-                                .collect();
-                            writer.put_many(&page.key, &closed)?;
-                            known_missing += mark_absent(writer, &page, &closed)?;
-                            report.pages_done += 1;
-                            report.klines += closed.len() as u64;
-                            if let Some(mp) = report.markets.iter_mut().find(|mp| mp.market == page.key.market) {
-                                mp.pages_done += 1;
-                                mp.klines += closed.len() as u64;
-                            }
-                            write_stats.items_out += closed.len() as u64;
-                            write_stats.bytes_out += closed.len() as u64 * 37;
-                            since_commit += 1;
-                            write_stats.time(t);
-                        }
-                        Err((m, e)) => {
-                            write_stats.errors += 1;
-                            write_stats.last_error = format!("{m}: {e}");
-                            // The first fatal error of a market is its reason to stop.
-                            if let Some(mp) = report.markets.iter_mut().find(|mp| mp.market == m && mp.failed.is_none()) {
-                                let line = format!("{m}: {e}");
-                                log::error!("{line}");
-                                mp.failed = Some(e.to_string());
-                                summary.failed_markets.push(line);
-                            }
-                        }
-                    }
-                }
-                recv(write_dar_rx) -> r => answer(r, &mut write_dar_rx, || WriterSnapshot {
-                    stage: write_stats.clone(),
-                    progress: report.clone(),
-                    known_missing,
-                    queue: kl_rx.len(),
-                }),
-                recv(control) -> r => match r {
-                    Ok(req) => {
-                        let reply = match *req.body() {
-                            Control::Flush => {
-                                writer.commit()?;
-                                since_commit = 0;
-                                ControlReply::Flushed { pages: report.pages_done }
-                            }
-                            Control::Pause(m) => {
-                                flags.paused[m as usize].store(true, Relaxed);
-                                ControlReply::Done
-                            }
-                            Control::Resume(m) => {
-                                flags.paused[m as usize].store(false, Relaxed);
-                                ControlReply::Done
-                            }
-                            Control::Stop => {
-                                log::warn!("stop requested: committing what arrived, fetching nothing more");
-                                flags.stop_all.store(true, Relaxed);
-                                summary.stopped = true;
-                                ControlReply::Done
-                            }
-                        };
-                        req.reply(reply);
-                    }
-                    Err(_) => control = never(),
-                },
-            }
-            if since_commit >= 64 || (since_commit > 0 && last_commit.elapsed() > Duration::from_millis(250)) {
-                writer.commit()?;
-                since_commit = 0;
-                last_commit = Instant::now();
-            }
-            if last_report.elapsed() > Duration::from_millis(200) {
-                report.weight = client.stats.weight.load(Relaxed);
-                progress(&report);
-                last_report = Instant::now();
-            }
-        }
-        writer.commit()?;
-        report.weight = client.stats.weight.load(Relaxed);
-        progress(&report);
+        stage.run(&kl_rx, write_dar_rx, control, flags, summary, progress)?;
         let mut fetch_all = StageStats::default();
         for f in fetchers {
             if let Ok(s) = f.join() {
@@ -529,16 +393,208 @@ pub(crate) fn run(
         Ok([fetch_all, parse_stats])
     });
     if result.is_err() {
-        writer.rollback();
+        stage.writer.rollback();
     }
+    let WriteStage { report, stats: write_stats, known_missing, .. } = stage;
     summary.klines_written += report.klines;
     summary.pages_done = report.pages_done;
     summary.known_missing_slots = known_missing;
-    *shared.probes.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    *atm_types::sync::lock(&shared.probes) = None;
     let stages = result?;
-    *shared.finals.lock().unwrap_or_else(|p| p.into_inner()) =
+    *atm_types::sync::lock(&shared.finals) =
         Some((stages, WriterSnapshot { stage: write_stats, progress: report, known_missing, queue: 0 }));
     Ok(())
+}
+
+/// The parse stage: klines bodies to klines, off the network threads. A
+/// broken body (truncated, HTML, wrong shape) is fetched again here,
+/// parsing each answer, as the client retries anything retryable.
+fn parser(
+    client: &Client,
+    precision: atm_store::Precision,
+    body_rx: Receiver<Fetched>,
+    kl_tx: crossbeam_channel::Sender<Parsed>,
+    mut dar_rx: Receiver<Request<(), (StageStats, usize)>>,
+) -> StageStats {
+    let mut local = StageStats::default();
+    loop {
+        select! {
+            recv(body_rx) -> f => {
+                let Ok(f) = f else { break };
+                let t = Instant::now();
+                let msg = match f {
+                    Fetched::Body(page, body) => parse_page(client, precision, page, &body, &mut local),
+                    Fetched::Failed(m, e) => Err((m, e)),
+                };
+                if let Ok((_, k)) = &msg {
+                    local.items_out += 1;
+                    local.bytes_out += (k.len() * std::mem::size_of::<Kline>()) as u64;
+                    local.time(t);
+                }
+                if kl_tx.send(msg).is_err() {
+                    break;
+                }
+            }
+            recv(dar_rx) -> r => answer(r, &mut dar_rx, || (local.clone(), body_rx.len())),
+        }
+    }
+    local
+}
+
+/// One page's body parsed (or fetched again once if it is broken).
+fn parse_page(client: &Client, precision: atm_store::Precision, page: Page, body: &[u8], local: &mut StageStats) -> Parsed {
+    local.items_in += 1;
+    local.bytes_in += body.len() as u64;
+    match crate::parse::klines(body, precision) {
+        Ok(k) => Ok((page, k)),
+        Err(msg) => {
+            let m = page.key.market;
+            log::debug!("{}: malformed klines body ({msg}), fetching again", page.key);
+            local.retries += 1;
+            client.stats.retries.fetch_add(1, Relaxed);
+            match page.fetch(client, precision) {
+                Ok(k) => Ok((page, k)),
+                Err(e) => {
+                    local.errors += 1;
+                    local.last_error = e.to_string();
+                    Err((m, e))
+                }
+            }
+        }
+    }
+}
+
+/// What the parser hands the writer: a page's klines, or why its market stops.
+type Parsed = std::result::Result<(Page, Vec<Kline>), (Market, Error)>;
+
+/// The write stage, run by the pipeline's owner thread: klines into the
+/// store in group commits, known-missing pages, progress, the markets that
+/// stopped, and the control requests (flush, pause, resume, stop).
+struct WriteStage<'a> {
+    client: &'a Client,
+    writer: &'a mut atm_store::Writer,
+    /// The exchange time the plan was made at: only klines closed before it are written.
+    now: i64,
+    report: Progress,
+    stats: StageStats,
+    known_missing: u64,
+}
+
+impl WriteStage<'_> {
+    /// Commits every 64 pages or 250 ms until the parser hangs up, then
+    /// commits the rest.
+    fn run(
+        &mut self,
+        kl_rx: &Receiver<Parsed>,
+        mut dar_rx: Receiver<Request<(), WriterSnapshot>>,
+        mut control: ControlRequests,
+        flags: &Flags,
+        summary: &mut Summary,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<()> {
+        let mut since_commit = 0;
+        let mut last_commit = Instant::now();
+        let mut last_report = Instant::now();
+        loop {
+            select! {
+                recv(kl_rx) -> msg => {
+                    let Ok(msg) = msg else { break };
+                    match msg {
+                        Ok((page, klines)) => {
+                            self.write_page(&page, klines)?;
+                            since_commit += 1;
+                        }
+                        Err((m, e)) => self.market_failed(m, e, summary),
+                    }
+                }
+                recv(dar_rx) -> r => answer(r, &mut dar_rx, || WriterSnapshot {
+                    stage: self.stats.clone(),
+                    progress: self.report.clone(),
+                    known_missing: self.known_missing,
+                    queue: kl_rx.len(),
+                }),
+                recv(control) -> r => match r {
+                    Ok(req) => {
+                        let reply = self.on_control(req.body(), flags, summary)?;
+                        if matches!(reply, ControlReply::Flushed { .. }) {
+                            since_commit = 0;
+                        }
+                        req.reply(reply);
+                    }
+                    Err(_) => control = never(),
+                },
+            }
+            if since_commit >= 64 || (since_commit > 0 && last_commit.elapsed() > Duration::from_millis(250)) {
+                self.writer.commit()?;
+                since_commit = 0;
+                last_commit = Instant::now();
+            }
+            if last_report.elapsed() > Duration::from_millis(200) {
+                self.report.weight = self.client.stats.weight.load(Relaxed);
+                progress(&self.report);
+                last_report = Instant::now();
+            }
+        }
+        self.writer.commit()?;
+        self.report.weight = self.client.stats.weight.load(Relaxed);
+        progress(&self.report);
+        Ok(())
+    }
+
+    /// Stages a page's closed klines and marks the rest of it known-missing.
+    fn write_page(&mut self, page: &Page, klines: Vec<Kline>) -> Result<()> {
+        let t = Instant::now();
+        self.stats.items_in += 1;
+        let closed: Vec<Kline> =
+            klines.into_iter().filter(|k| k.open_time >= page.from && k.open_time <= page.to && k.close_time < self.now).collect();
+        self.writer.put_many(&page.key, &closed)?;
+        self.known_missing += mark_absent(self.writer, page, &closed)?;
+        self.report.pages_done += 1;
+        self.report.klines += closed.len() as u64;
+        if let Some(mp) = self.report.markets.iter_mut().find(|mp| mp.market == page.key.market) {
+            mp.pages_done += 1;
+            mp.klines += closed.len() as u64;
+        }
+        self.stats.items_out += closed.len() as u64;
+        self.stats.bytes_out += closed.len() as u64 * 37;
+        self.stats.time(t);
+        Ok(())
+    }
+
+    /// The first fatal error of a market is its reason to stop.
+    fn market_failed(&mut self, m: Market, e: Error, summary: &mut Summary) {
+        self.stats.errors += 1;
+        self.stats.last_error = format!("{m}: {e}");
+        if let Some(mp) = self.report.markets.iter_mut().find(|mp| mp.market == m && mp.failed.is_none()) {
+            let line = format!("{m}: {e}");
+            log::error!("{line}");
+            mp.failed = Some(e.to_string());
+            summary.failed_markets.push(line);
+        }
+    }
+
+    fn on_control(&mut self, c: &Control, flags: &Flags, summary: &mut Summary) -> Result<ControlReply> {
+        Ok(match *c {
+            Control::Flush => {
+                self.writer.commit()?;
+                ControlReply::Flushed { pages: self.report.pages_done }
+            }
+            Control::Pause(m) => {
+                flags.paused[m as usize].store(true, Relaxed);
+                ControlReply::Done
+            }
+            Control::Resume(m) => {
+                flags.paused[m as usize].store(false, Relaxed);
+                ControlReply::Done
+            }
+            Control::Stop => {
+                log::warn!("stop requested: committing what arrived, fetching nothing more");
+                flags.stop_all.store(true, Relaxed);
+                summary.stopped = true;
+                ControlReply::Done
+            }
+        })
+    }
 }
 
 /// Records every slot of `page` absent from `closed` (sorted, inside the

@@ -74,15 +74,30 @@ fn glob(pattern: &[u8], s: &[u8]) -> bool {
     }
 }
 
-/// What to sync.
-#[derive(Clone, Debug)]
-pub struct SyncOptions {
+/// Which series a job covers (`--markets`, `--symbols`, `--intervals`):
+/// shared by [`SyncOptions`] and [`crate::stream::StreamOptions`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
     /// Markets.
     pub markets: Vec<Market>,
-    /// Symbols.
+    /// Symbols (for a stream: the trading ones, and named ones even if not).
     pub symbols: SymbolFilter,
     /// Intervals.
     pub intervals: Vec<Interval>,
+}
+
+impl Default for Selection {
+    /// Every market and symbol, at 1m.
+    fn default() -> Selection {
+        Selection { markets: Market::ALL.to_vec(), symbols: SymbolFilter::All, intervals: vec![Interval::M1] }
+    }
+}
+
+/// What to sync.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Which series: markets, symbols and intervals.
+    pub selection: Selection,
     /// First open time wanted (inclusive); default each symbol's first kline.
     pub since: Option<i64>,
     /// Last open time wanted (inclusive); default the last closed kline.
@@ -129,9 +144,7 @@ pub enum OnHeld {
 impl Default for SyncOptions {
     fn default() -> SyncOptions {
         SyncOptions {
-            markets: Market::ALL.to_vec(),
-            symbols: SymbolFilter::All,
-            intervals: vec![Interval::M1],
+            selection: Selection::default(),
             since: None,
             until: None,
             include_delisted: false,
@@ -373,7 +386,7 @@ fn run_sync(
     let started = Instant::now();
     let mut summary = Summary::default();
     shared.set_phase("importing markets");
-    for &m in &opts.markets {
+    for &m in &opts.selection.markets {
         let r = markets::import(client, store, m)?;
         log::info!("{m}: {} symbols ({} new, {} changed, {} gone)", r.symbols, r.added, r.changed, r.gone);
     }
@@ -418,7 +431,7 @@ fn run_sync(
         summary.planned_klines += p.gaps.iter().map(|&(a, b)| slots_between(p.key.interval, a, b)).sum::<u64>();
         summary.planned_weight += pages * klines_weight(p.key.market, page_limit(p.key.market, p.key.interval));
     }
-    let per_minute = opts.markets.iter().map(|&m| client.budget(m).limit()).min().unwrap_or(1).max(1);
+    let per_minute = opts.selection.markets.iter().map(|&m| client.budget(m).limit()).min().unwrap_or(1).max(1);
     summary.planned_minutes = summary.planned_weight as f64 / per_minute as f64;
     summary.planned_bytes = summary.planned_klines * 37;
     if let Some(w) = writer {
@@ -485,29 +498,29 @@ pub(crate) fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, S
     let tracked: std::collections::HashSet<(Market, String)> = store
         .list_series()?
         .into_iter()
-        .filter(|k| opts.intervals.contains(&k.interval))
+        .filter(|k| opts.selection.intervals.contains(&k.interval))
         .map(|k| (k.market, k.symbol.as_str().to_string()))
         .collect();
-    for &m in &opts.markets {
+    for &m in &opts.selection.markets {
         let reg = store.registry(m)?;
         for (name, info) in &reg.symbols {
-            if !opts.symbols.matches(name) {
+            if !opts.selection.symbols.matches(name) {
                 continue;
             }
             known.insert(name.clone());
             // A symbol that stopped trading is still synced when named or
             // already in the store: its last klines up to the delisting are
             // completed (the plan stops where the delisting was seen).
-            let named = matches!(opts.symbols, SymbolFilter::List(_)) && info.first_kline.is_some();
+            let named = matches!(opts.selection.symbols, SymbolFilter::List(_)) && info.first_kline.is_some();
             let followed = tracked.contains(&(m, name.clone()));
             if opts.include_delisted || is_trading(&info.status) || named || followed {
                 out.push((m, name.clone()));
             }
         }
     }
-    if let SymbolFilter::List(list) = &opts.symbols {
+    if let SymbolFilter::List(list) = &opts.selection.symbols {
         if let Some(s) = list.iter().find(|s| !known.contains(*s)) {
-            let markets: Vec<&str> = opts.markets.iter().map(|m| m.as_str()).collect();
+            let markets: Vec<&str> = opts.selection.markets.iter().map(|m| m.as_str()).collect();
             return Err(Error::Config(format!("unknown symbol {s}: not listed on {}", markets.join(", "))));
         }
     }
@@ -539,17 +552,17 @@ pub(crate) fn identify_first_klines(client: &Client, store: &Store, selected: &[
                     _ => crate::first_kline::direct(client, *m, s),
                 };
                 match r {
-                    Ok(Some(t)) => found.lock().unwrap_or_else(|p| p.into_inner()).push((*m, s.clone(), t)),
+                    Ok(Some(t)) => atm_types::sync::lock(&found).push((*m, s.clone(), t)),
                     Ok(None) => log::info!("{m} {s}: no kline yet"),
                     Err(e) => {
-                        failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        atm_types::sync::lock(&failure).get_or_insert(e);
                         break;
                     }
                 }
             });
         }
     });
-    let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    let found = atm_types::sync::unpoison(found.into_inner());
     for &m in Market::ALL.iter() {
         let mine: Vec<_> = found.iter().filter(|(mm, _, _)| *mm == m).collect();
         if !mine.is_empty() {
@@ -563,7 +576,7 @@ pub(crate) fn identify_first_klines(client: &Client, store: &Store, selected: &[
             })?;
         }
     }
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    if let Some(e) = atm_types::sync::unpoison(failure.into_inner()) {
         return Err(e);
     }
     Ok(found.len() as u64)
@@ -579,7 +592,7 @@ fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i
         // No kline opens after a delisting was seen: the plan stops there, so
         // a delisted symbol costs no request once its tail is complete.
         let seen_stopped = if is_trading(&info.status) { None } else { info.history.last().map(|h| h.seen).or(info.delisted) };
-        for &iv in &opts.intervals {
+        for &iv in &opts.selection.intervals {
             if !iv.valid_for(*m) {
                 continue;
             }

@@ -178,7 +178,7 @@ pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: i
                             }
                         }
                         Err(e) => {
-                            failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                            atm_types::sync::lock(failure).get_or_insert(e);
                             return;
                         }
                     }
@@ -221,7 +221,7 @@ pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: i
     }
     report.requests = client.stats.requests.load(Relaxed);
     report.weight = client.stats.weight.load(Relaxed);
-    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    match atm_types::sync::unpoison(failure.into_inner()) {
         Some(e) => Err(e),
         None => Ok(report),
     }

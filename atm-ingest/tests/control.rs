@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use atm_ingest::ipc::{self, CallError};
 use atm_ingest::pipeline::{Control, ControlReply};
-use atm_ingest::{Client, Endpoints, Progress, SymbolFilter, SyncOptions};
+use atm_ingest::{Client, Endpoints, Progress, Selection, SymbolFilter, SyncOptions};
 use atm_sim::SimConfig;
 use atm_store::{Interval, Market, Store, StoreOptions};
 
@@ -40,9 +40,11 @@ fn pause_resume_flush_and_stop_a_running_sync() {
     let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
     let (far, requests) = ipc::channel::<Control, ControlReply>(4);
     let opts = SyncOptions {
-        markets: vec![Market::Spot, Market::UsdM],
-        symbols: SymbolFilter::List(vec!["BTCUSDT".into(), "SOLUSDT".into()]),
-        intervals: vec![Interval::M1],
+        selection: Selection {
+            markets: vec![Market::Spot, Market::UsdM],
+            symbols: SymbolFilter::List(vec!["BTCUSDT".into(), "SOLUSDT".into()]),
+            intervals: vec![Interval::M1],
+        },
         since: Some(NOW - 400 * 86_400_000),
         workers: 2,
         control: Some(requests),

@@ -5,7 +5,7 @@
 //!
 //! See `docs/simulator.md` for what it models and what it does not.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

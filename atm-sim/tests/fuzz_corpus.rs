@@ -2,19 +2,8 @@
 //! stable Rust, then a little stable fuzzing on top: random edits of every
 //! seed. Nothing may panic.
 
-use std::path::Path;
-
+use atm_test_support::{edits, mutate, replay, seeds, text_edits};
 use proptest::prelude::*;
-
-fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
-    let seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .collect();
-    assert!(!seeds.is_empty(), "empty corpus {}", dir.display());
-    seeds
-}
 
 #[test]
 fn corpora_replay() {
@@ -23,47 +12,28 @@ fn corpora_replay() {
         ("sim_ws_control", atm_sim::fuzzing::ws_control),
         ("sim_specs", atm_sim::fuzzing::specs),
     ] {
-        for s in seeds(target) {
-            f(&s);
-        }
+        replay(target, f);
     }
-}
-
-fn mutate(seed: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
-    let mut v = seed.to_vec();
-    for &(pos, op, byte) in edits {
-        if v.is_empty() {
-            v.push(byte);
-            continue;
-        }
-        let p = pos % v.len();
-        match op % 3 {
-            0 => v[p] = byte,
-            1 => v.truncate(p),
-            _ => v.insert(p, byte),
-        }
-    }
-    v
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn mutated_requests(i in 0usize..64, edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 32u8..127), 1..6)) {
+    fn mutated_requests((i, e) in text_edits()) {
         let s = seeds("sim_request");
-        atm_sim::fuzzing::request(&mutate(&s[i % s.len()], &edits));
+        atm_sim::fuzzing::request(&mutate(&s[i % s.len()], &e));
     }
 
     #[test]
-    fn mutated_ws_control(i in 0usize..64, edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 32u8..127), 1..6)) {
+    fn mutated_ws_control((i, e) in text_edits()) {
         let s = seeds("sim_ws_control");
-        atm_sim::fuzzing::ws_control(&mutate(&s[i % s.len()], &edits));
+        atm_sim::fuzzing::ws_control(&mutate(&s[i % s.len()], &e));
     }
 
     #[test]
-    fn mutated_specs(i in 0usize..64, edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6)) {
+    fn mutated_specs((i, e) in edits()) {
         let s = seeds("sim_specs");
-        atm_sim::fuzzing::specs(&mutate(&s[i % s.len()], &edits));
+        atm_sim::fuzzing::specs(&mutate(&s[i % s.len()], &e));
     }
 }

@@ -34,7 +34,7 @@ pub(crate) fn lock_table(dir: &Path) -> Result<Arc<LockTable>> {
     // one file would not see each other's locks (they belong to one process).
     let dir = std::fs::canonicalize(dir).map_err(|e| Error::io("resolve", dir, e))?;
     let path = dir.join("locks");
-    let mut tables = TABLES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    let mut tables = atm_types::sync::lock(TABLES.get_or_init(Default::default));
     if let Some(t) = tables.get(&path) {
         return Ok(t.clone());
     }
@@ -63,7 +63,7 @@ fn zeroed_flock() -> libc::flock {
 impl LockTable {
     /// Takes the write lock `id` (a series file's inode) or reports its holder.
     pub fn try_lock(&self, id: u64, what: &str) -> Result<()> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = atm_types::sync::lock(&self.held);
         if held.contains(&id) {
             return Err(Error::Locked { what: what.to_string(), pid: std::process::id() as i32 });
         }
@@ -87,7 +87,7 @@ impl LockTable {
 
     /// Releases lock `id`.
     pub fn unlock(&self, id: u64) {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = atm_types::sync::lock(&self.held);
         if held.remove(&id) {
             let fl = flock_at(libc::F_UNLCK as libc::c_short, id);
             if let Err(e) = nix::fcntl::fcntl(&self.file, nix::fcntl::FcntlArg::F_SETLK(&fl)) {

@@ -374,7 +374,8 @@ fn build(command: &str, pid: u32, proc_start: u64, started_ms: i64, generation: 
     b
 }
 
-/// The writing side of a segment: owned by one thread of one process.
+/// The writing side of a PRD (pre-registered data) segment, a
+/// shared-memory segment of named slots: owned by one thread of one process.
 pub struct PrdWriter {
     path: PathBuf,
     map: Map,
@@ -590,7 +591,8 @@ impl PrdWriter {
     }
 }
 
-/// The reading side of a segment: any process, any number of them.
+/// The reading side of a PRD (pre-registered data) segment, a
+/// shared-memory segment of named slots: any process, any number of them.
 pub struct PrdReader {
     path: PathBuf,
     map: Map,

@@ -203,7 +203,7 @@ impl Store {
 
     /// The series `key`, or `None` if nothing was ever written to it.
     pub fn series(&self, key: &SeriesKey) -> Result<Option<Series>> {
-        if let Some(f) = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+        if let Some(f) = atm_types::sync::lock(&self.inner.cache).get(key) {
             return Ok(Some(Series::new(f)));
         }
         let path = self.inner.series_path(key);
@@ -214,7 +214,7 @@ impl Store {
         if f.key != *key {
             return Err(Error::corrupt(&path, format!("file holds series {}, expected {key}", f.key)));
         }
-        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), f.clone());
+        atm_types::sync::lock(&self.inner.cache).insert(key.clone(), f.clone());
         Ok(Some(Series::new(f)))
     }
 
@@ -271,7 +271,7 @@ impl Store {
 
     /// Number of series files currently held open by the reader cache.
     pub fn open_series(&self) -> usize {
-        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()).map.len()
+        atm_types::sync::lock(&self.inner.cache).map.len()
     }
 }
 
@@ -283,7 +283,7 @@ impl StoreInner {
 
     /// Drops the cached read handle of `key` (after recovery rewrote it).
     pub fn forget(&self, key: &SeriesKey) {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).map.remove(key);
+        atm_types::sync::lock(&self.cache).map.remove(key);
     }
 
     pub fn journal_dir(&self) -> PathBuf {

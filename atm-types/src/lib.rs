@@ -17,7 +17,7 @@
 //! assert_eq!(Interval::M1.open_time(Interval::M1.slot_of(t).unwrap()), t);
 //! ```
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

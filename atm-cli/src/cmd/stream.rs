@@ -24,9 +24,7 @@ pub fn run(dir: &std::path::Path, a: StreamArgs) -> Result<()> {
     let rotate_after = duration_arg("--rotate-after", a.rotate_after.as_deref())?;
     let refresh_every = duration_arg("--refresh", a.refresh.as_deref())?;
     let opts = StreamOptions {
-        markets: super::exchange::markets(&a.selection.exchange),
-        symbols: a.selection.symbols.parse()?,
-        intervals: super::sync::parse_intervals(&a.selection.intervals)?,
+        selection: super::sync::selection(&a.selection)?,
         duration,
         workers: a.workers.clamp(1, 64),
         control: Some(super::sync::stop_on_ctrl_c()),

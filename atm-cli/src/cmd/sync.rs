@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use atm_ingest::{MarketProgress, Progress, SyncOptions};
+use atm_ingest::{MarketProgress, Progress, Selection, SyncOptions};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::cli::{SummaryFormat, SyncArgs};
@@ -19,12 +19,14 @@ pub(crate) fn parse_intervals(list: &[String]) -> Result<Vec<atm_store::Interval
         .collect()
 }
 
+/// `--markets`, `--symbols` and `--intervals` of `sync` and `stream`.
+pub(crate) fn selection(a: &crate::cli::SelectionArgs) -> Result<Selection> {
+    Ok(Selection { markets: super::exchange::markets(&a.exchange), symbols: a.symbols.parse()?, intervals: parse_intervals(&a.intervals)? })
+}
+
 pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
-    let intervals = parse_intervals(&a.selection.intervals)?;
     let opts = SyncOptions {
-        markets: super::exchange::markets(&a.selection.exchange),
-        symbols: a.selection.symbols.parse()?,
-        intervals,
+        selection: selection(&a.selection)?,
         since: a.since.as_deref().map(parse_time).transpose()?,
         until: a.until.as_deref().map(parse_time).transpose()?,
         include_delisted: a.include_delisted,
@@ -41,7 +43,7 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
     };
     let store = super::open_or_create(dir, a.precision.into())?;
     let mut client = super::exchange::connect(&a.selection.exchange)?;
-    let mut bars = if std::io::stderr().is_terminal() { Some(Bars::new(&opts.markets)) } else { None };
+    let mut bars = if std::io::stderr().is_terminal() { Some(Bars::new(&opts.selection.markets)) } else { None };
     let mut last_log = std::time::Instant::now();
     let summary = atm_ingest::sync(&mut client, &store, &opts, |p: &Progress| match &mut bars {
         Some(b) => b.update(p),

@@ -44,19 +44,16 @@ use self::refresh::Refresh;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::pipeline::{Control, ControlReply, ControlRequests};
-use crate::sync::{Pages, SeriesPlan, SymbolFilter, SyncOptions};
+use crate::sync::{Pages, Selection, SeriesPlan, SyncOptions};
 use crate::ws_shard::{limits, shard, stream_name, stream_url};
 use atm_status::{Metric, ProcessInfo, Publisher, StageStats, StreamTotals};
 
 /// What to stream.
 #[derive(Clone, Debug)]
 pub struct StreamOptions {
-    /// Markets.
-    pub markets: Vec<Market>,
-    /// Symbols (trading ones; named ones even if not).
-    pub symbols: SymbolFilter,
-    /// Intervals.
-    pub intervals: Vec<Interval>,
+    /// Which series: markets, symbols (trading ones; named ones even if
+    /// not) and intervals.
+    pub selection: Selection,
     /// Stop after this long (real time); run until stopped when `None`.
     pub duration: Option<Duration>,
     /// REST requests in flight for the start-up backfill.
@@ -79,9 +76,7 @@ pub struct StreamOptions {
 impl Default for StreamOptions {
     fn default() -> StreamOptions {
         StreamOptions {
-            markets: Market::ALL.to_vec(),
-            symbols: SymbolFilter::All,
-            intervals: vec![Interval::M1],
+            selection: Selection::default(),
             duration: None,
             workers: 8,
             control: None,
@@ -199,9 +194,7 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     // 1. Close the gap since each series' newest stored kline.
     *atm_types::sync::lock(&shared.phase) = "backfilling";
     let selection = SyncOptions {
-        markets: opts.markets.clone(),
-        symbols: opts.symbols.clone(),
-        intervals: opts.intervals.clone(),
+        selection: opts.selection.clone(),
         workers: opts.workers,
         publish_status: false,
         since_last_stored: true,
@@ -214,7 +207,7 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     let backfilled = crate::sync::sync_with(client, store, &selection, Some(&mut writer), |_| {})?.klines_written;
     // 2. The series to follow: the selection's trading symbols.
     let symbols = refresh::streamable(store, &selection)?;
-    let keys = series_of(symbols.iter().map(|(m, s)| (*m, s.as_str())), &opts.intervals, opts.derive)?;
+    let keys = series_of(symbols.iter().map(|(m, s)| (*m, s.as_str())), &opts.selection.intervals, opts.derive)?;
     log::info!("streaming {} series ({backfilled} backfilled klines)", keys.len());
     let client: &Client = client;
     let (item_tx, item_rx) = bounded::<Item>(65_536);
@@ -242,14 +235,15 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     let (counted, result) = std::thread::scope(|scope| {
         // 3. The committer: the one thread writing the store.
         let committer = scope.spawn(move || committer.run(&write_rx, &derived_tx));
-        // 4. Connections, a thread each.
-        let mut pool = Pool::default();
+        // 4. Connections, a thread each (the pool holds the applier's channel
+        // until the stop; the repair thread and the refresh hold clones).
+        let mut pool = Pool::new(scope, client, opts.rotate_after, shared.clone(), item_tx.clone());
         let streamed: Vec<SeriesKey> = keys.iter().filter(|k| !(opts.derive && is_derived(k.interval))).cloned().collect();
-        for &market in &opts.markets {
+        for &market in &opts.selection.markets {
             let mine: Vec<(String, SeriesKey)> =
                 streamed.iter().filter(|k| k.market == market).map(|k| (stream_name(k.symbol.as_str(), k.interval), k.clone())).collect();
             for streams in shard(mine, limits(market).streams_per_connection) {
-                pool.spawn(scope, client, market, opts.rotate_after, streams, &shared, &item_tx);
+                pool.spawn(market, streams);
             }
         }
         // 5. The repair thread: REST through the shared budget.
@@ -259,21 +253,20 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
         };
         // 6. The market refresh.
         let refresher = {
-            let (tx, sh, selection) = (item_tx.clone(), shared.clone(), &selection);
+            let (tx, sh, selection) = (item_tx, shared.clone(), &selection);
             let every = opts.refresh_every.unwrap_or_else(|| client.clock().real(300_000).max(Duration::from_secs(2)));
             scope.spawn(move || refresh::run(client, store, selection, symbols, every, &sh, &tx))
         };
         // 7. The applier: this thread, until everything feeding it is done.
-        let applied = apply_loop(&mut applier, &item_rx, &derived_rx, item_tx, &mut pool, scope, client, opts, &shared, &view, &commit_lag);
+        let applied = ApplyLoop { applier: &mut applier, pool: &mut pool, opts, shared: &shared, view: &view, commit_lag: &commit_lag }
+            .run(&item_rx, &derived_rx);
         // On an error, everything stops: the stop flag, and no one left to
         // receive (a connection blocked on a full queue gets an error).
         shared.stop.store(true, Relaxed);
         drop(item_rx);
         let counted = applier.finish(); // hangs up on the committer
         let committed = committer.join().unwrap_or_else(|_| Err(Error::Stopped("the committer panicked".into())));
-        for c in pool.handles {
-            let _ = c.join();
-        }
+        pool.join();
         let _ = repairer.join();
         let _ = refresher.join();
         // The committer's own error says more than the applier's "it stopped".
@@ -377,119 +370,176 @@ fn follow(applier: &mut Applier<'_>, keys: &[(SeriesKey, Option<i64>)], derive: 
     Ok(())
 }
 
-/// The applier's loop: events, repairs, refreshes, derived windows and
-/// control requests, until everything feeding it is done (after a stop:
-/// the deadline, a [`Control::Stop`], or an error).
-#[allow(clippy::too_many_arguments)]
-fn apply_loop<'scope, 'env>(
-    applier: &mut Applier<'_>,
-    items: &crossbeam_channel::Receiver<Item>,
-    derived: &crossbeam_channel::Receiver<(SeriesKey, Kline)>,
-    item_tx: Sender<Item>,
-    pool: &mut Pool<'scope>,
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    client: &'env Client,
-    opts: &StreamOptions,
-    shared: &Arc<Shared>,
-    view: &std::sync::Mutex<(StageStats, StreamSummary)>,
-    commit_lag: &std::sync::Mutex<(Latency, Latency)>,
-) -> Result<()> {
-    let deadline = opts.duration.map(|d| Instant::now() + d);
-    let mut control = opts.control.clone().unwrap_or_else(never);
-    let ticker = tick(Duration::from_millis(100));
-    let mut last_due_check = Instant::now();
-    let mut item_tx = Some(item_tx);
-    loop {
-        select! {
-            recv(items) -> item => {
-                let Ok(item) = item else { break };
-                match item {
-                    Item::Text(market, text, received) => applier.on_text(market, &text, received)?,
-                    Item::Dropped(keys) => applier.on_dropped(&keys),
-                    Item::RepairFailed(key, from, to) => applier.send_repair((key, from, to)),
-                    Item::Repaired(key, from, to, klines) => applier.on_repaired(key, from, to, klines)?,
-                    Item::Refreshed(r) => {
-                        if let Some(tx) = &item_tx {
-                            on_refresh(applier, pool, scope, client, opts, r, shared, tx)?;
-                        }
-                    }
-                }
-            }
-            recv(derived) -> d => {
-                if let Ok((key, k)) = d {
-                    applier.on_derived(&key, k)?;
-                }
-            }
-            recv(control) -> r => match r {
-                Ok(req) => {
-                    let reply = match *req.body() {
-                        Control::Flush => {
-                            applier.flush()?;
-                            ControlReply::Flushed { pages: applier.summary.klines_written }
-                        }
-                        Control::Stop => {
-                            shared.stop.store(true, Relaxed);
-                            ControlReply::Done
-                        }
-                        _ => ControlReply::Done,
-                    };
-                    req.reply(reply);
-                }
-                Err(_) => control = never(),
-            },
-            recv(ticker) -> _ => {}
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            shared.stop.store(true, Relaxed);
-        }
-        let stop_now = shared.stop.load(Relaxed) && item_tx.is_some();
-        if stop_now || last_due_check.elapsed() >= Duration::from_secs(1) {
-            last_due_check = Instant::now();
-            applier.repair_due(stop_now);
-            if let Ok(mut v) = view.lock() {
-                let mut stage = applier.stage.clone();
-                stage.latency_us = commit_lag.lock().map(|h| h.0.histogram.clone()).unwrap_or_default();
-                *v = (stage, applier.summary.clone());
-            }
-        }
-        if stop_now {
-            // Every close due is asked for; no more repair requests: the
-            // repair thread ends when done, the connections and the
-            // refresh at the stop flag, and then this loop.
-            applier.close_repairs();
-            item_tx = None;
-            log::info!("stopping: closing connections, repairing missed closes");
-        }
-    }
-    Ok(())
+/// The applier's thread: the applier and everything its loop drives (the
+/// connection pool, new listings, control requests, the status view).
+struct ApplyLoop<'a, 'p, 'scope, 'env> {
+    applier: &'a mut Applier<'p>,
+    pool: &'a mut Pool<'scope, 'env>,
+    opts: &'a StreamOptions,
+    shared: &'a Shared,
+    view: &'a std::sync::Mutex<(StageStats, StreamSummary)>,
+    commit_lag: &'a std::sync::Mutex<(Latency, Latency)>,
 }
 
-/// The connection threads, per market with the streams each carries.
-#[derive(Default)]
-struct Pool<'scope> {
+impl ApplyLoop<'_, '_, '_, '_> {
+    /// Applies what arrives (messages, repairs, new listings, derived
+    /// klines) and answers control requests, until everything feeding it is
+    /// done (after a stop: the deadline, a [`Control::Stop`], or an error).
+    fn run(&mut self, items: &crossbeam_channel::Receiver<Item>, derived: &crossbeam_channel::Receiver<(SeriesKey, Kline)>) -> Result<()> {
+        let deadline = self.opts.duration.map(|d| Instant::now() + d);
+        let mut control = self.opts.control.clone().unwrap_or_else(never);
+        let ticker = tick(Duration::from_millis(100));
+        let mut last_due_check = Instant::now();
+        loop {
+            select! {
+                recv(items) -> item => {
+                    let Ok(item) = item else { break };
+                    self.on_item(item)?;
+                }
+                recv(derived) -> d => {
+                    if let Ok((key, k)) = d {
+                        self.applier.on_derived(&key, k)?;
+                    }
+                }
+                recv(control) -> r => match r {
+                    Ok(req) => {
+                        let reply = self.on_control(req.body())?;
+                        req.reply(reply);
+                    }
+                    Err(_) => control = never(),
+                },
+                recv(ticker) -> _ => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.shared.stop.store(true, Relaxed);
+            }
+            let stop_now = self.shared.stop.load(Relaxed) && self.pool.taking();
+            if stop_now || last_due_check.elapsed() >= Duration::from_secs(1) {
+                last_due_check = Instant::now();
+                self.applier.repair_due(stop_now);
+                self.publish_view();
+            }
+            if stop_now {
+                // Every close due is asked for; no more repair requests: the
+                // repair thread ends when done, the connections and the
+                // refresh at the stop flag, and then this loop.
+                self.applier.close_repairs();
+                self.pool.stop_taking();
+                log::info!("stopping: closing connections, repairing missed closes");
+            }
+        }
+        Ok(())
+    }
+
+    fn on_item(&mut self, item: Item) -> Result<()> {
+        match item {
+            Item::Text(market, text, received) => self.applier.on_text(market, &text, received)?,
+            Item::Dropped(keys) => self.applier.on_dropped(&keys),
+            Item::RepairFailed(key, from, to) => self.applier.send_repair((key, from, to)),
+            Item::Repaired(key, from, to, klines) => self.applier.on_repaired(key, from, to, klines)?,
+            Item::Refreshed(r) => {
+                if self.pool.taking() {
+                    self.on_refresh(r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_control(&mut self, c: &Control) -> Result<ControlReply> {
+        Ok(match *c {
+            Control::Flush => {
+                self.applier.flush()?;
+                ControlReply::Flushed { pages: self.applier.summary.klines_written }
+            }
+            Control::Stop => {
+                self.shared.stop.store(true, Relaxed);
+                ControlReply::Done
+            }
+            _ => ControlReply::Done,
+        })
+    }
+
+    /// Copies the applier's counts out for the status publisher.
+    fn publish_view(&self) {
+        if let Ok(mut v) = self.view.lock() {
+            let mut stage = self.applier.stage.clone();
+            stage.latency_us = self.commit_lag.lock().map(|h| h.0.histogram.clone()).unwrap_or_default();
+            *v = (stage, self.applier.summary.clone());
+        }
+    }
+
+    /// Follows new listings (their history is asked of REST, their streams
+    /// added to connections with room, or to new ones) and drops delisted ones.
+    fn on_refresh(&mut self, r: Refresh) -> Result<()> {
+        let opts = self.opts;
+        let mut gone = Vec::new();
+        for (m, s) in &r.removed {
+            for k in series_of(std::iter::once((*m, s.as_str())), &opts.selection.intervals, opts.derive)? {
+                self.applier.unfollow(&k);
+                gone.push(stream_name(k.symbol.as_str(), k.interval));
+            }
+        }
+        self.pool.unsubscribe(&gone);
+        let mut added = Vec::new();
+        for (m, s, first) in &r.added {
+            for k in series_of(std::iter::once((*m, s.as_str())), &opts.selection.intervals, opts.derive)? {
+                added.push((k, *first));
+            }
+        }
+        follow(self.applier, &added, opts.derive)?;
+        self.applier.summary.streams += added.len() as u64;
+        for &market in &opts.selection.markets {
+            let new: Vec<(String, SeriesKey)> = added
+                .iter()
+                .filter(|(k, _)| k.market == market && !(opts.derive && is_derived(k.interval)))
+                .map(|(k, _)| (stream_name(k.symbol.as_str(), k.interval), k.clone()))
+                .collect();
+            let left = self.pool.subscribe(market, new);
+            for streams in shard(left, limits(market).streams_per_connection) {
+                self.pool.spawn(market, streams);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The connection threads, per market with the streams each carries, and
+/// what a new one needs: the thread scope, the client, the shared counters
+/// and the channel to the applier (given up at the stop, so that the
+/// applier's channel closes once every connection has ended).
+struct Pool<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    client: &'env Client,
+    rotate_after: Option<Duration>,
+    shared: Arc<Shared>,
+    tx: Option<Sender<Item>>,
     by_market: HashMap<Market, Vec<(Sender<Command>, usize)>>,
     /// Which connection (market, index) carries a stream.
     carrier: HashMap<String, (Market, usize)>,
     handles: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
 }
 
-impl<'scope> Pool<'scope> {
-    #[allow(clippy::too_many_arguments)]
-    fn spawn<'env>(
-        &mut self,
+impl<'scope, 'env> Pool<'scope, 'env> {
+    fn new(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         client: &'env Client,
-        market: Market,
         rotate_after: Option<Duration>,
-        streams: Vec<(String, SeriesKey)>,
-        shared: &Arc<Shared>,
-        tx: &Sender<Item>,
-    ) {
+        shared: Arc<Shared>,
+        tx: Sender<Item>,
+    ) -> Self {
+        Pool { scope, client, rotate_after, shared, tx: Some(tx), by_market: HashMap::new(), carrier: HashMap::new(), handles: Vec::new() }
+    }
+
+    /// Opens a connection of `market` carrying `streams` (nothing once the
+    /// pool stopped taking new connections).
+    fn spawn(&mut self, market: Market, streams: Vec<(String, SeriesKey)>) {
+        let Some(tx) = self.tx.clone() else { return };
         let lim = limits(market);
         let cfg = connection::Config {
             market,
-            url: stream_url(client.endpoints(), market),
-            lifetime: rotate_after.unwrap_or_else(|| client.clock().real(lim.lifetime_ms - 600_000)),
+            url: stream_url(self.client.endpoints(), market),
+            lifetime: self.rotate_after.unwrap_or_else(|| self.client.clock().real(lim.lifetime_ms - 600_000)),
             messages_per_second: lim.messages_per_second,
         };
         let conns = self.by_market.entry(market).or_default();
@@ -498,8 +548,26 @@ impl<'scope> Pool<'scope> {
         }
         let (cmd_tx, cmd_rx) = unbounded();
         conns.push((cmd_tx, streams.len()));
-        let (sh, tx) = (shared.clone(), tx.clone());
-        self.handles.push(scope.spawn(move || connection::run(&cfg, streams, &cmd_rx, &sh, &tx)));
+        let sh = self.shared.clone();
+        self.handles.push(self.scope.spawn(move || connection::run(&cfg, streams, &cmd_rx, &sh, &tx)));
+    }
+
+    /// Opens no more connections and gives up the pool's end of the
+    /// applier's channel.
+    fn stop_taking(&mut self) {
+        self.tx = None;
+    }
+
+    /// Whether new connections may still be opened.
+    fn taking(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Waits for every connection thread.
+    fn join(self) {
+        for c in self.handles {
+            let _ = c.join();
+        }
     }
 
     /// Adds `streams` to connections of `market` with room, returning those
@@ -536,49 +604,6 @@ impl<'scope> Pool<'scope> {
             }
         }
     }
-}
-
-/// Follows new listings (their history is asked of REST, their streams
-/// added to connections with room, or to new ones) and drops delisted ones.
-#[allow(clippy::too_many_arguments)]
-fn on_refresh<'scope, 'env>(
-    applier: &mut Applier<'_>,
-    pool: &mut Pool<'scope>,
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    client: &'env Client,
-    opts: &StreamOptions,
-    r: Refresh,
-    shared: &Arc<Shared>,
-    tx: &Sender<Item>,
-) -> Result<()> {
-    let mut gone = Vec::new();
-    for (m, s) in &r.removed {
-        for k in series_of(std::iter::once((*m, s.as_str())), &opts.intervals, opts.derive)? {
-            applier.unfollow(&k);
-            gone.push(stream_name(k.symbol.as_str(), k.interval));
-        }
-    }
-    pool.unsubscribe(&gone);
-    let mut added = Vec::new();
-    for (m, s, first) in &r.added {
-        for k in series_of(std::iter::once((*m, s.as_str())), &opts.intervals, opts.derive)? {
-            added.push((k, *first));
-        }
-    }
-    follow(applier, &added, opts.derive)?;
-    applier.summary.streams += added.len() as u64;
-    for &market in &opts.markets {
-        let new: Vec<(String, SeriesKey)> = added
-            .iter()
-            .filter(|(k, _)| k.market == market && !(opts.derive && is_derived(k.interval)))
-            .map(|(k, _)| (stream_name(k.symbol.as_str(), k.interval), k.clone()))
-            .collect();
-        let left = pool.subscribe(market, new);
-        for streams in shard(left, limits(market).streams_per_connection) {
-            pool.spawn(scope, client, market, opts.rotate_after, streams, shared, tx);
-        }
-    }
-    Ok(())
 }
 
 /// The repair thread: fetches each asked range page by page through the

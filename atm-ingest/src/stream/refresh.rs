@@ -72,7 +72,7 @@ fn refresh(
     selection: &SyncOptions,
     current: &BTreeSet<(Market, String)>,
 ) -> Result<(BTreeSet<(Market, String)>, Refresh)> {
-    for &m in &selection.markets {
+    for &m in &selection.selection.markets {
         crate::markets::refresh(client, store, m)?;
     }
     let now = streamable(store, selection)?;

@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use atm_benches::{anon_mb, cpu_and_peak};
-use atm_ingest::{Client, Endpoints, ExchangeSpec, SymbolFilter, SyncOptions};
+use atm_ingest::{Client, Endpoints, ExchangeSpec, Selection, SymbolFilter, SyncOptions};
 use atm_sim::{SimConfig, SimServer};
 use atm_store::{Interval, Market, Store, StoreOptions};
 use serde_json::Value;
@@ -125,9 +125,7 @@ fn thread_cpu(name: &str) -> f64 {
 
 fn options(markets: &[Market], since: i64) -> SyncOptions {
     SyncOptions {
-        markets: markets.to_vec(),
-        symbols: SymbolFilter::All,
-        intervals: vec![Interval::M1],
+        selection: Selection { markets: markets.to_vec(), symbols: SymbolFilter::All, intervals: vec![Interval::M1] },
         since: Some(since),
         // These modes measure REST (archives have their own bench mode).
         source: atm_ingest::archive::Source::Rest,
@@ -411,7 +409,7 @@ fn stream() {
     let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
     let mut c = client(&sim);
     let opts = atm_ingest::stream::StreamOptions {
-        intervals: intervals.clone(),
+        selection: atm_ingest::Selection { intervals: intervals.clone(), ..atm_ingest::Selection::default() },
         duration: Some(Duration::from_secs(seconds)),
         ..atm_ingest::stream::StreamOptions::default()
     };
