@@ -28,6 +28,17 @@ impl Clock {
         self.start_ms + (self.start.elapsed().as_secs_f64() * 1000.0 * self.scale) as i64
     }
 
+    /// The exchange time at the real instant `t`, epoch ms.
+    pub fn at(&self, t: Instant) -> i64 {
+        self.start_ms + (t.saturating_duration_since(self.start).as_secs_f64() * 1000.0 * self.scale) as i64
+    }
+
+    /// The real instant the clock reads `ms` (now, if that has passed).
+    pub fn instant_of(&self, ms: i64) -> Instant {
+        let now = Instant::now();
+        now + self.real(ms - self.at(now))
+    }
+
     /// How many times faster than real time the clock runs.
     pub fn scale(&self) -> f64 {
         self.scale
@@ -56,6 +67,8 @@ mod tests {
         assert_eq!(c.real(60_000), Duration::from_secs(1));
         assert_eq!(c.retry_after_secs(61_000), 2);
         assert_eq!(c.retry_after_secs(10), 1);
+        let t = c.instant_of(c.now() + 6_000);
+        assert!((c.at(t) - c.now() - 6_000).abs() < 100, "{}", c.at(t) - c.now());
         let wall = Clock::new(None, 1.0);
         assert!(wall.now() > 1_700_000_000_000);
     }

@@ -300,8 +300,17 @@ fn real_listings(market: Market, snapshot: &Value, seed: u64, now: i64) -> Resul
             let onboard = info["onboardDate"].as_i64();
             let delivery = info["deliveryDate"].as_i64().filter(|&d| d < 4_000_000_000_000);
             let trading = is_trading_status(&status);
+            if status == "PENDING_TRADING" {
+                let life = pending_life(onboard, delivery, snapshot["serverTime"].as_i64().unwrap_or(now).min(now), h(2));
+                let mut info = info.clone();
+                if let (Some(listed), Some(o)) = (life.listed, info.get_mut("onboardDate")) {
+                    *o = json!(listed); // unchanged unless the snapshot's was not minute-aligned
+                }
+                let trading_status = "TRADING".to_string();
+                let model = model_of(market, &info, seed, life)?;
+                return Ok(Listing { model, info, trading_status, delisted_status: status });
+            }
             let mut life = match (market, status.as_str()) {
-                (_, "PENDING_TRADING") => Lifecycle { listed: None, delisted: None, gap: None },
                 (Market::Spot, _) => {
                     // A symbol the snapshot shows delisted was listed before it.
                     let until = if trading { yesterday } else { (snapshot_time - 60 * DAY).max(launch + DAY) };
@@ -334,6 +343,36 @@ fn real_listings(market: Market, snapshot: &Value, seed: u64, now: i64) -> Resul
             Ok(Listing { model: model_of(market, info, seed, life)?, info: info.clone(), trading_status, delisted_status })
         })
         .collect()
+}
+
+/// The life of a contract the snapshot shows `PENDING_TRADING`.
+///
+/// Binance shows a delisted perpetual as `PENDING_TRADING` once it has
+/// settled (OMGUSDT, onboarded 2019-09-25, in the 2025-11-26 snapshot), and
+/// a contract about to list the same way, with its future `onboardDate`. So:
+/// listed at its `onboardDate`; if that is before `until` (the snapshot's
+/// time, or the exchange's clock if earlier) it traded and was delisted at
+/// its `deliveryDate` when that is a real date in between (DEFIUSDT,
+/// VIDTUSDT), else at a seeded minute from `min(30 days, half its life)`
+/// after listing to `until`: at least one minute of klines. A contract
+/// onboarded after `until` has not traded yet: it lists at its
+/// `onboardDate`, in the future.
+fn pending_life(onboard: Option<i64>, delivery: Option<i64>, until: i64, h: u64) -> Lifecycle {
+    let Some(onboard) = onboard.filter(|&o| o < 4_000_000_000_000) else {
+        return Lifecycle { listed: None, delisted: None, gap: None };
+    };
+    let listed = onboard - onboard.rem_euclid(MINUTE);
+    let until = until - until.rem_euclid(MINUTE);
+    if listed >= until {
+        return Lifecycle { listed: Some(listed), delisted: None, gap: None };
+    }
+    let life = until - listed;
+    let end = delivery
+        .map(|d| d - d.rem_euclid(MINUTE))
+        .filter(|&d| d > listed && d <= until)
+        .unwrap_or_else(|| time_between(h, listed + (30 * DAY).min(life / 2), until))
+        .max(listed + MINUTE);
+    Lifecycle { listed: Some(listed), delisted: Some(end), gap: None }
 }
 
 fn default_delisted(market: Market) -> String {
@@ -377,7 +416,9 @@ fn generated_listings(market: Market, snapshot: &Value, n: usize, seed: u64, now
             let mut info = template.clone();
             let status = if unit(h(1)) < 0.05 && market != Market::Spot { "PENDING_TRADING" } else { "TRADING" };
             let listed = time_between(h(2), launch, yesterday);
-            let mut life = Lifecycle { listed: (status != "PENDING_TRADING").then_some(listed), delisted: None, gap: None };
+            // A pending contract lists in the future (its `onboardDate`), a month to a year away.
+            let listed = if status == "PENDING_TRADING" { time_between(h(7), now + 30 * DAY, now + 365 * DAY) } else { listed };
+            let mut life = Lifecycle { listed: Some(listed), delisted: None, gap: None };
             let r = unit(h(3));
             if status == "TRADING" && r < 0.10 && yesterday - listed > 60 * DAY {
                 life.delisted = Some(time_between(h(4), listed + 30 * DAY, yesterday));

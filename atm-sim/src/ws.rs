@@ -9,9 +9,9 @@
 //! `{"stream":..,"data":..}`, and bare `/ws` or `/stream` to SUBSCRIBE later.
 //!
 //! Updates of the kline in progress go out at Binance's cadence (spot 2 s,
-//! 1 s for `1s`; futures 250 ms) in exchange time; under a fast
-//! `--time-scale` they are thinned to one per stream every 20 ms of real
-//! time. A kline's final update (`"x":true`) is never thinned: every closed
+//! 1 s for `1s`; futures 250 ms) in exchange time, on a fixed grid of
+//! exchange time; under a fast `--time-scale` (a tick under 4 ms of real
+//! time) they are thinned to a multiple of the cadence. A kline's final update (`"x":true`) is never thinned: every closed
 //! kline is sent, equal to the REST kline.
 
 use std::collections::HashMap;
@@ -70,8 +70,11 @@ pub fn limits(market: Market) -> WsLimits {
 
 /// A connection's lifetime: Binance cuts every socket at 24 hours.
 pub const LIFETIME_MS: i64 = DAY;
-/// The least real time between two in-progress updates of a stream.
-const MIN_TICK: Duration = Duration::from_millis(20);
+/// The least real time between two ticks of a connection. Binance's
+/// cadence is kept exactly up to `--time-scale` 62.5 on futures (250 ms of
+/// exchange time last 4 ms) and 250 on spot; on a faster clock the ticks
+/// are the smallest multiple of the cadence that lasts this long.
+const MIN_TICK: Duration = Duration::from_millis(4);
 
 /// A tick's events are sent in up to this many steps across the tick
 /// (every ~8 ms at futures' 250 ms cadence): Binance's streams, each on
@@ -261,8 +264,9 @@ struct Sub {
     /// Its base klines aggregated over `[open, upto)`, whole seconds.
     acc: Option<Agg>,
     upto: i64,
-    /// Exchange time of the last in-progress update.
-    last_update: i64,
+    /// The tick (its scheduled exchange time) from which the next
+    /// in-progress update is due: the last update's tick plus the cadence.
+    next_due: i64,
     /// Id of the first trade of the kline being built, once known.
     first_trade: Option<i64>,
 }
@@ -316,7 +320,7 @@ impl Connection {
             open,
             acc: None,
             upto: open,
-            last_update: i64::MIN,
+            next_due: i64::MIN,
             first_trade: None,
         });
         self.ex.stats.ws_subscriptions.fetch_add(1, Relaxed);
@@ -350,10 +354,21 @@ impl Connection {
             (Market::Spot, _) => 2000,
             _ => 250,
         };
-        // Tick at the market's fastest cadence (spot `1s`: 1 s); each stream is due at its own.
-        let tick = clock.real(cadence(Interval::S1, self.market)).max(MIN_TICK);
-        let mut timer = tokio::time::interval(tick);
-        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Ticks at the market's fastest cadence (spot `1s`: 1 s; futures 250 ms),
+        // or the smallest multiple of it that lasts MIN_TICK of real time,
+        // on a fixed grid of exchange time (multiples of the period, so a
+        // kline's close falls on a tick). A late tick does not push the
+        // later ones back (`Skip`: the next one is the next grid point):
+        // `Delay` made every tick's lateness add up, and the 20 ms floor
+        // of real time made 1.2 s of exchange time at `--time-scale 60`.
+        let fastest = cadence(Interval::S1, self.market);
+        let floor = MIN_TICK.as_secs_f64() * 1000.0 * clock.scale();
+        let period = fastest * ((floor / fastest as f64).ceil() as i64).max(1);
+        let tick = clock.real(period);
+        let now = clock.now();
+        let first = now - now.rem_euclid(period) + period;
+        let mut timer = tokio::time::interval_at(clock.instant_of(first).into(), tick);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         // A tick's events go out spread over the tick, closes first, as
         // Binance pushes each stream on its own schedule (not all at once).
         let steps = ((tick.as_micros() / PACE_STEP_MIN.as_micros()) as u32).clamp(PACE_STEPS_MIN, PACE_STEPS);
@@ -407,8 +422,11 @@ impl Connection {
                         }
                     }
                 }
-                _ = timer.tick() => {
+                scheduled = timer.tick() => {
                     let now = clock.now();
+                    // The grid point this tick stands for, whatever its lateness.
+                    let at = clock.at(scheduled.into_std());
+                    let slot = ((at + period / 2).div_euclid(period) * period).max(now - now.rem_euclid(period));
                     // Faults may change while the connection lives (`POST /sim/v1/faults`).
                     let disconnect_after = self.ex.faults().ws_disconnect;
                     if now - self.opened >= LIFETIME_MS || disconnect_after.is_some_and(|d| now - self.opened >= d) {
@@ -435,7 +453,7 @@ impl Connection {
                         }
                     }
                     let market = self.market;
-                    let events = self.events(now, |iv| cadence(iv, market));
+                    let events = self.events(now, slot, |iv| cadence(iv, market));
                     // What the last tick left goes out now, then this tick's first step.
                     let left = pending.len();
                     pending.extend(events);
@@ -453,9 +471,10 @@ impl Connection {
         }
     }
 
-    /// The kline events due at `now`: every kline closed since the last
-    /// tick, then one update of each kline in progress whose cadence is due.
-    fn events(&mut self, now: i64, cadence: impl Fn(Interval) -> i64) -> Vec<String> {
+    /// The kline events due at `now`, a tick scheduled at `slot` (exchange
+    /// time on the tick grid): every kline closed since the last tick, then
+    /// one update of each kline in progress whose cadence is due.
+    fn events(&mut self, now: i64, slot: i64, cadence: impl Fn(Interval) -> i64) -> Vec<String> {
         let ex = self.ex.clone();
         // Closes first, then the updates of klines in progress.
         let mut closes = Vec::new();
@@ -508,12 +527,13 @@ impl Connection {
                 sub.open = close;
                 sub.acc = None;
                 sub.upto = close;
-                sub.last_update = i64::MIN;
+                sub.next_due = i64::MIN;
                 sub.first_trade = next_first;
             }
-            // Due at the cadence, give or take a tenth (timer ticks jitter).
+            // Due at the cadence, counted in scheduled ticks (not in their
+            // jittery real times): spot's 2 s streams every other 1 s tick.
             let every = cadence(sub.interval);
-            if now.saturating_sub(sub.last_update) < every - every / 10 {
+            if slot < sub.next_due {
                 continue;
             }
             // The kline in progress: whole seconds so far (kept), plus the current second.
@@ -536,7 +556,7 @@ impl Connection {
                 (a, c) => a.or(c),
             };
             if let Some(agg) = agg {
-                sub.last_update = now;
+                sub.next_due = slot.saturating_add(every);
                 emit(
                     &mut out,
                     &Kline { open_time: sub.open, close_time: next_open(sub.interval, sub.open) - 1, agg },
@@ -637,7 +657,7 @@ pub(crate) fn fuzz_control(ex: Arc<Exchange>, text: &str) {
         let mut c = Connection::new(ex.clone(), Opening { market, combined: false, streams: vec![] });
         let now = ex.clock.now();
         let _ = c.control(text, now);
-        let _ = c.events(now, |_| 0);
+        let _ = c.events(now, now, |_| 0);
     }
 }
 

@@ -167,3 +167,56 @@ fn limits_follow_the_scaled_clock() {
     std::thread::sleep(std::time::Duration::from_secs(retry));
     assert_eq!(get("/fapi/v1/ping").status(), 200, "a new window after Retry-After");
 }
+
+/// USD-M contracts the real snapshot shows `PENDING_TRADING` with an
+/// `onboardDate` in the past (OMGUSDT, 2019-09-25, ...) traded and were
+/// delisted: listed at their onboardDate, klines from then until their
+/// delisting, `PENDING_TRADING` now; their onboardDate served as is.
+#[test]
+fn pending_usdm_contracts_with_a_past_onboard_date_keep_their_history() {
+    // The snapshot the simulator embeds: Binance's USD-M exchangeInfo of 2025-11-26
+    // (`shared/data/binance/exchange_info/usdm_exchangeInfo_2025-11-26.json`).
+    let zst = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/usdm_exchangeInfo_2025-11-26.json.zst")).unwrap();
+    let snapshot: Value = serde_json::from_slice(&zstd::decode_all(&zst[..]).unwrap()).unwrap();
+    let sample_time = snapshot["serverTime"].as_i64().unwrap();
+    // At the sample's moment, before it (2025-11-24), and today's wall clock.
+    for now in [Some(sample_time), Some(NOW), None] {
+        let sim = server(SimConfig { now, ..frozen(UniverseSpec::Real) });
+        let clock = json(&sim, "/sim/v1/clock")["now"].as_i64().unwrap();
+        let truth = json(&sim, "/sim/v1/symbols");
+        let info = json(&sim, "/fapi/v1/exchangeInfo");
+        let served: std::collections::HashMap<&str, &Value> =
+            info["symbols"].as_array().unwrap().iter().map(|s| (s["symbol"].as_str().unwrap(), s)).collect();
+        let mut checked = 0;
+        for s in snapshot["symbols"].as_array().unwrap().iter().filter(|s| s["status"] == "PENDING_TRADING") {
+            let name = s["symbol"].as_str().unwrap();
+            let onboard = s["onboardDate"].as_i64().unwrap();
+            let t = truth.as_array().unwrap().iter().find(|t| t["market"] == "um" && t["symbol"] == name).unwrap();
+            let e = served[name];
+            assert_eq!(e["onboardDate"].as_i64(), Some(onboard), "{name}: exchangeInfo onboardDate");
+            assert_ne!(e["onboardDate"].as_i64(), Some(4_133_404_800_000), "{name}");
+            assert_eq!(t["listed"].as_i64(), Some(onboard), "{name}: listed is the onboardDate exchangeInfo shows: {t}");
+            if onboard >= clock {
+                assert_eq!(t["first_kline"], Value::Null, "{name}: not listed yet: {t}");
+                assert_eq!(e["status"], "PENDING_TRADING", "{name}");
+                continue;
+            }
+            checked += 1;
+            assert_eq!(e["status"], "PENDING_TRADING", "{name}: exchangeInfo status at {clock}");
+            assert_eq!(t["status"], "PENDING_TRADING", "{name}: {t}");
+            let delisted = t["delisted"].as_i64().unwrap_or_else(|| panic!("{name}: no delisting: {t}"));
+            assert!(onboard < delisted && delisted <= sample_time.min(clock), "{name}: delisted {delisted}: {t}");
+            // Klines from the listing on (the first after an outage at worst), none after the delisting.
+            let first = t["first_kline"].as_i64().unwrap_or_else(|| panic!("{name}: no kline: {t}"));
+            assert!(first >= onboard && first < delisted, "{name}: {t}");
+            let rows = json(&sim, &format!("/fapi/v1/klines?symbol={name}&interval=1m&startTime={onboard}&limit=5"));
+            assert_eq!(rows[0][0].as_i64(), Some(first), "{name}: REST's first kline");
+            let rows = json(&sim, &format!("/fapi/v1/klines?symbol={name}&interval=1d&startTime={onboard}&limit=1500"));
+            let last = rows.as_array().unwrap().last().unwrap()[0].as_i64().unwrap();
+            assert!(last < delisted, "{name}: a day kline at {last} after the delisting {delisted}");
+            let after = json(&sim, &format!("/fapi/v1/klines?symbol={name}&interval=1m&startTime={delisted}&limit=5"));
+            assert_eq!(after, serde_json::json!([]), "{name}: klines after the delisting");
+        }
+        assert_eq!(checked, 46, "every pending contract of the sample traded before {clock}");
+    }
+}
