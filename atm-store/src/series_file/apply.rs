@@ -1,5 +1,6 @@
-//! The writer's `apply`: a committed batch written block by block under the
-//! blocks' seqlocks, then the live header published.
+//! The writer's `apply`: a committed batch written block by block inside one
+//! seqlock write section over all the blocks it touches, then the live header
+//! published; and [`CrcStrategy`], how each block's checksums are renewed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{fence, Ordering};
@@ -15,10 +16,72 @@ use crate::Kline;
 /// reads the whole block, 150-300 KiB).
 const PATCH_PUTS: usize = 64;
 
+/// How [`SeriesFile::apply`] arrives at the new checksums of one block,
+/// chosen once per block by [`CrcStrategy::choose`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CrcStrategy<'a> {
+    /// A few klines (at most [`PATCH_PUTS`]) put into a hot block whose
+    /// checksums are known, with no run or missing range touching it: each
+    /// checksum is patched with the bytes the puts change
+    /// ([`checksum::crc32c_patch`]) instead of recomputed over the whole
+    /// block. With `from_zeros`, the block was never written and this
+    /// writer zeroed its columns when it reserved them
+    /// (`SeriesFile::reserve_blocks`): the columns' checksums to patch
+    /// are those of zeros, computed without reading; the bitmaps' are read.
+    /// The block's counts move by the bits the puts changed, too.
+    Patch {
+        /// The columns are zeros this writer made.
+        from_zeros: bool,
+    },
+    /// A block the bulk path wrote whole (no puts): its column checksums
+    /// were computed while writing it (`SeriesBatch::known_crcs`), so they
+    /// are not read back; the bitmaps' are recomputed.
+    Known(&'a [u32; COLUMNS]),
+    /// Everything else, and every block on replay (whose metadata is not
+    /// trusted): the checksums of what the batch may have changed are
+    /// recomputed from the bytes: the bitmaps always, the columns when a
+    /// kline or a run landed in the block, the block was empty, or on
+    /// replay (a block only marked missing keeps its column checksums).
+    Recompute,
+}
+
+impl<'a> CrcStrategy<'a> {
+    /// The strategy for block `b` of `batch`, given the `puts` that land in
+    /// it, its entry `before` the batch, whether this writer `zeroed` its
+    /// columns (and it is still empty), and whether this is a `replay`.
+    fn choose(batch: &'a SeriesBatch, b: u64, puts: &[(u64, Kline)], before: &Entry, zeroed: bool, replay: bool) -> CrcStrategy<'a> {
+        let (lo, hi) = (b * BLOCK_SLOTS, (b + 1) * BLOCK_SLOTS - 1);
+        let touched = |r: &[(u64, u64)]| r.iter().any(|&(a, z)| a <= hi && z >= lo);
+        if replay {
+            return CrcStrategy::Recompute;
+        }
+        let patch = (zeroed || !before.is_empty())
+            && !puts.is_empty()
+            && puts.len() <= PATCH_PUTS
+            && before.flags & entry::FLAG_COLD == 0
+            && !touched(&batch.direct)
+            && !touched(&batch.missing);
+        if patch {
+            return CrcStrategy::Patch { from_zeros: zeroed };
+        }
+        match batch.known_crcs.get(&b) {
+            Some(known) if puts.is_empty() => CrcStrategy::Known(known),
+            _ => CrcStrategy::Recompute,
+        }
+    }
+}
+
 impl SeriesFile {
-    /// Applies a committed batch: writes values and states block by block
-    /// under each block's seqlock, then publishes the live header. Replaying
-    /// the same batch again leaves the same bytes (journal replay relies on it).
+    /// Applies a committed batch: writes values and states block by block,
+    /// then publishes the live header. Replaying the same batch again leaves
+    /// the same bytes (journal replay relies on it).
+    ///
+    /// Every block the batch touches is changed inside one seqlock write
+    /// section: all their sequence numbers are made odd before the first
+    /// byte is written and even again after the last, so a reader whose
+    /// window spans several of them sees all of the batch or none of it
+    /// (it notes every block's sequence number before reading and
+    /// rechecks them all after), never some blocks before it and some after.
     ///
     /// With `replay` (crash recovery), block metadata that a killed writer may
     /// have left half-written is not trusted: sequence numbers are made even,
@@ -33,17 +96,11 @@ impl SeriesFile {
         }
         blocks.sort_unstable();
         blocks.dedup();
-        let mut exc: HashMap<u64, Exception> = live.exceptions.iter().map(|e| (e.slot, *e)).collect();
-        let mut put_i = 0;
-        for b in blocks {
-            let (lo, hi) = (b * BLOCK_SLOTS, (b + 1) * BLOCK_SLOTS - 1);
-            let start = put_i;
-            while put_i < batch.puts.len() && batch.puts[put_i].0 <= hi {
-                put_i += 1;
-            }
-            let puts = &batch.puts[start..put_i];
-            let seq = self.block_seq(b);
-            let before = if replay {
+        // Every entry as it was, read while the sequence numbers are even.
+        let mut befores = Vec::with_capacity(blocks.len());
+        for &b in &blocks {
+            befores.push(if replay {
+                let seq = self.block_seq(b);
                 let s = seq.load(Ordering::Relaxed);
                 seq.store(s + s % 2, Ordering::Relaxed);
                 let mut e = self.entry_raw(b, s + s % 2);
@@ -52,22 +109,30 @@ impl SeriesFile {
                 e
             } else {
                 self.entry(b)?
-            };
-            // A few klines put into a block that already has its checksums
-            // (no run or missing range touching it): the checksums are
-            // patched with the changed bytes instead of recomputed over the
-            // whole block (see `SeriesFile::patch_crcs`).
-            let touched = |r: &[(u64, u64)]| r.iter().any(|&(a, z)| a <= hi && z >= lo);
+            });
+        }
+        // Open the write section of every block before writing any.
+        for &b in &blocks {
+            let seq = self.block_seq(b);
+            seq.store(seq.load(Ordering::Relaxed) | 1, Ordering::Relaxed);
+        }
+        fence(Ordering::Release);
+        let mut exc: HashMap<u64, Exception> = live.exceptions.iter().map(|e| (e.slot, *e)).collect();
+        let mut put_i = 0;
+        for (&b, before) in blocks.iter().zip(&befores) {
+            let (lo, hi) = (b * BLOCK_SLOTS, (b + 1) * BLOCK_SLOTS - 1);
+            let start = put_i;
+            while put_i < batch.puts.len() && batch.puts[put_i].0 <= hi {
+                put_i += 1;
+            }
+            let puts = &batch.puts[start..put_i];
             // A block never written has known checksums if this writer
             // zeroed its columns (see `reserve_blocks`).
             let zeroed = self.unzero(b) && before.is_empty();
-            let patch = (!replay && (zeroed || !before.is_empty()) && !puts.is_empty() && puts.len() <= PATCH_PUTS)
-                && before.flags & entry::FLAG_COLD == 0
-                && !touched(&batch.direct)
-                && !touched(&batch.missing);
-            let mut base_crcs = before.crcs;
-            if patch && zeroed {
-                for (k, c) in base_crcs.iter_mut().enumerate() {
+            let strategy = CrcStrategy::choose(batch, b, puts, before, zeroed, replay);
+            let mut crcs = before.crcs;
+            if strategy == (CrcStrategy::Patch { from_zeros: true }) {
+                for (k, c) in crcs.iter_mut().enumerate() {
                     let (off, len) = self.layout.crc_range(k, b);
                     *c = match k < COLUMNS {
                         true => checksum::crc32c_zeros(len as usize),
@@ -76,10 +141,8 @@ impl SeriesFile {
                     };
                 }
             }
+            let patch = matches!(strategy, CrcStrategy::Patch { .. });
             let old = patch.then(|| self.put_bytes(b, puts));
-            let s = seq.load(Ordering::Relaxed);
-            seq.store(s | 1, Ordering::Relaxed);
-            fence(Ordering::Release);
             if !puts.is_empty() {
                 self.write_puts(puts);
                 for (slot, k) in puts {
@@ -122,17 +185,23 @@ impl SeriesFile {
                 }
                 _ => self.count_block(b),
             };
-            let mut crcs = base_crcs;
-            let known = if puts.is_empty() && !replay { batch.known_crcs.get(&b) } else { None };
-            if let (Some(old), Some(new)) = (&old, &new_bytes) {
-                self.patch_crcs(b, old, new, &mut crcs);
-            }
-            for (k, c) in crcs.iter_mut().enumerate().filter(|_| old.is_none()) {
-                if let (Some(known), true) = (known, k < COLUMNS) {
-                    *c = known[k];
-                } else if k >= COLUMNS || !puts.is_empty() || direct || before.is_empty() || replay {
-                    let (off, len) = self.layout.crc_range(k, b);
-                    *c = checksum::crc32c(self.map.bytes(off as usize, len as usize));
+            let recompute = |k: usize| {
+                let (off, len) = self.layout.crc_range(k, b);
+                checksum::crc32c(self.map.bytes(off as usize, len as usize))
+            };
+            match (strategy, &old, &new_bytes) {
+                (CrcStrategy::Patch { .. }, Some(old), Some(new)) => self.patch_crcs(b, old, new, &mut crcs),
+                (CrcStrategy::Known(known), _, _) => {
+                    for (k, c) in crcs.iter_mut().enumerate() {
+                        *c = if k < COLUMNS { known[k] } else { recompute(k) };
+                    }
+                }
+                _ => {
+                    for (k, c) in crcs.iter_mut().enumerate() {
+                        if k >= COLUMNS || !puts.is_empty() || direct || before.is_empty() || replay {
+                            *c = recompute(k);
+                        }
+                    }
                 }
             }
             let base = self.layout.entry_off(b);
@@ -143,7 +212,6 @@ impl SeriesFile {
                 self.write_u32(base + (entry::CRCS + 4 * k) as u64, *c);
             }
             self.write_u32(base + entry::CRC as u64, self.entry_crc(b));
-            seq.store((s | 1) + 1, Ordering::Release);
             live.present_total = live.present_total + present as u64 - before.present as u64;
             live.missing_total = live.missing_total + missing as u64 - before.missing as u64;
             if let (true, Some(first), Some(last)) = (patch, puts.first(), puts.last()) {
@@ -158,6 +226,11 @@ impl SeriesFile {
                     live.last_present = self.last_present_in(b);
                 }
             }
+        }
+        // Close them all: the batch is visible to readers at once.
+        for &b in &blocks {
+            let seq = self.block_seq(b);
+            seq.store(seq.load(Ordering::Relaxed) + 1, Ordering::Release);
         }
         if exc.len() > MAX_EXCEPTIONS {
             // Checked by the writer before the commit; replay of a valid journal cannot get here.

@@ -2,9 +2,12 @@
 //!
 //! Readers never lock. Each block has a sequence number (a seqlock): the writer
 //! makes it odd, changes the block's bytes and metadata, then makes it even
-//! again. A reader notes the sequence numbers of the blocks it reads, reads,
-//! and accepts the result only if none changed. Checksums are verified the
-//! first time this process reads a block at a given sequence number.
+//! again; a commit makes the numbers of all the blocks it touches in a series
+//! odd before it writes any of them, and even again after the last. A reader
+//! notes the sequence numbers of the blocks it reads, reads, and accepts the
+//! result only if none changed, so a window it accepts holds each commit
+//! whole or not at all. Checksums are verified the first time this process
+//! reads a block at a given sequence number.
 //!
 //! # A tour
 //!
