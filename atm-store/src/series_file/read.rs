@@ -76,10 +76,13 @@ impl SeriesFile {
         checksum::crc32c(self.map.bytes(base + entry::FLAGS, entry::CRC - entry::FLAGS))
     }
 
-    /// Runs `f` over slots `s0..=s1` inside a seqlock read section, after
-    /// verifying the checksums in `mask` of every block touched; retries if a
-    /// writer changed any of those blocks meanwhile.
-    pub fn read_section<R>(&self, s0: u64, s1: u64, mask: u16, mut f: impl FnMut(&Slots<'_>) -> R) -> Result<R> {
+    /// Runs `compute` over slots `s0..=s1` inside a seqlock read section,
+    /// after verifying the checksums in `mask` of every block touched, and
+    /// returns its result. If a writer changed any of those blocks
+    /// meanwhile, the result is discarded and `compute` runs again: it may
+    /// run several times, and only the result of the run that validated
+    /// comes back, so callers accumulate what it returns, never inside it.
+    pub fn read_section<R>(&self, s0: u64, s1: u64, mask: u16, mut compute: impl FnMut(&Slots<'_>) -> R) -> Result<R> {
         let (b0, b1) = (s0 / BLOCK_SLOTS, s1 / BLOCK_SLOTS);
         'retry: loop {
             let mut entries = Vec::with_capacity((b1 - b0 + 1) as usize);
@@ -96,7 +99,7 @@ impl SeriesFile {
                 None
             };
             let view = Slots { file: self, first: s0, last: s1, b0, entries: &entries, owned: owned.as_deref() };
-            let r = f(&view);
+            let r = compute(&view);
             fence(Ordering::Acquire);
             for (i, b) in (b0..=b1).enumerate() {
                 if self.block_seq(b).load(Ordering::Relaxed) != entries[i].seq {
@@ -207,17 +210,14 @@ impl SeriesFile {
         loop {
             let e = self.entry(b)?;
             if e.present > 0 {
-                self.read_section(b * BLOCK_SLOTS, b * BLOCK_SLOTS + BLOCK_SLOTS - 1, 1 << COLUMNS, |v| {
+                // The slots of this block, newest first, up to what is still
+                // wanted: computed in the section, kept once it validated.
+                let want = n - out.len();
+                let found = self.read_section(b * BLOCK_SLOTS, b * BLOCK_SLOTS + BLOCK_SLOTS - 1, 1 << COLUMNS, |v| {
                     let hi = (from.min(v.last) - v.first) as usize;
-                    for i in (0..=hi).rev() {
-                        if out.len() >= n {
-                            break;
-                        }
-                        if v.state(i) == SlotState::Present {
-                            out.push(v.first + i as u64);
-                        }
-                    }
+                    (0..=hi).rev().filter(|&i| v.state(i) == SlotState::Present).map(|i| v.first + i as u64).take(want).collect::<Vec<_>>()
                 })?;
+                out.extend(found);
             }
             if out.len() >= n || b == 0 {
                 break;
