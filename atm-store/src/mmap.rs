@@ -71,15 +71,16 @@ impl Map {
         }
     }
 
-    /// The byte length of `n` values of `width` bytes. A product that does
-    /// not fit a `usize` becomes `usize::MAX`, which [`Map::check`] then
+    /// The byte length of `n` values of `width` bytes, by checked (saturating)
+    /// multiplication: a product that does not fit a `usize` becomes
+    /// `usize::MAX`, which [`Map::check`] then
     /// refuses: it must never wrap (in release builds `n * width` would, to a
     /// small length that passes the bounds check while the slice built from
     /// `n` runs past the map). Not reachable from a file's contents: every
     /// count is a window of the series' slot grid, which the layout, checked
     /// against the header when the file is opened, fits inside the map.
     fn byte_len(n: usize, width: usize) -> usize {
-        n.checked_mul(width).unwrap_or(usize::MAX)
+        n.saturating_mul(width)
     }
 
     fn check(&self, off: usize, len: usize, align: usize) {
