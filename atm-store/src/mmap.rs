@@ -9,7 +9,7 @@
 //!
 //! 1. **Nobody truncates a mapped file.** Store files are created at their
 //!    final length (sparse) and never shrunk; a file shorter than its header
-//!    says is refused before it is mapped (see `series_file.rs`). Truncation by
+//!    says is refused before it is mapped (see `series_file/open.rs`). Truncation by
 //!    a foreign program would raise SIGBUS, as for every mmap-based store.
 //! 2. **Writers touch only allocated blocks.** Before the writer stores through
 //!    the map into a range, it reserves that range with `fallocate`, so a full
@@ -71,6 +71,18 @@ impl Map {
         }
     }
 
+    /// The byte length of `n` values of `width` bytes, by checked (saturating)
+    /// multiplication: a product that does not fit a `usize` becomes
+    /// `usize::MAX`, which [`Map::check`] then
+    /// refuses: it must never wrap (in release builds `n * width` would, to a
+    /// small length that passes the bounds check while the slice built from
+    /// `n` runs past the map). Not reachable from a file's contents: every
+    /// count is a window of the series' slot grid, which the layout, checked
+    /// against the header when the file is opened, fits inside the map.
+    fn byte_len(n: usize, width: usize) -> usize {
+        n.saturating_mul(width)
+    }
+
     fn check(&self, off: usize, len: usize, align: usize) {
         let end = off.checked_add(len);
         assert!(matches!(end, Some(e) if e <= self.raw.len()), "mapped access {off}+{len} past the end ({}): layout bug", self.raw.len());
@@ -89,7 +101,7 @@ impl Map {
 
     /// `n` little-endian `f32` values starting at `off` (4-aligned).
     pub(crate) fn f32s(&self, off: usize, n: usize) -> &[f32] {
-        self.check(off, n * 4, 4);
+        self.check(off, Map::byte_len(n, 4), 4);
         // SAFETY: in bounds and 4-aligned (checked above); every bit pattern is a
         // valid f32; lifetime and concurrency as in `bytes`. Little-endian
         // targets only (enforced by a compile_error! in lib.rs).
@@ -124,14 +136,14 @@ impl Map {
 
     /// `n` little-endian `f64` values starting at `off` (8-aligned).
     pub(crate) fn f64s(&self, off: usize, n: usize) -> &[f64] {
-        self.check(off, n * 8, 8);
+        self.check(off, Map::byte_len(n, 8), 8);
         // SAFETY: as for `f32s`, with 8-byte alignment checked above.
         unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(off).cast::<f64>(), n) }
     }
 
     /// `n` little-endian `u32` values starting at `off` (4-aligned).
     pub(crate) fn u32s(&self, off: usize, n: usize) -> &[u32] {
-        self.check(off, n * 4, 4);
+        self.check(off, Map::byte_len(n, 4), 4);
         // SAFETY: as for `f32s`; every bit pattern is a valid u32.
         unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(off).cast::<u32>(), n) }
     }
@@ -163,5 +175,47 @@ impl Map {
         // block was reserved on disk before (rule 2); readers validate with the
         // block's seqlock (rule 3).
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.raw.as_mut_ptr().add(off), src.len()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Map;
+
+    fn map() -> (tempfile::NamedTempFile, Map) {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(4096).unwrap();
+        let m = Map::new(f.as_file(), 4096, false).unwrap();
+        (f, m)
+    }
+
+    #[test]
+    fn typed_slices_in_bounds() {
+        let (_f, m) = map();
+        assert_eq!(m.f32s(0, 1024).len(), 1024);
+        assert_eq!(m.f64s(8, 511).len(), 511);
+        assert_eq!(m.u32s(4092, 1).len(), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "past the end")]
+    fn a_count_whose_byte_length_overflows_is_refused_not_wrapped() {
+        let (_f, m) = map();
+        // n * 4 wraps to 0 in a release build; the checked length refuses it.
+        m.f32s(0, usize::MAX / 4 + 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "past the end")]
+    fn an_f64_count_whose_byte_length_overflows_is_refused_not_wrapped() {
+        let (_f, m) = map();
+        m.f64s(0, usize::MAX / 8 + 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "past the end")]
+    fn a_u32_count_whose_byte_length_overflows_is_refused_not_wrapped() {
+        let (_f, m) = map();
+        m.u32s(0, usize::MAX / 4 + 1);
     }
 }

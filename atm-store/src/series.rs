@@ -171,7 +171,11 @@ impl Series {
     /// Calls `emit` with the present klines with open time in `from..=to`
     /// (inclusive, epoch ms), oldest first, a chunk of blocks at a time, so
     /// memory stays bounded whatever the range. Each chunk is one consistent
-    /// snapshot; a checksum failure anywhere in the range is an error.
+    /// snapshot, copied out of a validated read section: `emit` runs exactly
+    /// once per chunk (a chunk a writer changed during the read is read
+    /// again before `emit` sees it), so it may accumulate. An error from
+    /// `emit` stops the walk and is returned; a checksum failure anywhere in
+    /// the range is an error.
     pub fn for_each_chunk(&self, from: i64, to: i64, mut emit: impl FnMut(&[Kline]) -> Result<()>) -> Result<()> {
         let Some((a, z)) = self.slot_span(from, to)? else {
             return Ok(());
@@ -352,12 +356,23 @@ impl Series {
         Ok((p, m, (z - a + 1) - p - m))
     }
 
-    /// Runs `f` over a zero-copy view of the slots with open times in
+    /// Runs `compute` over a zero-copy view of the slots with open times in
     /// `from..=to`, clipped to the series' present span (first to last
-    /// present kline; `None` when they do not overlap), after verifying the checksums of
-    /// `columns` and the slot states. If a writer changes any of those blocks
-    /// while `f` runs, `f` runs again on the new bytes, so what `f` returns
-    /// was computed from one consistent snapshot.
+    /// present kline; `None` when they do not overlap), after verifying the
+    /// checksums of `columns` and the slot states, and returns what it
+    /// computed.
+    ///
+    /// # The contract of `compute`
+    ///
+    /// The view is a seqlock read section: if a writer changes any of its
+    /// blocks while `compute` runs, what `compute` saw may be torn, so its
+    /// result is discarded and it **runs again** on the new bytes, as many
+    /// times as it takes. Only the result of the run that validated is
+    /// returned, so it was computed from one consistent snapshot (holding
+    /// each commit whole or not at all). `compute` must therefore not
+    /// accumulate into state outside itself: return what it computes
+    /// (side effects it repeats harmlessly, such as clearing and refilling
+    /// a buffer it owns, are fine).
     ///
     /// ```
     /// # use atm_store::*;
@@ -372,22 +387,32 @@ impl Series {
     /// let total: Option<f32> = s.view(t0, t0 + 9 * 60_000, &[Column::Volume], |v| v.f32s(Column::Volume.index()).unwrap().iter().sum()).unwrap();
     /// assert_eq!(total, Some(20.0));
     /// ```
-    pub fn view<R>(&self, from: i64, to: i64, columns: &[Column], f: impl FnMut(&Slots<'_>) -> R) -> Result<Option<R>> {
+    pub fn view<R>(&self, from: i64, to: i64, columns: &[Column], compute: impl FnMut(&Slots<'_>) -> R) -> Result<Option<R>> {
         let Some((a, z)) = self.slot_span(from, to)? else {
             return Ok(None);
         };
         let mask = columns.iter().fold(STATES, |m, c| m | 1 << c.index());
         self.file.expect_verify(a, z, mask);
-        self.file.read_section(a, z, mask, f).map(Some)
+        self.file.read_section(a, z, mask, compute).map(Some)
     }
 
     /// Like [`Series::view`], but a chunk of blocks (at most
     /// [`SCAN_CHUNK_SLOTS`] slots) at a time, oldest first: the streaming
-    /// scan. Each chunk is verified right before `f` reads it, so the
+    /// scan. Each chunk is verified right before `compute` reads it, so the
     /// checksum pass leaves it in the CPU's cache and a full scan reads every
     /// byte from memory once; with [`Series::view`] the whole range is
-    /// verified before `f` starts. Each chunk is one consistent snapshot; a
-    /// checksum failure anywhere stops the scan with an error.
+    /// verified before `compute` starts. A checksum failure anywhere stops
+    /// the scan with an error.
+    ///
+    /// # The contract of `compute` and `sink`
+    ///
+    /// `compute` runs over one chunk inside a seqlock read section and
+    /// returns a result; if a writer changed the chunk meanwhile, the result
+    /// is discarded and `compute` **runs again** (so it must not accumulate
+    /// anything itself, as for [`Series::view`]). Once a chunk's result
+    /// validated, `sink` receives it: **exactly once per chunk**, in order,
+    /// each from one consistent snapshot of its chunk (holding each commit
+    /// whole or not at all). Accumulate in `sink`.
     ///
     /// ```
     /// # use atm_store::*;
@@ -402,14 +427,29 @@ impl Series {
     /// w.commit().unwrap();
     /// let s = store.series(&key).unwrap().unwrap();
     /// let mut volume = 0.0;
-    /// s.view_chunks(i64::MIN, i64::MAX, &[Column::Volume], |v| {
-    ///     let xs = v.f32s(Column::Volume.index()).unwrap();
-    ///     volume += (0..v.len()).filter(|&i| v.state(i) == SlotState::Present).map(|i| xs[i] as f64).sum::<f64>();
-    /// })
+    /// s.view_chunks(
+    ///     i64::MIN,
+    ///     i64::MAX,
+    ///     &[Column::Volume],
+    ///     // May run more than once per chunk: computes, accumulates nothing.
+    ///     |v| {
+    ///         let xs = v.f32s(Column::Volume.index()).unwrap();
+    ///         (0..v.len()).filter(|&i| v.state(i) == SlotState::Present).map(|i| xs[i] as f64).sum::<f64>()
+    ///     },
+    ///     // Runs once per chunk, with a validated result.
+    ///     |chunk_volume| volume += chunk_volume,
+    /// )
     /// .unwrap();
     /// assert_eq!(volume, 150_000.0);
     /// ```
-    pub fn view_chunks(&self, from: i64, to: i64, columns: &[Column], mut f: impl FnMut(&Slots<'_>)) -> Result<()> {
+    pub fn view_chunks<R>(
+        &self,
+        from: i64,
+        to: i64,
+        columns: &[Column],
+        mut compute: impl FnMut(&Slots<'_>) -> R,
+        mut sink: impl FnMut(R),
+    ) -> Result<()> {
         let Some((a, z)) = self.slot_span(from, to)? else {
             return Ok(());
         };
@@ -418,7 +458,7 @@ impl Series {
         let mut s = a;
         while s <= z {
             let end = z.min(s - s % SCAN_CHUNK_SLOTS + SCAN_CHUNK_SLOTS - 1);
-            self.file.read_section(s, end, mask, &mut f)?;
+            sink(self.file.read_section(s, end, mask, &mut compute)?);
             s = end + 1;
         }
         Ok(())

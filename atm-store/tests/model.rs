@@ -89,10 +89,16 @@ fn check(store: &Store, key: &SeriesKey, m: &Model) {
     // The streaming scan sees the same closes, chunk by chunk.
     if let (Some(first), Some(last)) = (want.first(), want.last()) {
         let mut chunked = Vec::new();
-        s.view_chunks(first.open_time, last.open_time, &[atm_store::Column::Close], |v| {
-            let xs = v.f32s(atm_store::Column::Close.index()).expect("an f32 store");
-            chunked.extend((0..v.len()).filter(|&i| v.state(i) == SlotState::Present).map(|i| xs[i] as f64));
-        })
+        s.view_chunks(
+            first.open_time,
+            last.open_time,
+            &[atm_store::Column::Close],
+            |v| {
+                let xs = v.f32s(atm_store::Column::Close.index()).expect("an f32 store");
+                (0..v.len()).filter(|&i| v.state(i) == SlotState::Present).map(|i| xs[i] as f64).collect::<Vec<_>>()
+            },
+            |closes| chunked.extend(closes),
+        )
         .unwrap();
         assert_eq!(chunked, closes, "{key}: view_chunks");
     }

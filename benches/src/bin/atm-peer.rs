@@ -146,6 +146,7 @@ fn read_range(dir: &Path, t0: i64, t1: i64, out: &Path) -> Res<Value> {
     let t = Instant::now();
     let store = open(dir, false)?;
     let s = store.series(&key())?.ok_or("no series")?;
+    // Restart-safe: a rerun (a writer changed the range) clears and refills.
     s.view(t0, t1 - 1, &[Column::Close], |v| {
         buf.clear();
         let col = v.f32s(Column::Close.index()).unwrap_or(&[]);
@@ -185,15 +186,23 @@ fn scan_sum(dir: &Path, column: &str) -> Res<Value> {
     let s = store.series(&key())?.ok_or("no series")?;
     let col = Column::from_name(column)?;
     // The streaming scan: each chunk is verified and summed while in cache.
+    // `compute` may run again if a writer changes the chunk; the sum is
+    // accumulated in the sink, once per validated chunk.
     let mut value = 0.0;
-    s.view_chunks(i64::MIN, i64::MAX, &[col], |v| {
-        let xs: &[f32] = v.f32s(col.index()).unwrap_or(&[]);
-        value += if v.all_present() {
-            sum(xs)
-        } else {
-            xs.iter().enumerate().filter(|(i, _)| v.state(*i) == atm_store::SlotState::Present).map(|(_, &x)| x as f64).sum()
-        };
-    })?;
+    s.view_chunks(
+        i64::MIN,
+        i64::MAX,
+        &[col],
+        |v| {
+            let xs: &[f32] = v.f32s(col.index()).unwrap_or(&[]);
+            if v.all_present() {
+                sum(xs)
+            } else {
+                xs.iter().enumerate().filter(|(i, _)| v.state(*i) == atm_store::SlotState::Present).map(|(_, &x)| x as f64).sum()
+            }
+        },
+        |chunk| value += chunk,
+    )?;
     Ok(json!({ "seconds": t.elapsed().as_secs_f64(), "value": value }))
 }
 
