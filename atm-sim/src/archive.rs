@@ -228,7 +228,7 @@ impl Exchange {
     }
 
     fn built(&self, key: &FileKey, now: i64) -> Option<Arc<Built>> {
-        if let Some(b) = self.zips.lock().unwrap_or_else(|p| p.into_inner()).map.get(key) {
+        if let Some(b) = atm_types::sync::lock(&self.zips).map.get(key) {
             // Published files never change, so a cached one is current.
             return Some(b.clone());
         }
@@ -236,7 +236,7 @@ impl Exchange {
         let zip = zip_csv(key, &csv(key, &rows, &units, None))?;
         let sha256 = hex(&Sha256::digest(&zip));
         let built = Arc::new(Built { zip: zip.into(), sha256 });
-        let mut cache = self.zips.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = atm_types::sync::lock(&self.zips);
         cache.bytes += built.zip.len();
         cache.map.insert(key.clone(), built.clone());
         cache.order.push_back(key.clone());
@@ -370,7 +370,7 @@ impl Exchange {
                 while start < end {
                     let key = FileKey { market: m, period: per, symbol: sym.to_string(), interval, start };
                     if key.published() <= now && Gen::new(&l.model, now).range(key.start, key.end()).is_some() {
-                        let size = self.zips.lock().unwrap_or_else(|p| p.into_inner()).map.get(&key).map(|b| b.zip.len() as u64);
+                        let size = atm_types::sync::lock(&self.zips).map.get(&key).map(|b| b.zip.len() as u64);
                         let zip = format!("{}{}", key.dir(), key.zip_name());
                         let published = key.published();
                         files.push(Entry {

@@ -126,12 +126,12 @@ impl Exchange {
 
     /// The faults in force now.
     pub fn faults(&self) -> FaultSpec {
-        *self.faults.read().unwrap_or_else(|p| p.into_inner())
+        *atm_types::sync::unpoison(self.faults.read())
     }
 
     /// Replaces the faults in force (`POST /sim/v1/faults`).
     pub fn set_faults(&self, faults: FaultSpec) {
-        *self.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
+        *atm_types::sync::unpoison(self.faults.write()) = faults;
     }
 
     /// The weight pool of `market` (COIN-M shares USD-M's).

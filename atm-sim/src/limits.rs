@@ -73,7 +73,7 @@ impl Pool {
 
     /// Charges a request of `weight` at exchange time `now`.
     pub fn charge(&self, now: i64, weight: u64) -> Verdict {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = atm_types::sync::lock(&self.state);
         let minute = now.div_euclid(MINUTE);
         if minute != s.minute {
             s.minute = minute;
@@ -107,7 +107,7 @@ impl Pool {
 
     /// Weight used so far in the window of `now`.
     pub fn used(&self, now: i64) -> u64 {
-        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let s = atm_types::sync::lock(&self.state);
         if s.minute == now.div_euclid(MINUTE) {
             s.used
         } else {

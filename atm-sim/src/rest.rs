@@ -393,7 +393,7 @@ impl Exchange {
     fn all_symbols_json(&self, market: Market, now: i64) -> Arc<Vec<u8>> {
         let m = self.universe.market(market);
         let statuses: Vec<String> = m.listings.iter().map(|l| l.status(now).to_string()).collect();
-        let mut cache = self.symbols_json[market as usize].lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = atm_types::sync::lock(&self.symbols_json[market as usize]);
         if let Some((s, json)) = cache.as_ref() {
             if *s == statuses {
                 return json.clone();

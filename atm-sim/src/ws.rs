@@ -219,7 +219,7 @@ impl Exchange {
     /// Counts a connection attempt on `market`; false when over `cap` per 5 exchange minutes.
     fn ws_connect_allowed(&self, market: Market, cap: u32) -> bool {
         let window = self.clock.now().div_euclid(5 * 60_000);
-        let mut w = self.ws_connects.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = atm_types::sync::lock(&self.ws_connects);
         let e = w.entry(market as u8).or_insert((window, 0));
         if e.0 != window {
             *e = (window, 0);
@@ -233,7 +233,7 @@ impl Exchange {
     fn trades_before(&self, market: Market, symbol: &str, g: &Gen<'_>, t: i64) -> u64 {
         let day = t - t.rem_euclid(DAY);
         let key = (market as u8, symbol.to_string(), day);
-        let base = self.trade_base.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied();
+        let base = atm_types::sync::lock(&self.trade_base).get(&key).copied();
         let base = base.unwrap_or_else(|| {
             let listed = g.life().listed.unwrap_or(day);
             let mut d = listed - listed.rem_euclid(DAY);
@@ -242,7 +242,7 @@ impl Exchange {
                 n += g.range(d, d + DAY).map_or(0, |a| a.trades);
                 d += DAY;
             }
-            let mut cache = self.trade_base.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = atm_types::sync::lock(&self.trade_base);
             if cache.len() > 100_000 {
                 cache.clear();
             }

@@ -22,13 +22,13 @@ impl SeriesFile {
     /// The raw column bytes of cold block `b` at sequence `seq`, from the
     /// cache or decompressed from the cold file (reopened if it was replaced).
     pub(crate) fn cold_block(&self, b: u64, seq: u32) -> Result<Arc<Vec<u8>>> {
-        if let Some(raw) = self.thawed.lock().unwrap_or_else(|p| p.into_inner()).get(&(b, seq)) {
+        if let Some(raw) = atm_types::sync::lock(&self.thawed).get(&(b, seq)) {
             return Ok(raw.clone());
         }
         let path = cold::cold_path(&self.path);
         let mut frame = None;
         for reopen in [false, true] {
-            let mut slot = self.cold.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = atm_types::sync::lock(&self.cold);
             if reopen || slot.is_none() {
                 *slot = ColdFile::open(&path)?.map(Arc::new);
             }
@@ -42,7 +42,7 @@ impl SeriesFile {
         let frame =
             frame.ok_or_else(|| Error::corrupt(&path, format!("series {}: cold block {b} is missing from the cold file", self.key)))?;
         let raw = Arc::new(cold::decompress(&self.layout, &frame, &path, b)?);
-        let mut cache = self.thawed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = atm_types::sync::lock(&self.thawed);
         if cache.len() >= THAWED_CACHE {
             cache.clear();
         }
@@ -98,10 +98,10 @@ impl SeriesFile {
             return Ok(0);
         }
         ColdFile::write(&path, frames)?;
-        *self.cold.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *atm_types::sync::lock(&self.cold) = None;
         // Forgotten as reserved before they are flagged cold, so a later
         // write thaws them first even if punching their holes fails below.
-        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reserved = atm_types::sync::lock(&self.reserved);
         for &b in &todo {
             reserved.remove(&b);
             self.set_flags(b, |f| f | entry::FLAG_COLD);

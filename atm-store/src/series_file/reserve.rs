@@ -39,14 +39,14 @@ impl SeriesFile {
         blocks.sort_unstable();
         blocks.dedup();
         // Blocks this writer reserved are hot (freezing one forgets it).
-        blocks.retain(|b| !self.reserved.lock().unwrap_or_else(|p| p.into_inner()).contains(b));
+        blocks.retain(|b| !atm_types::sync::lock(&self.reserved).contains(b));
         if blocks.is_empty() {
             return Ok(());
         }
         for &b in &blocks {
             self.thaw(b)?;
         }
-        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reserved = atm_types::sync::lock(&self.reserved);
         // A block whose entry says "reserved" was reserved by an earlier
         // process: that flag is written only after the commit's journal
         // fsync, which made the file system commit the allocation too (one
@@ -91,7 +91,7 @@ impl SeriesFile {
                 zeroed &= done || !zero;
             }
             if empty[i] && zeroed {
-                self.zeroed.lock().unwrap_or_else(|p| p.into_inner()).extend(b0..=b1);
+                atm_types::sync::lock(&self.zeroed).extend(b0..=b1);
             }
             reserved.extend(b0..=b1);
             i = j;
@@ -101,7 +101,7 @@ impl SeriesFile {
 
     /// Forgets that block `b`'s columns are zeros (they are being written).
     pub(super) fn unzero(&self, b: u64) -> bool {
-        self.zeroed.lock().unwrap_or_else(|p| p.into_inner()).remove(&b)
+        atm_types::sync::lock(&self.zeroed).remove(&b)
     }
 
     /// Prefaults the pages a write at `slot` touches (its block's table
@@ -111,7 +111,7 @@ impl SeriesFile {
     /// of a commit. Best effort.
     pub fn prefault(&self, slot: u64) -> Result<()> {
         let b = slot / BLOCK_SLOTS;
-        let reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner()).contains(&b);
+        let reserved = atm_types::sync::lock(&self.reserved).contains(&b);
         if slot >= self.key.interval.capacity() || !(reserved || self.entry(b)?.flags & entry::FLAG_RESERVED != 0) {
             return Ok(());
         }

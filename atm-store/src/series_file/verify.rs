@@ -22,7 +22,7 @@ impl SeriesFile {
             return Ok(true);
         }
         let done = {
-            let v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            let v = atm_types::sync::lock(&self.verified);
             match v.get(&b) {
                 Some(&(seq, m)) if seq == e.seq => m,
                 _ => 0,
@@ -56,7 +56,7 @@ impl SeriesFile {
                 ));
             }
         }
-        let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v = atm_types::sync::lock(&self.verified);
         let ent = v.entry(b).or_insert((e.seq, 0));
         if ent.0 != e.seq {
             *ent = (e.seq, 0);
@@ -98,7 +98,7 @@ impl SeriesFile {
                 continue;
             }
             {
-                let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                let mut v = atm_types::sync::lock(&self.verified);
                 v.remove(&b);
             }
             if let Err(err) = self.verify_block(b, &e, (1 << BLOCK_CRCS) - 1) {
@@ -139,7 +139,7 @@ impl SeriesFile {
                 Err(_) => true,
                 Ok(e) if e.is_empty() => false,
                 Ok(e) => {
-                    self.verified.lock().unwrap_or_else(|p| p.into_inner()).remove(&b);
+                    atm_types::sync::lock(&self.verified).remove(&b);
                     self.verify_block(b, &e, (1 << BLOCK_CRCS) - 1).is_err()
                 }
             })
