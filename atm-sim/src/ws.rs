@@ -76,6 +76,12 @@ pub const LIFETIME_MS: i64 = DAY;
 /// are the smallest multiple of the cadence that lasts this long.
 const MIN_TICK: Duration = Duration::from_millis(4);
 
+/// On a clock too fast for the cadence at [`MIN_TICK`] (the updates are
+/// thinned anyway), ticks last at least this long: at `--time-scale 2400`,
+/// 4 ms ticks sent five times the messages of 20 ms ones for no fidelity
+/// gained, and starved the clients sharing two cores with the simulator.
+const THINNED_MIN_TICK: Duration = Duration::from_millis(20);
+
 /// A tick's events are sent in up to this many steps across the tick
 /// (every ~8 ms at futures' 250 ms cadence): Binance's streams, each on
 /// its own schedule, arrive spread out. Eight steps sent bursts of ~100
@@ -362,7 +368,10 @@ impl Connection {
         // `Delay` made every tick's lateness add up, and the 20 ms floor
         // of real time made 1.2 s of exchange time at `--time-scale 60`.
         let fastest = cadence(Interval::S1, self.market);
-        let floor = MIN_TICK.as_secs_f64() * 1000.0 * clock.scale();
+        let mut floor = MIN_TICK.as_secs_f64() * 1000.0 * clock.scale();
+        if floor > fastest as f64 {
+            floor = THINNED_MIN_TICK.as_secs_f64() * 1000.0 * clock.scale();
+        }
         let period = fastest * ((floor / fastest as f64).ceil() as i64).max(1);
         let tick = clock.real(period);
         let now = clock.now();
