@@ -56,7 +56,9 @@ pub enum Command {
     #[command(subcommand)]
     Sim(SimCommand),
     /// Show every atm process that runs (or ran) on the store, and its stages, live with --watch.
-    #[command(after_help = "Examples:\n  atm status\n  atm status --watch\n  atm status --format json")]
+    #[command(
+        after_help = "Examples:\n  atm status\n  atm status --watch\n  atm status --format json"
+    )]
     Status(StatusArgs),
     /// Print the store's log record (the lines the commands logged), or follow it.
     Log(LogArgs),

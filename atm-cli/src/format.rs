@@ -31,7 +31,11 @@ fn arrow_err(e: impl std::fmt::Display) -> std::io::Error {
 
 impl<W: Write> KlineWriter<W> {
     /// Starts the output (writes a header where the format has one).
-    pub fn new(mut out: W, format: crate::cli::QueryFormat, precision: Precision) -> std::io::Result<Self> {
+    pub fn new(
+        mut out: W,
+        format: crate::cli::QueryFormat,
+        precision: Precision,
+    ) -> std::io::Result<Self> {
         use crate::cli::QueryFormat::*;
         match format {
             Csv => writeln!(out, "{}", COLUMN_NAMES.join(","))?,
@@ -39,15 +43,38 @@ impl<W: Write> KlineWriter<W> {
             Table => writeln!(
                 out,
                 "{:<19}  {:>14} {:>14} {:>14} {:>14} {:>18} {:>18} {:>8} {:>18} {:>18}",
-                "open_time (UTC)", "open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote"
+                "open_time (UTC)",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "quote_volume",
+                "trades",
+                "taker_buy_base",
+                "taker_buy_quote"
             )?,
             Arrow => {
-                let w = arrow_ipc::writer::StreamWriter::try_new(out, &atm_store::arrow::schema(precision)).map_err(arrow_err)?;
+                let w = arrow_ipc::writer::StreamWriter::try_new(
+                    out,
+                    &atm_store::arrow::schema(precision),
+                )
+                .map_err(arrow_err)?;
                 let out = Sink::Arrow(Box::new(w), Vec::with_capacity(ARROW_BATCH));
-                return Ok(KlineWriter { out, format, precision, rows: 0 });
+                return Ok(KlineWriter {
+                    out,
+                    format,
+                    precision,
+                    rows: 0,
+                });
             }
         }
-        Ok(KlineWriter { out: Sink::Text(out), format, precision, rows: 0 })
+        Ok(KlineWriter {
+            out: Sink::Text(out),
+            format,
+            precision,
+            rows: 0,
+        })
     }
 
     /// Writes one kline.
@@ -59,7 +86,8 @@ impl<W: Write> KlineWriter<W> {
             Sink::Arrow(w, rows) => {
                 rows.push(*k);
                 if rows.len() >= ARROW_BATCH {
-                    let batch = atm_store::arrow::to_record_batch(rows, self.precision).map_err(arrow_err)?;
+                    let batch = atm_store::arrow::to_record_batch(rows, self.precision)
+                        .map_err(arrow_err)?;
                     w.write(&batch).map_err(arrow_err)?;
                     rows.clear();
                 }
@@ -80,7 +108,10 @@ impl<W: Write> KlineWriter<W> {
             Table => writeln!(
                 out,
                 "{:<19}  {:>14} {:>14} {:>14} {:>14} {:>18} {:>18} {:>8} {:>18} {:>18}",
-                atm_store::format_ms(k.open_time).replace('T', " ").get(..19).unwrap_or_default(),
+                atm_store::format_ms(k.open_time)
+                    .replace('T', " ")
+                    .get(..19)
+                    .unwrap_or_default(),
                 f[1],
                 f[2],
                 f[3],
@@ -106,7 +137,11 @@ impl<W: Write> KlineWriter<W> {
             }
             Sink::Arrow(mut w, rows) => {
                 if !rows.is_empty() {
-                    w.write(&atm_store::arrow::to_record_batch(&rows, self.precision).map_err(arrow_err)?).map_err(arrow_err)?;
+                    w.write(
+                        &atm_store::arrow::to_record_batch(&rows, self.precision)
+                            .map_err(arrow_err)?,
+                    )
+                    .map_err(arrow_err)?;
                 }
                 w.finish().map_err(arrow_err)?;
                 w.into_inner().map_err(arrow_err)?.flush()?;

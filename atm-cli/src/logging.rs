@@ -38,7 +38,11 @@ pub fn record_path(store: &Path) -> PathBuf {
 /// record gets the lines when the command changes the store.
 pub fn init(cli: &Cli, store: &Path) {
     let (base, records): (i32, bool) = match cli.command {
-        Command::Query(_) | Command::Info(_) | Command::Status(_) | Command::Log(_) | Command::Export(_) => (2, false),
+        Command::Query(_)
+        | Command::Info(_)
+        | Command::Status(_)
+        | Command::Log(_)
+        | Command::Export(_) => (2, false),
         Command::Import(_) | Command::Verify(_) | Command::Compact(_) => (2, true),
         Command::Sim(_) => (3, false),
         Command::Sync(_) | Command::Markets(_) | Command::Stream(_) => (3, true),
@@ -68,7 +72,11 @@ pub fn init(cli: &Cli, store: &Path) {
             record.args()
         )
     });
-    let tee = Tee { color: std::io::stderr().is_terminal(), record: records.then(|| Record::new(record_path(store))), pending: Vec::new() };
+    let tee = Tee {
+        color: std::io::stderr().is_terminal(),
+        record: records.then(|| Record::new(record_path(store))),
+        pending: Vec::new(),
+    };
     b.target(env_logger::Target::Pipe(Box::new(tee)));
     let _ = b.try_init();
 }
@@ -97,7 +105,11 @@ impl Write for Tee {
 
 impl Tee {
     fn emit(&mut self, line: &[u8]) {
-        let console = if self.color { colour(line) } else { line.to_vec() };
+        let console = if self.color {
+            colour(line)
+        } else {
+            line.to_vec()
+        };
         let print = || {
             let _ = std::io::stderr().lock().write_all(&console);
         };
@@ -114,10 +126,21 @@ impl Tee {
 /// The level of a `[time LEVEL target]` line, coloured.
 fn colour(line: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(line);
-    for (level, code) in [("ERROR", "31"), ("WARN ", "33"), ("INFO ", "32"), ("DEBUG", "34"), ("TRACE", "36")] {
+    for (level, code) in [
+        ("ERROR", "31"),
+        ("WARN ", "33"),
+        ("INFO ", "32"),
+        ("DEBUG", "34"),
+        ("TRACE", "36"),
+    ] {
         if let Some(at) = text.find(&format!(" {level} ")) {
             let word = level.trim_end();
-            return format!("{}\x1b[{code}m{word}\x1b[0m{}", &text[..at + 1], &text[at + 1 + word.len()..]).into_bytes();
+            return format!(
+                "{}\x1b[{code}m{word}\x1b[0m{}",
+                &text[..at + 1],
+                &text[at + 1 + word.len()..]
+            )
+            .into_bytes();
         }
     }
     line.to_vec()
@@ -132,7 +155,11 @@ struct Record {
 
 impl Record {
     fn new(path: PathBuf) -> Record {
-        Record { path, file: None, failed: false }
+        Record {
+            path,
+            file: None,
+            failed: false,
+        }
     }
 
     fn append(&mut self, line: &[u8]) {
@@ -143,12 +170,20 @@ impl Record {
             if let Some(dir) = self.path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
-            match OpenOptions::new().create(true).append(true).open(&self.path) {
+            match OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+            {
                 Ok(f) => self.file = Some(f),
                 Err(e) => {
                     // Once, on the console only: the record is a convenience.
                     self.failed = true;
-                    let _ = writeln!(std::io::stderr(), "warning: cannot write the log record {}: {e}", self.path.display());
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "warning: cannot write the log record {}: {e}",
+                        self.path.display()
+                    );
                     return;
                 }
             }
@@ -156,7 +191,10 @@ impl Record {
         if let Some(f) = self.file.as_mut() {
             // One write per line: O_APPEND keeps lines of several processes whole.
             let _ = f.write_all(line);
-            if f.metadata().map(|m| m.len() > ROTATE_BYTES).unwrap_or(false) {
+            if f.metadata()
+                .map(|m| m.len() > ROTATE_BYTES)
+                .unwrap_or(false)
+            {
                 self.rotate();
             }
         }
@@ -179,8 +217,14 @@ mod tests {
 
     #[test]
     fn lines_are_coloured_only_at_the_level_and_the_record_rotates() {
-        let c = String::from_utf8(colour(b"[2026-01-01T00:00:00.000Z WARN  atm] careful: INFO is a word\n")).unwrap();
-        assert_eq!(c, "[2026-01-01T00:00:00.000Z \x1b[33mWARN\x1b[0m  atm] careful: INFO is a word\n");
+        let c = String::from_utf8(colour(
+            b"[2026-01-01T00:00:00.000Z WARN  atm] careful: INFO is a word\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c,
+            "[2026-01-01T00:00:00.000Z \x1b[33mWARN\x1b[0m  atm] careful: INFO is a word\n"
+        );
         let dir = tempfile::tempdir().unwrap();
         let mut r = Record::new(record_path(dir.path()));
         let line = vec![b'x'; 1 << 20];

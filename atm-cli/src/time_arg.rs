@@ -9,7 +9,9 @@ use crate::error::{CliError, Result};
 pub fn parse_time(s: &str) -> Result<i64> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().map_err(|_| CliError::Usage(format!("time {s:?} is too large")));
+        return s
+            .parse()
+            .map_err(|_| CliError::Usage(format!("time {s:?} is too large")));
     }
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(d.timestamp_millis());
@@ -30,8 +32,14 @@ mod tests {
     fn three_forms() {
         assert_eq!(parse_time("1706745600000").unwrap(), 1_706_745_600_000);
         assert_eq!(parse_time("2024-02-01").unwrap(), 1_706_745_600_000);
-        assert_eq!(parse_time("2024-02-01T00:00:00Z").unwrap(), 1_706_745_600_000);
-        assert_eq!(parse_time("2024-02-01T01:00:00+01:00").unwrap(), 1_706_745_600_000);
+        assert_eq!(
+            parse_time("2024-02-01T00:00:00Z").unwrap(),
+            1_706_745_600_000
+        );
+        assert_eq!(
+            parse_time("2024-02-01T01:00:00+01:00").unwrap(),
+            1_706_745_600_000
+        );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("-5").is_err());
     }

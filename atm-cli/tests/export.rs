@@ -37,13 +37,22 @@ fn python() -> PathBuf {
 }
 
 fn ok(out: std::process::Output) -> String {
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn export(store: &Path, out: &Path, args: &[&str]) -> Value {
     let o = out.to_str().unwrap();
-    serde_json::from_str(&ok(atm(store, &[&["export", "--out", o, "--summary", "json"][..], args].concat()))).unwrap()
+    serde_json::from_str(&ok(atm(
+        store,
+        &[&["export", "--out", o, "--summary", "json"][..], args].concat(),
+    )))
+    .unwrap()
 }
 
 /// Every data file of the dataset with its (inode, mtime in ns).
@@ -57,7 +66,10 @@ fn files(out: &Path) -> BTreeMap<PathBuf, (u64, i64)> {
                 dirs.push(p);
             } else if p.extension().is_some_and(|x| x == "parquet") {
                 let m = std::fs::metadata(&p).unwrap();
-                found.insert(p.strip_prefix(out).unwrap().to_path_buf(), (m.ino(), m.mtime() * 1_000_000_000 + m.mtime_nsec()));
+                found.insert(
+                    p.strip_prefix(out).unwrap().to_path_buf(),
+                    (m.ino(), m.mtime() * 1_000_000_000 + m.mtime_nsec()),
+                );
             }
         }
     }
@@ -69,47 +81,129 @@ fn an_export_reads_back_in_duckdb_and_polars_and_is_rewritten_only_where_data_ch
     let sim = sim_with(&["--universe", "2", "--now", "2026-01-03"]);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let sync = |args: &[&str]| ok(atm(&store, &[&["sync", "--exchange", &sim.base][..], args].concat()));
+    let sync = |args: &[&str]| {
+        ok(atm(
+            &store,
+            &[&["sync", "--exchange", &sim.base][..], args].concat(),
+        ))
+    };
     // Three markets, hourly and monthly klines across a new year, and a 1m
     // series long enough for several row groups in its 2025 file.
-    sync(&["--symbols", "all", "--intervals", "1h,1M", "--since", "2025-10-01", "--until", "2025-12-15"]);
-    sync(&["--markets", "um", "--symbols", "BTCUSDT", "--intervals", "1m", "--since", "2025-09-20", "--until", "2025-12-31"]);
+    sync(&[
+        "--symbols",
+        "all",
+        "--intervals",
+        "1h,1M",
+        "--since",
+        "2025-10-01",
+        "--until",
+        "2025-12-15",
+    ]);
+    sync(&[
+        "--markets",
+        "um",
+        "--symbols",
+        "BTCUSDT",
+        "--intervals",
+        "1m",
+        "--since",
+        "2025-09-20",
+        "--until",
+        "2025-12-31",
+    ]);
     let out = dir.path().join("dataset");
     let r = export(&store, &out, &[]);
-    assert!(r["written"].as_u64().unwrap() >= 10 && r["unchanged"] == 0, "{r}");
-    assert!(out.join("market=um/interval=1mo/symbol=BTCUSDT/year=2025/klines.parquet").exists(), "1M is `1mo` in partition names");
+    assert!(
+        r["written"].as_u64().unwrap() >= 10 && r["unchanged"] == 0,
+        "{r}"
+    );
+    assert!(
+        out.join("market=um/interval=1mo/symbol=BTCUSDT/year=2025/klines.parquet")
+            .exists(),
+        "1M is `1mo` in partition names"
+    );
     let before = files(&out);
     assert_eq!(before.len() as u64, r["written"].as_u64().unwrap());
 
     // Real readers: every value equals what `atm query` prints; a time
     // filter prunes row groups.
-    let check = Command::new(python()).args([SCRIPT, ATM, store.to_str().unwrap(), out.to_str().unwrap()]).output().unwrap();
+    let check = Command::new(python())
+        .args([SCRIPT, ATM, store.to_str().unwrap(), out.to_str().unwrap()])
+        .output()
+        .unwrap();
     let report: Value = serde_json::from_str(&ok(check)).unwrap();
-    assert!(report["rows"].as_u64().unwrap() > 140_000 && report["series"].as_u64().unwrap() >= 10, "{report}");
-    assert!(report["row_groups_after_filter"].as_u64() < report["row_groups"].as_u64(), "{report}");
+    assert!(
+        report["rows"].as_u64().unwrap() > 140_000 && report["series"].as_u64().unwrap() >= 10,
+        "{report}"
+    );
+    assert!(
+        report["row_groups_after_filter"].as_u64() < report["row_groups"].as_u64(),
+        "{report}"
+    );
 
     // Again, unchanged: no file touched.
     let r = export(&store, &out, &[]);
-    assert_eq!((r["written"].as_u64(), r["unchanged"].as_u64()), (Some(0), Some(before.len() as u64)), "{r}");
+    assert_eq!(
+        (r["written"].as_u64(), r["unchanged"].as_u64()),
+        (Some(0), Some(before.len() as u64)),
+        "{r}"
+    );
     assert_eq!(files(&out), before, "same inodes and mtimes");
 
     // One series gets its last weeks of 2025: only its 2025 file is rewritten.
-    sync(&["--markets", "spot", "--symbols", "BTCUSDT", "--intervals", "1h", "--since", "2025-12-16", "--until", "2025-12-31"]);
+    sync(&[
+        "--markets",
+        "spot",
+        "--symbols",
+        "BTCUSDT",
+        "--intervals",
+        "1h",
+        "--since",
+        "2025-12-16",
+        "--until",
+        "2025-12-31",
+    ]);
     let r = export(&store, &out, &[]);
-    assert_eq!((r["written"].as_u64(), r["unchanged"].as_u64()), (Some(1), Some(before.len() as u64 - 1)), "{r}");
+    assert_eq!(
+        (r["written"].as_u64(), r["unchanged"].as_u64()),
+        (Some(1), Some(before.len() as u64 - 1)),
+        "{r}"
+    );
     let after = files(&out);
-    let changed: Vec<&PathBuf> = after.iter().filter(|(p, v)| before.get(*p) != Some(v)).map(|(p, _)| p).collect();
-    assert_eq!(changed, [&PathBuf::from("market=spot/interval=1h/symbol=BTCUSDT/year=2025/klines.parquet")]);
+    let changed: Vec<&PathBuf> = after
+        .iter()
+        .filter(|(p, v)| before.get(*p) != Some(v))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        changed,
+        [&PathBuf::from(
+            "market=spot/interval=1h/symbol=BTCUSDT/year=2025/klines.parquet"
+        )]
+    );
 
     // A narrower selection keeps the rest; `--prune` removes what is outside it.
     let r = export(&store, &out, &["--markets", "um"]);
-    assert_eq!((r["written"].as_u64(), r["removed"].as_u64()), (Some(0), Some(0)), "{r}");
+    assert_eq!(
+        (r["written"].as_u64(), r["removed"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
     assert_eq!(files(&out).len(), after.len());
     let r = export(&store, &out, &["--markets", "um", "--prune"]);
     let left = files(&out);
-    assert!(r["removed"].as_u64().unwrap() > 0 && left.keys().all(|p| p.starts_with("market=um")), "{r} {left:?}");
-    assert!(!out.join("market=spot").exists(), "empty partition directories go too");
-    assert!(left.iter().all(|(p, v)| after.get(p) == Some(v)), "the kept files are untouched");
+    assert!(
+        r["removed"].as_u64().unwrap() > 0 && left.keys().all(|p| p.starts_with("market=um")),
+        "{r} {left:?}"
+    );
+    assert!(
+        !out.join("market=spot").exists(),
+        "empty partition directories go too"
+    );
+    assert!(
+        left.iter().all(|(p, v)| after.get(p) == Some(v)),
+        "the kept files are untouched"
+    );
 }
 
 #[test]
@@ -119,7 +213,19 @@ fn export_refuses_bad_output_an_empty_selection_and_leaves_no_partial_file_when_
     let store = dir.path().join("store");
     ok(atm(
         &store,
-        &["sync", "--exchange", &sim.base, "--markets", "um", "--symbols", "BTCUSDT", "--intervals", "1m", "--since", "2025-12-01"],
+        &[
+            "sync",
+            "--exchange",
+            &sim.base,
+            "--markets",
+            "um",
+            "--symbols",
+            "BTCUSDT",
+            "--intervals",
+            "1m",
+            "--since",
+            "2025-12-01",
+        ],
     ));
 
     // An output path that cannot be a directory.
@@ -127,26 +233,52 @@ fn export_refuses_bad_output_an_empty_selection_and_leaves_no_partial_file_when_
     std::fs::write(&file, "x").unwrap();
     let bad = file.join("dataset");
     let line = error_line(&atm(&store, &["export", "--out", bad.to_str().unwrap()]));
-    assert!(line.contains("export directory") && line.contains(bad.to_str().unwrap()), "{line}");
+    assert!(
+        line.contains("export directory") && line.contains(bad.to_str().unwrap()),
+        "{line}"
+    );
 
     // Nothing selected.
     let out = dir.path().join("dataset");
-    let line = error_line(&atm(&store, &["export", "--out", out.to_str().unwrap(), "--symbols", "NOPEUSDT"]));
+    let line = error_line(&atm(
+        &store,
+        &[
+            "export",
+            "--out",
+            out.to_str().unwrap(),
+            "--symbols",
+            "NOPEUSDT",
+        ],
+    ));
     assert!(line.contains("nothing to export"), "{line}");
 
     // The disk fills up (here: a file-size limit, 64 KiB) during an export.
     let o = Command::new("sh")
         .arg("-c")
-        .arg(format!("trap '' XFSZ; ulimit -f 128; exec {ATM} --store {} export --out {}", store.display(), out.display()))
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 128; exec {ATM} --store {} export --out {}",
+            store.display(),
+            out.display()
+        ))
         .output()
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("error: write") && err.contains("too large"), "{err}");
+    assert!(
+        err.contains("error: write") && err.contains("too large"),
+        "{err}"
+    );
     let part = out.join("market=um/interval=1m/symbol=BTCUSDT/year=2025");
-    let names: Vec<String> =
-        std::fs::read_dir(&part).map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
-    assert!(names.is_empty(), "no file left under a final name, no temporary file: {names:?}");
+    let names: Vec<String> = std::fs::read_dir(&part)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        names.is_empty(),
+        "no file left under a final name, no temporary file: {names:?}"
+    );
     // With room again, the same export completes.
     let r = export(&store, &out, &[]);
     assert_eq!(r["written"], 2, "2025 and 2026: {r}");
@@ -155,10 +287,26 @@ fn export_refuses_bad_output_an_empty_selection_and_leaves_no_partial_file_when_
     // CSV files are exactly what `atm query --format csv` prints.
     let csv = dir.path().join("csv");
     export(&store, &csv, &["--format", "csv"]);
-    let query = ok(atm(&store, &["query", "--market", "um", "--symbol", "BTCUSDT", "--interval", "1m", "--format", "csv"]));
+    let query = ok(atm(
+        &store,
+        &[
+            "query",
+            "--market",
+            "um",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1m",
+            "--format",
+            "csv",
+        ],
+    ));
     let mut lines: Vec<String> = Vec::new();
     for year in [2025, 2026] {
-        let text = std::fs::read_to_string(csv.join(format!("market=um/interval=1m/symbol=BTCUSDT/year={year}/klines.csv"))).unwrap();
+        let text = std::fs::read_to_string(csv.join(format!(
+            "market=um/interval=1m/symbol=BTCUSDT/year={year}/klines.csv"
+        )))
+        .unwrap();
         let mut it = text.lines();
         assert_eq!(it.next(), query.lines().next(), "the header");
         lines.extend(it.map(str::to_string));
@@ -166,6 +314,11 @@ fn export_refuses_bad_output_an_empty_selection_and_leaves_no_partial_file_when_
     assert_eq!(lines, query.lines().skip(1).collect::<Vec<_>>());
     let arrow = dir.path().join("arrow");
     export(&store, &arrow, &["--format", "arrow"]);
-    let bytes = std::fs::read(arrow.join("market=um/interval=1m/symbol=BTCUSDT/year=2026/klines.arrow")).unwrap();
-    assert!(bytes.starts_with(b"ARROW1") && bytes.ends_with(b"ARROW1"), "an Arrow IPC file");
+    let bytes =
+        std::fs::read(arrow.join("market=um/interval=1m/symbol=BTCUSDT/year=2026/klines.arrow"))
+            .unwrap();
+    assert!(
+        bytes.starts_with(b"ARROW1") && bytes.ends_with(b"ARROW1"),
+        "an Arrow IPC file"
+    );
 }

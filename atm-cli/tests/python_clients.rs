@@ -17,7 +17,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/check_clients.py");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/clients/check_clients.py"
+);
 /// The script stops itself after 100 s; this is the backstop.
 const TIMEOUT: Duration = Duration::from_secs(115);
 
@@ -73,7 +76,9 @@ fn python_binance_clients_work_against_the_simulator() {
         }
         if started.elapsed() > TIMEOUT {
             let group = format!("-{}", child.id());
-            let _ = Command::new("kill").args(["-KILL", "--", group.as_str()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", group.as_str()])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
             break None;

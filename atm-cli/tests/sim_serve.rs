@@ -15,18 +15,34 @@ fn start(args: &[&str]) -> (std::process::Child, Value) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("first line {line:?}: {e}"));
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("first line {line:?}: {e}"));
     (child, v)
 }
 
 fn signal(child: &std::process::Child, sig: &str) {
-    assert!(Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
 }
 
 #[test]
 fn first_line_then_serves_until_sigterm() {
-    let (mut child, v) = start(&["--universe", "5", "--seed", "7", "--now", "2025-11-24T16:00:00Z", "--time-scale", "60"]);
+    let (mut child, v) = start(&[
+        "--universe",
+        "5",
+        "--seed",
+        "7",
+        "--now",
+        "2025-11-24T16:00:00Z",
+        "--time-scale",
+        "60",
+    ]);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["base", "seed", "now", "time_scale"]);
     let base = v["base"].as_str().unwrap();
@@ -34,9 +50,17 @@ fn first_line_then_serves_until_sigterm() {
     assert_eq!(v["seed"], 7);
     assert_eq!(v["time_scale"], 60.0);
     assert!((1_764_000_000_000..1_764_000_000_000 + 120_000).contains(&v["now"].as_i64().unwrap()));
-    let clock: Value = reqwest::blocking::get(format!("{base}/sim/v1/clock")).unwrap().json().unwrap();
+    let clock: Value = reqwest::blocking::get(format!("{base}/sim/v1/clock"))
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(clock["time_scale"], 60.0);
-    let rows: Value = reqwest::blocking::get(format!("{base}/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=3")).unwrap().json().unwrap();
+    let rows: Value = reqwest::blocking::get(format!(
+        "{base}/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=3"
+    ))
+    .unwrap()
+    .json()
+    .unwrap();
     assert_eq!(rows.as_array().map(Vec::len), Some(3));
     signal(&child, "TERM");
     assert!(child.wait().unwrap().success());
@@ -54,11 +78,18 @@ fn bad_options_are_one_line_errors() {
         (vec!["--now", "yesterday"], "yesterday"),
         (vec!["--time-scale", "0"], "time-scale"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_atm")).args(["sim", "serve"]).args(&args).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_atm"))
+            .args(["sim", "serve"])
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.starts_with("error: ") && err.contains(want), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(want),
+            "{args:?}: {err}"
+        );
         assert!(out.stdout.is_empty());
     }
 }

@@ -15,7 +15,11 @@ use common::{atm, sim, ATM};
 
 fn status(store: &std::path::Path) -> Value {
     let out = atm(store, &["status", "--format", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -57,7 +61,14 @@ fn status_follows_a_sync_to_its_summary_and_reports_a_killed_one_dead() {
         "--format",
         "json",
     ];
-    let child = Command::new(ATM).arg("--store").arg(dir.path()).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = Command::new(ATM)
+        .arg("--store")
+        .arg(dir.path())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Sample from another process while it runs.
     let mut seen: Vec<u64> = Vec::new();
     let t = Instant::now();
@@ -79,18 +90,35 @@ fn status_follows_a_sync_to_its_summary_and_reports_a_killed_one_dead() {
         std::thread::sleep(Duration::from_millis(150));
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(seen.len() >= 3, "status sampled the running sync: {seen:?}");
-    assert!(seen.windows(2).all(|w| w[0] <= w[1]) && seen.last() > seen.first(), "klines_written grows: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]) && seen.last() > seen.first(),
+        "klines_written grows: {seen:?}"
+    );
     // Finished: listed, not alive, its totals those of the summary.
     let s = status(dir.path());
     let p = &s["processes"][0];
-    assert_eq!((p["state"].as_str(), p["alive"].as_bool()), (Some("finished"), Some(false)), "{p}");
-    assert_eq!(p["totals"]["klines_written"], summary["klines_written"], "{p}");
+    assert_eq!(
+        (p["state"].as_str(), p["alive"].as_bool()),
+        (Some("finished"), Some(false)),
+        "{p}"
+    );
+    assert_eq!(
+        p["totals"]["klines_written"], summary["klines_written"],
+        "{p}"
+    );
     assert_eq!(p["totals"]["requests"], summary["requests"]);
     assert_eq!(p["stages"]["write"]["items_out"], summary["klines_written"]);
-    assert!(p["stages"]["fetch"]["items_out"].as_u64().unwrap() >= p["totals"]["pages_done"].as_u64().unwrap());
+    assert!(
+        p["stages"]["fetch"]["items_out"].as_u64().unwrap()
+            >= p["totals"]["pages_done"].as_u64().unwrap()
+    );
 
     // The log record holds the console's lines.
     let console = String::from_utf8_lossy(&out.stderr).to_string();
@@ -104,11 +132,21 @@ fn status_follows_a_sync_to_its_summary_and_reports_a_killed_one_dead() {
     assert_eq!(last.lines().count(), 1);
 
     // `atm log --follow` prints lines as another command logs them.
-    let mut follow =
-        Command::new(ATM).arg("--store").arg(dir.path()).args(["log", "--follow", "-n", "0"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut follow = Command::new(ATM)
+        .arg("--store")
+        .arg(dir.path())
+        .args(["log", "--follow", "-n", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(atm(dir.path(), &["markets", "--exchange", &sim.base, "--markets", "cm"]).status.success());
+    assert!(atm(
+        dir.path(),
+        &["markets", "--exchange", &sim.base, "--markets", "cm"]
+    )
+    .status
+    .success());
     let line = lines.next().unwrap().unwrap();
     assert!(line.contains("cm: 6 symbols"), "{line}");
     let _ = follow.kill();
@@ -141,17 +179,34 @@ fn status_follows_a_sync_to_its_summary_and_reports_a_killed_one_dead() {
     let t = Instant::now();
     loop {
         let s = status(dir.path());
-        if s["processes"].as_array().unwrap().iter().any(|p| p["pid"] == pid && p["state"] == "running") {
+        if s["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pid"] == pid && p["state"] == "running")
+        {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "the second sync never showed: {s}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the second sync never showed: {s}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     killed.kill().unwrap();
     killed.wait().unwrap();
     let s = status(dir.path());
-    let p = s["processes"].as_array().unwrap().iter().find(|p| p["pid"] == pid).unwrap();
-    assert_eq!((p["state"].as_str(), p["alive"].as_bool()), (Some("dead"), Some(false)), "{p}");
+    let p = s["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .unwrap();
+    assert_eq!(
+        (p["state"].as_str(), p["alive"].as_bool()),
+        (Some("dead"), Some(false)),
+        "{p}"
+    );
     let text = String::from_utf8(atm(dir.path(), &["status"]).stdout).unwrap();
     assert!(text.contains("DEAD") && text.contains("finished"), "{text}");
 }

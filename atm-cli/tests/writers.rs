@@ -41,7 +41,14 @@ fn store_with_adabtc() -> tempfile::TempDir {
 
 /// Locks `keys` in this process, as another writer would.
 fn hold(store: &Path, keys: &[SeriesKey]) -> atm_store::Writer {
-    let store = Store::open(store, StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let store = Store::open(
+        store,
+        StoreOptions {
+            create: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let mut w = store.writer().unwrap();
     w.lock_all(keys).unwrap();
     w
@@ -63,14 +70,25 @@ fn import_and_compact_fail_at_once_naming_the_held_series_and_pid() {
     let out = atm(dir.path(), &["import", "--market", "spot", ADABTC_1M]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("spot/ADABTC/1m") && err.contains(&format!("pid {me}")), "{err}");
+    assert!(
+        err.contains("spot/ADABTC/1m") && err.contains(&format!("pid {me}")),
+        "{err}"
+    );
     assert!(err.contains("nothing was written"), "{err}");
 
     let out = atm(dir.path(), &["compact", "--symbol", "ADABTC"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&format!("spot/ADABTC/1m (pid {me})")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("spot/ADABTC/1m (pid {me})")),
+        "{}",
+        stderr(&out)
+    );
 
-    assert_eq!(info(dir.path()), before, "the refused commands changed nothing");
+    assert_eq!(
+        info(dir.path()),
+        before,
+        "the refused commands changed nothing"
+    );
 
     // Released: the same import goes through.
     drop(holder);
@@ -89,14 +107,30 @@ fn an_import_with_many_files_is_refused_before_its_first_file() {
     std::fs::write(&a, &csv).unwrap();
     std::fs::write(&b, &csv).unwrap();
     // Create both series, then hold the second.
-    let out = atm(dir.path(), &["import", "--market", "spot", b.to_str().unwrap()]);
+    let out = atm(
+        dir.path(),
+        &["import", "--market", "spot", b.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let _holder = hold(dir.path(), &[key("XRPBTC", Interval::M1)]);
-    let out = atm(dir.path(), &["import", "--market", "spot", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let out = atm(
+        dir.path(),
+        &[
+            "import",
+            "--market",
+            "spot",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("spot/XRPBTC/1m"), "{}", stderr(&out));
     // Not even an empty file: a refused command leaves no trace.
-    assert!(!info(dir.path()).contains("ADABTC"), "the free series was not written: {}", info(dir.path()));
+    assert!(
+        !info(dir.path()).contains("ADABTC"),
+        "the free series was not written: {}",
+        info(dir.path())
+    );
 }
 
 #[test]
@@ -128,20 +162,39 @@ fn sync_skips_held_series_counts_them_and_exits_3_and_stream_holds_its_series() 
         let out = sync(dir.path());
         assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
         let err = stderr(&out);
-        assert_eq!(err.matches("spot/BTCUSDT/1d: another writer holds it").count(), 1, "one warning: {err}");
-        assert!(err.contains(&format!("spot/BTCUSDT/1d: another writer holds it (pid {me})")), "{err}");
+        assert_eq!(
+            err.matches("spot/BTCUSDT/1d: another writer holds it")
+                .count(),
+            1,
+            "one warning: {err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "spot/BTCUSDT/1d: another writer holds it (pid {me})"
+            )),
+            "{err}"
+        );
         let last = err.lines().last().unwrap_or_default();
-        assert!(last.starts_with("incomplete: done except 1 series another writer held"), "{err}");
+        assert!(
+            last.starts_with("incomplete: done except 1 series another writer held"),
+            "{err}"
+        );
         let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(summary["held_series"], 1, "{summary}");
-        assert!(summary["klines_written"].as_u64().unwrap() > 0, "ETHUSDT was synced: {summary}");
+        assert!(
+            summary["klines_written"].as_u64().unwrap() > 0,
+            "ETHUSDT was synced: {summary}"
+        );
     }
     // Released: the next run does the rest and exits 0.
     let out = sync(dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["held_series"], 0, "{summary}");
-    assert!(summary["klines_written"].as_u64().unwrap() > 0, "BTCUSDT was synced now: {summary}");
+    assert!(
+        summary["klines_written"].as_u64().unwrap() > 0,
+        "BTCUSDT was synced now: {summary}"
+    );
 
     // `atm stream` on BTCUSDT and ETHUSDT: held while it runs.
     let mut stream = Command::new(ATM)
@@ -169,23 +222,42 @@ fn sync_skips_held_series_counts_them_and_exits_3_and_stream_holds_its_series() 
     loop {
         let out = atm(dir.path(), &["status", "--format", "json"]);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let streaming = v["processes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|p| p["pid"] == pid && p["command"] == "stream" && p["process"]["phase"] == "streaming");
+        let streaming = v["processes"].as_array().into_iter().flatten().any(|p| {
+            p["pid"] == pid && p["command"] == "stream" && p["process"]["phase"] == "streaming"
+        });
         if streaming {
             break;
         }
-        assert!(Instant::now() < deadline, "the stream never reached its streaming phase: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "the stream never reached its streaming phase: {v}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = atm(
         dir.path(),
-        &["sync", "--exchange", &sim.base, "--markets", "spot", "--symbols", "ETHUSDT", "--intervals", "1m", "--format", "json"],
+        &[
+            "sync",
+            "--exchange",
+            &sim.base,
+            "--markets",
+            "spot",
+            "--symbols",
+            "ETHUSDT",
+            "--intervals",
+            "1m",
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&format!("spot/ETHUSDT/1m: another writer holds it (pid {pid})")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "spot/ETHUSDT/1m: another writer holds it (pid {pid})"
+        )),
+        "{}",
+        stderr(&out)
+    );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["held_series"], 1, "{summary}");
     let _ = stream.kill();
@@ -196,17 +268,60 @@ fn sync_skips_held_series_counts_them_and_exits_3_and_stream_holds_its_series() 
 fn repair_and_stream_refuse_to_start_on_a_series_another_process_holds() {
     let sim = sim(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let out = atm(dir.path(), &["sync", "--exchange", &sim.base, "--markets", "spot", "--symbols", "BTCUSDT", "--intervals", "1h"]);
+    let out = atm(
+        dir.path(),
+        &[
+            "sync",
+            "--exchange",
+            &sim.base,
+            "--markets",
+            "spot",
+            "--symbols",
+            "BTCUSDT",
+            "--intervals",
+            "1h",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let _holder = hold(dir.path(), &[key("BTCUSDT", Interval::H1)]);
     let me = std::process::id();
-    let out = atm(dir.path(), &["verify", "--exchange", &sim.base, "--markets", "spot", "--repair"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&format!("spot/BTCUSDT/1h (pid {me})")), "{}", stderr(&out));
     let out = atm(
         dir.path(),
-        &["stream", "--exchange", &sim.base, "--markets", "spot", "--symbols", "BTCUSDT", "--intervals", "1h", "--duration", "5s"],
+        &[
+            "verify",
+            "--exchange",
+            &sim.base,
+            "--markets",
+            "spot",
+            "--repair",
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&format!("spot/BTCUSDT/1h (pid {})", std::process::id())), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("spot/BTCUSDT/1h (pid {me})")),
+        "{}",
+        stderr(&out)
+    );
+    let out = atm(
+        dir.path(),
+        &[
+            "stream",
+            "--exchange",
+            &sim.base,
+            "--markets",
+            "spot",
+            "--symbols",
+            "BTCUSDT",
+            "--intervals",
+            "1h",
+            "--duration",
+            "5s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("spot/BTCUSDT/1h (pid {})", std::process::id())),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -49,7 +49,9 @@ impl std::str::FromStr for Source {
             "auto" => Ok(Source::Auto),
             "archive" => Ok(Source::Archive),
             "rest" => Ok(Source::Rest),
-            _ => Err(Error::Config(format!("--source must be auto, archive or rest, not {s:?}"))),
+            _ => Err(Error::Config(format!(
+                "--source must be auto, archive or rest, not {s:?}"
+            ))),
         }
     }
 }
@@ -75,11 +77,21 @@ impl ArchiveFile {
     /// Its path under the archive root, e.g.
     /// `futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip`.
     pub fn path(&self) -> String {
-        let d = Utc.timestamp_millis_opt(self.start).single().map(|d| d.date_naive()).unwrap_or_default();
-        let (period, date) =
-            if self.daily { ("daily", d.format("%Y-%m-%d").to_string()) } else { ("monthly", format!("{:04}-{:02}", d.year(), d.month())) };
+        let d = Utc
+            .timestamp_millis_opt(self.start)
+            .single()
+            .map(|d| d.date_naive())
+            .unwrap_or_default();
+        let (period, date) = if self.daily {
+            ("daily", d.format("%Y-%m-%d").to_string())
+        } else {
+            ("monthly", format!("{:04}-{:02}", d.year(), d.month()))
+        };
         let (s, iv) = (self.key.symbol.as_str(), self.key.interval.file_name());
-        format!("{}/{period}/klines/{s}/{iv}/{s}-{iv}-{date}.zip", self.key.market.archive_path())
+        format!(
+            "{}/{period}/klines/{s}/{iv}/{s}-{iv}-{date}.zip",
+            self.key.market.archive_path()
+        )
     }
 }
 
@@ -93,7 +105,10 @@ fn has_daily(interval: Interval) -> bool {
 /// whole past months, daily files for the past days of the current month.
 pub fn plan_files(key: &SeriesKey, gaps: &[(i64, i64)], now: i64) -> Vec<ArchiveFile> {
     let (month_now, day_now) = (open_of(Interval::Mo1, now), open_of(Interval::D1, now));
-    let monthly_ok = key.interval.step_ms().is_none_or(|s| 31 * 86_400_000 / s <= MONTHLY_MAX_ROWS);
+    let monthly_ok = key
+        .interval
+        .step_ms()
+        .is_none_or(|s| 31 * 86_400_000 / s <= MONTHLY_MAX_ROWS);
     let mut files = Vec::new();
     let daily = |files: &mut Vec<ArchiveFile>, from: i64, to_excl: i64| {
         if !has_daily(key.interval) {
@@ -101,7 +116,12 @@ pub fn plan_files(key: &SeriesKey, gaps: &[(i64, i64)], now: i64) -> Vec<Archive
         }
         let mut d = open_of(Interval::D1, from);
         while d < to_excl {
-            files.push(ArchiveFile { key: key.clone(), daily: true, start: d, end: d + 86_400_000 });
+            files.push(ArchiveFile {
+                key: key.clone(),
+                daily: true,
+                start: d,
+                end: d + 86_400_000,
+            });
             d += 86_400_000;
         }
     };
@@ -110,7 +130,12 @@ pub fn plan_files(key: &SeriesKey, gaps: &[(i64, i64)], now: i64) -> Vec<Archive
         while m <= z {
             let m_end = next_open(Interval::Mo1, m);
             if m_end <= month_now && monthly_ok {
-                files.push(ArchiveFile { key: key.clone(), daily: false, start: m, end: m_end });
+                files.push(ArchiveFile {
+                    key: key.clone(),
+                    daily: false,
+                    start: m,
+                    end: m_end,
+                });
             } else if m_end <= month_now {
                 daily(&mut files, a.max(m), (z + 1).min(m_end));
             } else {
@@ -150,37 +175,79 @@ pub enum Fetched {
 /// Fetches `file` from the archive root `base` (`…/data`): its checksum,
 /// then the zip, streamed through SHA-256, unzip and CSV parsing. Network
 /// failures are retried with the client's backoff.
-pub fn fetch(client: &Client, base: &str, file: &ArchiveFile, precision: Precision) -> Result<Fetched> {
+pub fn fetch(
+    client: &Client,
+    base: &str,
+    file: &ArchiveFile,
+    precision: Precision,
+) -> Result<Fetched> {
     let url = format!("{base}/{}", file.path());
-    let Some(sum) = client.archive_get(file.key.market, &format!("{url}.CHECKSUM"))? else { return Ok(Fetched::Missing) };
-    let want = String::from_utf8_lossy(&sum).split_whitespace().next().unwrap_or_default().to_ascii_lowercase();
+    let Some(sum) = client.archive_get(file.key.market, &format!("{url}.CHECKSUM"))? else {
+        return Ok(Fetched::Missing);
+    };
+    let want = String::from_utf8_lossy(&sum)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Malformed { market: file.key.market, path: format!("{url}.CHECKSUM"), msg: "not a sha256sum line".into() });
+        return Err(Error::Malformed {
+            market: file.key.market,
+            path: format!("{url}.CHECKSUM"),
+            msg: "not a sha256sum line".into(),
+        });
     }
     client.retrying(|| {
-        let Some(body) = client.archive_stream(file.key.market, &url)? else { return Ok(Fetched::Missing) };
-        let mut reader = Hashing { inner: body, hash: Sha256::new(), bytes: 0 };
+        let Some(body) = client.archive_stream(file.key.market, &url)? else {
+            return Ok(Fetched::Missing);
+        };
+        let mut reader = Hashing {
+            inner: body,
+            hash: Sha256::new(),
+            bytes: 0,
+        };
         let parsed = read_zip(&mut reader, &url, precision);
         // The rest of the body (the zip's central directory) is hashed too.
         std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| net(file, &url, e))?;
-        client.stats.archive_bytes.fetch_add(reader.bytes, std::sync::atomic::Ordering::Relaxed);
-        let got: String = reader.hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        client
+            .stats
+            .archive_bytes
+            .fetch_add(reader.bytes, std::sync::atomic::Ordering::Relaxed);
+        let got: String = reader
+            .hash
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         if got != want {
-            return Ok(Fetched::Mismatch { want: want.clone(), got });
+            return Ok(Fetched::Mismatch {
+                want: want.clone(),
+                got,
+            });
         }
-        Ok(Fetched::Verified { klines: parsed?, sha256: got, bytes: reader.bytes })
+        Ok(Fetched::Verified {
+            klines: parsed?,
+            sha256: got,
+            bytes: reader.bytes,
+        })
     })
 }
 
 fn net(file: &ArchiveFile, url: &str, e: impl std::fmt::Display) -> Error {
-    Error::Network { market: file.key.market, path: url.to_string(), msg: e.to_string() }
+    Error::Network {
+        market: file.key.market,
+        path: url.to_string(),
+        msg: e.to_string(),
+    }
 }
 
 /// The rows of every `.csv` entry of a zip read from a stream.
 fn read_zip(reader: &mut impl Read, url: &str, precision: Precision) -> Result<Vec<Kline>> {
     let mut klines = Vec::new();
     let bad = |msg: String| Error::Store(atm_store::Error::InvalidInput(format!("{url}: {msg}")));
-    while let Some(entry) = zip::read::read_zipfile_from_stream(reader).map_err(|e| bad(format!("not a readable zip: {e}")))? {
+    while let Some(entry) = zip::read::read_zipfile_from_stream(reader)
+        .map_err(|e| bad(format!("not a readable zip: {e}")))?
+    {
         let name = entry.name().map(|n| n.to_string()).unwrap_or_default();
         if !name.ends_with(".csv") {
             continue;
@@ -249,11 +316,22 @@ pub(crate) fn import(
     use crate::pipeline::{Control, ControlReply};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
     let stop = &AtomicBool::new(false);
-    let files: Vec<(ArchiveFile, &[(i64, i64)])> =
-        plans.iter().flat_map(|p| plan_files(&p.key, &p.gaps, now).into_iter().map(move |f| (f, p.gaps.as_slice()))).collect();
-    let mut summary = ArchiveSummary { planned: files.len() as u64, ..ArchiveSummary::default() };
+    let files: Vec<(ArchiveFile, &[(i64, i64)])> = plans
+        .iter()
+        .flat_map(|p| {
+            plan_files(&p.key, &p.gaps, now)
+                .into_iter()
+                .map(move |f| (f, p.gaps.as_slice()))
+        })
+        .collect();
+    let mut summary = ArchiveSummary {
+        planned: files.len() as u64,
+        ..ArchiveSummary::default()
+    };
     let stats = &client.stats;
-    stats.archive_files_planned.fetch_add(summary.planned, Relaxed);
+    stats
+        .archive_files_planned
+        .fetch_add(summary.planned, Relaxed);
     if files.is_empty() {
         return Ok((summary, false));
     }
@@ -267,11 +345,16 @@ pub(crate) fn import(
             let (tx, next, files, base) = (tx.clone(), &next, &files, &base);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Relaxed);
-                let Some((file, _)) = files.get(i).filter(|_| !stop.load(Relaxed)) else { break };
+                let Some((file, _)) = files.get(i).filter(|_| !stop.load(Relaxed)) else {
+                    break;
+                };
                 // A mismatch is fetched once more before the range goes to REST.
                 let mut got = fetch(client, base, file, precision);
                 if let Ok(Fetched::Mismatch { want, got: hashed }) = &got {
-                    log::warn!("{}: SHA-256 {hashed} is not the .CHECKSUM's {want}; fetching it again", file.path());
+                    log::warn!(
+                        "{}: SHA-256 {hashed} is not the .CHECKSUM's {want}; fetching it again",
+                        file.path()
+                    );
                     got = fetch(client, base, file, precision);
                 }
                 if tx.send((i, got)).is_err() {
@@ -315,7 +398,11 @@ pub(crate) fn import(
                     );
                     summary.mismatches.push(file.path());
                 }
-                Ok(Fetched::Verified { klines, sha256, bytes }) => {
+                Ok(Fetched::Verified {
+                    klines,
+                    sha256,
+                    bytes,
+                }) => {
                     let record = ArchiveRecord {
                         series: file.key.to_string(),
                         path: file.path(),
@@ -384,14 +471,22 @@ fn commit_file(
     rows.sort_by_key(|k| k.open_time);
     rows.dedup_by_key(|k| k.open_time);
     let in_gap = |t: i64| gaps.iter().any(|&(a, z)| (a..=z).contains(&t));
-    let (fresh, stored_slots): (Vec<Kline>, Vec<Kline>) = rows.into_iter().partition(|k| in_gap(k.open_time));
+    let (fresh, stored_slots): (Vec<Kline>, Vec<Kline>) =
+        rows.into_iter().partition(|k| in_gap(k.open_time));
     let mut kept = 0;
     if !stored_slots.is_empty() {
         if let Some(series) = store.series(key)? {
             let precision = store.precision();
-            let stored: std::collections::HashMap<i64, Kline> = series.range(lo, hi)?.into_iter().map(|k| (k.open_time, k)).collect();
+            let stored: std::collections::HashMap<i64, Kline> = series
+                .range(lo, hi)?
+                .into_iter()
+                .map(|k| (k.open_time, k))
+                .collect();
             for k in &stored_slots {
-                let rounded = Kline { values: k.values.map(|v| precision.round(v)), ..*k };
+                let rounded = Kline {
+                    values: k.values.map(|v| precision.round(v)),
+                    ..*k
+                };
                 if stored.get(&k.open_time).is_some_and(|s| *s != rounded) {
                     kept += 1;
                     if kept == 1 {
@@ -409,8 +504,17 @@ fn commit_file(
     for &(a, z) in gaps {
         let (a, z) = (a.max(lo), z.min(open_of(key.interval, hi)));
         if a <= z {
-            let page = crate::sync::Page { key: key.clone(), from: a, to: z, limit: 0 };
-            let inside: Vec<Kline> = fresh.iter().filter(|k| (a..=z).contains(&k.open_time)).copied().collect();
+            let page = crate::sync::Page {
+                key: key.clone(),
+                from: a,
+                to: z,
+                limit: 0,
+            };
+            let inside: Vec<Kline> = fresh
+                .iter()
+                .filter(|k| (a..=z).contains(&k.open_time))
+                .copied()
+                .collect();
             crate::pipeline::mark_absent(writer, &page, &inside)?;
         }
     }
@@ -447,7 +551,11 @@ impl ArchiveRecord {
     /// The record's check: the first 16 hex digits of the SHA-256 of its JSON.
     fn check(&self) -> String {
         let json = serde_json::to_string(self).unwrap_or_default();
-        Sha256::digest(json.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(json.as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The record as a line of the log (its JSON with its `check`), no newline.
@@ -463,7 +571,11 @@ fn append_record(store_dir: &std::path::Path, r: &ArchiveRecord) -> Result<()> {
     use std::io::Write;
     let path = store_dir.join(ARCHIVE_LOG);
     let io = |e: std::io::Error| Error::Store(atm_store::Error::io("append to", &path, e));
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io)?;
     let mut line = String::new();
     if f.metadata().map_err(io)?.len() == 0 {
         line.push_str(ARCHIVE_LOG_HEADER);
@@ -495,20 +607,29 @@ pub fn parse_records(bytes: &[u8], path: &std::path::Path) -> Result<Vec<Archive
         Some(h) if h == ARCHIVE_LOG_HEADER => {}
         Some(h) => {
             let h: String = h.chars().take(80).collect();
-            return Err(Error::Config(format!("{}: not an atm archive log (first line {h:?})", path.display())));
+            return Err(Error::Config(format!(
+                "{}: not an atm archive log (first line {h:?})",
+                path.display()
+            )));
         }
         None => return Ok(Vec::new()),
     }
     let mut out = Vec::new();
     for (i, line) in lines.enumerate() {
-        let parsed = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| {
-            let check = v["check"].as_str()?.to_string();
-            let r: ArchiveRecord = serde_json::from_value(v).ok()?;
-            (r.check() == check).then_some(r)
-        });
+        let parsed = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| {
+                let check = v["check"].as_str()?.to_string();
+                let r: ArchiveRecord = serde_json::from_value(v).ok()?;
+                (r.check() == check).then_some(r)
+            });
         match parsed {
             Some(r) => out.push(r),
-            None => log::warn!("{} line {}: torn or damaged, skipped", path.display(), i + 2),
+            None => log::warn!(
+                "{} line {}: torn or damaged, skipped",
+                path.display(),
+                i + 2
+            ),
         }
     }
     Ok(out)
@@ -521,7 +642,10 @@ pub(crate) fn fuzz_zip(data: &[u8]) {
     for precision in [Precision::F32, Precision::F64] {
         if let Ok(klines) = read_zip(&mut &data[..], "fuzz.zip", precision) {
             for k in klines {
-                assert!(k.close_time >= k.open_time, "a zip row closing before it opens was accepted");
+                assert!(
+                    k.close_time >= k.open_time,
+                    "a zip row closing before it opens was accepted"
+                );
             }
         }
     }
@@ -545,15 +669,30 @@ pub fn check_records(client: &Client, store_dir: &std::path::Path) -> Result<Vec
     let base = root_of(client.endpoints().sim_base.as_deref());
     let mut out = Vec::new();
     for record in read_records(store_dir)? {
-        let market = record.series.split('/').next().and_then(|m| m.parse().ok()).unwrap_or(atm_store::Market::Spot);
+        let market = record
+            .series
+            .split('/')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(atm_store::Market::Spot);
         let sum = client.archive_get(market, &format!("{base}/{}.CHECKSUM", record.path))?;
-        let now = sum.map(|s| String::from_utf8_lossy(&s).split_whitespace().next().unwrap_or_default().to_ascii_lowercase());
+        let now = sum.map(|s| {
+            String::from_utf8_lossy(&s)
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        });
         let state = match &now {
             None => "gone",
             Some(h) if *h == record.sha256 => "same",
             Some(_) => "replaced",
         };
-        out.push(ArchiveCheck { record, state: state.to_string(), sha256_now: now });
+        out.push(ArchiveCheck {
+            record,
+            state: state.to_string(),
+            sha256_now: now,
+        });
     }
     Ok(out)
 }
@@ -576,15 +715,35 @@ mod tests {
 
     #[test]
     fn zips_stream_into_klines_whatever_their_entries() {
-        let seed = |n: &str| std::fs::read(format!("{}/../fuzz/corpus/ingest_archive_zip/{n}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let seed = |n: &str| {
+            std::fs::read(format!(
+                "{}/../fuzz/corpus/ingest_archive_zip/{n}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
         let ks = read_zip(&mut &seed("spot_1m")[..], "spot_1m", Precision::F32).unwrap();
         assert_eq!((ks.len(), ks[0].open_time), (10, 1_637_971_200_000));
         // Spot's microsecond times from 2025 become milliseconds.
-        let ks = read_zip(&mut &seed("spot_1s_micros")[..], "spot_1s_micros", Precision::F64).unwrap();
+        let ks = read_zip(
+            &mut &seed("spot_1s_micros")[..],
+            "spot_1s_micros",
+            Precision::F64,
+        )
+        .unwrap();
         assert_eq!((ks.len(), ks[0].open_time), (3, 1_735_689_600_000));
-        assert_eq!(read_zip(&mut &seed("header_row")[..], "header_row", Precision::F32).unwrap().len(), 1);
-        assert!(read_zip(&mut &seed("no_csv")[..], "no_csv", Precision::F32).unwrap().is_empty());
-        let err = read_zip(&mut &b"PK\x03\x04garbage"[..], "bad.zip", Precision::F32).unwrap_err().to_string();
+        assert_eq!(
+            read_zip(&mut &seed("header_row")[..], "header_row", Precision::F32)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(read_zip(&mut &seed("no_csv")[..], "no_csv", Precision::F32)
+            .unwrap()
+            .is_empty());
+        let err = read_zip(&mut &b"PK\x03\x04garbage"[..], "bad.zip", Precision::F32)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bad.zip"), "{err}");
     }
 
@@ -607,15 +766,27 @@ mod tests {
                 "futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-03-04.zip",
             ]
         );
-        assert!(files.iter().all(|f| f.end == if f.daily { f.start + DAY } else { next_open(Interval::Mo1, f.start) }));
+        assert!(files.iter().all(|f| f.end
+            == if f.daily {
+                f.start + DAY
+            } else {
+                next_open(Interval::Mo1, f.start)
+            }));
         // 1s: days, even of past months; 1M: months only, `1mo` in names.
         let s1 = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::S1).unwrap();
-        assert!(plan_files(&s1, &[(1_706_659_200_000, 1_706_831_999_000)], now).iter().all(|f| f.daily));
+        assert!(
+            plan_files(&s1, &[(1_706_659_200_000, 1_706_831_999_000)], now)
+                .iter()
+                .all(|f| f.daily)
+        );
         let mo = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::Mo1).unwrap();
         let files = plan_files(&mo, &[(1_704_067_200_000, now)], now);
         assert_eq!(
             files.iter().map(ArchiveFile::path).collect::<Vec<_>>(),
-            ["spot/monthly/klines/BTCUSDT/1mo/BTCUSDT-1mo-2024-01.zip", "spot/monthly/klines/BTCUSDT/1mo/BTCUSDT-1mo-2024-02.zip"]
+            [
+                "spot/monthly/klines/BTCUSDT/1mo/BTCUSDT-1mo-2024-01.zip",
+                "spot/monthly/klines/BTCUSDT/1mo/BTCUSDT-1mo-2024-02.zip"
+            ]
         );
     }
 }

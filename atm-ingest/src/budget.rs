@@ -25,7 +25,15 @@ impl ExchangeClock {
     /// A clock reading `server_ms` at local instant `at`, running `scale`
     /// times faster than real time.
     pub fn new(at: Instant, server_ms: i64, scale: f64) -> ExchangeClock {
-        ExchangeClock { at, server_ms, scale: if scale.is_finite() && scale > 0.0 { scale } else { 1.0 } }
+        ExchangeClock {
+            at,
+            server_ms,
+            scale: if scale.is_finite() && scale > 0.0 {
+                scale
+            } else {
+                1.0
+            },
+        }
     }
 
     /// The exchange's time now, epoch ms.
@@ -67,7 +75,11 @@ pub struct Budget {
 impl Budget {
     /// A budget of `limit` weight per minute.
     pub fn new(limit: u64) -> Budget {
-        Budget { limit: limit.max(1), state: Mutex::new(State::default()), freed: Condvar::new() }
+        Budget {
+            limit: limit.max(1),
+            state: Mutex::new(State::default()),
+            freed: Condvar::new(),
+        }
     }
 
     /// The weight allowed per minute.
@@ -154,7 +166,11 @@ mod tests {
         let t = Instant::now();
         let (w1, _) = b.acquire(&clock, 1);
         assert_eq!(w1, 1001);
-        assert!(t.elapsed() >= Duration::from_millis(40), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(40),
+            "{:?}",
+            t.elapsed()
+        );
         assert!(clock.now() >= 1001 * MINUTE + WINDOW_MARGIN_MS);
         // The server's count wins when higher.
         b.observe(w1, 10);
@@ -170,6 +186,10 @@ mod tests {
         b.pause(Duration::from_millis(150));
         let t = Instant::now();
         b.acquire(&clock, 1);
-        assert!(t.elapsed() >= Duration::from_millis(150), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -78,7 +78,10 @@ pub fn best_page(market: Market) -> u32 {
     let max = if market == Market::Spot { 1000 } else { 1500 };
     let candidates = [99, 499, 1000, 1500].into_iter().filter(|&l| l <= max);
     candidates
-        .max_by(|&a, &b| (a as f64 / klines_weight(market, a) as f64).total_cmp(&(b as f64 / klines_weight(market, b) as f64)))
+        .max_by(|&a, &b| {
+            (a as f64 / klines_weight(market, a) as f64)
+                .total_cmp(&(b as f64 / klines_weight(market, b) as f64))
+        })
         .unwrap_or(500)
 }
 
@@ -132,7 +135,9 @@ impl Client {
             if let Ok(r) = self.http.get(format!("{base}/sim/v1/clock")).send() {
                 if r.status().is_success() {
                     if let Ok(v) = r.json::<Value>() {
-                        if let (Some(now), Some(scale)) = (v["now"].as_i64(), v["time_scale"].as_f64()) {
+                        if let (Some(now), Some(scale)) =
+                            (v["now"].as_i64(), v["time_scale"].as_f64())
+                        {
                             let half_trip = t.elapsed() / 2;
                             return Ok(ExchangeClock::new(t + half_trip, now, scale));
                         }
@@ -141,7 +146,11 @@ impl Client {
             }
         }
         let mut first_error = None;
-        let markets = if markets.is_empty() { &Market::ALL[..] } else { markets };
+        let markets = if markets.is_empty() {
+            &Market::ALL[..]
+        } else {
+            markets
+        };
         for (i, &market) in markets.iter().enumerate() {
             let t = Instant::now();
             match self.get_json(market, "time", "", 1) {
@@ -161,7 +170,8 @@ impl Client {
                 }
             }
         }
-        Err(first_error.unwrap_or_else(|| Error::Config("no market to read the exchange's clock from".into())))
+        Err(first_error
+            .unwrap_or_else(|| Error::Config("no market to read the exchange's clock from".into())))
     }
 
     /// The weight pool of `market` (COIN-M shares USD-M's).
@@ -176,7 +186,9 @@ impl Client {
     pub fn set_limits(&mut self, market: Market, info: &Value) {
         let limit = info["rateLimits"].as_array().and_then(|a| {
             a.iter().find(|l| {
-                l["rateLimitType"] == "REQUEST_WEIGHT" && l["interval"] == "MINUTE" && l["intervalNum"].as_u64().unwrap_or(1) == 1
+                l["rateLimitType"] == "REQUEST_WEIGHT"
+                    && l["interval"] == "MINUTE"
+                    && l["intervalNum"].as_u64().unwrap_or(1) == 1
             })
         });
         if let Some(limit) = limit.and_then(|l| l["limit"].as_u64()) {
@@ -195,8 +207,16 @@ impl Client {
 
     /// GETs `<prefix>/<endpoint>?<query>` of `market` as JSON, charging
     /// `weight`, with retries.
-    pub fn get_json(&self, market: Market, endpoint: &str, query: &str, weight: u64) -> Result<Value> {
-        self.get_parsed(market, endpoint, query, weight, |body| serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}")))
+    pub fn get_json(
+        &self,
+        market: Market,
+        endpoint: &str,
+        query: &str,
+        weight: u64,
+    ) -> Result<Value> {
+        self.get_parsed(market, endpoint, query, weight, |body| {
+            serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))
+        })
     }
 
     /// GETs a body and parses it with `parse`, retrying retryable failures
@@ -213,7 +233,11 @@ impl Client {
     ) -> Result<T> {
         self.retrying(|| {
             let body = self.attempt(market, endpoint, query, weight)?;
-            parse(&body).map_err(|msg| Error::Malformed { market, path: endpoint.into(), msg })
+            parse(&body).map_err(|msg| Error::Malformed {
+                market,
+                path: endpoint.into(),
+                msg,
+            })
         })
     }
 
@@ -242,7 +266,12 @@ impl Client {
                     }
                     std::thread::sleep(backoff);
                 }
-                Err(e) if e.is_retryable() => return Err(Error::RetriesExhausted { attempts: n, last: Box::new(e) }),
+                Err(e) if e.is_retryable() => {
+                    return Err(Error::RetriesExhausted {
+                        attempts: n,
+                        last: Box::new(e),
+                    })
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -260,12 +289,21 @@ impl Client {
             if query.is_empty() { "" } else { "?" }
         );
         let path = endpoint.to_string();
-        let net = |e: reqwest::Error| Error::Network { market, path: path.clone(), msg: network_cause(&e) };
+        let net = |e: reqwest::Error| Error::Network {
+            market,
+            path: path.clone(),
+            msg: network_cause(&e),
+        };
         self.stats.requests.fetch_add(1, Relaxed);
         self.stats.weight.fetch_add(weight, Relaxed);
         let resp = self.http.get(&url).send().map_err(net)?;
         let status = resp.status().as_u16();
-        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
         if let Some(used) = header("x-mbx-used-weight-1m") {
             budget.observe(window, used);
         }
@@ -275,11 +313,18 @@ impl Client {
             return Ok(body);
         }
         let (code, msg) = match serde_json::from_slice::<Value>(&body) {
-            Ok(v) if v["code"].is_i64() => (v["code"].as_i64(), v["msg"].as_str().unwrap_or_default().to_string()),
+            Ok(v) if v["code"].is_i64() => (
+                v["code"].as_i64(),
+                v["msg"].as_str().unwrap_or_default().to_string(),
+            ),
             _ => (None, summarize(&body)),
         };
         match status {
-            418 => Err(Error::Banned { market, retry_after_s: retry_after.unwrap_or(0), msg }),
+            418 => Err(Error::Banned {
+                market,
+                retry_after_s: retry_after.unwrap_or(0),
+                msg,
+            }),
             451 => Err(Error::RegionBlocked { market }),
             429 => {
                 self.stats.http429.fetch_add(1, Relaxed);
@@ -289,9 +334,21 @@ impl Client {
                 budget.exhaust(window);
                 budget.pause(wait);
                 log::warn!("{market} {endpoint}: HTTP 429 (code {code:?}), pausing the pool {wait:?} as Retry-After says");
-                Err(Error::Api { market, path, status, code, msg })
+                Err(Error::Api {
+                    market,
+                    path,
+                    status,
+                    code,
+                    msg,
+                })
             }
-            _ => Err(Error::Api { market, path, status, code, msg }),
+            _ => Err(Error::Api {
+                market,
+                path,
+                status,
+                code,
+                msg,
+            }),
         }
     }
 
@@ -299,25 +356,44 @@ impl Client {
     /// `None` when it does not exist (404).
     pub fn archive_get(&self, market: Market, url: &str) -> Result<Option<Vec<u8>>> {
         self.retrying(|| {
-            let Some(resp) = self.archive_stream(market, url)? else { return Ok(None) };
+            let Some(resp) = self.archive_stream(market, url)? else {
+                return Ok(None);
+            };
             let bytes = resp.bytes().map_err(|e| archive_net(market, url, &e))?;
-            self.stats.archive_bytes.fetch_add(bytes.len() as u64, Relaxed);
+            self.stats
+                .archive_bytes
+                .fetch_add(bytes.len() as u64, Relaxed);
             Ok(Some(bytes.to_vec()))
         })
     }
 
     /// Starts one GET of an archive file, to read its body as it arrives:
     /// `None` on a 404; an error (retryable for 5xx) on another status.
-    pub fn archive_stream(&self, market: Market, url: &str) -> Result<Option<reqwest::blocking::Response>> {
+    pub fn archive_stream(
+        &self,
+        market: Market,
+        url: &str,
+    ) -> Result<Option<reqwest::blocking::Response>> {
         self.stats.archive_requests.fetch_add(1, Relaxed);
         // A monthly zip may take a while on a slow link.
-        let resp = self.http.get(url).timeout(Duration::from_secs(600)).send().map_err(|e| archive_net(market, url, &e))?;
+        let resp = self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .map_err(|e| archive_net(market, url, &e))?;
         match resp.status().as_u16() {
             200 => Ok(Some(resp)),
             404 => Ok(None),
             status => {
                 let body = resp.bytes().map(|b| summarize(&b)).unwrap_or_default();
-                Err(Error::Api { market, path: url.to_string(), status, code: None, msg: body })
+                Err(Error::Api {
+                    market,
+                    path: url.to_string(),
+                    status,
+                    code: None,
+                    msg: body,
+                })
             }
         }
     }
@@ -334,20 +410,30 @@ impl Client {
         limit: u32,
         precision: Precision,
     ) -> Result<Vec<Kline>> {
-        let mut q = format!("symbol={}&interval={}&limit={limit}", encode(symbol), interval.as_str());
+        let mut q = format!(
+            "symbol={}&interval={}&limit={limit}",
+            encode(symbol),
+            interval.as_str()
+        );
         if let Some(s) = start {
             q.push_str(&format!("&startTime={s}"));
         }
         if let Some(e) = end {
             q.push_str(&format!("&endTime={e}"));
         }
-        self.get_parsed(market, "klines", &q, klines_weight(market, limit), |body| crate::parse::klines(body, precision))
+        self.get_parsed(market, "klines", &q, klines_weight(market, limit), |body| {
+            crate::parse::klines(body, precision)
+        })
     }
 }
 
 /// A network failure of an archive download (retryable).
 fn archive_net(market: Market, url: &str, e: &reqwest::Error) -> Error {
-    Error::Network { market, path: url.to_string(), msg: network_cause(e) }
+    Error::Network {
+        market,
+        path: url.to_string(),
+        msg: network_cause(e),
+    }
 }
 
 /// What went wrong with a request, for people: the kind of failure first
@@ -367,13 +453,19 @@ pub(crate) fn network_cause(e: &reqwest::Error) -> String {
     let all = causes.join(": ").to_lowercase();
     let kind = if e.is_timeout() {
         "timed out"
-    } else if all.contains("dns") || all.contains("lookup address") || all.contains("name or service not known") {
+    } else if all.contains("dns")
+        || all.contains("lookup address")
+        || all.contains("name or service not known")
+    {
         "cannot resolve the host (DNS)"
     } else if all.contains("connection refused") {
         "connection refused"
     } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
         "TLS failed"
-    } else if all.contains("connection reset") || all.contains("broken pipe") || all.contains("connection closed") {
+    } else if all.contains("connection reset")
+        || all.contains("broken pipe")
+        || all.contains("connection closed")
+    {
         "connection cut"
     } else if e.is_connect() {
         "cannot connect"
@@ -388,7 +480,10 @@ pub(crate) fn network_cause(e: &reqwest::Error) -> String {
 /// then a random 50-100 % of it.
 pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = (200u64 << attempt.min(5)).min(5_000);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) as u64;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64;
     let jitter = 0.5 + (nanos % 1000) as f64 / 2000.0;
     Duration::from_millis((base as f64 * jitter) as u64)
 }
@@ -397,22 +492,24 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 fn summarize(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let kind = if flat.to_ascii_lowercase().contains("<html") { "an HTML page" } else { "a non-JSON body" };
+    let kind = if flat.to_ascii_lowercase().contains("<html") {
+        "an HTML page"
+    } else {
+        "a non-JSON body"
+    };
     format!("{kind}: {:?}", flat.chars().take(120).collect::<String>())
 }
 
 /// Percent-encodes a symbol for a query string (USD-M lists non-ASCII symbols).
 pub(crate) fn encode(s: &str) -> String {
     s.bytes()
-        .map(
-            |b| {
-                if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            },
-        )
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -422,12 +519,28 @@ mod tests {
     #[test]
     fn network_errors_say_their_cause() {
         let http = reqwest::blocking::Client::new();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let refused = http.get(format!("http://127.0.0.1:{port}/api/v3/time")).send().unwrap_err();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let refused = http
+            .get(format!("http://127.0.0.1:{port}/api/v3/time"))
+            .send()
+            .unwrap_err();
         let msg = network_cause(&refused);
-        assert!(msg.starts_with("connection refused: error sending request for url (http://127.0.0.1:"), "{msg}");
-        assert!(msg.to_lowercase().matches("connection refused").count() >= 2, "the chain's own words follow: {msg}");
-        let unresolvable = http.get("http://atm-test.invalid/api/v3/time").send().unwrap_err();
+        assert!(
+            msg.starts_with("connection refused: error sending request for url (http://127.0.0.1:"),
+            "{msg}"
+        );
+        assert!(
+            msg.to_lowercase().matches("connection refused").count() >= 2,
+            "the chain's own words follow: {msg}"
+        );
+        let unresolvable = http
+            .get("http://atm-test.invalid/api/v3/time")
+            .send()
+            .unwrap_err();
         let msg = network_cause(&unresolvable);
         assert!(msg.starts_with("cannot resolve the host (DNS): "), "{msg}");
     }
@@ -444,7 +557,10 @@ mod tests {
 
     #[test]
     fn encodes_unicode_symbols() {
-        assert_eq!(encode("币安人生USDT"), "%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9FUSDT");
+        assert_eq!(
+            encode("币安人生USDT"),
+            "%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9FUSDT"
+        );
         assert_eq!(encode("BTCUSD_PERP"), "BTCUSD_PERP");
         assert!(summarize(b"<html><body>502 Bad Gateway</body></html>").starts_with("an HTML page"));
     }

@@ -43,18 +43,28 @@ impl Endpoints {
     pub fn new(spec: &ExchangeSpec) -> Endpoints {
         match spec {
             ExchangeSpec::Binance => Endpoints {
-                bases: ["https://api.binance.com".into(), "https://fapi.binance.com".into(), "https://dapi.binance.com".into()],
+                bases: [
+                    "https://api.binance.com".into(),
+                    "https://fapi.binance.com".into(),
+                    "https://dapi.binance.com".into(),
+                ],
                 sim_base: None,
                 _server: None,
             },
-            ExchangeSpec::Url(u) => Endpoints { bases: [u.clone(), u.clone(), u.clone()], sim_base: Some(u.clone()), _server: None },
+            ExchangeSpec::Url(u) => Endpoints {
+                bases: [u.clone(), u.clone(), u.clone()],
+                sim_base: Some(u.clone()),
+                _server: None,
+            },
         }
     }
 
     /// Endpoints at `base_url` that own `server` (e.g. an embedded
     /// simulator), dropping it only when they are dropped.
     pub fn served_by(base_url: &str, server: impl std::any::Any + Send + Sync) -> Endpoints {
-        let mut e = Endpoints::new(&ExchangeSpec::Url(base_url.trim_end_matches('/').to_string()));
+        let mut e = Endpoints::new(&ExchangeSpec::Url(
+            base_url.trim_end_matches('/').to_string(),
+        ));
         e._server = Some(Box::new(server));
         e
     }

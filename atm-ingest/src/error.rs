@@ -92,7 +92,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Api { status, code, .. } => {
-                *status >= 500 || *status == 408 || (*status == 429) || *code == Some(-1008) || *code == Some(-1007)
+                *status >= 500
+                    || *status == 408
+                    || (*status == 429)
+                    || *code == Some(-1008)
+                    || *code == Some(-1007)
             }
             Error::Network { .. } | Error::Malformed { .. } => true,
             _ => false,

@@ -22,18 +22,32 @@ const WINDOW_MS: i64 = 199 * 86_400_000;
 
 /// The regular open time of the kline of `interval` containing `t`.
 pub fn open_of(interval: Interval, t: i64) -> i64 {
-    interval.slot_of(t).map(|s| interval.open_time(s)).unwrap_or(t)
+    interval
+        .slot_of(t)
+        .map(|s| interval.open_time(s))
+        .unwrap_or(t)
 }
 
 /// The open time of the kline after the one containing `t`.
 pub fn next_open(interval: Interval, t: i64) -> i64 {
-    interval.slot_of(t).map(|s| interval.open_time(s + 1)).unwrap_or_else(|_| t + interval.step_ms().unwrap_or(86_400_000))
+    interval
+        .slot_of(t)
+        .map(|s| interval.open_time(s + 1))
+        .unwrap_or_else(|_| t + interval.step_ms().unwrap_or(86_400_000))
 }
 
 /// The first kline's open time by the direct query, or `None` if the
 /// symbol has no kline.
 pub fn direct(client: &Client, market: Market, symbol: &str) -> Result<Option<i64>> {
-    let k = client.klines(market, symbol, Interval::M1, Some(0), None, 1, Precision::F64)?;
+    let k = client.klines(
+        market,
+        symbol,
+        Interval::M1,
+        Some(0),
+        None,
+        1,
+        Precision::F64,
+    )?;
     Ok(k.first().map(|k| k.open_time))
 }
 

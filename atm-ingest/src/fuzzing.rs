@@ -10,7 +10,10 @@ pub fn klines(data: &[u8]) {
     for precision in [Precision::F32, Precision::F64] {
         if let Ok(rows) = crate::parse::klines(data, precision) {
             for k in rows {
-                assert!(k.close_time >= k.open_time, "parsed a kline closing before it opens");
+                assert!(
+                    k.close_time >= k.open_time,
+                    "parsed a kline closing before it opens"
+                );
             }
         }
     }
@@ -18,7 +21,9 @@ pub fn klines(data: &[u8]) {
 
 /// Command-line selections: `--symbols` and `--exchange`.
 pub fn selections(data: &[u8]) {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = s.parse::<crate::SymbolFilter>();
     let _ = s.parse::<crate::ExchangeSpec>();
 }
@@ -26,7 +31,9 @@ pub fn selections(data: &[u8]) {
 /// A WebSocket text message, at both precisions: what parses as a kline is
 /// one the store accepts.
 pub fn ws_message(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     for precision in [Precision::F32, Precision::F64] {
         if let Ok(crate::ws_event::WsMessage::Kline(e)) = crate::ws_event::parse(text, precision) {
             assert!(e.kline.close_time >= e.kline.open_time && e.kline.open_time >= 0);
@@ -40,8 +47,13 @@ pub fn archive_log(data: &[u8]) {
     if let Ok(records) = crate::archive::parse_records(data, std::path::Path::new("fuzz.jsonl")) {
         for r in records {
             let again = format!("{}\n{}\n", crate::archive::ARCHIVE_LOG_HEADER, r.line());
-            let back = crate::archive::parse_records(again.as_bytes(), std::path::Path::new("fuzz.jsonl"));
-            assert_eq!(back.ok().as_deref(), Some(std::slice::from_ref(&r)), "a record does not survive a round trip");
+            let back =
+                crate::archive::parse_records(again.as_bytes(), std::path::Path::new("fuzz.jsonl"));
+            assert_eq!(
+                back.ok().as_deref(),
+                Some(std::slice::from_ref(&r)),
+                "a record does not survive a round trip"
+            );
         }
     }
 }

@@ -70,7 +70,9 @@ pub struct Caller<Q, A> {
 
 impl<Q, A> Clone for Caller<Q, A> {
     fn clone(&self) -> Self {
-        Caller { tx: self.tx.clone() }
+        Caller {
+            tx: self.tx.clone(),
+        }
     }
 }
 
@@ -123,7 +125,11 @@ impl<T: Clone + Default> Gather<T> {
     /// Gathers from `dars`; every value starts as `T::default()`.
     pub fn new(dars: Vec<Dar<T>>) -> Gather<T> {
         let n = dars.len();
-        Gather { dars, pending: vec![None; n], last: vec![T::default(); n] }
+        Gather {
+            dars,
+            pending: vec![None; n],
+            last: vec![T::default(); n],
+        }
     }
 
     /// One round: asks every owner not already asked, waits at most
@@ -133,7 +139,13 @@ impl<T: Clone + Default> Gather<T> {
         for (d, p) in self.dars.iter().zip(self.pending.iter_mut()) {
             if p.is_none() {
                 let (tx, rx) = bounded(1);
-                if d.tx.try_send(Request { body: (), reply: tx }).is_ok() {
+                if d.tx
+                    .try_send(Request {
+                        body: (),
+                        reply: tx,
+                    })
+                    .is_ok()
+                {
                     *p = Some(rx);
                 }
             }
@@ -174,21 +186,34 @@ mod tests {
         });
         assert_eq!(c.call("four", Duration::from_secs(5)), Ok(4));
         owner.join().unwrap();
-        assert_eq!(c.call("gone", Duration::from_millis(50)), Err(CallError::OwnerGone));
+        assert_eq!(
+            c.call("gone", Duration::from_millis(50)),
+            Err(CallError::OwnerGone)
+        );
 
         // An owner that is busy and never answers: a timeout, then a full queue.
         let (c, rx) = channel::<(), ()>(1);
         let t = std::time::Instant::now();
-        assert_eq!(c.call((), Duration::from_millis(30)), Err(CallError::Timeout(Duration::from_millis(30))));
+        assert_eq!(
+            c.call((), Duration::from_millis(30)),
+            Err(CallError::Timeout(Duration::from_millis(30)))
+        );
         assert!(t.elapsed() >= Duration::from_millis(30));
-        assert_eq!(c.call((), Duration::from_millis(10)), Err(CallError::Timeout(Duration::from_millis(10))), "queue full");
+        assert_eq!(
+            c.call((), Duration::from_millis(10)),
+            Err(CallError::Timeout(Duration::from_millis(10))),
+            "queue full"
+        );
         // A late answer to a caller that gave up is refused, not an error.
         let late = rx.recv().unwrap();
         assert!(!late.reply(()));
         // An owner that drops a request without answering has exited mid-way.
         let (c2, rx2) = channel::<(), ()>(1);
         let dropper = std::thread::spawn(move || drop(rx2.recv().unwrap()));
-        assert_eq!(c2.call((), Duration::from_secs(5)), Err(CallError::OwnerGone));
+        assert_eq!(
+            c2.call((), Duration::from_secs(5)),
+            Err(CallError::OwnerGone)
+        );
         dropper.join().unwrap();
     }
 
@@ -211,7 +236,11 @@ mod tests {
         assert!(late.reply(7));
         assert_eq!(g.poll(Duration::from_millis(50)), &[20, 7, 0]);
         owner.join().unwrap();
-        assert_eq!(g.poll(Duration::from_millis(10)), &[20, 7, 0], "exited owners keep their last value");
+        assert_eq!(
+            g.poll(Duration::from_millis(10)),
+            &[20, 7, 0],
+            "exited owners keep their last value"
+        );
         assert_eq!(g.last(), &[20, 7, 0]);
     }
 }

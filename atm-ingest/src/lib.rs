@@ -49,5 +49,7 @@ pub mod ws_shard;
 pub use client::Client;
 pub use endpoint::{Endpoints, ExchangeSpec};
 pub use error::{Error, Result};
-pub use sync::{sync, MarketProgress, OnHeld, Progress, Selection, Summary, SymbolFilter, SyncOptions};
+pub use sync::{
+    sync, MarketProgress, OnHeld, Progress, Selection, Summary, SymbolFilter, SyncOptions,
+};
 pub use verify::{verify, Mismatch, MismatchKind, VerifyOptions, VerifyReport};

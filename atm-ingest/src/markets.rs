@@ -28,7 +28,16 @@ pub struct MarketImport {
 
 /// Statuses under which a symbol trades.
 pub fn is_trading(status: &str) -> bool {
-    matches!(status, "TRADING" | "PRE_DELIVERING" | "DELIVERING" | "PRE_SETTLE" | "END_OF_DAY" | "HALT" | "CANCEL_ONLY")
+    matches!(
+        status,
+        "TRADING"
+            | "PRE_DELIVERING"
+            | "DELIVERING"
+            | "PRE_SETTLE"
+            | "END_OF_DAY"
+            | "HALT"
+            | "CANCEL_ONLY"
+    )
 }
 
 /// Fetches `market`'s exchangeInfo, sets the client's weight limit from
@@ -61,14 +70,27 @@ fn fetch(client: &Client, market: Market) -> Result<Value> {
 
 fn merge(client: &Client, store: &Store, market: Market, info: &Value) -> Result<MarketImport> {
     let now = client.clock().now();
-    let symbols = info["symbols"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let status_key = if market == Market::CoinM { "contractStatus" } else { "status" };
-    let mut report = MarketImport { market: market.as_str().to_string(), symbols: symbols.len(), ..Default::default() };
+    let symbols = info["symbols"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let status_key = if market == Market::CoinM {
+        "contractStatus"
+    } else {
+        "status"
+    };
+    let mut report = MarketImport {
+        market: market.as_str().to_string(),
+        symbols: symbols.len(),
+        ..Default::default()
+    };
     store.update_registry(market, |reg| {
         let mut seen = std::collections::HashSet::new();
         for s in symbols {
             let (Some(name), Some(status)) = (s["symbol"].as_str(), s[status_key].as_str()) else {
-                report.skipped.push(format!("an entry without symbol or {status_key}"));
+                report
+                    .skipped
+                    .push(format!("an entry without symbol or {status_key}"));
                 continue;
             };
             let new = !reg.symbols.contains_key(name);
@@ -83,7 +105,9 @@ fn merge(client: &Client, store: &Store, market: Market, info: &Value) -> Result
                 }
             }
             seen.insert(name.to_string());
-            let Some(e) = reg.symbols.get_mut(name) else { continue };
+            let Some(e) = reg.symbols.get_mut(name) else {
+                continue;
+            };
             e.base = s["baseAsset"].as_str().unwrap_or_default().to_string();
             e.quote = s["quoteAsset"].as_str().unwrap_or_default().to_string();
             if let Some(t) = s["onboardDate"].as_i64() {
@@ -94,7 +118,14 @@ fn merge(client: &Client, store: &Store, market: Market, info: &Value) -> Result
             } else if e.delisted.is_none() {
                 e.delisted = Some(now);
             }
-            for key in ["contractType", "pair", "contractSize", "pricePrecision", "quantityPrecision", "deliveryDate"] {
+            for key in [
+                "contractType",
+                "pair",
+                "contractSize",
+                "pricePrecision",
+                "quantityPrecision",
+                "deliveryDate",
+            ] {
                 if let Some(v) = s.get(key).filter(|v| !v.is_null()) {
                     e.extra.insert(key.to_string(), v.clone());
                 }
@@ -102,7 +133,10 @@ fn merge(client: &Client, store: &Store, market: Market, info: &Value) -> Result
         }
         for (name, e) in reg.symbols.iter_mut() {
             if !seen.contains(name) && e.status != "GONE" {
-                e.history.push(atm_store::registry::StatusChange { seen: now, status: "GONE".into() });
+                e.history.push(atm_store::registry::StatusChange {
+                    seen: now,
+                    status: "GONE".into(),
+                });
                 e.status = "GONE".into();
                 e.delisted.get_or_insert(now);
                 report.gone += 1;
@@ -118,5 +152,12 @@ fn merge(client: &Client, store: &Store, market: Market, info: &Value) -> Result
 
 /// The `symbols` of an exchangeInfo document (for tests and tools).
 pub fn symbol_names(info: &Value) -> Vec<String> {
-    info["symbols"].as_array().map(|a| a.iter().filter_map(|s| s["symbol"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+    info["symbols"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["symbol"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -23,7 +23,9 @@ use crossbeam_channel::{bounded, never, select, Receiver};
 use crate::client::{klines_weight, Client, ClientStats};
 use crate::error::{Error, Result};
 use crate::ipc::{self, Gather, Request};
-use crate::sync::{merged_pages, page_count, MarketProgress, Page, Progress, SeriesPlan, Summary, SyncOptions};
+use crate::sync::{
+    merged_pages, page_count, MarketProgress, Page, Progress, SeriesPlan, Summary, SyncOptions,
+};
 use atm_status::{MarketStatus, Metric, ProcessInfo, StageStats, SyncTotals, GATHER_TIMEOUT};
 
 /// What the pipeline's owner can be asked to do (a FAR).
@@ -86,7 +88,13 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(stats: Arc<ClientStats>) -> Shared {
-        Shared { phase: Mutex::new("starting".into()), held: Default::default(), probes: Mutex::new(None), finals: Mutex::new(None), stats }
+        Shared {
+            phase: Mutex::new("starting".into()),
+            held: Default::default(),
+            probes: Mutex::new(None),
+            finals: Mutex::new(None),
+            stats,
+        }
     }
 
     pub fn set_phase(&self, phase: &str) {
@@ -96,7 +104,9 @@ impl Shared {
 
 /// The status sampler of a sync: asks the stages (DAR) and reads the
 /// client's counters; called by the publisher thread.
-pub(crate) fn sampler(shared: Arc<Shared>) -> impl FnMut() -> Vec<(String, Metric)> + Send + 'static {
+pub(crate) fn sampler(
+    shared: Arc<Shared>,
+) -> impl FnMut() -> Vec<(String, Metric)> + Send + 'static {
     let mut fetch: Vec<(StageStats, usize)> = Vec::new();
     let mut parse = (StageStats::default(), 0);
     let mut write = WriterSnapshot::default();
@@ -106,8 +116,18 @@ pub(crate) fn sampler(shared: Arc<Shared>) -> impl FnMut() -> Vec<(String, Metri
         if let Some(p) = atm_types::sync::lock(&shared.probes).as_mut() {
             // Ask all three stages, then wait for the answers together.
             fetch = p.fetch.poll(GATHER_TIMEOUT).to_vec();
-            parse = p.parse.poll(GATHER_TIMEOUT).first().cloned().unwrap_or_default();
-            write = p.write.poll(GATHER_TIMEOUT).first().cloned().unwrap_or_default();
+            parse = p
+                .parse
+                .poll(GATHER_TIMEOUT)
+                .first()
+                .cloned()
+                .unwrap_or_default();
+            write = p
+                .write
+                .poll(GATHER_TIMEOUT)
+                .first()
+                .cloned()
+                .unwrap_or_default();
         } else if let Some((stages, w)) = atm_types::sync::lock(&shared.finals).as_ref() {
             fetch = vec![(stages[0].clone(), 0)];
             parse = (stages[1].clone(), 0);
@@ -150,8 +170,16 @@ pub(crate) fn sampler(shared: Arc<Shared>) -> impl FnMut() -> Vec<(String, Metri
         let now = Instant::now();
         let first = *first_progress.get_or_insert((now, p.pages_done));
         let secs = now.duration_since(first.0).as_secs_f64();
-        let pages_per_s = if secs > 0.5 { (p.pages_done - first.1) as f64 / secs } else { 0.0 };
-        let eta = if pages_per_s > 0.0 { (p.pages_total.saturating_sub(p.pages_done)) as f64 / pages_per_s } else { -1.0 };
+        let pages_per_s = if secs > 0.5 {
+            (p.pages_done - first.1) as f64 / secs
+        } else {
+            0.0
+        };
+        let eta = if pages_per_s > 0.0 {
+            (p.pages_total.saturating_sub(p.pages_done)) as f64 / pages_per_s
+        } else {
+            -1.0
+        };
         ProcessInfo {
             phase: atm_types::sync::lock(&shared.phase).clone(),
             eta_s: Some(eta),
@@ -239,7 +267,9 @@ fn fetcher(
             if flags.stop_all.load(Relaxed) {
                 p.clear();
             }
-            p.iter().position(|pg| !flags.paused[pg.key.market as usize].load(Relaxed)).map(|i| p.swap_remove(i))
+            p.iter()
+                .position(|pg| !flags.paused[pg.key.market as usize].load(Relaxed))
+                .map(|i| p.swap_remove(i))
         };
         let page = match unparked {
             Some(page) => page,
@@ -287,7 +317,15 @@ fn fetcher(
                 local.time(t);
                 Fetched::Body(page, body)
             }
-            Err(e) if matches!(e, Error::Api { code: Some(-1121), .. }) => {
+            Err(e)
+                if matches!(
+                    e,
+                    Error::Api {
+                        code: Some(-1121),
+                        ..
+                    }
+                ) =>
+            {
                 // A symbol removed from the exchange mid-sync: its pages
                 // cannot be answered; the rest goes on.
                 log::warn!("{}: {e}; skipping its pages", page.key);
@@ -331,7 +369,11 @@ pub(crate) fn run(
             .map(|&market| MarketProgress {
                 market,
                 pages_done: 0,
-                pages_total: plans.iter().filter(|p| p.key.market == market).map(page_count).sum(),
+                pages_total: plans
+                    .iter()
+                    .filter(|p| p.key.market == market)
+                    .map(page_count)
+                    .sum(),
                 klines: 0,
                 failed: None,
             })
@@ -345,7 +387,9 @@ pub(crate) fn run(
     let (body_tx, body_rx) = bounded::<Fetched>(workers * 2);
     let (kl_tx, kl_rx) = bounded::<Parsed>(workers * 2);
     // One DAR channel per stage thread.
-    let fetch_dars: Vec<_> = (0..workers).map(|_| ipc::channel::<(), (StageStats, usize)>(1)).collect();
+    let fetch_dars: Vec<_> = (0..workers)
+        .map(|_| ipc::channel::<(), (StageStats, usize)>(1))
+        .collect();
     let (parse_dar, parse_dar_rx) = ipc::channel::<(), (StageStats, usize)>(1);
     let (write_dar, write_dar_rx) = ipc::channel::<(), WriterSnapshot>(1);
     *atm_types::sync::lock(&shared.probes) = Some(Probes {
@@ -355,7 +399,14 @@ pub(crate) fn run(
     });
     let control = opts.control.clone().unwrap_or_else(never);
     let precision = store.precision();
-    let mut stage = WriteStage { client, writer, now, report, stats: StageStats::default(), known_missing: 0 };
+    let mut stage = WriteStage {
+        client,
+        writer,
+        now,
+        report,
+        stats: StageStats::default(),
+        known_missing: 0,
+    };
     let result = std::thread::scope(|scope| -> Result<[StageStats; 2]> {
         // Owned here, so an early return drops them and unblocks every stage.
         let (page_rx, kl_rx) = (page_rx, kl_rx);
@@ -375,7 +426,9 @@ pub(crate) fn run(
         let parked = &parked;
         for (_, dar_rx) in fetch_dars {
             let (page_rx, body_tx) = (page_rx.clone(), body_tx.clone());
-            fetchers.push(scope.spawn(move || fetcher(client, flags, parked, page_rx, body_tx, dar_rx)));
+            fetchers.push(
+                scope.spawn(move || fetcher(client, flags, parked, page_rx, body_tx, dar_rx)),
+            );
         }
         drop(body_tx);
         drop(page_rx);
@@ -395,14 +448,26 @@ pub(crate) fn run(
     if result.is_err() {
         stage.writer.rollback();
     }
-    let WriteStage { report, stats: write_stats, known_missing, .. } = stage;
+    let WriteStage {
+        report,
+        stats: write_stats,
+        known_missing,
+        ..
+    } = stage;
     summary.klines_written += report.klines;
     summary.pages_done = report.pages_done;
     summary.known_missing_slots = known_missing;
     *atm_types::sync::lock(&shared.probes) = None;
     let stages = result?;
-    *atm_types::sync::lock(&shared.finals) =
-        Some((stages, WriterSnapshot { stage: write_stats, progress: report, known_missing, queue: 0 }));
+    *atm_types::sync::lock(&shared.finals) = Some((
+        stages,
+        WriterSnapshot {
+            stage: write_stats,
+            progress: report,
+            known_missing,
+            queue: 0,
+        },
+    ));
     Ok(())
 }
 
@@ -442,14 +507,23 @@ fn parser(
 }
 
 /// One page's body parsed (or fetched again once if it is broken).
-fn parse_page(client: &Client, precision: atm_store::Precision, page: Page, body: &[u8], local: &mut StageStats) -> Parsed {
+fn parse_page(
+    client: &Client,
+    precision: atm_store::Precision,
+    page: Page,
+    body: &[u8],
+    local: &mut StageStats,
+) -> Parsed {
     local.items_in += 1;
     local.bytes_in += body.len() as u64;
     match crate::parse::klines(body, precision) {
         Ok(k) => Ok((page, k)),
         Err(msg) => {
             let m = page.key.market;
-            log::debug!("{}: malformed klines body ({msg}), fetching again", page.key);
+            log::debug!(
+                "{}: malformed klines body ({msg}), fetching again",
+                page.key
+            );
             local.retries += 1;
             client.stats.retries.fetch_add(1, Relaxed);
             match page.fetch(client, precision) {
@@ -524,7 +598,9 @@ impl WriteStage<'_> {
                     Err(_) => control = never(),
                 },
             }
-            if since_commit >= 64 || (since_commit > 0 && last_commit.elapsed() > Duration::from_millis(250)) {
+            if since_commit >= 64
+                || (since_commit > 0 && last_commit.elapsed() > Duration::from_millis(250))
+            {
                 self.writer.commit()?;
                 since_commit = 0;
                 last_commit = Instant::now();
@@ -545,13 +621,22 @@ impl WriteStage<'_> {
     fn write_page(&mut self, page: &Page, klines: Vec<Kline>) -> Result<()> {
         let t = Instant::now();
         self.stats.items_in += 1;
-        let closed: Vec<Kline> =
-            klines.into_iter().filter(|k| k.open_time >= page.from && k.open_time <= page.to && k.close_time < self.now).collect();
+        let closed: Vec<Kline> = klines
+            .into_iter()
+            .filter(|k| {
+                k.open_time >= page.from && k.open_time <= page.to && k.close_time < self.now
+            })
+            .collect();
         self.writer.put_many(&page.key, &closed)?;
         self.known_missing += mark_absent(self.writer, page, &closed)?;
         self.report.pages_done += 1;
         self.report.klines += closed.len() as u64;
-        if let Some(mp) = self.report.markets.iter_mut().find(|mp| mp.market == page.key.market) {
+        if let Some(mp) = self
+            .report
+            .markets
+            .iter_mut()
+            .find(|mp| mp.market == page.key.market)
+        {
             mp.pages_done += 1;
             mp.klines += closed.len() as u64;
         }
@@ -565,7 +650,12 @@ impl WriteStage<'_> {
     fn market_failed(&mut self, m: Market, e: Error, summary: &mut Summary) {
         self.stats.errors += 1;
         self.stats.last_error = format!("{m}: {e}");
-        if let Some(mp) = self.report.markets.iter_mut().find(|mp| mp.market == m && mp.failed.is_none()) {
+        if let Some(mp) = self
+            .report
+            .markets
+            .iter_mut()
+            .find(|mp| mp.market == m && mp.failed.is_none())
+        {
             let line = format!("{m}: {e}");
             log::error!("{line}");
             mp.failed = Some(e.to_string());
@@ -573,11 +663,18 @@ impl WriteStage<'_> {
         }
     }
 
-    fn on_control(&mut self, c: &Control, flags: &Flags, summary: &mut Summary) -> Result<ControlReply> {
+    fn on_control(
+        &mut self,
+        c: &Control,
+        flags: &Flags,
+        summary: &mut Summary,
+    ) -> Result<ControlReply> {
         Ok(match *c {
             Control::Flush => {
                 self.writer.commit()?;
-                ControlReply::Flushed { pages: self.report.pages_done }
+                ControlReply::Flushed {
+                    pages: self.report.pages_done,
+                }
             }
             Control::Pause(m) => {
                 flags.paused[m as usize].store(true, Relaxed);
@@ -599,9 +696,15 @@ impl WriteStage<'_> {
 
 /// Records every slot of `page` absent from `closed` (sorted, inside the
 /// page) as known-missing; returns how many slots that was.
-pub(crate) fn mark_absent(writer: &mut atm_store::Writer, page: &Page, closed: &[Kline]) -> Result<u64> {
+pub(crate) fn mark_absent(
+    writer: &mut atm_store::Writer,
+    page: &Page,
+    closed: &[Kline],
+) -> Result<u64> {
     let iv = page.key.interval;
-    let (Ok(first), Ok(last)) = (iv.slot_of(page.from), iv.slot_of(page.to)) else { return Ok(0) };
+    let (Ok(first), Ok(last)) = (iv.slot_of(page.from), iv.slot_of(page.to)) else {
+        return Ok(0);
+    };
     let mut marked = 0;
     let mut expect = first; // the next slot not yet accounted for
     let mut mark = |writer: &mut atm_store::Writer, a: u64, b: u64| -> Result<()> {
@@ -610,7 +713,9 @@ pub(crate) fn mark_absent(writer: &mut atm_store::Writer, page: &Page, closed: &
         Ok(())
     };
     for k in closed {
-        let Ok(slot) = iv.slot_of(k.open_time) else { continue };
+        let Ok(slot) = iv.slot_of(k.open_time) else {
+            continue;
+        };
         if slot > expect {
             mark(writer, expect, slot - 1)?;
         }

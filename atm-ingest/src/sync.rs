@@ -48,7 +48,13 @@ impl std::str::FromStr for SymbolFilter {
         Ok(match s {
             "all" => SymbolFilter::All,
             g if g.contains(['*', '?']) => SymbolFilter::Glob(g.to_string()),
-            l => SymbolFilter::List(l.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()),
+            l => SymbolFilter::List(
+                l.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
         })
     }
 }
@@ -89,7 +95,11 @@ pub struct Selection {
 impl Default for Selection {
     /// Every market and symbol, at 1m.
     fn default() -> Selection {
-        Selection { markets: Market::ALL.to_vec(), symbols: SymbolFilter::All, intervals: vec![Interval::M1] }
+        Selection {
+            markets: Market::ALL.to_vec(),
+            symbols: SymbolFilter::All,
+            intervals: vec![Interval::M1],
+        }
     }
 }
 
@@ -263,9 +273,19 @@ pub(crate) struct Page {
 impl Page {
     /// Fetches the page from REST and parses it at `precision`, retrying
     /// failures and broken bodies.
-    pub(crate) fn fetch(&self, client: &Client, precision: atm_store::Precision) -> Result<Vec<atm_store::Kline>> {
+    pub(crate) fn fetch(
+        &self,
+        client: &Client,
+        precision: atm_store::Precision,
+    ) -> Result<Vec<atm_store::Kline>> {
         let m = self.key.market;
-        client.get_parsed(m, "klines", &self.query(), klines_weight(m, self.limit), |b| crate::parse::klines(b, precision))
+        client.get_parsed(
+            m,
+            "klines",
+            &self.query(),
+            klines_weight(m, self.limit),
+            |b| crate::parse::klines(b, precision),
+        )
     }
 
     /// The klines query that covers the page exactly.
@@ -290,7 +310,10 @@ pub(crate) struct SeriesPlan {
 /// How many pages [`pages_of`] makes of `p`.
 pub(crate) fn page_count(p: &SeriesPlan) -> u64 {
     let limit = page_limit(p.key.market, p.key.interval) as u64;
-    p.gaps.iter().map(|&(a, b)| slots_between(p.key.interval, a, b).div_ceil(limit)).sum()
+    p.gaps
+        .iter()
+        .map(|&(a, b)| slots_between(p.key.interval, a, b).div_ceil(limit))
+        .sum()
 }
 
 /// Klines of a page: `n` slots in `[from, to]` of `interval`.
@@ -307,7 +330,12 @@ pub(crate) fn slots_between(interval: Interval, from: i64, to: i64) -> u64 {
 /// Unless `opts.publish_status` is off, the run's status is published for
 /// `atm status` from start to end; a run that fails ends `finished` too,
 /// its phase `failed: <error>`.
-pub fn sync(client: &mut Client, store: &Store, opts: &SyncOptions, progress: impl FnMut(&Progress)) -> Result<Summary> {
+pub fn sync(
+    client: &mut Client,
+    store: &Store,
+    opts: &SyncOptions,
+    progress: impl FnMut(&Progress),
+) -> Result<Summary> {
     sync_with(client, store, opts, None, progress)
 }
 
@@ -323,7 +351,11 @@ pub(crate) fn sync_with(
 ) -> Result<Summary> {
     let shared = Arc::new(Shared::new(client.stats.clone()));
     let publisher = if opts.publish_status && !opts.dry_run {
-        Some(Publisher::start(store.dir(), "sync", crate::pipeline::sampler(shared.clone()))?)
+        Some(Publisher::start(
+            store.dir(),
+            "sync",
+            crate::pipeline::sampler(shared.clone()),
+        )?)
     } else {
         None
     };
@@ -349,7 +381,12 @@ pub(crate) fn sync_with(
 /// A series another process holds is dropped from the plan (one warning
 /// naming it and the holder's pid, counted in the status and the summary),
 /// or, with [`OnHeld::Fail`], fails the run before anything is written.
-fn lock_plans(writer: &mut Writer, plans: &mut Vec<SeriesPlan>, on_held: OnHeld, shared: &Shared) -> Result<()> {
+fn lock_plans(
+    writer: &mut Writer,
+    plans: &mut Vec<SeriesPlan>,
+    on_held: OnHeld,
+    shared: &Shared,
+) -> Result<()> {
     if on_held == OnHeld::Fail {
         return Ok(writer.lock_all(&plans.iter().map(|p| p.key.clone()).collect::<Vec<_>>())?);
     }
@@ -388,7 +425,13 @@ fn run_sync(
     shared.set_phase("importing markets");
     for &m in &opts.selection.markets {
         let r = markets::import(client, store, m)?;
-        log::info!("{m}: {} symbols ({} new, {} changed, {} gone)", r.symbols, r.added, r.changed, r.gone);
+        log::info!(
+            "{m}: {} symbols ({} new, {} changed, {} gone)",
+            r.symbols,
+            r.added,
+            r.changed,
+            r.gone
+        );
     }
     let selected = select(store, opts)?;
     shared.set_phase("finding first klines");
@@ -407,7 +450,15 @@ fn run_sync(
         // History from the archives first; what they did not cover (the
         // newest hours, missing or failed files) is planned again for REST.
         shared.set_phase("archives");
-        let (archived, stopped) = crate::archive::import(client, store, w, &plans, now, opts.archive_workers, opts.control.as_ref())?;
+        let (archived, stopped) = crate::archive::import(
+            client,
+            store,
+            w,
+            &plans,
+            now,
+            opts.archive_workers,
+            opts.control.as_ref(),
+        )?;
         log::info!(
             "archives: {} of {} files ({} klines, {} bytes); {} missing, {} checksum mismatches, {} failed",
             archived.files,
@@ -421,22 +472,48 @@ fn run_sync(
         summary.klines_written += archived.klines;
         summary.archive = archived;
         summary.stopped = stopped;
-        plans = if opts.source == Source::Archive || stopped { Vec::new() } else { plan(store, &selected, opts, now)? };
+        plans = if opts.source == Source::Archive || stopped {
+            Vec::new()
+        } else {
+            plan(store, &selected, opts, now)?
+        };
         lock_plans(w, &mut plans, opts.on_held, shared)?;
     }
     summary.series = series;
     for p in &plans {
         let pages = page_count(p);
         summary.pages += pages;
-        summary.planned_klines += p.gaps.iter().map(|&(a, b)| slots_between(p.key.interval, a, b)).sum::<u64>();
-        summary.planned_weight += pages * klines_weight(p.key.market, page_limit(p.key.market, p.key.interval));
+        summary.planned_klines += p
+            .gaps
+            .iter()
+            .map(|&(a, b)| slots_between(p.key.interval, a, b))
+            .sum::<u64>();
+        summary.planned_weight +=
+            pages * klines_weight(p.key.market, page_limit(p.key.market, p.key.interval));
     }
-    let per_minute = opts.selection.markets.iter().map(|&m| client.budget(m).limit()).min().unwrap_or(1).max(1);
+    let per_minute = opts
+        .selection
+        .markets
+        .iter()
+        .map(|&m| client.budget(m).limit())
+        .min()
+        .unwrap_or(1)
+        .max(1);
     summary.planned_minutes = summary.planned_weight as f64 / per_minute as f64;
     summary.planned_bytes = summary.planned_klines * 37;
     if let Some(w) = writer {
         shared.set_phase("fetching");
-        crate::pipeline::run(client, store, w, plans, opts, now, &mut summary, &mut progress, shared)?;
+        crate::pipeline::run(
+            client,
+            store,
+            w,
+            plans,
+            opts,
+            now,
+            &mut summary,
+            &mut progress,
+            shared,
+        )?;
     }
     summary.held_series = atm_types::sync::lock(&shared.held).len() as u64;
     let s = &client.stats;
@@ -460,12 +537,19 @@ fn run_sync(
 fn split_by_source(plans: &[SeriesPlan], now: i64, source: Source) -> Vec<SourcePlan> {
     let mut out: Vec<SourcePlan> = Vec::new();
     for p in plans {
-        let total: u64 = p.gaps.iter().map(|&(a, b)| slots_between(p.key.interval, a, b)).sum();
+        let total: u64 = p
+            .gaps
+            .iter()
+            .map(|&(a, b)| slots_between(p.key.interval, a, b))
+            .sum();
         let (files, klines) = crate::archive::estimate(&p.key, &p.gaps, now);
         let i = match out.iter().position(|s| s.market == p.key.market.as_str()) {
             Some(i) => i,
             None => {
-                out.push(SourcePlan { market: p.key.market.as_str().to_string(), ..SourcePlan::default() });
+                out.push(SourcePlan {
+                    market: p.key.market.as_str().to_string(),
+                    ..SourcePlan::default()
+                });
                 out.len() - 1
             }
         };
@@ -511,7 +595,8 @@ pub(crate) fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, S
             // A symbol that stopped trading is still synced when named or
             // already in the store: its last klines up to the delisting are
             // completed (the plan stops where the delisting was seen).
-            let named = matches!(opts.selection.symbols, SymbolFilter::List(_)) && info.first_kline.is_some();
+            let named = matches!(opts.selection.symbols, SymbolFilter::List(_))
+                && info.first_kline.is_some();
             let followed = tracked.contains(&(m, name.clone()));
             if opts.include_delisted || is_trading(&info.status) || named || followed {
                 out.push((m, name.clone()));
@@ -521,7 +606,10 @@ pub(crate) fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, S
     if let SymbolFilter::List(list) = &opts.selection.symbols {
         if let Some(s) = list.iter().find(|s| !known.contains(*s)) {
             let markets: Vec<&str> = opts.selection.markets.iter().map(|m| m.as_str()).collect();
-            return Err(Error::Config(format!("unknown symbol {s}: not listed on {}", markets.join(", "))));
+            return Err(Error::Config(format!(
+                "unknown symbol {s}: not listed on {}",
+                markets.join(", ")
+            )));
         }
     }
     Ok(out)
@@ -530,11 +618,23 @@ pub(crate) fn select(store: &Store, opts: &SyncOptions) -> Result<Vec<(Market, S
 /// Identifies the first kline of every selected symbol that has none in
 /// the registry yet (direct query on spot and USD-M, bisection on COIN-M),
 /// several at a time, and stores them.
-pub(crate) fn identify_first_klines(client: &Client, store: &Store, selected: &[(Market, String)], workers: usize) -> Result<u64> {
+pub(crate) fn identify_first_klines(
+    client: &Client,
+    store: &Store,
+    selected: &[(Market, String)],
+    workers: usize,
+) -> Result<u64> {
     let mut todo = Vec::new();
     for &m in Market::ALL.iter() {
         let reg = store.registry(m)?;
-        todo.extend(selected.iter().filter(|(mm, s)| *mm == m && reg.symbols.get(s).is_some_and(|i| i.first_kline.is_none())).cloned());
+        todo.extend(
+            selected
+                .iter()
+                .filter(|(mm, s)| {
+                    *mm == m && reg.symbols.get(s).is_some_and(|i| i.first_kline.is_none())
+                })
+                .cloned(),
+        );
     }
     if todo.is_empty() {
         return Ok(0);
@@ -583,15 +683,31 @@ pub(crate) fn identify_first_klines(client: &Client, store: &Store, selected: &[
 }
 
 /// Every selected series and its missing ranges.
-fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i64) -> Result<Vec<SeriesPlan>> {
+fn plan(
+    store: &Store,
+    selected: &[(Market, String)],
+    opts: &SyncOptions,
+    now: i64,
+) -> Result<Vec<SeriesPlan>> {
     let mut out = Vec::new();
-    let registries: Vec<_> = Market::ALL.iter().map(|&m| store.registry(m)).collect::<std::result::Result<_, _>>()?;
+    let registries: Vec<_> = Market::ALL
+        .iter()
+        .map(|&m| store.registry(m))
+        .collect::<std::result::Result<_, _>>()?;
     for (m, s) in selected {
-        let Some(info) = registries[*m as usize].symbols.get(s) else { continue };
-        let Some(first) = info.first_kline else { continue };
+        let Some(info) = registries[*m as usize].symbols.get(s) else {
+            continue;
+        };
+        let Some(first) = info.first_kline else {
+            continue;
+        };
         // No kline opens after a delisting was seen: the plan stops there, so
         // a delisted symbol costs no request once its tail is complete.
-        let seen_stopped = if is_trading(&info.status) { None } else { info.history.last().map(|h| h.seen).or(info.delisted) };
+        let seen_stopped = if is_trading(&info.status) {
+            None
+        } else {
+            info.history.last().map(|h| h.seen).or(info.delisted)
+        };
         for &iv in &opts.selection.intervals {
             if !iv.valid_for(*m) {
                 continue;
@@ -599,7 +715,8 @@ fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i
             let key = SeriesKey::new(*m, Symbol::new(s)?, iv)?;
             // The open candle is not stored: the last wanted kline is the last closed one.
             let last_closed = open_of(iv, open_of(iv, now) - 1);
-            let mut from = open_of(iv, first).max(opts.since.map(|t| open_of(iv, t)).unwrap_or(i64::MIN));
+            let mut from =
+                open_of(iv, first).max(opts.since.map(|t| open_of(iv, t)).unwrap_or(i64::MIN));
             if opts.since_last_stored {
                 // Only what is stored has to be kept whole (what `atm stream`
                 // closes on start): the gap after the newest stored kline and
@@ -624,7 +741,10 @@ fn plan(store: &Store, selected: &[(Market, String)], opts: &SyncOptions, now: i
                 Some(series) => series
                     .coverage(from, to)?
                     .into_iter()
-                    .filter(|r| r.state == SlotState::Unknown || (opts.recheck_missing && r.state == SlotState::Missing))
+                    .filter(|r| {
+                        r.state == SlotState::Unknown
+                            || (opts.recheck_missing && r.state == SlotState::Missing)
+                    })
                     .map(|r| (r.from, r.to))
                     .collect(),
             };
@@ -662,14 +782,23 @@ impl Pages {
         if !recent_first {
             gaps.reverse();
         }
-        Pages { key: p.key.clone(), limit: page_limit(p.key.market, iv), gaps, recent_first }
+        Pages {
+            key: p.key.clone(),
+            limit: page_limit(p.key.market, iv),
+            gaps,
+            recent_first,
+        }
     }
 
     /// The open time that orders this series' next page among all series':
     /// its newest slot when newest first, else its oldest.
     fn next_time(&self) -> Option<i64> {
         let &(a, z) = self.gaps.last()?;
-        Some(self.key.interval.open_time(if self.recent_first { z } else { a }))
+        Some(
+            self.key
+                .interval
+                .open_time(if self.recent_first { z } else { a }),
+        )
     }
 }
 
@@ -680,7 +809,11 @@ impl Iterator for Pages {
         let n = self.limit as u64;
         let last = self.gaps.last_mut()?;
         let (a, z) = *last;
-        let (from, to) = if self.recent_first { (z.saturating_sub(n - 1).max(a), z) } else { (a, a.saturating_add(n - 1).min(z)) };
+        let (from, to) = if self.recent_first {
+            (z.saturating_sub(n - 1).max(a), z)
+        } else {
+            (a, a.saturating_add(n - 1).min(z))
+        };
         if (from, to) == (a, z) {
             self.gaps.pop();
         } else if self.recent_first {
@@ -689,7 +822,12 @@ impl Iterator for Pages {
             last.0 = to + 1;
         }
         let iv = self.key.interval;
-        Some(Page { key: self.key.clone(), from: iv.open_time(from), to: iv.open_time(to), limit: self.limit })
+        Some(Page {
+            key: self.key.clone(),
+            from: iv.open_time(from),
+            to: iv.open_time(to),
+            limit: self.limit,
+        })
     }
 }
 
@@ -704,12 +842,22 @@ const TURN_SLOTS: u64 = 32_768;
 /// Every series' pages merged in one order: the newest pages of all series
 /// before any older one (or the oldest first), so a long job brings every
 /// symbol's recent history in before the deep past of any.
-pub(crate) fn merged_pages(plans: &[SeriesPlan], recent_first: bool, mut send: impl FnMut(Page) -> bool) {
+pub(crate) fn merged_pages(
+    plans: &[SeriesPlan],
+    recent_first: bool,
+    mut send: impl FnMut(Page) -> bool,
+) {
     use std::cmp::Reverse;
     let mut cursors: Vec<Pages> = plans.iter().map(|p| Pages::new(p, recent_first)).collect();
     // Keyed by the next page's time (negated for oldest first), then series index.
-    let mut heap: std::collections::BinaryHeap<(i64, Reverse<usize>)> =
-        cursors.iter().enumerate().filter_map(|(i, c)| c.next_time().map(|t| (if recent_first { t } else { -t }, Reverse(i)))).collect();
+    let mut heap: std::collections::BinaryHeap<(i64, Reverse<usize>)> = cursors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            c.next_time()
+                .map(|t| (if recent_first { t } else { -t }, Reverse(i)))
+        })
+        .collect();
     while let Some((_, Reverse(i))) = heap.pop() {
         // A turn of eight store blocks (32,768 slots, 23 days of 1m) of one
         // series: group commits then touch one or two series each (a turn of
@@ -739,8 +887,14 @@ mod tests {
         assert!(glob(b"B?C*", b"BTCUSDT"));
         assert!(!glob(b"*USDT", b"BTCBUSD"));
         assert_eq!("all".parse::<SymbolFilter>().unwrap(), SymbolFilter::All);
-        assert_eq!("BTCUSDT, ETHUSDT".parse::<SymbolFilter>().unwrap(), SymbolFilter::List(vec!["BTCUSDT".into(), "ETHUSDT".into()]));
-        assert_eq!("*BTC".parse::<SymbolFilter>().unwrap(), SymbolFilter::Glob("*BTC".into()));
+        assert_eq!(
+            "BTCUSDT, ETHUSDT".parse::<SymbolFilter>().unwrap(),
+            SymbolFilter::List(vec!["BTCUSDT".into(), "ETHUSDT".into()])
+        );
+        assert_eq!(
+            "*BTC".parse::<SymbolFilter>().unwrap(),
+            SymbolFilter::Glob("*BTC".into())
+        );
     }
 
     #[test]
@@ -749,8 +903,14 @@ mod tests {
         let t0 = 1_600_000_000_000 - 1_600_000_000_000 % h;
         let key = |s: &str| SeriesKey::parse(Market::Spot, s, Interval::H1).unwrap();
         let plans = vec![
-            SeriesPlan { key: key("AAAUSDT"), gaps: vec![(t0, t0 + 99_999 * h), (t0 + 130_000 * h, t0 + 130_000 * h)] },
-            SeriesPlan { key: key("BBBUSDT"), gaps: vec![(t0 + 20_000 * h, t0 + 79_999 * h)] },
+            SeriesPlan {
+                key: key("AAAUSDT"),
+                gaps: vec![(t0, t0 + 99_999 * h), (t0 + 130_000 * h, t0 + 130_000 * h)],
+            },
+            SeriesPlan {
+                key: key("BBBUSDT"),
+                gaps: vec![(t0 + 20_000 * h, t0 + 79_999 * h)],
+            },
         ];
         for recent_first in [true, false] {
             let mut pages = Vec::new();
@@ -760,7 +920,10 @@ mod tests {
             });
             // Turns of at most TURN_SLOTS per series, taken in merged time order.
             let turns: Vec<&[Page]> = pages.chunk_by(|a, b| a.key == b.key).collect();
-            let times: Vec<i64> = turns.iter().map(|t| if recent_first { t[0].to } else { t[0].from }).collect();
+            let times: Vec<i64> = turns
+                .iter()
+                .map(|t| if recent_first { t[0].to } else { t[0].from })
+                .collect();
             let mut sorted = times.clone();
             sorted.sort_unstable();
             if recent_first {
@@ -776,10 +939,17 @@ mod tests {
                     slots.extend((p.from..=p.to).step_by(h as usize));
                 }
                 slots.sort_unstable();
-                let want: Vec<i64> = plan.gaps.iter().flat_map(|&(a, b)| (a..=b).step_by(h as usize)).collect();
+                let want: Vec<i64> = plan
+                    .gaps
+                    .iter()
+                    .flat_map(|&(a, b)| (a..=b).step_by(h as usize))
+                    .collect();
                 assert_eq!(slots, want, "{}", plan.key);
             }
-            assert_eq!(pages.len() as u64, plans.iter().map(page_count).sum::<u64>());
+            assert_eq!(
+                pages.len() as u64,
+                plans.iter().map(page_count).sum::<u64>()
+            );
         }
     }
 

@@ -38,7 +38,13 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> VerifyOptions {
-        VerifyOptions { markets: Market::ALL.to_vec(), sample: None, seed: 1, repair: false, workers: 8 }
+        VerifyOptions {
+            markets: Market::ALL.to_vec(),
+            sample: None,
+            seed: 1,
+            repair: false,
+            workers: 8,
+        }
     }
 }
 
@@ -76,14 +82,35 @@ impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let at = atm_store::format_ms(self.open_time);
         match &self.kind {
-            MismatchKind::Differs(field, s, e) => write!(f, "{} {at}: {field} differs: stored {s}, exchange {e}", self.series),
-            MismatchKind::NotStored => write!(f, "{} {at}: missing: the exchange has this kline, the store does not", self.series),
+            MismatchKind::Differs(field, s, e) => write!(
+                f,
+                "{} {at}: {field} differs: stored {s}, exchange {e}",
+                self.series
+            ),
+            MismatchKind::NotStored => write!(
+                f,
+                "{} {at}: missing: the exchange has this kline, the store does not",
+                self.series
+            ),
             MismatchKind::MarkedMissing => {
-                write!(f, "{} {at}: missing: recorded known-missing, but the exchange has this kline", self.series)
+                write!(
+                    f,
+                    "{} {at}: missing: recorded known-missing, but the exchange has this kline",
+                    self.series
+                )
             }
-            MismatchKind::Extra => write!(f, "{} {at}: extra: stored, but the exchange has no kline here", self.series),
+            MismatchKind::Extra => write!(
+                f,
+                "{} {at}: extra: stored, but the exchange has no kline here",
+                self.series
+            ),
             MismatchKind::Damaged { to } => {
-                write!(f, "{} {at} to {}: damaged: the block fails its checksum", self.series, atm_store::format_ms(*to))
+                write!(
+                    f,
+                    "{} {at} to {}: damaged: the block fails its checksum",
+                    self.series,
+                    atm_store::format_ms(*to)
+                )
             }
         }
     }
@@ -123,19 +150,30 @@ impl VerifyReport {
 
 /// Verifies the store against the exchange; calls `found` for each mismatch
 /// as it is found.
-pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: impl FnMut(&Mismatch)) -> Result<VerifyReport> {
+pub fn verify(
+    client: &Client,
+    store: &Store,
+    opts: &VerifyOptions,
+    mut found: impl FnMut(&Mismatch),
+) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut plans = Vec::new();
     for key in store.list_series()? {
         if !opts.markets.contains(&key.market) {
             continue;
         }
-        let Some(series) = store.series(&key)? else { continue };
+        let Some(series) = store.series(&key)? else {
+            continue;
+        };
         let stats = series.stats()?;
         let damaged = series.damaged_ranges();
         for &(from, to) in &damaged {
             report.damaged_blocks += 1;
-            found(&Mismatch { series: key.clone(), open_time: from, kind: MismatchKind::Damaged { to } });
+            found(&Mismatch {
+                series: key.clone(),
+                open_time: from,
+                kind: MismatchKind::Damaged { to },
+            });
         }
         report.series += 1;
         let mut gaps = Vec::new();
@@ -189,17 +227,32 @@ pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: i
         drop(page_rx);
         let mut since_commit = 0;
         for (page, remote) in got_rx {
-            let remote: Vec<Kline> =
-                remote.into_iter().filter(|k| k.open_time >= page.from && k.open_time <= page.to && k.close_time < now).collect();
+            let remote: Vec<Kline> = remote
+                .into_iter()
+                .filter(|k| {
+                    k.open_time >= page.from && k.open_time <= page.to && k.close_time < now
+                })
+                .collect();
             report.pages += 1;
             report.klines_checked += remote.len() as u64;
             let wrong = compare(store, &page, &remote, &mut report, &mut found)?;
             if let Some(w) = writer.as_mut() {
                 // A damaged block is rewritten whole; otherwise only what differs.
                 let series = store.series(&page.key)?;
-                let damaged = series.as_ref().is_some_and(|s| s.damaged_ranges().iter().any(|&(a, b)| a <= page.to && page.from <= b));
-                let fix: Vec<Kline> =
-                    if damaged { remote.clone() } else { remote.iter().filter(|k| wrong.contains(&k.open_time)).copied().collect() };
+                let damaged = series.as_ref().is_some_and(|s| {
+                    s.damaged_ranges()
+                        .iter()
+                        .any(|&(a, b)| a <= page.to && page.from <= b)
+                });
+                let fix: Vec<Kline> = if damaged {
+                    remote.clone()
+                } else {
+                    remote
+                        .iter()
+                        .filter(|k| wrong.contains(&k.open_time))
+                        .copied()
+                        .collect()
+                };
                 if !fix.is_empty() {
                     w.put_many(&page.key, &fix)?;
                     report.repaired += fix.len() as u64;
@@ -230,8 +283,16 @@ pub fn verify(client: &Client, store: &Store, opts: &VerifyOptions, mut found: i
 /// Compares a page's klines from the exchange with the store; reports each
 /// mismatch and returns the open times of the exchange's klines the store
 /// lacks or holds differently.
-fn compare(store: &Store, page: &Page, remote: &[Kline], report: &mut VerifyReport, found: &mut impl FnMut(&Mismatch)) -> Result<Vec<i64>> {
-    let Some(series) = store.series(&page.key)? else { return Ok(remote.iter().map(|k| k.open_time).collect()) };
+fn compare(
+    store: &Store,
+    page: &Page,
+    remote: &[Kline],
+    report: &mut VerifyReport,
+    found: &mut impl FnMut(&Mismatch),
+) -> Result<Vec<i64>> {
+    let Some(series) = store.series(&page.key)? else {
+        return Ok(remote.iter().map(|k| k.open_time).collect());
+    };
     let iv = page.key.interval;
     let mut wrong = Vec::new();
     let mut report_one = |open_time: i64, kind: MismatchKind| {
@@ -241,12 +302,22 @@ fn compare(store: &Store, page: &Page, remote: &[Kline], report: &mut VerifyRepo
             MismatchKind::Extra => report.extra += 1,
             MismatchKind::Damaged { .. } => {}
         }
-        found(&Mismatch { series: page.key.clone(), open_time, kind });
+        found(&Mismatch {
+            series: page.key.clone(),
+            open_time,
+            kind,
+        });
     };
     // A damaged block cannot be read: it is reported once, by block.
-    let Ok(stored) = series.range(page.from, page.to) else { return Ok(remote.iter().map(|k| k.open_time).collect()) };
-    let missing: Vec<(i64, i64)> =
-        series.coverage(page.from, page.to)?.into_iter().filter(|r| r.state == SlotState::Missing).map(|r| (r.from, r.to)).collect();
+    let Ok(stored) = series.range(page.from, page.to) else {
+        return Ok(remote.iter().map(|k| k.open_time).collect());
+    };
+    let missing: Vec<(i64, i64)> = series
+        .coverage(page.from, page.to)?
+        .into_iter()
+        .filter(|r| r.state == SlotState::Missing)
+        .map(|r| (r.from, r.to))
+        .collect();
     let slot = |t: i64| iv.slot_of(t).ok();
     let (mut i, mut j) = (0, 0);
     while i < remote.len() || j < stored.len() {
@@ -261,8 +332,17 @@ fn compare(store: &Store, page: &Page, remote: &[Kline], report: &mut VerifyRepo
                 j += 1;
             }
             (Some(r), s) if s.is_none_or(|s| slot(r.open_time) < slot(s.open_time)) => {
-                let marked = missing.iter().any(|&(a, b)| a <= r.open_time && r.open_time <= b);
-                report_one(r.open_time, if marked { MismatchKind::MarkedMissing } else { MismatchKind::NotStored });
+                let marked = missing
+                    .iter()
+                    .any(|&(a, b)| a <= r.open_time && r.open_time <= b);
+                report_one(
+                    r.open_time,
+                    if marked {
+                        MismatchKind::MarkedMissing
+                    } else {
+                        MismatchKind::NotStored
+                    },
+                );
                 wrong.push(r.open_time);
                 i += 1;
             }
@@ -278,20 +358,45 @@ fn compare(store: &Store, page: &Page, remote: &[Kline], report: &mut VerifyRepo
 
 /// The first field in which a stored kline differs from the exchange's.
 fn first_difference(stored: &Kline, remote: &Kline) -> Option<(&'static str, String, String)> {
-    const NAMES: [&str; FLOAT_COLUMNS] = ["open", "high", "low", "close", "volume", "quote_volume", "taker_buy_base", "taker_buy_quote"];
+    const NAMES: [&str; FLOAT_COLUMNS] = [
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "quote_volume",
+        "taker_buy_base",
+        "taker_buy_quote",
+    ];
     if stored.open_time != remote.open_time {
-        return Some(("open_time", stored.open_time.to_string(), remote.open_time.to_string()));
+        return Some((
+            "open_time",
+            stored.open_time.to_string(),
+            remote.open_time.to_string(),
+        ));
     }
     if stored.close_time != remote.close_time {
-        return Some(("close_time", stored.close_time.to_string(), remote.close_time.to_string()));
+        return Some((
+            "close_time",
+            stored.close_time.to_string(),
+            remote.close_time.to_string(),
+        ));
     }
     for (c, name) in NAMES.iter().enumerate() {
         if stored.values[c].to_bits() != remote.values[c].to_bits() {
-            return Some((name, stored.values[c].to_string(), remote.values[c].to_string()));
+            return Some((
+                name,
+                stored.values[c].to_string(),
+                remote.values[c].to_string(),
+            ));
         }
     }
     if stored.trades != remote.trades {
-        return Some(("trades", stored.trades.to_string(), remote.trades.to_string()));
+        return Some((
+            "trades",
+            stored.trades.to_string(),
+            remote.trades.to_string(),
+        ));
     }
     None
 }
@@ -316,10 +421,16 @@ fn send_pages(plans: &[SeriesPlan], opts: &VerifyOptions, mut send: impl FnMut(P
     let mut index = 0u64;
     for p in plans {
         let n = page_count(p);
-        let wanted = chosen.as_ref().is_none_or(|c| c.range(index..index + n).next().is_some());
+        let wanted = chosen
+            .as_ref()
+            .is_none_or(|c| c.range(index..index + n).next().is_some());
         if wanted {
             for (k, page) in pages_of(p, true).enumerate() {
-                if chosen.as_ref().is_none_or(|c| c.contains(&(index + k as u64))) && !send(page) {
+                if chosen
+                    .as_ref()
+                    .is_none_or(|c| c.contains(&(index + k as u64)))
+                    && !send(page)
+                {
                     return;
                 }
             }
@@ -350,15 +461,29 @@ mod tests {
         let key = SeriesKey::parse(Market::Spot, "BTCUSDT", atm_store::Interval::M1).unwrap();
         let t0 = 1_600_000_000_000 - 1_600_000_000_000 % 60_000;
         let plans = vec![
-            SeriesPlan { key: key.clone(), gaps: vec![(t0, t0 + 99_999 * 60_000)] },
-            SeriesPlan { key, gaps: vec![(t0 - 999 * 60_000, t0)] },
+            SeriesPlan {
+                key: key.clone(),
+                gaps: vec![(t0, t0 + 99_999 * 60_000)],
+            },
+            SeriesPlan {
+                key,
+                gaps: vec![(t0 - 999 * 60_000, t0)],
+            },
         ];
         let pick = |sample, seed| {
             let mut froms = Vec::new();
-            send_pages(&plans, &VerifyOptions { sample, seed, ..VerifyOptions::default() }, |p| {
-                froms.push(p.from);
-                true
-            });
+            send_pages(
+                &plans,
+                &VerifyOptions {
+                    sample,
+                    seed,
+                    ..VerifyOptions::default()
+                },
+                |p| {
+                    froms.push(p.from);
+                    true
+                },
+            );
             froms
         };
         let a = pick(Some(7), 9);
@@ -375,11 +500,19 @@ mod tests {
 
     #[test]
     fn differences_name_the_field() {
-        let k = Kline { open_time: 0, close_time: 59_999, values: [1.0; FLOAT_COLUMNS], trades: 3 };
+        let k = Kline {
+            open_time: 0,
+            close_time: 59_999,
+            values: [1.0; FLOAT_COLUMNS],
+            trades: 3,
+        };
         assert_eq!(first_difference(&k, &k), None);
         let mut r = k;
         r.values[3] = 2.0;
-        assert_eq!(first_difference(&k, &r), Some(("close", "1".into(), "2".into())));
+        assert_eq!(
+            first_difference(&k, &r),
+            Some(("close", "1".into(), "2".into()))
+        );
         r = k;
         r.trades = 4;
         assert_eq!(first_difference(&k, &r).map(|d| d.0), Some("trades"));

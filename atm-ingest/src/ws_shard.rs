@@ -33,9 +33,24 @@ pub struct WsLimits {
 /// disagree, the stricter figure).
 pub fn limits(market: Market) -> WsLimits {
     match market {
-        Market::Spot => WsLimits { streams_per_connection: 1024, messages_per_second: 5, connects_per_5min: 300, lifetime_ms: 86_400_000 },
-        Market::UsdM => WsLimits { streams_per_connection: 1024, messages_per_second: 10, connects_per_5min: 300, lifetime_ms: 86_400_000 },
-        Market::CoinM => WsLimits { streams_per_connection: 200, messages_per_second: 10, connects_per_5min: 300, lifetime_ms: 86_400_000 },
+        Market::Spot => WsLimits {
+            streams_per_connection: 1024,
+            messages_per_second: 5,
+            connects_per_5min: 300,
+            lifetime_ms: 86_400_000,
+        },
+        Market::UsdM => WsLimits {
+            streams_per_connection: 1024,
+            messages_per_second: 10,
+            connects_per_5min: 300,
+            lifetime_ms: 86_400_000,
+        },
+        Market::CoinM => WsLimits {
+            streams_per_connection: 200,
+            messages_per_second: 10,
+            connects_per_5min: 300,
+            lifetime_ms: 86_400_000,
+        },
     }
 }
 
@@ -56,7 +71,9 @@ pub fn shard<T>(streams: Vec<T>, per_connection: usize) -> Vec<Vec<T>> {
     let (q, r) = (streams.len() / n, streams.len() % n);
     let mut it = streams.into_iter();
     // The first `r` connections carry one stream more than the others.
-    (0..n).map(|i| it.by_ref().take(q + usize::from(i < r)).collect()).collect()
+    (0..n)
+        .map(|i| it.by_ref().take(q + usize::from(i < r)).collect())
+        .collect()
 }
 
 /// `SUBSCRIBE` requests for `streams`, at most `per_message` streams each,
@@ -67,11 +84,19 @@ pub fn subscribe_messages(streams: &[String], per_message: usize, first_id: u64)
 
 /// `method` (`SUBSCRIBE` or `UNSUBSCRIBE`) requests for `streams`, at most
 /// `per_message` streams each, with ids from `first_id`.
-pub fn stream_requests(method: &str, streams: &[String], per_message: usize, first_id: u64) -> Vec<String> {
+pub fn stream_requests(
+    method: &str,
+    streams: &[String],
+    per_message: usize,
+    first_id: u64,
+) -> Vec<String> {
     streams
         .chunks(per_message.max(1))
         .enumerate()
-        .map(|(i, chunk)| serde_json::json!({"method": method, "params": chunk, "id": first_id + i as u64}).to_string())
+        .map(|(i, chunk)| {
+            serde_json::json!({"method": method, "params": chunk, "id": first_id + i as u64})
+                .to_string()
+        })
         .collect()
 }
 
@@ -81,7 +106,9 @@ pub fn stream_requests(method: &str, streams: &[String], per_message: usize, fir
 pub fn stream_url(endpoints: &Endpoints, market: Market) -> String {
     match &endpoints.sim_base {
         Some(base) => {
-            let ws = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+            let ws = base
+                .replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1);
             format!("{ws}/{}/stream", market.as_str())
         }
         None => match market {
@@ -98,12 +125,21 @@ mod tests {
 
     #[test]
     fn shards_respect_the_limits_and_stay_even() {
-        for (n, per) in [(1usize, 200usize), (200, 200), (201, 200), (3000, 1024), (5000, 200)] {
+        for (n, per) in [
+            (1usize, 200usize),
+            (200, 200),
+            (201, 200),
+            (3000, 1024),
+            (5000, 200),
+        ] {
             let streams: Vec<String> = (0..n).map(|i| format!("s{i}@kline_1m")).collect();
             let conns = shard(streams.clone(), per);
             assert_eq!(conns.len(), n.div_ceil(per), "{n}/{per}");
             assert!(conns.iter().all(|c| c.len() <= per && !c.is_empty()));
-            let (min, max) = (conns.iter().map(Vec::len).min().unwrap(), conns.iter().map(Vec::len).max().unwrap());
+            let (min, max) = (
+                conns.iter().map(Vec::len).min().unwrap(),
+                conns.iter().map(Vec::len).max().unwrap(),
+            );
             assert!(max - min <= 1, "{n}/{per}: {min}..{max}");
             assert_eq!(conns.concat(), streams, "every stream once, in order");
         }
@@ -115,11 +151,20 @@ mod tests {
         assert_eq!(stream_name("BTCUSDT", Interval::M1), "btcusdt@kline_1m");
         assert_eq!(stream_name("ETHUSDT", Interval::Mo1), "ethusdt@kline_1M");
         let m = subscribe_messages(&["a".into(), "b".into(), "c".into()], 2, 7);
-        assert_eq!(m, vec![r#"{"method":"SUBSCRIBE","params":["a","b"],"id":7}"#, r#"{"method":"SUBSCRIBE","params":["c"],"id":8}"#]);
+        assert_eq!(
+            m,
+            vec![
+                r#"{"method":"SUBSCRIBE","params":["a","b"],"id":7}"#,
+                r#"{"method":"SUBSCRIBE","params":["c"],"id":8}"#
+            ]
+        );
         let sim = Endpoints::new(&"http://127.0.0.1:9".parse().unwrap());
         assert_eq!(stream_url(&sim, Market::UsdM), "ws://127.0.0.1:9/um/stream");
         let real = Endpoints::new(&crate::ExchangeSpec::Binance);
-        assert_eq!(stream_url(&real, Market::UsdM), "wss://fstream.binance.com/market/stream");
+        assert_eq!(
+            stream_url(&real, Market::UsdM),
+            "wss://fstream.binance.com/market/stream"
+        );
         assert_eq!(limits(Market::CoinM).streams_per_connection, 200);
     }
 }

@@ -13,13 +13,22 @@ use atm_store::{Interval, Market, Store, StoreOptions};
 const NOW: i64 = 1_764_000_000_000;
 
 fn pages(p: &Mutex<Progress>, m: Market) -> u64 {
-    p.lock().unwrap().markets.iter().find(|x| x.market == m).map(|x| x.pages_done).unwrap_or(0)
+    p.lock()
+        .unwrap()
+        .markets
+        .iter()
+        .find(|x| x.market == m)
+        .map(|x| x.pages_done)
+        .unwrap_or(0)
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting until {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "timed out waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -37,7 +46,14 @@ fn pause_resume_flush_and_stop_a_running_sync() {
     };
     let mut client = Client::connect(sim_endpoints(config)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let (far, requests) = ipc::channel::<Control, ControlReply>(4);
     let opts = SyncOptions {
         selection: Selection {
@@ -56,16 +72,30 @@ fn pause_resume_flush_and_stop_a_running_sync() {
     let latest = Mutex::new(Progress::default());
     let call = |c: Control| far.call(c, Duration::from_secs(10));
     let summary = std::thread::scope(|s| {
-        let run = s.spawn(|| atm_ingest::sync(&mut client, &store, &opts, |p| *latest.lock().unwrap() = p.clone()).unwrap());
-        wait_until("pages are done", || pages(&latest, Market::Spot) > 2 && pages(&latest, Market::UsdM) > 2);
+        let run = s.spawn(|| {
+            atm_ingest::sync(&mut client, &store, &opts, |p| {
+                *latest.lock().unwrap() = p.clone()
+            })
+            .unwrap()
+        });
+        wait_until("pages are done", || {
+            pages(&latest, Market::Spot) > 2 && pages(&latest, Market::UsdM) > 2
+        });
 
         // Paused: spot stands still while USD-M goes on.
         assert_eq!(call(Control::Pause(Market::Spot)), Ok(ControlReply::Done));
         std::thread::sleep(Duration::from_millis(400)); // pages already in flight land
         let (spot, um) = (pages(&latest, Market::Spot), pages(&latest, Market::UsdM));
         std::thread::sleep(Duration::from_millis(800));
-        assert_eq!(pages(&latest, Market::Spot), spot, "a paused market sends no request");
-        assert!(pages(&latest, Market::UsdM) > um, "the other market goes on");
+        assert_eq!(
+            pages(&latest, Market::Spot),
+            spot,
+            "a paused market sends no request"
+        );
+        assert!(
+            pages(&latest, Market::UsdM) > um,
+            "the other market goes on"
+        );
 
         // Resumed: spot moves again.
         assert_eq!(call(Control::Resume(Market::Spot)), Ok(ControlReply::Done));
@@ -82,7 +112,10 @@ fn pause_resume_flush_and_stop_a_running_sync() {
         run.join().unwrap()
     });
     assert!(summary.stopped, "{summary:?}");
-    assert!(summary.pages_done < summary.pages && summary.klines_written > 0, "{summary:?}");
+    assert!(
+        summary.pages_done < summary.pages && summary.klines_written > 0,
+        "{summary:?}"
+    );
     // The owner has exited: once its requests channel is gone (it lives in
     // the options), a request says so at once.
     drop(opts);

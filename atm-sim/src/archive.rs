@@ -63,7 +63,11 @@ impl FileKey {
     }
 
     fn date(&self) -> String {
-        let d = Utc.timestamp_millis_opt(self.start).single().map(|d| d.date_naive()).unwrap_or_default();
+        let d = Utc
+            .timestamp_millis_opt(self.start)
+            .single()
+            .map(|d| d.date_naive())
+            .unwrap_or_default();
         match self.period {
             Period::Daily => d.format("%Y-%m-%d").to_string(),
             Period::Monthly => d.format("%Y-%m").to_string(),
@@ -71,12 +75,26 @@ impl FileKey {
     }
 
     fn zip_name(&self) -> String {
-        format!("{}-{}-{}.zip", self.symbol, self.interval.file_name(), self.date())
+        format!(
+            "{}-{}-{}.zip",
+            self.symbol,
+            self.interval.file_name(),
+            self.date()
+        )
     }
 
     fn dir(&self) -> String {
-        let period = if self.period == Period::Daily { "daily" } else { "monthly" };
-        format!("data/{}/{period}/klines/{}/{}/", self.market.archive_path(), self.symbol, self.interval.file_name())
+        let period = if self.period == Period::Daily {
+            "daily"
+        } else {
+            "monthly"
+        };
+        format!(
+            "data/{}/{period}/klines/{}/{}/",
+            self.market.archive_path(),
+            self.symbol,
+            self.interval.file_name()
+        )
     }
 
     /// When Binance publishes it: the next day, or the next month's first Monday.
@@ -84,8 +102,14 @@ impl FileKey {
         match self.period {
             Period::Daily => self.end(),
             Period::Monthly => {
-                let d = Utc.timestamp_millis_opt(self.end()).single().map(|d| d.date_naive()).unwrap_or_default();
-                let ahead = (7 + Weekday::Mon.num_days_from_monday() as i64 - d.weekday().num_days_from_monday() as i64) % 7;
+                let d = Utc
+                    .timestamp_millis_opt(self.end())
+                    .single()
+                    .map(|d| d.date_naive())
+                    .unwrap_or_default();
+                let ahead = (7 + Weekday::Mon.num_days_from_monday() as i64
+                    - d.weekday().num_days_from_monday() as i64)
+                    % 7;
                 self.end() + ahead * DAY
             }
         }
@@ -120,9 +144,11 @@ pub(crate) struct ZipCache {
 }
 
 fn intervals(period: Period, market: Market) -> impl Iterator<Item = Interval> {
-    Interval::ALL
-        .into_iter()
-        .filter(move |i| i.valid_for(market) && (period == Period::Monthly || !matches!(i, Interval::D3 | Interval::W1 | Interval::Mo1)))
+    Interval::ALL.into_iter().filter(move |i| {
+        i.valid_for(market)
+            && (period == Period::Monthly
+                || !matches!(i, Interval::D3 | Interval::W1 | Interval::Mo1))
+    })
 }
 
 /// Parses `data/<market>/<period>/klines/<SYM>/<iv>/<file>`.
@@ -151,14 +177,25 @@ fn parse_path(path: &str) -> Option<(FileKey, bool)> {
         Some(s) => (s, true),
         None => (file.strip_suffix(".zip")?, false),
     };
-    let date = stem.strip_prefix(symbol)?.strip_prefix('-')?.strip_prefix(iv)?.strip_prefix('-')?;
+    let date = stem
+        .strip_prefix(symbol)?
+        .strip_prefix('-')?
+        .strip_prefix(iv)?
+        .strip_prefix('-')?;
     let start = match period {
         Period::Daily => NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?,
         Period::Monthly => NaiveDate::parse_from_str(&format!("{date}-01"), "%Y-%m-%d").ok()?,
     };
     let start = start.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
-    let key = FileKey { market, period, symbol: symbol.to_string(), interval, start };
-    (intervals(period, market).any(|i| i == interval) && key.zip_name() == format!("{stem}.zip")).then_some((key, checksum))
+    let key = FileKey {
+        market,
+        period,
+        symbol: symbol.to_string(),
+        interval,
+        start,
+    };
+    (intervals(period, market).any(|i| i == interval) && key.zip_name() == format!("{stem}.zip"))
+        .then_some((key, checksum))
 }
 
 impl Exchange {
@@ -191,19 +228,38 @@ impl Exchange {
         if checksum {
             self.stats.archive_checksums.fetch_add(1, Relaxed);
             let body = format!("{}  {}", built.sha256, key.zip_name());
-            self.stats.archive_bytes.fetch_add(body.len() as u64, Relaxed);
-            return Some(Reply { status: 200, headers: vec![], content_type: "application/octet-stream", body: body.into(), transport });
+            self.stats
+                .archive_bytes
+                .fetch_add(body.len() as u64, Relaxed);
+            return Some(Reply {
+                status: 200,
+                headers: vec![],
+                content_type: "application/octet-stream",
+                body: body.into(),
+                transport,
+            });
         }
         let mut zip = built.zip.clone();
-        if let Some(h) = self.dice.roll(Kind::ArchiveCorrupt, self.faults().archive_corrupt) {
+        if let Some(h) = self
+            .dice
+            .roll(Kind::ArchiveCorrupt, self.faults().archive_corrupt)
+        {
             if let Some(bad) = self.corrupt_zip(&key, now, h) {
                 self.stats.faults.archive_corrupt.fetch_add(1, Relaxed);
                 zip = bad;
             }
         }
         self.stats.archive_zips.fetch_add(1, Relaxed);
-        self.stats.archive_bytes.fetch_add(zip.len() as u64, Relaxed);
-        Some(Reply { status: 200, headers: vec![], content_type: "application/zip", body: zip, transport })
+        self.stats
+            .archive_bytes
+            .fetch_add(zip.len() as u64, Relaxed);
+        Some(Reply {
+            status: 200,
+            headers: vec![],
+            content_type: "application/zip",
+            body: zip,
+            transport,
+        })
     }
 
     /// The klines of an archive file, or `None` if it does not exist (yet).
@@ -220,7 +276,11 @@ impl Exchange {
         while t < end {
             let next = next_open(key.interval, t);
             if let Some(agg) = g.range(t, next) {
-                rows.push(Kline { open_time: t, close_time: next - 1, agg });
+                rows.push(Kline {
+                    open_time: t,
+                    close_time: next - 1,
+                    agg,
+                });
             }
             t = next;
         }
@@ -235,13 +295,18 @@ impl Exchange {
         let (rows, units) = self.file_klines(key, now)?;
         let zip = zip_csv(key, &csv(key, &rows, &units, None))?;
         let sha256 = hex(&Sha256::digest(&zip));
-        let built = Arc::new(Built { zip: zip.into(), sha256 });
+        let built = Arc::new(Built {
+            zip: zip.into(),
+            sha256,
+        });
         let mut cache = atm_types::sync::lock(&self.zips);
         cache.bytes += built.zip.len();
         cache.map.insert(key.clone(), built.clone());
         cache.order.push_back(key.clone());
         while cache.bytes > CACHE_BYTES {
-            let Some(old) = cache.order.pop_front() else { break };
+            let Some(old) = cache.order.pop_front() else {
+                break;
+            };
             if let Some(b) = cache.map.remove(&old) {
                 cache.bytes -= b.zip.len();
             }
@@ -258,8 +323,16 @@ impl Exchange {
 
     fn listing(&self, query: &str) -> Reply {
         self.stats.archive_listings.fetch_add(1, Relaxed);
-        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-        let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
         let (prefix, delimiter, marker) = (get("prefix"), get("delimiter"), get("marker"));
         let now = self.clock.now();
         let mut entries = self.list(&prefix, now);
@@ -285,7 +358,11 @@ impl Exchange {
         for Entry { name, file } in &entries {
             match file {
                 None => {
-                    let _ = write!(x, "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>", xml(name));
+                    let _ = write!(
+                        x,
+                        "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+                        xml(name)
+                    );
                 }
                 Some(FileInfo { published, size }) => {
                     let modified = Utc
@@ -304,14 +381,32 @@ impl Exchange {
             }
         }
         x.push_str("</ListBucketResult>");
-        Reply { status: 200, headers: vec![], content_type: "application/xml", body: x.into(), transport: Transport::Normal }
+        Reply {
+            status: 200,
+            headers: vec![],
+            content_type: "application/xml",
+            body: x.into(),
+            transport: Transport::Normal,
+        }
     }
 
     /// Folders and files directly under `prefix` (which ends in `/`).
     fn list(&self, prefix: &str, now: i64) -> Vec<Entry> {
         let p = prefix.trim_start_matches('/');
-        let parts: Vec<&str> = p.trim_end_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-        let folders = |names: Vec<String>| names.into_iter().map(|n| Entry { name: format!("{p}{n}/"), file: None }).collect();
+        let parts: Vec<&str> = p
+            .trim_end_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let folders = |names: Vec<String>| {
+            names
+                .into_iter()
+                .map(|n| Entry {
+                    name: format!("{p}{n}/"),
+                    file: None,
+                })
+                .collect()
+        };
         let market = |parts: &[&str]| -> Option<(Market, usize)> {
             match parts {
                 ["data", "spot", ..] => Some((Market::Spot, 2)),
@@ -329,7 +424,9 @@ impl Exchange {
             ["data", "futures"] => return folders(vec!["cm".into(), "um".into()]),
             _ => {}
         }
-        let Some((m, at)) = market(&parts) else { return vec![] };
+        let Some((m, at)) = market(&parts) else {
+            return vec![];
+        };
         let rest = &parts[at..];
         let period = |s: &str| match s {
             "daily" => Some(Period::Daily),
@@ -351,33 +448,60 @@ impl Exchange {
                 folders(names)
             }
             [p, "klines", sym] => match (period(p), self.universe.get(m, sym)) {
-                (Some(per), Some(_)) => folders(intervals(per, m).map(|i| i.file_name().to_string()).collect()),
+                (Some(per), Some(_)) => folders(
+                    intervals(per, m)
+                        .map(|i| i.file_name().to_string())
+                        .collect(),
+                ),
                 _ => vec![],
             },
             [p, "klines", sym, iv] => {
-                let (Some(per), Some(l), Some(interval)) =
-                    (period(p), self.universe.get(m, sym), Interval::ALL.into_iter().find(|i| i.file_name() == *iv))
-                else {
+                let (Some(per), Some(l), Some(interval)) = (
+                    period(p),
+                    self.universe.get(m, sym),
+                    Interval::ALL.into_iter().find(|i| i.file_name() == *iv),
+                ) else {
                     return vec![];
                 };
                 let mut files = vec![];
-                let Some(first) = l.first_kline(now) else { return vec![] };
+                let Some(first) = l.first_kline(now) else {
+                    return vec![];
+                };
                 let mut start = match per {
                     Period::Daily => first - first.rem_euclid(DAY),
                     Period::Monthly => crate::candles::open_of(Interval::Mo1, first),
                 };
                 let end = l.model.life.delisted.unwrap_or(i64::MAX).min(now);
                 while start < end {
-                    let key = FileKey { market: m, period: per, symbol: sym.to_string(), interval, start };
-                    if key.published() <= now && Gen::new(&l.model, now).range(key.start, key.end()).is_some() {
-                        let size = atm_types::sync::lock(&self.zips).map.get(&key).map(|b| b.zip.len() as u64);
+                    let key = FileKey {
+                        market: m,
+                        period: per,
+                        symbol: sym.to_string(),
+                        interval,
+                        start,
+                    };
+                    if key.published() <= now
+                        && Gen::new(&l.model, now)
+                            .range(key.start, key.end())
+                            .is_some()
+                    {
+                        let size = atm_types::sync::lock(&self.zips)
+                            .map
+                            .get(&key)
+                            .map(|b| b.zip.len() as u64);
                         let zip = format!("{}{}", key.dir(), key.zip_name());
                         let published = key.published();
                         files.push(Entry {
                             name: format!("{zip}.CHECKSUM"),
-                            file: Some(FileInfo { published, size: size.map(|_| 64 + 2 + key.zip_name().len() as u64) }),
+                            file: Some(FileInfo {
+                                published,
+                                size: size.map(|_| 64 + 2 + key.zip_name().len() as u64),
+                            }),
                         });
-                        files.push(Entry { name: zip, file: Some(FileInfo { published, size }) });
+                        files.push(Entry {
+                            name: zip,
+                            file: Some(FileInfo { published, size }),
+                        });
                     }
                     start = key.end();
                 }
@@ -396,7 +520,13 @@ fn csv(key: &FileKey, rows: &[Kline], units: &Units, corrupt: Option<usize>) -> 
     }
     for (i, k) in rows.iter().enumerate() {
         let micros = key.market == Market::Spot && k.open_time >= SPOT_MICROS_FROM;
-        csv_row(&mut out, k, units, micros, if corrupt == Some(i) { units.tick } else { 0 });
+        csv_row(
+            &mut out,
+            k,
+            units,
+            micros,
+            if corrupt == Some(i) { units.tick } else { 0 },
+        );
     }
     out
 }
@@ -418,16 +548,28 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Appends one CSV row, as data.binance.vision writes it.
 pub(crate) fn csv_row(out: &mut Vec<u8>, k: &Kline, u: &Units, micros: bool, close_delta: i64) {
     let a = &k.agg;
-    let (open_time, close_time) = if micros { (k.open_time * 1000, k.close_time * 1000 + 999) } else { (k.open_time, k.close_time) };
+    let (open_time, close_time) = if micros {
+        (k.open_time * 1000, k.close_time * 1000 + 999)
+    } else {
+        (k.open_time, k.close_time)
+    };
     use std::io::Write;
     let _ = write!(out, "{open_time},");
-    for p in [a.open, a.high.max(a.close + close_delta), a.low.min(a.close + close_delta), a.close + close_delta] {
+    for p in [
+        a.open,
+        a.high.max(a.close + close_delta),
+        a.low.min(a.close + close_delta),
+        a.close + close_delta,
+    ] {
         price(out, p, u.price_decimals);
         out.push(b',');
     }

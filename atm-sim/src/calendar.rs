@@ -27,7 +27,10 @@ pub const OUTAGES: &[(i64, i64)] = &[
 /// The outages overlapping `[from, to)`.
 pub fn outages_in(from: i64, to: i64) -> impl Iterator<Item = (i64, i64)> {
     let first = OUTAGES.partition_point(|&(_, end)| end <= from);
-    OUTAGES[first..].iter().copied().take_while(move |&(start, _)| start < to)
+    OUTAGES[first..]
+        .iter()
+        .copied()
+        .take_while(move |&(start, _)| start < to)
 }
 
 /// Halts: in each 30-day window of a symbol's life, with probability
@@ -51,8 +54,13 @@ pub fn halt_of_window(key: u64, w: i64) -> Option<(i64, i64)> {
 /// The halts of `key` overlapping `[from, to)`, oldest first.
 pub fn halts_in(key: u64, from: i64, to: i64) -> impl Iterator<Item = (i64, i64)> {
     // A halt may start in the window before `from` and reach into it.
-    let (w0, w1) = (from.div_euclid(HALT_WINDOW_MS) - 1, (to - 1).div_euclid(HALT_WINDOW_MS));
-    (w0..=w1).filter_map(move |w| halt_of_window(key, w)).filter(move |&(s, e)| s < to && e > from)
+    let (w0, w1) = (
+        from.div_euclid(HALT_WINDOW_MS) - 1,
+        (to - 1).div_euclid(HALT_WINDOW_MS),
+    );
+    (w0..=w1)
+        .filter_map(move |w| halt_of_window(key, w))
+        .filter(move |&(s, e)| s < to && e > from)
 }
 
 #[cfg(test)]
@@ -68,7 +76,10 @@ mod tests {
             assert!(s < e && s % MINUTE == 0 && e % MINUTE == 0);
         }
         // 2018-02-08 00:28 is the start of the long outage (binance-api.md §6).
-        assert_eq!(atm_types::format_ms(OUTAGES[1].0), "2018-02-08T00:28:00.000Z");
+        assert_eq!(
+            atm_types::format_ms(OUTAGES[1].0),
+            "2018-02-08T00:28:00.000Z"
+        );
         assert_eq!(outages_in(1_518_000_000_000, 1_518_100_000_000).count(), 1);
         assert_eq!(outages_in(0, i64::MAX).count(), OUTAGES.len());
         assert_eq!(outages_in(1_700_000_000_000, 1_700_000_060_000).count(), 0);

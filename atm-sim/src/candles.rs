@@ -75,7 +75,13 @@ pub struct Agg {
 impl Agg {
     /// A kline without trades: every price at `price`, all volumes zero.
     pub fn flat(price: i64) -> Agg {
-        Agg { open: price, high: price, low: price, close: price, ..Agg::default() }
+        Agg {
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            ..Agg::default()
+        }
     }
 
     /// Extends `self` (earlier) by `next` (later), as Binance aggregates klines.
@@ -121,9 +127,17 @@ impl Units {
     pub fn quote_of(&self, volume: u128, price: f64) -> u128 {
         let v = volume as f64;
         let q = match self.contract_size {
-            None => v * price * 10f64.powi(self.quote_decimals as i32 - self.qty_decimals as i32 - self.price_decimals as i32),
+            None => {
+                v * price
+                    * 10f64.powi(
+                        self.quote_decimals as i32
+                            - self.qty_decimals as i32
+                            - self.price_decimals as i32,
+                    )
+            }
             Some(cs) => {
-                v / 10f64.powi(self.qty_decimals as i32) * cs / (price / 10f64.powi(self.price_decimals as i32))
+                v / 10f64.powi(self.qty_decimals as i32) * cs
+                    / (price / 10f64.powi(self.price_decimals as i32))
                     * 10f64.powi(self.quote_decimals as i32)
             }
         };
@@ -244,7 +258,13 @@ mod salt {
 impl<'a> Gen<'a> {
     /// A generator for `model` at exchange time `now` (epoch ms).
     pub fn new(model: &'a SymbolModel, now: i64) -> Gen<'a> {
-        Gen { model, now, hours: RefCell::new(None), minutes: RefCell::new(None), seconds: RefCell::new(None) }
+        Gen {
+            model,
+            now,
+            hours: RefCell::new(None),
+            minutes: RefCell::new(None),
+            seconds: RefCell::new(None),
+        }
     }
 
     /// The exchange time this generator answers for.
@@ -267,7 +287,11 @@ impl<'a> Gen<'a> {
     /// The kline in progress at `now` is included with its values so far.
     pub fn kline(&self, interval: Interval, open_time: i64) -> Option<Kline> {
         let close_time = next_open(interval, open_time) - 1;
-        self.range(open_time, close_time + 1).map(|agg| Kline { open_time, close_time, agg })
+        self.range(open_time, close_time + 1).map(|agg| Kline {
+            open_time,
+            close_time,
+            agg,
+        })
     }
 
     /// The aggregate of every base kline opening in `[from, to)` (second-aligned).
@@ -298,7 +322,9 @@ impl<'a> Gen<'a> {
 
     fn cover(&self, start: i64, end: i64) -> Cover {
         let life = &self.model.life;
-        let Some(listed) = life.listed else { return Cover::Empty };
+        let Some(listed) = life.listed else {
+            return Cover::Empty;
+        };
         // Only seconds that have opened by `now` exist.
         let avail = end.min(self.now.div_euclid(SECOND) * SECOND + SECOND);
         let lo = start.max(listed);
@@ -335,14 +361,18 @@ impl<'a> Gen<'a> {
             return match self.cover(minute * MINUTE, (minute + 1) * MINUTE) {
                 Cover::Empty => None,
                 _ if start > self.now => None,
-                _ if self.halted(minute * MINUTE) => Some(Agg::flat(self.top(Level::Minute, minute).open)),
+                _ if self.halted(minute * MINUTE) => {
+                    Some(Agg::flat(self.top(Level::Minute, minute).open))
+                }
                 _ => Some(self.top(Level::Second, index)),
             };
         }
         match self.cover(start, start + level.ms()) {
             Cover::Empty => None,
             Cover::Full => Some(self.top(level, index)),
-            Cover::Partial if level == Level::Minute && self.halted(start) => Some(Agg::flat(self.top(level, index).open)),
+            Cover::Partial if level == Level::Minute && self.halted(start) => {
+                Some(Agg::flat(self.top(level, index).open))
+            }
             Cover::Partial => {
                 let child = level.child()?;
                 let n = level.ms() / child.ms();
@@ -361,11 +391,13 @@ impl<'a> Gen<'a> {
             }
             Level::Minute => {
                 let hour = index.div_euclid(60);
-                self.children(&self.minutes, hour, || self.top(Level::Hour, hour))[index.rem_euclid(60) as usize]
+                self.children(&self.minutes, hour, || self.top(Level::Hour, hour))
+                    [index.rem_euclid(60) as usize]
             }
             Level::Second => {
                 let minute = index.div_euclid(60);
-                self.children(&self.seconds, minute, || self.top(Level::Minute, minute))[index.rem_euclid(60) as usize]
+                self.children(&self.seconds, minute, || self.top(Level::Minute, minute))
+                    [index.rem_euclid(60) as usize]
             }
         }
     }
@@ -383,7 +415,12 @@ impl<'a> Gen<'a> {
             }
         }
         let mut kids = [Agg::default(); N];
-        split(&self.model.units, &parent(), hash(&[self.model.key, salt::SPLIT, N as u64, parent_index as u64]), &mut kids);
+        split(
+            &self.model.units,
+            &parent(),
+            hash(&[self.model.key, salt::SPLIT, N as u64, parent_index as u64]),
+            &mut kids,
+        );
         *cache.borrow_mut() = Some((parent_index, kids));
         kids
     }
@@ -393,11 +430,20 @@ impl<'a> Gen<'a> {
         let m = self.model;
         // Octaves from a day to about three years; amplitudes grow like a
         // random walk's spread, so long trends dominate, as in real markets.
-        const OCTAVES: [(f64, f64); 6] = [(1.0, 0.9), (4.0, 1.6), (16.0, 2.6), (64.0, 4.2), (256.0, 6.5), (1024.0, 9.0)];
+        const OCTAVES: [(f64, f64); 6] = [
+            (1.0, 0.9),
+            (4.0, 1.6),
+            (16.0, 2.6),
+            (64.0, 4.2),
+            (256.0, 6.5),
+            (1024.0, 9.0),
+        ];
         let x: f64 = OCTAVES
             .iter()
             .enumerate()
-            .map(|(k, &(period, amp))| amp * value_noise(mix(m.key ^ salt::ANCHOR ^ k as u64), d as f64 / period))
+            .map(|(k, &(period, amp))| {
+                amp * value_noise(mix(m.key ^ salt::ANCHOR ^ k as u64), d as f64 / period)
+            })
             .sum();
         m.units.round_tick(m.price * (x * m.sigma).exp())
     }
@@ -410,18 +456,37 @@ impl<'a> Gen<'a> {
         let (open, close) = (self.anchor(d), self.anchor(d + 1));
         let sigma = m.sigma * (0.5 + unit(h(0)));
         let top = open.max(close) as f64;
-        let high = u.round_tick(top * (1.0 + sigma * (0.1 + 0.6 * unit(h(1))))).max(open.max(close));
+        let high = u
+            .round_tick(top * (1.0 + sigma * (0.1 + 0.6 * unit(h(1)))))
+            .max(open.max(close));
         let bottom = open.min(close) as f64;
-        let low = u.round_tick(bottom * (1.0 - sigma * (0.1 + 0.6 * unit(h(2))))).min(open.min(close));
-        let activity = (0.6 * value_noise(mix(m.key ^ salt::ACTIVITY), d as f64 / 45.0) + 0.25 * normal(h(3))).exp();
+        let low = u
+            .round_tick(bottom * (1.0 - sigma * (0.1 + 0.6 * unit(h(2)))))
+            .min(open.min(close));
+        let activity = (0.6 * value_noise(mix(m.key ^ salt::ACTIVITY), d as f64 / 45.0)
+            + 0.25 * normal(h(3)))
+        .exp();
         let steps = (m.steps_per_day * activity).round().max(1.0) as u128;
-        let trades = ((m.trades_per_day * activity * (0.8 + 0.4 * unit(h(4)))).round().max(1.0) as u128).min(steps) as u64;
+        let trades = ((m.trades_per_day * activity * (0.8 + 0.4 * unit(h(4))))
+            .round()
+            .max(1.0) as u128)
+            .min(steps) as u64;
         let volume = steps * u.step;
         let quote = u.quote_of(volume, (open + high + low + close) as f64 / 4.0);
         let share = 0.35 + 0.3 * unit(h(5));
         let taker_base = ((steps as f64 * share) as u128).min(steps) * u.step;
         let taker_quote = ((quote as f64 * share) as u128).min(quote);
-        Agg { open, high, low, close, volume, quote, trades, taker_base, taker_quote }
+        Agg {
+            open,
+            high,
+            low,
+            close,
+            volume,
+            quote,
+            trades,
+            taker_base,
+            taker_quote,
+        }
     }
 }
 
@@ -431,9 +496,20 @@ pub fn next_open(interval: Interval, t: i64) -> i64 {
         Some(step) => t + step,
         None => {
             use chrono::{Datelike, TimeZone, Utc};
-            let d = Utc.timestamp_millis_opt(t).single().map(|d| d.date_naive()).unwrap_or_default();
-            let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
-            Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().map(|d| d.timestamp_millis()).unwrap_or(i64::MAX)
+            let d = Utc
+                .timestamp_millis_opt(t)
+                .single()
+                .map(|d| d.date_naive())
+                .unwrap_or_default();
+            let (y, m) = if d.month() == 12 {
+                (d.year() + 1, 1)
+            } else {
+                (d.year(), d.month() + 1)
+            };
+            Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+                .single()
+                .map(|d| d.timestamp_millis())
+                .unwrap_or(i64::MAX)
         }
     }
 }
@@ -447,8 +523,15 @@ pub fn open_of(interval: Interval, t: i64) -> i64 {
         Some(step) => t - t.rem_euclid(step),
         None => {
             use chrono::{Datelike, TimeZone, Utc};
-            let d = Utc.timestamp_millis_opt(t).single().map(|d| d.date_naive()).unwrap_or_default();
-            Utc.with_ymd_and_hms(d.year(), d.month(), 1, 0, 0, 0).single().map(|d| d.timestamp_millis()).unwrap_or(i64::MIN)
+            let d = Utc
+                .timestamp_millis_opt(t)
+                .single()
+                .map(|d| d.date_naive())
+                .unwrap_or_default();
+            Utc.with_ymd_and_hms(d.year(), d.month(), 1, 0, 0, 0)
+                .single()
+                .map(|d| d.timestamp_millis())
+                .unwrap_or(i64::MIN)
         }
     }
 }
@@ -471,7 +554,11 @@ fn split(u: &Units, parent: &Agg, key: u64, out: &mut [Agg]) {
     let extra_steps = steps - parent.trades as u128;
     let mut vw = [0f64; MAX];
     for i in 0..n {
-        vw[i] = if trades[i] > 0 { weights[i] * (0.5 + unit(h(i, 1))) } else { 0.0 };
+        vw[i] = if trades[i] > 0 {
+            weights[i] * (0.5 + unit(h(i, 1)))
+        } else {
+            0.0
+        };
     }
     let mut extra = [0u128; MAX];
     split_capped(extra_steps, &vw[..n], None, &mut extra);
@@ -493,11 +580,20 @@ fn split(u: &Units, parent: &Agg, key: u64, out: &mut [Agg]) {
         let spread = (parent.high - parent.low) as f64 * 0.3 / (m as f64).sqrt();
         for j in 1..m {
             let f = j as f64 / m as f64;
-            let x = parent.open as f64 + (parent.close - parent.open) as f64 * f + spread * (walk[j] - f * walk[m]);
+            let x = parent.open as f64
+                + (parent.close - parent.open) as f64 * f
+                + spread * (walk[j] - f * walk[m]);
             bounds[j] = u.round_tick(x).clamp(parent.low, parent.high);
         }
     }
-    let (hi, lo) = if m > 0 { (active[(h(n, 3) % m as u64) as usize], active[(h(n, 4) % m as u64) as usize]) } else { (n, n) };
+    let (hi, lo) = if m > 0 {
+        (
+            active[(h(n, 3) % m as u64) as usize],
+            active[(h(n, 4) % m as u64) as usize],
+        )
+    } else {
+        (n, n)
+    };
     let excursion = (parent.high - parent.low) as f64 * 0.12 / (m.max(1) as f64).sqrt();
     let mut last = parent.open;
     let mut j = 0;
@@ -510,9 +606,25 @@ fn split(u: &Units, parent: &Agg, key: u64, out: &mut [Agg]) {
         j += 1;
         let up = (unit(h(i, 5)) * excursion / u.tick as f64) as i64 * u.tick;
         let down = (unit(h(i, 6)) * excursion / u.tick as f64) as i64 * u.tick;
-        let high = if i == hi { parent.high } else { (open.max(close) + up).min(parent.high) };
-        let low = if i == lo { parent.low } else { (open.min(close) - down).max(parent.low) };
-        *child = Agg { open, high, low, close, volume: (trades[i] + extra[i]) * u.step, trades: trades[i] as u64, ..Agg::default() };
+        let high = if i == hi {
+            parent.high
+        } else {
+            (open.max(close) + up).min(parent.high)
+        };
+        let low = if i == lo {
+            parent.low
+        } else {
+            (open.min(close) - down).max(parent.low)
+        };
+        *child = Agg {
+            open,
+            high,
+            low,
+            close,
+            volume: (trades[i] + extra[i]) * u.step,
+            trades: trades[i] as u64,
+            ..Agg::default()
+        };
         last = close;
     }
     // Quote volume follows volume times price; taker volumes a random share
@@ -532,12 +644,22 @@ fn split(u: &Units, parent: &Agg, key: u64, out: &mut [Agg]) {
         tw[i] = caps[i] as f64 * share[i];
     }
     let mut taker_base = [0u128; MAX];
-    split_capped(parent.taker_base / u.step, &tw[..n], Some(&caps[..n]), &mut taker_base);
+    split_capped(
+        parent.taker_base / u.step,
+        &tw[..n],
+        Some(&caps[..n]),
+        &mut taker_base,
+    );
     for i in 0..n {
         tw[i] = quote[i] as f64 * share[i];
     }
     let mut taker_quote = [0u128; MAX];
-    split_capped(parent.taker_quote, &tw[..n], Some(&quote[..n]), &mut taker_quote);
+    split_capped(
+        parent.taker_quote,
+        &tw[..n],
+        Some(&quote[..n]),
+        &mut taker_quote,
+    );
     for (i, child) in out.iter_mut().enumerate() {
         child.quote = quote[i];
         child.taker_base = taker_base[i] * u.step;
@@ -563,7 +685,11 @@ fn split_capped(total: u128, weights: &[f64], caps: Option<&[u128]>, out: &mut [
             let (mut acc, mut prev) = (0.0, 0u128);
             for i in 0..n {
                 acc += weights[i];
-                let c = if i >= last { total } else { (((total as f64) * (acc / w)).floor() as u128).clamp(prev, total) };
+                let c = if i >= last {
+                    total
+                } else {
+                    (((total as f64) * (acc / w)).floor() as u128).clamp(prev, total)
+                };
                 out[i] = c - prev;
                 prev = c;
             }
@@ -599,9 +725,30 @@ mod tests {
 
     fn model(market: Market, key: u64) -> SymbolModel {
         let units = match market {
-            Market::Spot => Units { price_decimals: 8, tick: 1000, qty_decimals: 8, step: 10_000, quote_decimals: 8, contract_size: None },
-            Market::UsdM => Units { price_decimals: 2, tick: 10, qty_decimals: 3, step: 1, quote_decimals: 5, contract_size: None },
-            Market::CoinM => Units { price_decimals: 1, tick: 1, qty_decimals: 0, step: 1, quote_decimals: 8, contract_size: Some(100.0) },
+            Market::Spot => Units {
+                price_decimals: 8,
+                tick: 1000,
+                qty_decimals: 8,
+                step: 10_000,
+                quote_decimals: 8,
+                contract_size: None,
+            },
+            Market::UsdM => Units {
+                price_decimals: 2,
+                tick: 10,
+                qty_decimals: 3,
+                step: 1,
+                quote_decimals: 5,
+                contract_size: None,
+            },
+            Market::CoinM => Units {
+                price_decimals: 1,
+                tick: 1,
+                qty_decimals: 0,
+                step: 1,
+                quote_decimals: 8,
+                contract_size: Some(100.0),
+            },
         };
         let price = match market {
             Market::Spot => 2e6, // 0.02
@@ -617,17 +764,33 @@ mod tests {
             sigma: 0.04,
             steps_per_day: 5e6,
             trades_per_day: 20_000.0,
-            life: Lifecycle { listed: Some(1_600_000_000_000 - 1_600_000_000_000 % MINUTE + 23 * MINUTE), delisted: None, gap: None },
+            life: Lifecycle {
+                listed: Some(1_600_000_000_000 - 1_600_000_000_000 % MINUTE + 23 * MINUTE),
+                delisted: None,
+                gap: None,
+            },
         }
     }
 
     fn check_kline(a: &Agg, u: &Units) {
-        assert!(a.low <= a.open.min(a.close) && a.high >= a.open.max(a.close), "{a:?}");
-        assert!(a.low >= u.tick && a.low % u.tick == 0 && a.high % u.tick == 0, "{a:?}");
-        assert!(a.volume.is_multiple_of(u.step) && a.taker_base <= a.volume && a.taker_quote <= a.quote, "{a:?}");
+        assert!(
+            a.low <= a.open.min(a.close) && a.high >= a.open.max(a.close),
+            "{a:?}"
+        );
+        assert!(
+            a.low >= u.tick && a.low % u.tick == 0 && a.high % u.tick == 0,
+            "{a:?}"
+        );
+        assert!(
+            a.volume.is_multiple_of(u.step) && a.taker_base <= a.volume && a.taker_quote <= a.quote,
+            "{a:?}"
+        );
         assert!(a.volume / u.step >= a.trades as u128, "{a:?}");
         if a.trades == 0 {
-            assert!(a.volume == 0 && a.open == a.high && a.low == a.close && a.open == a.close, "{a:?}");
+            assert!(
+                a.volume == 0 && a.open == a.high && a.low == a.close && a.open == a.close,
+                "{a:?}"
+            );
         }
     }
 
@@ -657,10 +820,22 @@ mod tests {
     #[test]
     fn week_and_month_boundaries() {
         // 2017-07-03 was a Monday (binance-api.md's 1w example).
-        assert_eq!(open_of(Interval::W1, 1_499_040_000_000 + 3 * DAY + 5), 1_499_040_000_000);
-        assert_eq!(next_open(Interval::W1, 1_499_040_000_000) - 1, 1_499_644_799_999);
-        assert_eq!(open_of(Interval::Mo1, 1_709_251_200_000 - 1), 1_706_745_600_000); // Feb 2024
-        assert_eq!(next_open(Interval::Mo1, 1_706_745_600_000), 1_709_251_200_000); // leap February
+        assert_eq!(
+            open_of(Interval::W1, 1_499_040_000_000 + 3 * DAY + 5),
+            1_499_040_000_000
+        );
+        assert_eq!(
+            next_open(Interval::W1, 1_499_040_000_000) - 1,
+            1_499_644_799_999
+        );
+        assert_eq!(
+            open_of(Interval::Mo1, 1_709_251_200_000 - 1),
+            1_706_745_600_000
+        ); // Feb 2024
+        assert_eq!(
+            next_open(Interval::Mo1, 1_706_745_600_000),
+            1_709_251_200_000
+        ); // leap February
         assert_eq!(open_of(Interval::D3, 1_700_000_000_000) % (3 * DAY), 0);
     }
 
@@ -704,10 +879,15 @@ mod tests {
             (Interval::D3, open_of(Interval::D3, 1_640_000_000_000)),
         ] {
             let end = next_open(iv, t);
-            let days = Agg::sum((0..(end - t) / DAY).filter_map(|i| g.kline(Interval::D1, t + i * DAY).map(|k| k.agg)));
+            let days = Agg::sum(
+                (0..(end - t) / DAY)
+                    .filter_map(|i| g.kline(Interval::D1, t + i * DAY).map(|k| k.agg)),
+            );
             assert_eq!(g.kline(iv, t).map(|k| k.agg), days, "{iv}");
             // ... and the days their hours.
-            let hours = Agg::sum((0..24).filter_map(|i| g.kline(Interval::H1, t + i * HOUR).map(|k| k.agg)));
+            let hours = Agg::sum(
+                (0..24).filter_map(|i| g.kline(Interval::H1, t + i * HOUR).map(|k| k.agg)),
+            );
             assert_eq!(g.kline(Interval::D1, t).map(|k| k.agg), hours);
         }
     }
@@ -723,7 +903,9 @@ mod tests {
         let day = open_of(Interval::D1, listed);
         assert_ne!(day, listed);
         let first_day = g.kline(Interval::D1, day).unwrap().agg;
-        let minutes = Agg::sum((0..1440).filter_map(|i| g.kline(Interval::M1, day + i * MINUTE).map(|k| k.agg)));
+        let minutes = Agg::sum(
+            (0..1440).filter_map(|i| g.kline(Interval::M1, day + i * MINUTE).map(|k| k.agg)),
+        );
         assert_eq!(Some(first_day), minutes);
         // An exchange outage: no klines inside (2020-12-21 13:47 - 18:00).
         assert!(g.kline(Interval::M1, 1_608_558_420_000).is_none());
@@ -741,19 +923,32 @@ mod tests {
         assert!(before.trades > 0);
         // Delisting and relisting.
         m.life.delisted = Some(1_700_000_000_000 - 1_700_000_000_000 % MINUTE);
-        m.life.gap = Some((1_650_000_000_000 - 1_650_000_000_000 % MINUTE, 1_660_000_000_000 - 1_660_000_000_000 % MINUTE));
+        m.life.gap = Some((
+            1_650_000_000_000 - 1_650_000_000_000 % MINUTE,
+            1_660_000_000_000 - 1_660_000_000_000 % MINUTE,
+        ));
         let g = Gen::new(&m, 1_800_000_000_000);
         assert!(g.kline(Interval::M1, m.life.delisted.unwrap()).is_none());
-        assert!(g.kline(Interval::M1, m.life.delisted.unwrap() - MINUTE).is_some());
-        assert!(g.kline(Interval::H1, 1_655_000_000_000 - 1_655_000_000_000 % HOUR).is_none());
+        assert!(g
+            .kline(Interval::M1, m.life.delisted.unwrap() - MINUTE)
+            .is_some());
+        assert!(g
+            .kline(Interval::H1, 1_655_000_000_000 - 1_655_000_000_000 % HOUR)
+            .is_none());
         // The open candle: only what happened by `now`.
         let now = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE - 12 * HOUR + 17 * SECOND + 400;
         let g = Gen::new(&m, now);
         let open = g.kline(Interval::M1, now - now % MINUTE).unwrap().agg;
-        let secs = Agg::sum((0..=17).filter_map(|i| g.kline(Interval::S1, now - now % MINUTE + i * SECOND).map(|k| k.agg)));
+        let secs = Agg::sum((0..=17).filter_map(|i| {
+            g.kline(Interval::S1, now - now % MINUTE + i * SECOND)
+                .map(|k| k.agg)
+        }));
         assert_eq!(Some(open), secs);
         assert!(g.kline(Interval::M1, now - now % MINUTE + MINUTE).is_none());
-        let later = Gen::new(&m, now + 20 * SECOND).kline(Interval::M1, now - now % MINUTE).unwrap().agg;
+        let later = Gen::new(&m, now + 20 * SECOND)
+            .kline(Interval::M1, now - now % MINUTE)
+            .unwrap()
+            .agg;
         assert!(later.trades >= open.trades && later.volume >= open.volume);
     }
 
@@ -762,12 +957,22 @@ mod tests {
         let m = model(Market::UsdM, 77);
         let g = Gen::new(&m, 1_800_000_000_000);
         let closes: Vec<f64> = (0..1000)
-            .map(|d| g.kline(Interval::D1, 1_600_000_000_000 - 1_600_000_000_000 % DAY + d * DAY).unwrap().agg.close as f64)
+            .map(|d| {
+                g.kline(
+                    Interval::D1,
+                    1_600_000_000_000 - 1_600_000_000_000 % DAY + d * DAY,
+                )
+                .unwrap()
+                .agg
+                .close as f64
+            })
             .collect();
         let rets: Vec<f64> = closes.windows(2).map(|w| (w[1] / w[0]).ln()).collect();
         let sd = (rets.iter().map(|r| r * r).sum::<f64>() / rets.len() as f64).sqrt();
         assert!((0.01..0.15).contains(&sd), "daily log-return sd {sd}");
-        let (lo, hi) = closes.iter().fold((f64::MAX, 0f64), |(a, b), &c| (a.min(c), b.max(c)));
+        let (lo, hi) = closes
+            .iter()
+            .fold((f64::MAX, 0f64), |(a, b), &c| (a.min(c), b.max(c)));
         assert!(hi / lo > 1.5, "prices hardly move: {lo}..{hi}");
     }
 }

@@ -19,8 +19,15 @@ impl Clock {
     /// A clock reading `now_ms` now (the wall clock when `None`), running
     /// `scale` times faster than real time.
     pub fn new(now_ms: Option<i64>, scale: f64) -> Clock {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        Clock { start: Instant::now(), start_ms: now_ms.unwrap_or(wall), scale }
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Clock {
+            start: Instant::now(),
+            start_ms: now_ms.unwrap_or(wall),
+            scale,
+        }
     }
 
     /// The exchange time, epoch ms.
@@ -30,7 +37,8 @@ impl Clock {
 
     /// The exchange time at the real instant `t`, epoch ms.
     pub fn at(&self, t: Instant) -> i64 {
-        self.start_ms + (t.saturating_duration_since(self.start).as_secs_f64() * 1000.0 * self.scale) as i64
+        self.start_ms
+            + (t.saturating_duration_since(self.start).as_secs_f64() * 1000.0 * self.scale) as i64
     }
 
     /// The real instant the clock reads `ms` (now, if that has passed).
@@ -68,7 +76,11 @@ mod tests {
         assert_eq!(c.retry_after_secs(61_000), 2);
         assert_eq!(c.retry_after_secs(10), 1);
         let t = c.instant_of(c.now() + 6_000);
-        assert!((c.at(t) - c.now() - 6_000).abs() < 100, "{}", c.at(t) - c.now());
+        assert!(
+            (c.at(t) - c.now() - 6_000).abs() < 100,
+            "{}",
+            c.at(t) - c.now()
+        );
         let wall = Clock::new(None, 1.0);
         assert!(wall.now() > 1_700_000_000_000);
     }

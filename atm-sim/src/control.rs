@@ -69,19 +69,37 @@ impl Exchange {
     }
 
     fn truth_klines(&self, query: &str, now: i64) -> Result<Vec<u8>, String> {
-        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-        let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
         let need = |k: &str| get(k).ok_or_else(|| format!("missing parameter {k}"));
-        let market: Market = need("market")?.parse().map_err(|e| format!("market: {e}"))?;
+        let market: Market = need("market")?
+            .parse()
+            .map_err(|e| format!("market: {e}"))?;
         let symbol = need("symbol")?;
-        let interval: Interval = need("interval")?.parse().map_err(|e| format!("interval: {e}"))?;
+        let interval: Interval = need("interval")?
+            .parse()
+            .map_err(|e| format!("interval: {e}"))?;
         if !interval.valid_for(market) {
             return Err(format!("interval {interval} does not exist on {market}"));
         }
-        let time =
-            |k: &str, default: i64| get(k).map_or(Ok(default), |v| v.parse::<i64>().map_err(|_| format!("{k}: not a number: {v:?}")));
+        let time = |k: &str, default: i64| {
+            get(k).map_or(Ok(default), |v| {
+                v.parse::<i64>()
+                    .map_err(|_| format!("{k}: not a number: {v:?}"))
+            })
+        };
         let (start, end) = (time("startTime", 0)?, time("endTime", now)?);
-        let listing = self.universe.get(market, symbol).ok_or_else(|| format!("unknown symbol {symbol} on {market}"))?;
+        let listing = self
+            .universe
+            .get(market, symbol)
+            .ok_or_else(|| format!("unknown symbol {symbol} on {market}"))?;
         let g = Gen::new(&listing.model, now);
         let life = g.life();
         let mut rows = Vec::new();
@@ -97,7 +115,11 @@ impl Exchange {
                     break; // closed klines only
                 }
                 if let Some(agg) = g.range(t, close + 1) {
-                    rows.push(Kline { open_time: t, close_time: close, agg });
+                    rows.push(Kline {
+                        open_time: t,
+                        close_time: close,
+                        agg,
+                    });
                 }
                 t = close + 1;
             }

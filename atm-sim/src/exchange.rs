@@ -94,7 +94,10 @@ impl Exchange {
     /// Builds the exchange for `config`.
     pub fn new(config: SimConfig) -> Result<Exchange> {
         if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
-            return Err(crate::Error::Config(format!("--time-scale must be a positive number, not {}", config.time_scale)));
+            return Err(crate::Error::Config(format!(
+                "--time-scale must be a positive number, not {}",
+                config.time_scale
+            )));
         }
         let clock = Clock::new(config.now, config.time_scale);
         let mut universe = Universe::build(&config.universe, config.seed, clock.now())?;
@@ -146,7 +149,11 @@ impl Exchange {
     /// snapshot's entries, with REQUEST_WEIGHT set to the pool's limit.
     pub fn rate_limits_json(&self, market: Market) -> Value {
         // With limits off, the document says so: a weight no client reaches.
-        let limit = if self.config.rate_limits { self.pool(market).limit() } else { UNLIMITED_WEIGHT };
+        let limit = if self.config.rate_limits {
+            self.pool(market).limit()
+        } else {
+            UNLIMITED_WEIGHT
+        };
         let mut limits = match self.universe.market(market).skeleton.get("rateLimits") {
             Some(Value::Array(a)) => a.clone(),
             _ => vec![],
@@ -164,5 +171,9 @@ pub const UNLIMITED_WEIGHT: u64 = 1_000_000_000;
 
 /// The REQUEST_WEIGHT per minute an exchangeInfo document states.
 fn weight_limit(info: &Value) -> Option<u64> {
-    info["rateLimits"].as_array()?.iter().find(|l| l["rateLimitType"] == "REQUEST_WEIGHT" && l["interval"] == "MINUTE")?["limit"].as_u64()
+    info["rateLimits"]
+        .as_array()?
+        .iter()
+        .find(|l| l["rateLimitType"] == "REQUEST_WEIGHT" && l["interval"] == "MINUTE")?["limit"]
+        .as_u64()
 }

@@ -63,8 +63,14 @@ pub struct FaultSpec {
 
 /// Parses a duration like `500ms`, `2s`, `20m`, `1h` to ms.
 pub fn parse_duration(s: &str) -> Result<i64> {
-    let bad = || Error::Config(format!("bad duration {s:?}: write e.g. 500ms, 2s, 20m or 1h"));
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
+    let bad = || {
+        Error::Config(format!(
+            "bad duration {s:?}: write e.g. 500ms, 2s, 20m or 1h"
+        ))
+    };
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(bad)?;
     let (n, unit) = s.split_at(split);
     let n: f64 = n.parse().map_err(|_| bad())?;
     let ms = match unit {
@@ -84,12 +90,17 @@ impl std::str::FromStr for FaultSpec {
     fn from_str(s: &str) -> Result<FaultSpec> {
         let mut f = FaultSpec::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (name, value) =
-                item.split_once('=').ok_or_else(|| Error::Config(format!("fault {item:?}: expected name=P or name=P:DURATION")))?;
+            let (name, value) = item.split_once('=').ok_or_else(|| {
+                Error::Config(format!(
+                    "fault {item:?}: expected name=P or name=P:DURATION"
+                ))
+            })?;
             let prob = |v: &str| -> Result<f64> {
                 match v.parse::<f64>() {
                     Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-                    _ => Err(Error::Config(format!("fault {name}: probability {v:?} is not a number in 0..1"))),
+                    _ => Err(Error::Config(format!(
+                        "fault {name}: probability {v:?} is not a number in 0..1"
+                    ))),
                 }
             };
             match name {
@@ -137,7 +148,11 @@ impl std::fmt::Display for FaultSpec {
             ("ws_garbage", self.ws_garbage),
             ("archive_corrupt", self.archive_corrupt),
         ];
-        let mut items: Vec<String> = probs.iter().filter(|(_, p)| *p > 0.0).map(|(n, p)| format!("{n}={p}")).collect();
+        let mut items: Vec<String> = probs
+            .iter()
+            .filter(|(_, p)| *p > 0.0)
+            .map(|(n, p)| format!("{n}={p}"))
+            .collect();
         if self.slow.0 > 0.0 {
             items.push(format!("slow={}:{}ms", self.slow.0, self.slow.1));
         }
@@ -176,7 +191,10 @@ pub enum Kind {
 impl Dice {
     /// Dice for `seed`.
     pub fn new(seed: u64) -> Dice {
-        Dice { seed, counters: Default::default() }
+        Dice {
+            seed,
+            counters: Default::default(),
+        }
     }
 
     /// Whether the next draw of `kind` hits, with probability `p`; also
@@ -200,14 +218,28 @@ mod tests {
         let f: FaultSpec = "http5xx=0.02,http429=0.01,reset=0.01,slow=0.02:2s,ws_disconnect=20m,html=0.1,malformed=0.2,http418=1,http451=0"
             .parse()
             .unwrap();
-        assert_eq!((f.html, f.malformed, f.http418, f.http451), (0.1, 0.2, 1.0, 0.0));
-        assert_eq!(f.to_string().parse::<FaultSpec>().unwrap(), f, "Display round-trips");
+        assert_eq!(
+            (f.html, f.malformed, f.http418, f.http451),
+            (0.1, 0.2, 1.0, 0.0)
+        );
+        assert_eq!(
+            f.to_string().parse::<FaultSpec>().unwrap(),
+            f,
+            "Display round-trips"
+        );
         assert_eq!(f.http5xx, 0.02);
         assert_eq!(f.slow, (0.02, 2000));
         assert_eq!(f.ws_disconnect, Some(1_200_000));
         assert_eq!(parse_duration("500ms").unwrap(), 500);
         assert_eq!(parse_duration("1h").unwrap(), 3_600_000);
-        for bad in ["http5xx=2", "nope=0.1", "slow=0.1", "http5xx", "ws_disconnect=5 minutes", "reset=x"] {
+        for bad in [
+            "http5xx=2",
+            "nope=0.1",
+            "slow=0.1",
+            "http5xx",
+            "ws_disconnect=5 minutes",
+            "reset=x",
+        ] {
             let e = bad.parse::<FaultSpec>().unwrap_err().to_string();
             assert!(!e.is_empty(), "{bad}");
         }
@@ -217,8 +249,12 @@ mod tests {
     #[test]
     fn draws_are_deterministic_and_near_p() {
         let (a, b) = (Dice::new(5), Dice::new(5));
-        let xs: Vec<bool> = (0..10_000).map(|_| a.roll(Kind::Reset, 0.1).is_some()).collect();
-        let ys: Vec<bool> = (0..10_000).map(|_| b.roll(Kind::Reset, 0.1).is_some()).collect();
+        let xs: Vec<bool> = (0..10_000)
+            .map(|_| a.roll(Kind::Reset, 0.1).is_some())
+            .collect();
+        let ys: Vec<bool> = (0..10_000)
+            .map(|_| b.roll(Kind::Reset, 0.1).is_some())
+            .collect();
         assert_eq!(xs, ys);
         let hits = xs.iter().filter(|&&x| x).count();
         assert!((850..1150).contains(&hits), "{hits}");

@@ -104,8 +104,21 @@ pub fn kline_event(out: &mut Vec<u8>, k: &Kline, u: &Units, m: &EventMeta<'_>) {
 /// Appends a continuous-kline event payload (futures):
 /// `{"e":"continuous_kline","E":..,"ps":"BTCUSDT","ct":"PERPETUAL","k":{..}}`,
 /// whose `k` has no symbol.
-pub fn continuous_kline_event(out: &mut Vec<u8>, k: &Kline, u: &Units, m: &EventMeta<'_>, pair: &str, contract: &str) {
-    let _ = write!(out, r#"{{"e":"continuous_kline","E":{},"ps":{},"ct":{},"k":"#, m.event_time, json_str(pair), json_str(contract));
+pub fn continuous_kline_event(
+    out: &mut Vec<u8>,
+    k: &Kline,
+    u: &Units,
+    m: &EventMeta<'_>,
+    pair: &str,
+    contract: &str,
+) {
+    let _ = write!(
+        out,
+        r#"{{"e":"continuous_kline","E":{},"ps":{},"ct":{},"k":"#,
+        m.event_time,
+        json_str(pair),
+        json_str(contract)
+    );
     kline_body(out, k, u, m, None);
     out.push(b'}');
 }
@@ -117,7 +130,13 @@ fn kline_body(out: &mut Vec<u8>, k: &Kline, u: &Units, m: &EventMeta<'_>, symbol
     if let Some(s) = symbol {
         let _ = write!(out, r#""s":{s},"#);
     }
-    let _ = write!(out, r#""i":"{}","f":{},"L":{},"o":""#, m.interval.as_str(), m.first_trade, m.last_trade);
+    let _ = write!(
+        out,
+        r#""i":"{}","f":{},"L":{},"o":""#,
+        m.interval.as_str(),
+        m.first_trade,
+        m.last_trade
+    );
     price(out, a.open, u.price_decimals);
     out.extend_from_slice(br#"","c":""#);
     price(out, a.close, u.price_decimals);
@@ -165,14 +184,24 @@ mod tests {
         assert_eq!(s(|o| decimal(o, 0, 0)), "0");
         assert_eq!(s(|o| decimal(o, 395_789_900, 5)), "3957.89900");
         assert_eq!(s(|o| decimal(o, 57_476_150_000_000, 8)), "574761.50000000");
-        assert_eq!(s(|o| decimal(o, u128::MAX, 8)), "3402823669209384634633746074317.68211455");
+        assert_eq!(
+            s(|o| decimal(o, u128::MAX, 8)),
+            "3402823669209384634633746074317.68211455"
+        );
     }
 
     #[test]
     fn a_row_matches_the_real_sample() {
         // The first row of shared/data/binance/klines_rest/spot_UNKNOWNUSDT_1m_2024-11-16_api_v3.json.
         let want = r#"[1731748020000,"0.72270000","0.72560000","0.72270000","0.72440000","574761.50000000",1731748079999,"416461.99940000",1760,"343792.90000000","249110.96803000","0"]"#;
-        let u = Units { price_decimals: 8, tick: 10_000, qty_decimals: 8, step: 10_000_000, quote_decimals: 8, contract_size: None };
+        let u = Units {
+            price_decimals: 8,
+            tick: 10_000,
+            qty_decimals: 8,
+            step: 10_000_000,
+            quote_decimals: 8,
+            contract_size: None,
+        };
         let agg = Agg {
             open: 72_270_000,
             high: 72_560_000,
@@ -184,7 +213,11 @@ mod tests {
             taker_base: 34_379_290_000_000,
             taker_quote: 24_911_096_803_000,
         };
-        let k = Kline { open_time: 1_731_748_020_000, close_time: 1_731_748_079_999, agg };
+        let k = Kline {
+            open_time: 1_731_748_020_000,
+            close_time: 1_731_748_079_999,
+            agg,
+        };
         assert_eq!(s(|o| rest_row(o, &k, &u)), want);
     }
 
@@ -192,7 +225,14 @@ mod tests {
     fn an_event_matches_the_real_sample() {
         // A USD-M event of shared/data/binance/ws/um_kline_events_2021-07-22.extracted.jsonl.
         let want = r#"{"e":"kline","E":1626992741424,"s":"CTKUSDT","k":{"t":1626992700000,"T":1626992759999,"s":"CTKUSDT","i":"1m","f":23961275,"L":23961322,"o":"1.01000","c":"1.01100","h":"1.01100","l":"1.01000","v":"3917","n":48,"x":false,"q":"3957.89900","V":"1729","Q":"1748.01900","B":"0"}}"#;
-        let u = Units { price_decimals: 5, tick: 100, qty_decimals: 0, step: 1, quote_decimals: 5, contract_size: None };
+        let u = Units {
+            price_decimals: 5,
+            tick: 100,
+            qty_decimals: 0,
+            step: 1,
+            quote_decimals: 5,
+            contract_size: None,
+        };
         let agg = Agg {
             open: 101_000,
             high: 101_100,
@@ -204,7 +244,11 @@ mod tests {
             taker_base: 1729,
             taker_quote: 174_801_900,
         };
-        let k = Kline { open_time: 1_626_992_700_000, close_time: 1_626_992_759_999, agg };
+        let k = Kline {
+            open_time: 1_626_992_700_000,
+            close_time: 1_626_992_759_999,
+            agg,
+        };
         let meta = EventMeta {
             symbol: "CTKUSDT",
             interval: Interval::M1,

@@ -63,7 +63,10 @@ pub struct Pool {
 impl Pool {
     /// A pool of `limit` weight per minute.
     pub fn new(limit: u64) -> Pool {
-        Pool { limit, state: Mutex::new(State::default()) }
+        Pool {
+            limit,
+            state: Mutex::new(State::default()),
+        }
     }
 
     /// The pool's weight limit per minute.
@@ -82,24 +85,40 @@ impl Pool {
             s.after_limit = 0;
         }
         if now < s.ban_until {
-            return Verdict::Banned { used: s.used, until: s.ban_until, new: false };
+            return Verdict::Banned {
+                used: s.used,
+                until: s.ban_until,
+                new: false,
+            };
         }
         let retry_in = (minute + 1) * MINUTE - now;
         if s.limited {
             s.after_limit += 1;
             if s.after_limit > REQUESTS_BEFORE_BAN {
-                let len = FIRST_BAN_MS.saturating_mul(1i64 << s.bans.min(20)).min(MAX_BAN_MS);
+                let len = FIRST_BAN_MS
+                    .saturating_mul(1i64 << s.bans.min(20))
+                    .min(MAX_BAN_MS);
                 s.bans += 1;
                 s.ban_until = now + len;
                 s.limited = false;
                 s.after_limit = 0;
-                return Verdict::Banned { used: s.used, until: s.ban_until, new: true };
+                return Verdict::Banned {
+                    used: s.used,
+                    until: s.ban_until,
+                    new: true,
+                };
             }
-            return Verdict::Limited { used: s.used, retry_in };
+            return Verdict::Limited {
+                used: s.used,
+                retry_in,
+            };
         }
         if s.used + weight > self.limit {
             s.limited = true;
-            return Verdict::Limited { used: s.used, retry_in };
+            return Verdict::Limited {
+                used: s.used,
+                retry_in,
+            };
         }
         s.used += weight;
         Verdict::Allowed { used: s.used }
@@ -137,13 +156,29 @@ mod tests {
         for i in 1..=5 {
             assert_eq!(p.charge(t, 2), Verdict::Allowed { used: 2 * i });
         }
-        assert_eq!(p.charge(t + 1000, 1), Verdict::Limited { used: 10, retry_in: 59_000 });
+        assert_eq!(
+            p.charge(t + 1000, 1),
+            Verdict::Limited {
+                used: 10,
+                retry_in: 59_000
+            }
+        );
         for _ in 0..REQUESTS_BEFORE_BAN {
             assert!(matches!(p.charge(t + 2000, 1), Verdict::Limited { .. }));
         }
-        assert_eq!(p.charge(t + 3000, 1), Verdict::Banned { used: 10, until: t + 3000 + FIRST_BAN_MS, new: true });
+        assert_eq!(
+            p.charge(t + 3000, 1),
+            Verdict::Banned {
+                used: 10,
+                until: t + 3000 + FIRST_BAN_MS,
+                new: true
+            }
+        );
         // Banned across windows, then free; the next ban lasts twice as long.
-        assert!(matches!(p.charge(t + 70_000, 1), Verdict::Banned { new: false, .. }));
+        assert!(matches!(
+            p.charge(t + 70_000, 1),
+            Verdict::Banned { new: false, .. }
+        ));
         let after = t + 3000 + FIRST_BAN_MS;
         assert_eq!(p.charge(after, 1), Verdict::Allowed { used: 1 });
         for _ in 0..10 {
@@ -152,14 +187,19 @@ mod tests {
         for _ in 0..=REQUESTS_BEFORE_BAN {
             p.charge(after, 1);
         }
-        assert!(matches!(p.charge(after + 1, 1), Verdict::Banned { until, .. } if until == after + 2 * FIRST_BAN_MS));
+        assert!(
+            matches!(p.charge(after + 1, 1), Verdict::Banned { until, .. } if until == after + 2 * FIRST_BAN_MS)
+        );
     }
 
     #[test]
     fn a_new_minute_resets_the_window() {
         let p = Pool::new(3);
         assert!(matches!(p.charge(59_999, 3), Verdict::Allowed { used: 3 }));
-        assert!(matches!(p.charge(59_999, 1), Verdict::Limited { retry_in: 1, .. }));
+        assert!(matches!(
+            p.charge(59_999, 1),
+            Verdict::Limited { retry_in: 1, .. }
+        ));
         assert_eq!(p.charge(60_000, 1), Verdict::Allowed { used: 1 });
         assert_eq!(p.used(60_001), 1);
         assert_eq!(p.used(120_000), 0);
@@ -167,6 +207,9 @@ mod tests {
 
     #[test]
     fn weight_tiers() {
-        assert_eq!([1, 99, 100, 499, 500, 1000, 1001, 1500].map(futures_klines_weight), [1, 1, 2, 2, 5, 5, 10, 10]);
+        assert_eq!(
+            [1, 99, 100, 499, 500, 1000, 1001, 1500].map(futures_klines_weight),
+            [1, 1, 2, 2, 5, 5, 10, 10]
+        );
     }
 }

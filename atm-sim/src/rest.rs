@@ -51,7 +51,13 @@ pub const JSON: &str = "application/json;charset=UTF-8";
 impl Reply {
     /// A JSON reply.
     pub fn json(status: u16, body: impl Into<bytes::Bytes>) -> Reply {
-        Reply { status, headers: vec![], content_type: JSON, body: body.into(), transport: Transport::Normal }
+        Reply {
+            status,
+            headers: vec![],
+            content_type: JSON,
+            body: body.into(),
+            transport: Transport::Normal,
+        }
     }
 
     /// A Binance error reply `{"code":..,"msg":..}`.
@@ -103,8 +109,12 @@ fn route(path: &str) -> Option<(Market, Endpoint)> {
         (_, "klines") => Endpoint::Klines,
         (Market::Spot, "uiKlines") => Endpoint::Klines,
         (Market::UsdM | Market::CoinM, "continuousKlines") => Endpoint::ContinuousKlines,
-        (Market::UsdM | Market::CoinM, "markPriceKlines") => Endpoint::PriceKlines { by_pair: false },
-        (Market::UsdM | Market::CoinM, "indexPriceKlines") => Endpoint::PriceKlines { by_pair: true },
+        (Market::UsdM | Market::CoinM, "markPriceKlines") => {
+            Endpoint::PriceKlines { by_pair: false }
+        }
+        (Market::UsdM | Market::CoinM, "indexPriceKlines") => {
+            Endpoint::PriceKlines { by_pair: true }
+        }
         _ => return None,
     };
     Some((market, endpoint))
@@ -115,16 +125,24 @@ struct Params(Vec<(String, String)>);
 
 impl Params {
     fn parse(query: &str, allowed: &[&str]) -> Result<Params, ApiError> {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
         for (i, (k, v)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(k2, _)| k2 == k) {
-                return Err(ApiError::bad(-1101, format!("Duplicate values for parameter '{k}'.")));
+                return Err(ApiError::bad(
+                    -1101,
+                    format!("Duplicate values for parameter '{k}'."),
+                ));
             }
             if v.is_empty() {
                 return Err(ApiError::bad(-1105, format!("Parameter '{k}' was empty.")));
             }
         }
-        let read = pairs.iter().filter(|(k, _)| allowed.contains(&k.as_str())).count();
+        let read = pairs
+            .iter()
+            .filter(|(k, _)| allowed.contains(&k.as_str()))
+            .count();
         if read < pairs.len() {
             return Err(ApiError::bad(
                 -1104,
@@ -135,11 +153,19 @@ impl Params {
     }
 
     fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
 
     fn required(&self, k: &str) -> Result<&str, ApiError> {
-        self.get(k).ok_or_else(|| ApiError::bad(-1102, format!("Mandatory parameter '{k}' was not sent, was empty/null, or malformed.")))
+        self.get(k).ok_or_else(|| {
+            ApiError::bad(
+                -1102,
+                format!("Mandatory parameter '{k}' was not sent, was empty/null, or malformed."),
+            )
+        })
     }
 
     fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
@@ -152,11 +178,31 @@ impl Params {
     }
 }
 
-const KLINE_PARAMS_SPOT: &[&str] = &["symbol", "interval", "startTime", "endTime", "limit", "timeZone"];
+const KLINE_PARAMS_SPOT: &[&str] = &[
+    "symbol",
+    "interval",
+    "startTime",
+    "endTime",
+    "limit",
+    "timeZone",
+];
 const KLINE_PARAMS_FUTURES: &[&str] = &["symbol", "interval", "startTime", "endTime", "limit"];
-const CONTINUOUS_PARAMS: &[&str] = &["pair", "contractType", "interval", "startTime", "endTime", "limit"];
+const CONTINUOUS_PARAMS: &[&str] = &[
+    "pair",
+    "contractType",
+    "interval",
+    "startTime",
+    "endTime",
+    "limit",
+];
 const INDEX_PARAMS: &[&str] = &["pair", "interval", "startTime", "endTime", "limit"];
-const EXCHANGE_INFO_SPOT: &[&str] = &["symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"];
+const EXCHANGE_INFO_SPOT: &[&str] = &[
+    "symbol",
+    "symbols",
+    "permissions",
+    "showPermissionSets",
+    "symbolStatus",
+];
 /// Binance's answer to a restricted location (HTTP 451).
 const REGION_BLOCKED: &str = "Service unavailable from a restricted location according to 'b. Eligibility' in https://www.binance.com/en/terms. Please contact customer service if you believe you received this message in error.";
 
@@ -201,7 +247,10 @@ impl Exchange {
                     self.clock.now() + 120_000 + (h % 60_000) as i64
                 ),
             );
-            r.headers.push(("Retry-After", self.clock.retry_after_secs(120_000).to_string()));
+            r.headers.push((
+                "Retry-After",
+                self.clock.retry_after_secs(120_000).to_string(),
+            ));
             return Some(r);
         }
         if self.dice.roll(Kind::Html, faults.html).is_some() {
@@ -228,12 +277,23 @@ impl Exchange {
         if self.dice.roll(Kind::Http429, faults.http429).is_some() {
             self.stats.faults.http429.fetch_add(1, Relaxed);
             let mut r = Reply::error(429, -1003, "Too many requests; current limit of IP is exceeded. Please use WebSocket Streams for live updates to avoid polling the API.");
-            r.headers.push(("Retry-After", self.clock.retry_after_secs(MINUTE - now.rem_euclid(MINUTE)).to_string()));
+            r.headers.push((
+                "Retry-After",
+                self.clock
+                    .retry_after_secs(MINUTE - now.rem_euclid(MINUTE))
+                    .to_string(),
+            ));
             return Some(r);
         }
         let weight = self.weight(market, endpoint, query);
         let pool = self.pool(market);
-        let verdict = if self.config.rate_limits { pool.charge(now, weight) } else { Verdict::Allowed { used: pool.used(now) } };
+        let verdict = if self.config.rate_limits {
+            pool.charge(now, weight)
+        } else {
+            Verdict::Allowed {
+                used: pool.used(now),
+            }
+        };
         let mut reply = match verdict {
             Verdict::Allowed { .. } => {
                 counters.weight.fetch_add(weight, Relaxed);
@@ -245,20 +305,30 @@ impl Exchange {
             Verdict::Limited { retry_in, .. } => {
                 counters.http429.fetch_add(1, Relaxed);
                 let mut r = Reply::error(429, -1003, &format!("Too much request weight used; current limit is {} request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.", pool.limit()));
-                r.headers.push(("Retry-After", self.clock.retry_after_secs(retry_in).to_string()));
+                r.headers.push((
+                    "Retry-After",
+                    self.clock.retry_after_secs(retry_in).to_string(),
+                ));
                 r
             }
             Verdict::Banned { until, .. } => {
                 counters.http418.fetch_add(1, Relaxed);
                 let mut r = Reply::error(418, -1003, &format!("Way too much request weight used; IP banned until {until}. Please use WebSocket Streams for live updates to avoid bans."));
-                r.headers.push(("Retry-After", self.clock.retry_after_secs(until - now).to_string()));
+                r.headers.push((
+                    "Retry-After",
+                    self.clock.retry_after_secs(until - now).to_string(),
+                ));
                 r
             }
         };
         let used = match verdict {
-            Verdict::Allowed { used } | Verdict::Limited { used, .. } | Verdict::Banned { used, .. } => used,
+            Verdict::Allowed { used }
+            | Verdict::Limited { used, .. }
+            | Verdict::Banned { used, .. } => used,
         };
-        reply.headers.push(("X-MBX-USED-WEIGHT-1M", used.to_string()));
+        reply
+            .headers
+            .push(("X-MBX-USED-WEIGHT-1M", used.to_string()));
         if market == Market::Spot {
             reply.headers.push(("X-MBX-USED-WEIGHT", used.to_string()));
         }
@@ -285,13 +355,21 @@ impl Exchange {
             (_, Endpoint::ExchangeInfo) => 1,
             (Market::Spot, _) => 2,
             (_, Endpoint::Klines | Endpoint::ContinuousKlines | Endpoint::PriceKlines { .. }) => {
-                let limit = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "limit").and_then(|(_, v)| v.parse::<u64>().ok());
+                let limit = form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == "limit")
+                    .and_then(|(_, v)| v.parse::<u64>().ok());
                 futures_klines_weight(limit.unwrap_or(500))
             }
         }
     }
 
-    fn endpoint(&self, market: Market, endpoint: Endpoint, query: &str, now: i64) -> Result<Vec<u8>, ApiError> {
+    fn endpoint(
+        &self,
+        market: Market,
+        endpoint: Endpoint,
+        query: &str,
+        now: i64,
+    ) -> Result<Vec<u8>, ApiError> {
         match endpoint {
             Endpoint::Ping => {
                 Params::parse(query, &[])?;
@@ -303,12 +381,26 @@ impl Exchange {
             }
             Endpoint::ExchangeInfo => self.exchange_info(market, query, now),
             Endpoint::Klines => {
-                let p = Params::parse(query, if market == Market::Spot { KLINE_PARAMS_SPOT } else { KLINE_PARAMS_FUTURES })?;
+                let p = Params::parse(
+                    query,
+                    if market == Market::Spot {
+                        KLINE_PARAMS_SPOT
+                    } else {
+                        KLINE_PARAMS_FUTURES
+                    },
+                )?;
                 let symbol = p.required("symbol")?;
                 self.klines(market, symbol, &p, now, false)
             }
             Endpoint::PriceKlines { by_pair } => {
-                let p = Params::parse(query, if by_pair { INDEX_PARAMS } else { KLINE_PARAMS_FUTURES })?;
+                let p = Params::parse(
+                    query,
+                    if by_pair {
+                        INDEX_PARAMS
+                    } else {
+                        KLINE_PARAMS_FUTURES
+                    },
+                )?;
                 let symbol = if by_pair {
                     let pair = p.required("pair")?;
                     self.perpetual_of(market, pair)?
@@ -333,18 +425,35 @@ impl Exchange {
 
     /// The perpetual contract of `pair`.
     fn perpetual_of(&self, market: Market, pair: &str) -> Result<String, ApiError> {
-        let l = self.universe.market(market).listings.iter().find(|l| l.info["pair"] == pair && l.info["contractType"] == "PERPETUAL");
-        l.map(|l| l.model.symbol.clone()).ok_or_else(|| ApiError::bad(-1121, "Invalid pair."))
+        let l = self
+            .universe
+            .market(market)
+            .listings
+            .iter()
+            .find(|l| l.info["pair"] == pair && l.info["contractType"] == "PERPETUAL");
+        l.map(|l| l.model.symbol.clone())
+            .ok_or_else(|| ApiError::bad(-1121, "Invalid pair."))
     }
 
     /// `GET …/exchangeInfo`.
     fn exchange_info(&self, market: Market, query: &str, now: i64) -> Result<Vec<u8>, ApiError> {
-        let p = Params::parse(query, if market == Market::Spot { EXCHANGE_INFO_SPOT } else { &[] })?;
+        let p = Params::parse(
+            query,
+            if market == Market::Spot {
+                EXCHANGE_INFO_SPOT
+            } else {
+                &[]
+            },
+        )?;
         let m = self.universe.market(market);
         let mut skeleton = m.skeleton.clone();
         skeleton["serverTime"] = json!(now);
         skeleton["rateLimits"] = self.rate_limits_json(market);
-        let status_key = if market == Market::CoinM { "contractStatus" } else { "status" };
+        let status_key = if market == Market::CoinM {
+            "contractStatus"
+        } else {
+            "status"
+        };
         // A subset (spot's symbol, symbols, symbolStatus) is rendered on the
         // fly; the whole list is cached until a status changes.
         let wanted: Option<Vec<&str>> = match (p.get("symbol"), p.get("symbols")) {
@@ -361,7 +470,8 @@ impl Exchange {
             Some(s @ ("TRADING" | "HALT" | "BREAK")) => Some(s),
             Some(_) => return Err(ApiError::bad(-1122, "Invalid symbol status.")),
         };
-        let mut head = serde_json::to_vec(&skeleton).map_err(|e| ApiError(500, -1000, e.to_string()))?;
+        let mut head =
+            serde_json::to_vec(&skeleton).map_err(|e| ApiError(500, -1000, e.to_string()))?;
         head.pop(); // the closing brace
         head.extend_from_slice(br#","symbols":"#);
         if wanted.is_none() && status_filter.is_none() {
@@ -375,14 +485,20 @@ impl Exchange {
             }
             for l in &m.listings {
                 let status = l.status(now);
-                if wanted.as_ref().is_some_and(|w| !w.contains(&l.model.symbol.as_str())) || status_filter.is_some_and(|s| s != status) {
+                if wanted
+                    .as_ref()
+                    .is_some_and(|w| !w.contains(&l.model.symbol.as_str()))
+                    || status_filter.is_some_and(|s| s != status)
+                {
                     continue;
                 }
                 let mut info = l.info.clone();
                 info[status_key] = json!(status);
                 out.push(info);
             }
-            head.extend_from_slice(&serde_json::to_vec(&out).map_err(|e| ApiError(500, -1000, e.to_string()))?);
+            head.extend_from_slice(
+                &serde_json::to_vec(&out).map_err(|e| ApiError(500, -1000, e.to_string()))?,
+            );
         }
         head.push(b'}');
         Ok(head)
@@ -392,14 +508,22 @@ impl Exchange {
     /// some symbol's status changed.
     fn all_symbols_json(&self, market: Market, now: i64) -> Arc<Vec<u8>> {
         let m = self.universe.market(market);
-        let statuses: Vec<String> = m.listings.iter().map(|l| l.status(now).to_string()).collect();
+        let statuses: Vec<String> = m
+            .listings
+            .iter()
+            .map(|l| l.status(now).to_string())
+            .collect();
         let mut cache = atm_types::sync::lock(&self.symbols_json[market as usize]);
         if let Some((s, json)) = cache.as_ref() {
             if *s == statuses {
                 return json.clone();
             }
         }
-        let status_key = if market == Market::CoinM { "contractStatus" } else { "status" };
+        let status_key = if market == Market::CoinM {
+            "contractStatus"
+        } else {
+            "status"
+        };
         let list: Vec<Value> = m
             .listings
             .iter()
@@ -417,12 +541,26 @@ impl Exchange {
 
     /// `GET …/klines`.
     /// `prices_only`: mark/index price klines, whose volume columns are filler.
-    fn klines(&self, market: Market, symbol: &str, p: &Params, now: i64, prices_only: bool) -> Result<Vec<u8>, ApiError> {
-        if market == Market::Spot && !symbol.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.".contains(&b)) {
+    fn klines(
+        &self,
+        market: Market,
+        symbol: &str,
+        p: &Params,
+        now: i64,
+        prices_only: bool,
+    ) -> Result<Vec<u8>, ApiError> {
+        if market == Market::Spot
+            && !symbol
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        {
             return Err(ApiError::bad(-1100, "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'."));
         }
         let interval_str = p.required("interval")?;
-        let interval = interval_str.parse::<Interval>().ok().filter(|i| i.valid_for(market) && i.as_str() == interval_str);
+        let interval = interval_str
+            .parse::<Interval>()
+            .ok()
+            .filter(|i| i.valid_for(market) && i.as_str() == interval_str);
         let listing = self.universe.get(market, symbol);
         let interval = interval.ok_or_else(|| ApiError::bad(-1120, "Invalid interval."))?;
         let listing = listing.ok_or_else(|| ApiError::bad(-1121, "Invalid symbol."))?;
@@ -434,7 +572,13 @@ impl Exchange {
         };
         // Spot accepts microseconds for startTime/endTime since 2024-12.
         let time = |k: &str| -> Result<Option<i64>, ApiError> {
-            Ok(p.int(k)?.map(|t| if market == Market::Spot && t >= 100_000_000_000_000 { t / 1000 } else { t }))
+            Ok(p.int(k)?.map(|t| {
+                if market == Market::Spot && t >= 100_000_000_000_000 {
+                    t / 1000
+                } else {
+                    t
+                }
+            }))
         };
         let (start, end) = (time("startTime")?, time("endTime")?);
         if let (Some(s), Some(e)) = (start, end) {
@@ -451,7 +595,10 @@ impl Exchange {
         let select = if market == Market::CoinM {
             let (s, e) = match (start, end) {
                 (Some(s), Some(e)) if e - s > CM_WINDOW_MS => {
-                    return Err(ApiError::bad(-1127, "More than 4800 hours between startTime and endTime."))
+                    return Err(ApiError::bad(
+                        -1127,
+                        "More than 4800 hours between startTime and endTime.",
+                    ))
                 }
                 (Some(s), Some(e)) => (s, e),
                 (Some(s), None) => (s, (s + CM_WINDOW_MS).min(now)),
@@ -461,8 +608,14 @@ impl Exchange {
             Select::Newest { from: s, to: e }
         } else {
             match (start, end) {
-                (Some(s), e) => Select::Oldest { from: s, to: e.unwrap_or(i64::MAX / 4) },
-                (None, e) => Select::Newest { from: i64::MIN / 4, to: e.unwrap_or(i64::MAX / 4) },
+                (Some(s), e) => Select::Oldest {
+                    from: s,
+                    to: e.unwrap_or(i64::MAX / 4),
+                },
+                (None, e) => Select::Newest {
+                    from: i64::MIN / 4,
+                    to: e.unwrap_or(i64::MAX / 4),
+                },
             }
         };
         let g = Gen::new(&listing.model, now);
@@ -496,7 +649,10 @@ fn parse_time_zone(tz: &str) -> Option<i64> {
     let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
     let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
     let off = sign * (h * 60 + m) * MINUTE;
-    ((-12 * 60 * MINUTE..=14 * 60 * MINUTE).contains(&off) && (0..60).contains(&m) && h.to_string().len() <= 2).then_some(off)
+    ((-12 * 60 * MINUTE..=14 * 60 * MINUTE).contains(&off)
+        && (0..60).contains(&m)
+        && h.to_string().len() <= 2)
+        .then_some(off)
 }
 
 /// Which rows a klines request selects (both bounds inclusive, on open time).
@@ -520,12 +676,26 @@ pub enum Select {
 
 /// The klines a request selects, oldest first. `offset` shifts the
 /// interval's buckets (spot's `timeZone`); bounds stay UTC.
-pub fn select_klines(g: &Gen<'_>, interval: Interval, offset: i64, select: Select, limit: usize) -> Vec<Kline> {
+pub fn select_klines(
+    g: &Gen<'_>,
+    interval: Interval,
+    offset: i64,
+    select: Select,
+    limit: usize,
+) -> Vec<Kline> {
     let open = |t: i64| open_of(interval, t + offset) - offset;
     let next = |t: i64| next_open(interval, t + offset) - offset;
-    let kline = |t: i64| g.range(t, next(t)).map(|agg| Kline { open_time: t, close_time: next(t) - 1, agg });
+    let kline = |t: i64| {
+        g.range(t, next(t)).map(|agg| Kline {
+            open_time: t,
+            close_time: next(t) - 1,
+            agg,
+        })
+    };
     let life = g.life();
-    let Some(listed) = life.listed else { return vec![] };
+    let Some(listed) = life.listed else {
+        return vec![];
+    };
     // Open times of klines that can exist lie in [first, last].
     let first = open(listed);
     let last = open(g.now().min(life.delisted.map_or(i64::MAX, |d| d - 1)));
@@ -585,7 +755,13 @@ mod tests {
     const NOW: i64 = 1_764_000_000_000;
 
     fn exchange(universe: UniverseSpec) -> Exchange {
-        Exchange::new(SimConfig { universe, now: Some(NOW), time_scale: 1e-9, ..SimConfig::default() }).unwrap()
+        Exchange::new(SimConfig {
+            universe,
+            now: Some(NOW),
+            time_scale: 1e-9,
+            ..SimConfig::default()
+        })
+        .unwrap()
     }
 
     fn get(x: &Exchange, path: &str, query: &str) -> (u16, Value) {
@@ -603,20 +779,64 @@ mod tests {
             ("/fapi/v1/klines", "symbol=BTCUSDT&interval=1s", 400, -1120),
             ("/api/v3/klines", "symbol=NOPEUSDT&interval=1m", 400, -1121),
             ("/api/v3/klines", "symbol=btcusdt&interval=1m", 400, -1100),
-            ("/api/v3/klines", "symbol=BTCUSDT&interval=1m&limit=1001", 400, -1130),
-            ("/fapi/v1/klines", "symbol=BTCUSDT&interval=1m&limit=0", 400, -1130),
-            ("/api/v3/klines", "symbol=BTCUSDT&interval=1m&startTime=", 400, -1105),
-            ("/api/v3/klines", "symbol=BTCUSDT&interval=1m&startTime=x", 400, -1100),
-            ("/api/v3/klines", "symbol=BTCUSDT&interval=1m&star_time=1", 400, -1104),
-            ("/api/v3/klines", "symbol=BTCUSDT&symbol=BTCUSDT&interval=1m", 400, -1101),
-            ("/fapi/v1/klines", "symbol=BTCUSDT&interval=1m&startTime=2&endTime=1", 400, -1023),
-            ("/dapi/v1/klines", "symbol=BTCUSD_PERP&interval=1m&startTime=0&endTime=17280000001", 400, -1127),
+            (
+                "/api/v3/klines",
+                "symbol=BTCUSDT&interval=1m&limit=1001",
+                400,
+                -1130,
+            ),
+            (
+                "/fapi/v1/klines",
+                "symbol=BTCUSDT&interval=1m&limit=0",
+                400,
+                -1130,
+            ),
+            (
+                "/api/v3/klines",
+                "symbol=BTCUSDT&interval=1m&startTime=",
+                400,
+                -1105,
+            ),
+            (
+                "/api/v3/klines",
+                "symbol=BTCUSDT&interval=1m&startTime=x",
+                400,
+                -1100,
+            ),
+            (
+                "/api/v3/klines",
+                "symbol=BTCUSDT&interval=1m&star_time=1",
+                400,
+                -1104,
+            ),
+            (
+                "/api/v3/klines",
+                "symbol=BTCUSDT&symbol=BTCUSDT&interval=1m",
+                400,
+                -1101,
+            ),
+            (
+                "/fapi/v1/klines",
+                "symbol=BTCUSDT&interval=1m&startTime=2&endTime=1",
+                400,
+                -1023,
+            ),
+            (
+                "/dapi/v1/klines",
+                "symbol=BTCUSD_PERP&interval=1m&startTime=0&endTime=17280000001",
+                400,
+                -1127,
+            ),
             ("/api/v3/exchangeInfo", "symbol=NOPE", 400, -1121),
             ("/api/v3/exchangeInfo", "symbolStatus=NOPE", 400, -1122),
         ];
         for (path, q, status, code) in cases {
             let (s, v) = get(&x, path, q);
-            assert_eq!((s, v["code"].as_i64()), (status, Some(code as i64)), "{path}?{q}: {v}");
+            assert_eq!(
+                (s, v["code"].as_i64()),
+                (status, Some(code as i64)),
+                "{path}?{q}: {v}"
+            );
             assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()));
         }
         assert!(x.rest("/api/v3/nope", "").is_none());
@@ -625,10 +845,19 @@ mod tests {
     #[test]
     fn selection_semantics() {
         let x = exchange(UniverseSpec::Generated(5));
-        let rows = |path: &str, q: &str| -> Vec<Value> { get(&x, path, q).1.as_array().unwrap().clone() };
-        let first = x.universe.get(Market::Spot, "BTCUSDT").unwrap().first_kline(NOW).unwrap();
+        let rows =
+            |path: &str, q: &str| -> Vec<Value> { get(&x, path, q).1.as_array().unwrap().clone() };
+        let first = x
+            .universe
+            .get(Market::Spot, "BTCUSDT")
+            .unwrap()
+            .first_kline(NOW)
+            .unwrap();
         // startTime=0&limit=1 gives the first kline.
-        let r = rows("/api/v3/klines", "symbol=BTCUSDT&interval=1m&startTime=0&limit=1");
+        let r = rows(
+            "/api/v3/klines",
+            "symbol=BTCUSDT&interval=1m&startTime=0&limit=1",
+        );
         assert_eq!(r.len(), 1);
         assert_eq!(r[0][0].as_i64(), Some(first));
         // No bounds: the newest rows, the open candle last.
@@ -638,43 +867,84 @@ mod tests {
         assert!(r[499][6].as_i64().unwrap() > NOW);
         // endTime only: the newest up to it; both: from start, stopping at end.
         let end = NOW - 10 * DAY;
-        let r = rows("/fapi/v1/klines", &format!("symbol=BTCUSDT&interval=1h&endTime={end}&limit=5"));
+        let r = rows(
+            "/fapi/v1/klines",
+            &format!("symbol=BTCUSDT&interval=1h&endTime={end}&limit=5"),
+        );
         assert_eq!(r.len(), 5);
         assert_eq!(r[4][0].as_i64(), Some(end - end % 3_600_000));
-        let r = rows("/fapi/v1/klines", &format!("symbol=BTCUSDT&interval=1h&startTime={}&endTime={}", end + 1, end + 5 * 3_600_000));
+        let r = rows(
+            "/fapi/v1/klines",
+            &format!(
+                "symbol=BTCUSDT&interval=1h&startTime={}&endTime={}",
+                end + 1,
+                end + 5 * 3_600_000
+            ),
+        );
         assert_eq!(r.len(), 5, "unaligned start rounds up, end is inclusive");
         // COIN-M: the newest rows of the window ending at endTime.
-        let r = rows("/dapi/v1/klines", &format!("symbol=BTCUSD_PERP&interval=1d&startTime={}&endTime={}&limit=3", end - 100 * DAY, end));
+        let r = rows(
+            "/dapi/v1/klines",
+            &format!(
+                "symbol=BTCUSD_PERP&interval=1d&startTime={}&endTime={}&limit=3",
+                end - 100 * DAY,
+                end
+            ),
+        );
         assert_eq!(r.len(), 3);
         assert_eq!(r[2][0].as_i64(), Some(end - end % DAY));
         // ... and startTime=0 finds nothing there (ccxt #2740).
-        assert!(rows("/dapi/v1/klines", "symbol=BTCUSD_PERP&interval=1d&startTime=0&limit=1").is_empty());
+        assert!(rows(
+            "/dapi/v1/klines",
+            "symbol=BTCUSD_PERP&interval=1d&startTime=0&limit=1"
+        )
+        .is_empty());
         // Rows have 12 items with Binance's types.
         for k in &r {
             let a = k.as_array().unwrap();
             assert_eq!(a.len(), 12);
             assert!(a[0].is_i64() && a[6].is_i64() && a[8].is_u64());
-            assert!([1, 2, 3, 4, 5, 7, 9, 10, 11].iter().all(|&i| a[i].is_string()));
+            assert!([1, 2, 3, 4, 5, 7, 9, 10, 11]
+                .iter()
+                .all(|&i| a[i].is_string()));
         }
     }
 
     #[test]
     fn mark_and_index_price_klines() {
         let x = exchange(UniverseSpec::Generated(3));
-        let (s, mark) = get(&x, "/fapi/v1/markPriceKlines", "symbol=BTCUSDT&interval=1m&limit=3");
+        let (s, mark) = get(
+            &x,
+            "/fapi/v1/markPriceKlines",
+            "symbol=BTCUSDT&interval=1m&limit=3",
+        );
         assert_eq!(s, 200);
-        let (_, index) = get(&x, "/fapi/v1/indexPriceKlines", "pair=BTCUSDT&interval=1m&limit=3");
+        let (_, index) = get(
+            &x,
+            "/fapi/v1/indexPriceKlines",
+            "pair=BTCUSDT&interval=1m&limit=3",
+        );
         let (_, trades) = get(&x, "/fapi/v1/klines", "symbol=BTCUSDT&interval=1m&limit=3");
         assert_eq!(mark, index);
         assert_eq!(mark[0][1], trades[0][1]);
-        assert_eq!((mark[0][5].as_str(), mark[0][8].as_i64()), (Some("0"), Some(60)));
-        assert_eq!(get(&x, "/dapi/v1/indexPriceKlines", "pair=NOPE&interval=1m").1["code"], -1121);
+        assert_eq!(
+            (mark[0][5].as_str(), mark[0][8].as_i64()),
+            (Some("0"), Some(60))
+        );
+        assert_eq!(
+            get(&x, "/dapi/v1/indexPriceKlines", "pair=NOPE&interval=1m").1["code"],
+            -1121
+        );
     }
 
     #[test]
     fn time_zone_shifts_buckets() {
         let x = exchange(UniverseSpec::Generated(3));
-        let (_, v) = get(&x, "/api/v3/klines", "symbol=BTCUSDT&interval=1d&limit=2&timeZone=8");
+        let (_, v) = get(
+            &x,
+            "/api/v3/klines",
+            "symbol=BTCUSDT&interval=1d&limit=2&timeZone=8",
+        );
         let t = v[0][0].as_i64().unwrap();
         assert_eq!((t + 8 * 3_600_000) % DAY, 0);
         assert_eq!(parse_time_zone("-12:00"), Some(-12 * 3_600_000));
@@ -688,15 +958,37 @@ mod tests {
         let r = x.rest("/api/v3/exchangeInfo", "").unwrap();
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["timezone", "serverTime", "rateLimits", "exchangeFilters", "symbols"]);
+        assert_eq!(
+            keys,
+            [
+                "timezone",
+                "serverTime",
+                "rateLimits",
+                "exchangeFilters",
+                "symbols"
+            ]
+        );
         assert_eq!(v["serverTime"].as_i64().map(|t| t / 1000), Some(NOW / 1000));
         assert_eq!(v["symbols"].as_array().unwrap().len(), 2292);
         let (_, one) = get(&x, "/api/v3/exchangeInfo", "symbol=ETHBTC");
         assert_eq!(one["symbols"].as_array().unwrap().len(), 1);
-        let (_, two) = get(&x, "/api/v3/exchangeInfo", "symbols=%5B%22ETHBTC%22,%22BNBBTC%22%5D");
+        let (_, two) = get(
+            &x,
+            "/api/v3/exchangeInfo",
+            "symbols=%5B%22ETHBTC%22,%22BNBBTC%22%5D",
+        );
         assert_eq!(two["symbols"].as_array().unwrap().len(), 2);
         let (_, cm) = get(&x, "/dapi/v1/exchangeInfo", "");
-        assert!(cm["symbols"][0]["contractStatus"].is_string() && cm["symbols"][0].get("status").is_none());
-        assert_eq!(r.headers.iter().find(|h| h.0 == "X-MBX-USED-WEIGHT-1M").map(|h| h.1.as_str()), Some("20"));
+        assert!(
+            cm["symbols"][0]["contractStatus"].is_string()
+                && cm["symbols"][0].get("status").is_none()
+        );
+        assert_eq!(
+            r.headers
+                .iter()
+                .find(|h| h.0 == "X-MBX-USED-WEIGHT-1M")
+                .map(|h| h.1.as_str()),
+            Some("20")
+        );
     }
 }

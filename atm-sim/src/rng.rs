@@ -16,7 +16,9 @@ pub fn mix(mut x: u64) -> u64 {
 pub fn hash(parts: &[u64]) -> u64 {
     let mut h = 0x9e37_79b9_7f4a_7c15u64;
     for &p in parts {
-        h = mix(h ^ p.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(0x632b_e59b_d9b4_e019));
+        h = mix(h ^ p
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(0x632b_e59b_d9b4_e019));
     }
     h
 }
@@ -40,7 +42,10 @@ pub fn unit(h: u64) -> f64 {
 /// uniforms: mean 0, variance 1, tails cut at ±3.46, plenty for prices).
 #[inline]
 pub fn normal(h: u64) -> f64 {
-    let a = (h & 0xffff) as f64 + ((h >> 16) & 0xffff) as f64 + ((h >> 32) & 0xffff) as f64 + (h >> 48) as f64;
+    let a = (h & 0xffff) as f64
+        + ((h >> 16) & 0xffff) as f64
+        + ((h >> 32) & 0xffff) as f64
+        + (h >> 48) as f64;
     (a / 65536.0 - 2.0) * 3f64.sqrt()
 }
 

@@ -48,15 +48,30 @@ impl SimServer {
         let runtime = runtime()?;
         let listener = runtime
             .block_on(TcpListener::bind(exchange.config.addr))
-            .map_err(|e| Error::Io { what: format!("bind {}", exchange.config.addr), source: e })?;
-        let addr = listener.local_addr().map_err(|e| Error::Io { what: "local address".into(), source: e })?;
+            .map_err(|e| Error::Io {
+                what: format!("bind {}", exchange.config.addr),
+                source: e,
+            })?;
+        let addr = listener.local_addr().map_err(|e| Error::Io {
+            what: "local address".into(),
+            source: e,
+        })?;
         let (shutdown, stop) = watch::channel(false);
         let ex = exchange.clone();
         let thread = std::thread::Builder::new()
             .name("atm-sim".into())
             .spawn(move || runtime.block_on(serve(listener, ex, stop)))
-            .map_err(|e| Error::Io { what: "spawn the server thread".into(), source: e })?;
-        Ok(SimServer { base: format!("http://{addr}"), addr, exchange, shutdown, thread: Some(thread) })
+            .map_err(|e| Error::Io {
+                what: "spawn the server thread".into(),
+                source: e,
+            })?;
+        Ok(SimServer {
+            base: format!("http://{addr}"),
+            addr,
+            exchange,
+            shutdown,
+            thread: Some(thread),
+        })
     }
 
     /// The base URL, `http://127.0.0.1:PORT`.
@@ -101,7 +116,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .thread_name("atm-sim-worker")
         .enable_all()
         .build()
-        .map_err(|e| Error::Io { what: "start the async runtime".into(), source: e })
+        .map_err(|e| Error::Io {
+            what: "start the async runtime".into(),
+            source: e,
+        })
 }
 
 /// Runs the simulator in the calling thread until SIGINT or SIGTERM;
@@ -112,8 +130,14 @@ pub fn run_until_signal(config: SimConfig, ready: impl FnOnce(&str, &Exchange)) 
     runtime.block_on(async move {
         let listener = TcpListener::bind(exchange.config.addr)
             .await
-            .map_err(|e| Error::Io { what: format!("bind {}", exchange.config.addr), source: e })?;
-        let addr = listener.local_addr().map_err(|e| Error::Io { what: "local address".into(), source: e })?;
+            .map_err(|e| Error::Io {
+                what: format!("bind {}", exchange.config.addr),
+                source: e,
+            })?;
+        let addr = listener.local_addr().map_err(|e| Error::Io {
+            what: "local address".into(),
+            source: e,
+        })?;
         ready(&format!("http://{addr}"), &exchange);
         let (tx, rx) = watch::channel(false);
         let server = tokio::spawn(serve(listener, exchange, rx));
@@ -127,7 +151,10 @@ pub fn run_until_signal(config: SimConfig, ready: impl FnOnce(&str, &Exchange)) 
 
 async fn wait_for_signal() -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let io = |e| Error::Io { what: "install signal handlers".into(), source: e };
+    let io = |e| Error::Io {
+        what: "install signal handlers".into(),
+        source: e,
+    };
     let mut term = signal(SignalKind::terminate()).map_err(io)?;
     let mut int = signal(SignalKind::interrupt()).map_err(io)?;
     tokio::select! {
@@ -138,7 +165,11 @@ async fn wait_for_signal() -> Result<()> {
 }
 
 /// Accepts connections until `stop` turns true.
-pub async fn serve(listener: TcpListener, exchange: Arc<Exchange>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    exchange: Arc<Exchange>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -155,7 +186,9 @@ pub async fn serve(listener: TcpListener, exchange: Arc<Exchange>, mut stop: wat
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(ex.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).with_upgrades();
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
@@ -169,7 +202,10 @@ pub async fn serve(listener: TcpListener, exchange: Arc<Exchange>, mut stop: wat
     }
 }
 
-async fn handle(exchange: Arc<Exchange>, req: Request<Incoming>) -> std::result::Result<Response<Body>, Infallible> {
+async fn handle(
+    exchange: Arc<Exchange>,
+    req: Request<Incoming>,
+) -> std::result::Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().as_str().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -200,13 +236,22 @@ pub fn to_response(reply: Reply) -> Response<Body> {
     let body: Body = match reply.transport {
         Transport::Reset => {
             let half = reply.body.slice(..len / 2);
-            let frames = vec![Ok(Frame::data(half)), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"))];
+            let frames = vec![
+                Ok(Frame::data(half)),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected reset",
+                )),
+            ];
             BodyExt::boxed(StreamBody::new(stream::iter(frames)))
         }
-        _ => Full::new(reply.body).map_err(|never| match never {}).boxed(),
+        _ => Full::new(reply.body)
+            .map_err(|never| match never {})
+            .boxed(),
     };
     let mut resp = Response::new(body);
-    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
     h.insert(CONTENT_LENGTH, HeaderValue::from(len));

@@ -64,7 +64,8 @@ impl Listing {
             _ if market == Market::Spot => return "BREAK",
             _ => return "PENDING_TRADING",
         }
-        let gone = life.delisted.is_some_and(|d| d <= now) || life.gap.is_some_and(|(a, b)| a <= now && now < b);
+        let gone = life.delisted.is_some_and(|d| d <= now)
+            || life.gap.is_some_and(|(a, b)| a <= now && now < b);
         if gone {
             &self.delisted_status
         } else {
@@ -121,15 +122,25 @@ impl Universe {
                 UniverseSpec::Real => real_listings(m, &snapshot, seed, now)?,
                 UniverseSpec::Generated(n) => generated_listings(m, &snapshot, *n, seed, now)?,
             };
-            let by_name = listings.iter().enumerate().map(|(i, l)| (l.model.symbol.clone(), i)).collect();
+            let by_name = listings
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.model.symbol.clone(), i))
+                .collect();
             let mut skeleton = snapshot;
             if let Some(o) = skeleton.as_object_mut() {
                 o.remove("symbols");
             }
-            Ok(MarketListings { listings, by_name, skeleton })
+            Ok(MarketListings {
+                listings,
+                by_name,
+                skeleton,
+            })
         });
         let [a, b, c] = markets;
-        Ok(Universe { markets: [a?, b?, c?] })
+        Ok(Universe {
+            markets: [a?, b?, c?],
+        })
     }
 
     /// Adds life while running to a generated universe: per market, one new
@@ -137,22 +148,34 @@ impl Universe {
     /// for good is delisted `2 after` past `now`.
     pub fn churn(&mut self, spec: &UniverseSpec, seed: u64, now: i64, after: i64) -> Result<()> {
         let UniverseSpec::Generated(n) = *spec else {
-            return Err(Error::Config("--churn needs a generated universe (--universe N)".into()));
+            return Err(Error::Config(
+                "--churn needs a generated universe (--universe N)".into(),
+            ));
         };
         if after <= 0 {
-            return Err(Error::Config(format!("--churn must be positive, not {after} ms")));
+            return Err(Error::Config(format!(
+                "--churn must be positive, not {after} ms"
+            )));
         }
         let minute = |t: i64| t - t.rem_euclid(MINUTE);
         for (i, m) in Market::ALL.into_iter().enumerate() {
             let ml = &mut self.markets[i];
-            let last = ml.listings.iter().rposition(|l| l.model.life.listed.is_some_and(|t| t < now) && l.model.life.delisted.is_none());
+            let last = ml.listings.iter().rposition(|l| {
+                l.model.life.listed.is_some_and(|t| t < now) && l.model.life.delisted.is_none()
+            });
             if let Some(last) = last {
                 ml.listings[last].model.life.delisted = Some(minute(now + 2 * after));
             }
-            let mut new =
-                generated_listings(m, &snapshot(m)?, n + 1, seed, now)?.pop().ok_or_else(|| Error::Config("no listing".into()))?;
-            new.model.life = Lifecycle { listed: Some(minute(now + after)), delisted: None, gap: None };
-            ml.by_name.insert(new.model.symbol.clone(), ml.listings.len());
+            let mut new = generated_listings(m, &snapshot(m)?, n + 1, seed, now)?
+                .pop()
+                .ok_or_else(|| Error::Config("no listing".into()))?;
+            new.model.life = Lifecycle {
+                listed: Some(minute(now + after)),
+                delisted: None,
+                gap: None,
+            };
+            ml.by_name
+                .insert(new.model.symbol.clone(), ml.listings.len());
             ml.listings.push(new);
         }
         Ok(())
@@ -181,7 +204,8 @@ fn snapshot(market: Market) -> Result<Value> {
     zstd::stream::Decoder::new(zst)
         .and_then(|mut d| d.read_to_end(&mut json))
         .map_err(|e| Error::Config(format!("embedded {market} exchangeInfo: {e}")))?;
-    serde_json::from_slice(&json).map_err(|e| Error::Config(format!("embedded {market} exchangeInfo: {e}")))
+    serde_json::from_slice(&json)
+        .map_err(|e| Error::Config(format!("embedded {market} exchangeInfo: {e}")))
 }
 
 /// A decimal string as an integer count of `10^-decimals`.
@@ -197,18 +221,24 @@ fn decimal_units(s: &str, decimals: u32) -> Option<u128> {
 
 /// Decimals a decimal string needs (`"0.00100"` → 3).
 fn decimals_of(s: &str) -> u32 {
-    s.split_once('.').map_or(0, |(_, f)| f.trim_end_matches('0').len() as u32)
+    s.split_once('.')
+        .map_or(0, |(_, f)| f.trim_end_matches('0').len() as u32)
 }
 
 fn filter<'a>(info: &'a Value, kind: &str, key: &str) -> Option<&'a str> {
-    info["filters"].as_array()?.iter().find(|f| f["filterType"] == kind)?[key].as_str()
+    info["filters"]
+        .as_array()?
+        .iter()
+        .find(|f| f["filterType"] == kind)?[key]
+        .as_str()
 }
 
 /// The printing units of a symbol's exchangeInfo entry.
 fn units_of(market: Market, info: &Value) -> Result<Units> {
     let name = info["symbol"].as_str().unwrap_or("?");
     let bad = |what: &str| Error::Config(format!("{market} {name}: {what}"));
-    let tick = filter(info, "PRICE_FILTER", "tickSize").ok_or_else(|| bad("no PRICE_FILTER tickSize"))?;
+    let tick =
+        filter(info, "PRICE_FILTER", "tickSize").ok_or_else(|| bad("no PRICE_FILTER tickSize"))?;
     let step = filter(info, "LOT_SIZE", "stepSize").ok_or_else(|| bad("no LOT_SIZE stepSize"))?;
     let (price_decimals, qty_decimals, quote_decimals, contract_size) = match market {
         Market::Spot => (8, 8, 8, None),
@@ -220,17 +250,33 @@ fn units_of(market: Market, info: &Value) -> Result<Units> {
         }
         Market::CoinM => {
             let pp = (info["pricePrecision"].as_u64().unwrap_or(8) as u32).max(decimals_of(tick));
-            (pp, 0, 8, Some(info["contractSize"].as_f64().unwrap_or(10.0)))
+            (
+                pp,
+                0,
+                8,
+                Some(info["contractSize"].as_f64().unwrap_or(10.0)),
+            )
         }
     };
     // A zero tick or step disables the check (filters.md); the smallest
     // printable unit is the grid then (USD-M's OPENUSDT has tickSize "0").
-    let tick = decimal_units(tick, price_decimals).ok_or_else(|| bad("tickSize"))?.max(1) as i64;
+    let tick = decimal_units(tick, price_decimals)
+        .ok_or_else(|| bad("tickSize"))?
+        .max(1) as i64;
     let step = match market {
         Market::CoinM => 1,
-        _ => decimal_units(step, qty_decimals).ok_or_else(|| bad("stepSize"))?.max(1),
+        _ => decimal_units(step, qty_decimals)
+            .ok_or_else(|| bad("stepSize"))?
+            .max(1),
     };
-    Ok(Units { price_decimals, tick, qty_decimals, step, quote_decimals, contract_size })
+    Ok(Units {
+        price_decimals,
+        tick,
+        qty_decimals,
+        step,
+        quote_decimals,
+        contract_size,
+    })
 }
 
 /// A typical USD value of one unit of `asset`, to scale prices and volumes.
@@ -258,8 +304,12 @@ fn model_of(market: Market, info: &Value, seed: u64, life: Lifecycle) -> Result<
     // Price: log-uniform from $0.001 to $50,000 (quote-asset adjusted), at least 200 ticks.
     let usd = 10f64.powf(-3.0 + 7.7 * h(1));
     let scale = 10f64.powi(units.price_decimals as i32);
-    let min_price = filter(info, "PRICE_FILTER", "minPrice").and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    let price = (usd / quote_usd * scale).max(200.0 * units.tick as f64).max(min_price * 5.0 * scale);
+    let min_price = filter(info, "PRICE_FILTER", "minPrice")
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let price = (usd / quote_usd * scale)
+        .max(200.0 * units.tick as f64)
+        .max(min_price * 5.0 * scale);
     let sigma = 0.015 + 0.05 * h(2);
     // Daily turnover: log-uniform from $20k to $2bn; trades of $50 to $2,000.
     let turnover_usd = 10f64.powf(4.3 + 5.0 * h(3));
@@ -272,7 +322,17 @@ fn model_of(market: Market, info: &Value, seed: u64, life: Lifecycle) -> Result<
     }
     .max(10.0);
     let trades_per_day = (turnover_usd / trade_usd).clamp(5.0, steps_per_day);
-    Ok(SymbolModel { market, symbol, key, units, price, sigma, steps_per_day, trades_per_day, life })
+    Ok(SymbolModel {
+        market,
+        symbol,
+        key,
+        units,
+        price,
+        sigma,
+        steps_per_day,
+        trades_per_day,
+        life,
+    })
 }
 
 /// A minute-aligned time drawn uniformly from `[from, to)`.
@@ -282,14 +342,33 @@ fn time_between(h: u64, from: i64, to: i64) -> i64 {
 }
 
 fn is_trading_status(s: &str) -> bool {
-    matches!(s, "TRADING" | "PRE_DELIVERING" | "DELIVERING" | "PRE_SETTLE" | "END_OF_DAY" | "HALT" | "CANCEL_ONLY")
+    matches!(
+        s,
+        "TRADING"
+            | "PRE_DELIVERING"
+            | "DELIVERING"
+            | "PRE_SETTLE"
+            | "END_OF_DAY"
+            | "HALT"
+            | "CANCEL_ONLY"
+    )
 }
 
 fn real_listings(market: Market, snapshot: &Value, seed: u64, now: i64) -> Result<Vec<Listing>> {
-    let symbols = snapshot["symbols"].as_array().ok_or_else(|| Error::Config(format!("{market} exchangeInfo has no symbols")))?;
+    let symbols = snapshot["symbols"]
+        .as_array()
+        .ok_or_else(|| Error::Config(format!("{market} exchangeInfo has no symbols")))?;
     let snapshot_time = snapshot["serverTime"].as_i64().unwrap_or(now).min(now);
-    let status_key = if market == Market::CoinM { "contractStatus" } else { "status" };
-    let launch = if market == Market::Spot { SPOT_LAUNCH_MS } else { FUTURES_LAUNCH_MS };
+    let status_key = if market == Market::CoinM {
+        "contractStatus"
+    } else {
+        "status"
+    };
+    let launch = if market == Market::Spot {
+        SPOT_LAUNCH_MS
+    } else {
+        FUTURES_LAUNCH_MS
+    };
     let yesterday = now - DAY;
     symbols
         .iter()
@@ -298,28 +377,54 @@ fn real_listings(market: Market, snapshot: &Value, seed: u64, now: i64) -> Resul
             let status = info[status_key].as_str().unwrap_or("TRADING").to_string();
             let h = |i: u64| hash(&[seed, market as u64, hash_str(name), 0x11fe, i]);
             let onboard = info["onboardDate"].as_i64();
-            let delivery = info["deliveryDate"].as_i64().filter(|&d| d < 4_000_000_000_000);
+            let delivery = info["deliveryDate"]
+                .as_i64()
+                .filter(|&d| d < 4_000_000_000_000);
             let trading = is_trading_status(&status);
             if status == "PENDING_TRADING" {
-                let life = pending_life(onboard, delivery, snapshot["serverTime"].as_i64().unwrap_or(now).min(now), h(2));
+                let life = pending_life(
+                    onboard,
+                    delivery,
+                    snapshot["serverTime"].as_i64().unwrap_or(now).min(now),
+                    h(2),
+                );
                 let mut info = info.clone();
                 if let (Some(listed), Some(o)) = (life.listed, info.get_mut("onboardDate")) {
                     *o = json!(listed); // unchanged unless the snapshot's was not minute-aligned
                 }
                 let trading_status = "TRADING".to_string();
                 let model = model_of(market, &info, seed, life)?;
-                return Ok(Listing { model, info, trading_status, delisted_status: status });
+                return Ok(Listing {
+                    model,
+                    info,
+                    trading_status,
+                    delisted_status: status,
+                });
             }
             let mut life = match (market, status.as_str()) {
                 (Market::Spot, _) => {
                     // A symbol the snapshot shows delisted was listed before it.
-                    let until = if trading { yesterday } else { (snapshot_time - 60 * DAY).max(launch + DAY) };
+                    let until = if trading {
+                        yesterday
+                    } else {
+                        (snapshot_time - 60 * DAY).max(launch + DAY)
+                    };
                     let listed = time_between(h(1), launch, until);
-                    Lifecycle { listed: Some(listed), delisted: None, gap: None }
+                    Lifecycle {
+                        listed: Some(listed),
+                        delisted: None,
+                        gap: None,
+                    }
                 }
                 _ => {
-                    let listed = onboard.unwrap_or_else(|| time_between(h(1), launch, yesterday)).clamp(launch, yesterday);
-                    Lifecycle { listed: Some(listed - listed.rem_euclid(MINUTE)), delisted: None, gap: None }
+                    let listed = onboard
+                        .unwrap_or_else(|| time_between(h(1), launch, yesterday))
+                        .clamp(launch, yesterday);
+                    Lifecycle {
+                        listed: Some(listed - listed.rem_euclid(MINUTE)),
+                        delisted: None,
+                        gap: None,
+                    }
                 }
             };
             if let Some(listed) = life.listed {
@@ -329,18 +434,34 @@ fn real_listings(market: Market, snapshot: &Value, seed: u64, now: i64) -> Resul
                     let until = snapshot_time.max(listed + 31 * DAY).min(now);
                     let end = delivery
                         .filter(|&d| d > listed && d <= now)
-                        .unwrap_or_else(|| time_between(h(2), (listed + 30 * DAY).min(until - MINUTE), until));
+                        .unwrap_or_else(|| {
+                            time_between(h(2), (listed + 30 * DAY).min(until - MINUTE), until)
+                        });
                     life.delisted = Some(end - end.rem_euclid(MINUTE));
                 } else if unit(h(3)) < 0.03 && yesterday - listed > 120 * DAY {
                     // A few trading symbols were delisted for a while and came back.
                     let from = time_between(h(4), listed + 30 * DAY, yesterday - 60 * DAY);
-                    let to = time_between(h(5), from + DAY, (from + 180 * DAY).min(yesterday - DAY));
+                    let to =
+                        time_between(h(5), from + DAY, (from + 180 * DAY).min(yesterday - DAY));
                     life.gap = Some((from, to));
                 }
             }
-            let delisted_status = if trading { default_delisted(market) } else { status.clone() };
-            let trading_status = if trading { status.clone() } else { "TRADING".to_string() };
-            Ok(Listing { model: model_of(market, info, seed, life)?, info: info.clone(), trading_status, delisted_status })
+            let delisted_status = if trading {
+                default_delisted(market)
+            } else {
+                status.clone()
+            };
+            let trading_status = if trading {
+                status.clone()
+            } else {
+                "TRADING".to_string()
+            };
+            Ok(Listing {
+                model: model_of(market, info, seed, life)?,
+                info: info.clone(),
+                trading_status,
+                delisted_status,
+            })
         })
         .collect()
 }
@@ -359,12 +480,20 @@ fn real_listings(market: Market, snapshot: &Value, seed: u64, now: i64) -> Resul
 /// `onboardDate`, in the future.
 fn pending_life(onboard: Option<i64>, delivery: Option<i64>, until: i64, h: u64) -> Lifecycle {
     let Some(onboard) = onboard.filter(|&o| o < 4_000_000_000_000) else {
-        return Lifecycle { listed: None, delisted: None, gap: None };
+        return Lifecycle {
+            listed: None,
+            delisted: None,
+            gap: None,
+        };
     };
     let listed = onboard - onboard.rem_euclid(MINUTE);
     let until = until - until.rem_euclid(MINUTE);
     if listed >= until {
-        return Lifecycle { listed: Some(listed), delisted: None, gap: None };
+        return Lifecycle {
+            listed: Some(listed),
+            delisted: None,
+            gap: None,
+        };
     }
     let life = until - listed;
     let end = delivery
@@ -372,11 +501,20 @@ fn pending_life(onboard: Option<i64>, delivery: Option<i64>, until: i64, h: u64)
         .filter(|&d| d > listed && d <= until)
         .unwrap_or_else(|| time_between(h, listed + (30 * DAY).min(life / 2), until))
         .max(listed + MINUTE);
-    Lifecycle { listed: Some(listed), delisted: Some(end), gap: None }
+    Lifecycle {
+        listed: Some(listed),
+        delisted: Some(end),
+        gap: None,
+    }
 }
 
 fn default_delisted(market: Market) -> String {
-    if market == Market::Spot { "BREAK" } else { "SETTLING" }.to_string()
+    if market == Market::Spot {
+        "BREAK"
+    } else {
+        "SETTLING"
+    }
+    .to_string()
 }
 
 /// Base assets of generated symbols: a few famous ones, then made-up names.
@@ -395,10 +533,25 @@ fn generated_base(i: usize) -> String {
     format!("{s}X")
 }
 
-fn generated_listings(market: Market, snapshot: &Value, n: usize, seed: u64, now: i64) -> Result<Vec<Listing>> {
-    let symbols = snapshot["symbols"].as_array().ok_or_else(|| Error::Config(format!("{market} exchangeInfo has no symbols")))?;
-    let template = symbols.first().cloned().ok_or_else(|| Error::Config(format!("{market} exchangeInfo is empty")))?;
-    let launch = if market == Market::Spot { SPOT_LAUNCH_MS } else { FUTURES_LAUNCH_MS };
+fn generated_listings(
+    market: Market,
+    snapshot: &Value,
+    n: usize,
+    seed: u64,
+    now: i64,
+) -> Result<Vec<Listing>> {
+    let symbols = snapshot["symbols"]
+        .as_array()
+        .ok_or_else(|| Error::Config(format!("{market} exchangeInfo has no symbols")))?;
+    let template = symbols
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::Config(format!("{market} exchangeInfo is empty")))?;
+    let launch = if market == Market::Spot {
+        SPOT_LAUNCH_MS
+    } else {
+        FUTURES_LAUNCH_MS
+    };
     let yesterday = now - DAY;
     (0..n)
         .map(|i| {
@@ -410,15 +563,29 @@ fn generated_listings(market: Market, snapshot: &Value, n: usize, seed: u64, now
                 Market::CoinM => (format!("{base}USD_PERP"), "USD"),
             };
             // Tick and step: powers of ten suited to a price drawn like the model's.
-            let price_usd = 10f64.powf(-3.0 + 7.7 * unit(hash(&[seed, market as u64, hash_str(&symbol), 0x5eed, 1]))) / usd_value(quote);
+            let price_usd = 10f64.powf(
+                -3.0 + 7.7 * unit(hash(&[seed, market as u64, hash_str(&symbol), 0x5eed, 1])),
+            ) / usd_value(quote);
             let tick_exp = (price_usd.log10().floor() as i32 - 4).clamp(-8, 2);
             let step_exp = (-(price_usd.log10().floor() as i32) - 1).clamp(-8, 3);
             let mut info = template.clone();
-            let status = if unit(h(1)) < 0.05 && market != Market::Spot { "PENDING_TRADING" } else { "TRADING" };
+            let status = if unit(h(1)) < 0.05 && market != Market::Spot {
+                "PENDING_TRADING"
+            } else {
+                "TRADING"
+            };
             let listed = time_between(h(2), launch, yesterday);
             // A pending contract lists in the future (its `onboardDate`), a month to a year away.
-            let listed = if status == "PENDING_TRADING" { time_between(h(7), now + 30 * DAY, now + 365 * DAY) } else { listed };
-            let mut life = Lifecycle { listed: Some(listed), delisted: None, gap: None };
+            let listed = if status == "PENDING_TRADING" {
+                time_between(h(7), now + 30 * DAY, now + 365 * DAY)
+            } else {
+                listed
+            };
+            let mut life = Lifecycle {
+                listed: Some(listed),
+                delisted: None,
+                gap: None,
+            };
             let r = unit(h(3));
             if status == "TRADING" && r < 0.10 && yesterday - listed > 60 * DAY {
                 life.delisted = Some(time_between(h(4), listed + 30 * DAY, yesterday));
@@ -427,7 +594,9 @@ fn generated_listings(market: Market, snapshot: &Value, n: usize, seed: u64, now
                 let to = time_between(h(6), from + DAY, (from + 180 * DAY).min(yesterday - DAY));
                 life.gap = Some((from, to));
             }
-            fill_generated_info(market, &mut info, &symbol, &base, quote, tick_exp, step_exp, life, status);
+            fill_generated_info(
+                market, &mut info, &symbol, &base, quote, tick_exp, step_exp, life, status,
+            );
             Ok(Listing {
                 model: model_of(market, &info, seed, life)?,
                 info,
@@ -456,7 +625,9 @@ fn fill_generated_info(
     life: Lifecycle,
     status: &str,
 ) {
-    let Some(o) = info.as_object_mut() else { return };
+    let Some(o) = info.as_object_mut() else {
+        return;
+    };
     o.insert("symbol".into(), json!(symbol));
     o.insert("baseAsset".into(), json!(base));
     o.insert("quoteAsset".into(), json!(quote));
@@ -470,20 +641,43 @@ fn fill_generated_info(
             o.insert("pair".into(), json!(pair));
             o.insert("contractType".into(), json!("PERPETUAL"));
             o.insert("deliveryDate".into(), json!(4_133_404_800_000i64));
-            o.insert("onboardDate".into(), json!(life.listed.unwrap_or(4_133_404_800_000)));
-            o.insert(if market == Market::CoinM { "contractStatus" } else { "status" }.into(), json!(status));
+            o.insert(
+                "onboardDate".into(),
+                json!(life.listed.unwrap_or(4_133_404_800_000)),
+            );
+            o.insert(
+                if market == Market::CoinM {
+                    "contractStatus"
+                } else {
+                    "status"
+                }
+                .into(),
+                json!(status),
+            );
             o.insert("pricePrecision".into(), json!(price_dec));
-            o.insert("quantityPrecision".into(), json!(if market == Market::CoinM { 0 } else { qty_dec }));
+            o.insert(
+                "quantityPrecision".into(),
+                json!(if market == Market::CoinM { 0 } else { qty_dec }),
+            );
             if market == Market::UsdM {
                 o.insert("marginAsset".into(), json!(quote));
             } else {
                 o.insert("marginAsset".into(), json!(base));
-                o.insert("contractSize".into(), json!(if base == "BTC" { 100 } else { 10 }));
+                o.insert(
+                    "contractSize".into(),
+                    json!(if base == "BTC" { 100 } else { 10 }),
+                );
             }
         }
     }
     let spot = market == Market::Spot;
-    let fmt = |exp: i32| if spot { pow10_str(exp, 8) } else { pow10_str(exp, (-exp).max(0) as u32) };
+    let fmt = |exp: i32| {
+        if spot {
+            pow10_str(exp, 8)
+        } else {
+            pow10_str(exp, (-exp).max(0) as u32)
+        }
+    };
     if let Some(filters) = o.get_mut("filters").and_then(Value::as_array_mut) {
         for f in filters {
             match f["filterType"].as_str() {
@@ -525,16 +719,32 @@ mod tests {
         assert_eq!(u.market(Market::UsdM).listings.len(), 647);
         assert_eq!(u.market(Market::CoinM).listings.len(), 36);
         let spot = u.market(Market::Spot);
-        let trading = spot.listings.iter().filter(|l| l.status(NOW) == "TRADING").count();
+        let trading = spot
+            .listings
+            .iter()
+            .filter(|l| l.status(NOW) == "TRADING")
+            .count();
         assert!((1290..=1340).contains(&trading), "{trading}");
         let btc = u.get(Market::UsdM, "BTCUSDT").unwrap();
         assert_eq!(
             btc.model.units,
-            Units { price_decimals: 2, tick: 10, qty_decimals: 3, step: 1, quote_decimals: 5, contract_size: None }
+            Units {
+                price_decimals: 2,
+                tick: 10,
+                qty_decimals: 3,
+                step: 1,
+                quote_decimals: 5,
+                contract_size: None
+            }
         );
         assert_eq!(btc.model.life.listed, Some(1_569_398_400_000));
         assert!(u.get(Market::UsdM, "币安人生USDT").is_some());
-        let pending = u.market(Market::UsdM).listings.iter().filter(|l| l.status(NOW) == "PENDING_TRADING").count();
+        let pending = u
+            .market(Market::UsdM)
+            .listings
+            .iter()
+            .filter(|l| l.status(NOW) == "PENDING_TRADING")
+            .count();
         assert_eq!(pending, 46);
         let cm = u.get(Market::CoinM, "BTCUSD_PERP").unwrap();
         assert_eq!(cm.model.units.contract_size, Some(100.0));
@@ -551,18 +761,31 @@ mod tests {
         for m in Market::ALL {
             let ls = &u.market(m).listings;
             assert_eq!(ls.len(), 200);
-            let names: std::collections::HashSet<_> = ls.iter().map(|l| l.model.symbol.as_str()).collect();
+            let names: std::collections::HashSet<_> =
+                ls.iter().map(|l| l.model.symbol.as_str()).collect();
             assert_eq!(names.len(), 200, "{m}: duplicate names");
-            assert!(ls.iter().any(|l| l.model.life.delisted.is_some()), "{m}: none delisted");
-            assert!(ls.iter().any(|l| l.model.life.gap.is_some()), "{m}: none relisted");
+            assert!(
+                ls.iter().any(|l| l.model.life.delisted.is_some()),
+                "{m}: none delisted"
+            );
+            assert!(
+                ls.iter().any(|l| l.model.life.gap.is_some()),
+                "{m}: none relisted"
+            );
             if m != Market::Spot {
-                assert!(ls.iter().any(|l| l.status(NOW) == "PENDING_TRADING"), "{m}: none pending");
+                assert!(
+                    ls.iter().any(|l| l.status(NOW) == "PENDING_TRADING"),
+                    "{m}: none pending"
+                );
             }
             for l in ls {
                 atm_types::Symbol::new(&l.model.symbol).unwrap();
             }
         }
         assert_eq!(u.market(Market::Spot).listings[0].model.symbol, "BTCUSDT");
-        assert_eq!(u.market(Market::CoinM).listings[0].model.symbol, "BTCUSD_PERP");
+        assert_eq!(
+            u.market(Market::CoinM).listings[0].model.symbol,
+            "BTCUSD_PERP"
+        );
     }
 }

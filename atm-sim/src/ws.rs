@@ -56,15 +56,27 @@ pub struct WsLimits {
 /// The limits of `market` (binance-api.md §4).
 pub fn limits(market: Market) -> WsLimits {
     match market {
-        Market::Spot => {
-            WsLimits { max_streams: 1024, max_incoming_per_sec: 5, ping_every: 20_000, pong_within: 60_000, connects_per_5m: Some(300) }
-        }
-        Market::UsdM => {
-            WsLimits { max_streams: 1024, max_incoming_per_sec: 10, ping_every: 180_000, pong_within: 600_000, connects_per_5m: None }
-        }
-        Market::CoinM => {
-            WsLimits { max_streams: 200, max_incoming_per_sec: 10, ping_every: 180_000, pong_within: 600_000, connects_per_5m: None }
-        }
+        Market::Spot => WsLimits {
+            max_streams: 1024,
+            max_incoming_per_sec: 5,
+            ping_every: 20_000,
+            pong_within: 60_000,
+            connects_per_5m: Some(300),
+        },
+        Market::UsdM => WsLimits {
+            max_streams: 1024,
+            max_incoming_per_sec: 10,
+            ping_every: 180_000,
+            pong_within: 600_000,
+            connects_per_5m: None,
+        },
+        Market::CoinM => WsLimits {
+            max_streams: 200,
+            max_incoming_per_sec: 10,
+            ping_every: 180_000,
+            pong_within: 600_000,
+            connects_per_5m: None,
+        },
     }
 }
 
@@ -95,7 +107,10 @@ const PACE_STEPS_MIN: u32 = 8;
 /// Whether `req` asks for a WebSocket upgrade.
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
     let has = |h: hyper::header::HeaderName, v: &str| {
-        req.headers().get_all(h).iter().any(|x| x.to_str().is_ok_and(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(v))))
+        req.headers().get_all(h).iter().any(|x| {
+            x.to_str()
+                .is_ok_and(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(v)))
+        })
     };
     has(CONNECTION, "upgrade") && has(UPGRADE, "websocket")
 }
@@ -111,25 +126,49 @@ struct Opening {
 fn parse_opening(path: &str, query: &str) -> Option<Opening> {
     let (market, rest) = if let Some(r) = path.strip_prefix("/spot") {
         (Market::Spot, r)
-    } else if let Some(r) = path.strip_prefix("/um/market").or_else(|| path.strip_prefix("/um")) {
+    } else if let Some(r) = path
+        .strip_prefix("/um/market")
+        .or_else(|| path.strip_prefix("/um"))
+    {
         (Market::UsdM, r)
     } else {
         (Market::CoinM, path.strip_prefix("/cm")?)
     };
     if rest == "/ws" {
-        return Some(Opening { market, combined: false, streams: vec![] });
+        return Some(Opening {
+            market,
+            combined: false,
+            streams: vec![],
+        });
     }
     if let Some(s) = rest.strip_prefix("/ws/") {
         let streams: Vec<String> = s.split('/').map(str::to_string).collect();
         if streams.iter().any(String::is_empty) || (market == Market::Spot && streams.len() > 1) {
             return None;
         }
-        return Some(Opening { market, combined: false, streams });
+        return Some(Opening {
+            market,
+            combined: false,
+            streams,
+        });
     }
     if rest == "/stream" {
-        let streams = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "streams").map(|(_, v)| v.into_owned());
-        let streams = streams.map(|s| s.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default();
-        return Some(Opening { market, combined: true, streams });
+        let streams = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "streams")
+            .map(|(_, v)| v.into_owned());
+        let streams = streams
+            .map(|s| {
+                s.split('/')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Some(Opening {
+            market,
+            combined: true,
+            streams,
+        });
     }
     None
 }
@@ -149,30 +188,56 @@ enum StreamKind {
 
 /// A stream name's symbol, interval and kind, if it names a listed symbol's
 /// kline stream.
-fn parse_stream(ex: &Exchange, market: Market, name: &str) -> Option<(String, Interval, StreamKind)> {
+fn parse_stream(
+    ex: &Exchange,
+    market: Market,
+    name: &str,
+) -> Option<(String, Interval, StreamKind)> {
     // Symbols and pairs are lower case in stream names (intervals keep `1M`).
     let lower = |s: &str| s == s.to_lowercase();
     if let Some((pair_contract, iv)) = name.split_once("@continuousKline_") {
-        let pair = pair_contract.strip_suffix("_perpetual").filter(|p| lower(p))?;
-        let interval: Interval =
-            iv.parse().ok().filter(|i: &Interval| i.valid_for(market) && i.as_str() == iv && market != Market::Spot)?;
-        let listing = ex
-            .universe
-            .market(market)
-            .listings
-            .iter()
-            .find(|l| l.info["contractType"] == "PERPETUAL" && l.info["pair"].as_str().is_some_and(|p| p.to_lowercase() == pair))?;
-        let pair = listing.info["pair"].as_str().unwrap_or_default().to_string();
-        return Some((listing.model.symbol.clone(), interval, StreamKind::Continuous { pair }));
+        let pair = pair_contract
+            .strip_suffix("_perpetual")
+            .filter(|p| lower(p))?;
+        let interval: Interval = iv.parse().ok().filter(|i: &Interval| {
+            i.valid_for(market) && i.as_str() == iv && market != Market::Spot
+        })?;
+        let listing = ex.universe.market(market).listings.iter().find(|l| {
+            l.info["contractType"] == "PERPETUAL"
+                && l.info["pair"]
+                    .as_str()
+                    .is_some_and(|p| p.to_lowercase() == pair)
+        })?;
+        let pair = listing.info["pair"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        return Some((
+            listing.model.symbol.clone(),
+            interval,
+            StreamKind::Continuous { pair },
+        ));
     }
     let (sym, iv) = name.split_once("@kline_").filter(|(sym, _)| lower(sym))?;
-    let interval: Interval = iv.parse().ok().filter(|i: &Interval| i.valid_for(market) && i.as_str() == iv)?;
-    let listing = ex.universe.market(market).listings.iter().find(|l| l.model.symbol.to_lowercase() == sym)?;
+    let interval: Interval = iv
+        .parse()
+        .ok()
+        .filter(|i: &Interval| i.valid_for(market) && i.as_str() == iv)?;
+    let listing = ex
+        .universe
+        .market(market)
+        .listings
+        .iter()
+        .find(|l| l.model.symbol.to_lowercase() == sym)?;
     Some((listing.model.symbol.clone(), interval, StreamKind::Kline))
 }
 
 fn plain(status: StatusCode, msg: &str) -> Response<Body> {
-    let mut r = Response::new(Full::new(bytes::Bytes::from(msg.to_string())).map_err(|never| match never {}).boxed());
+    let mut r = Response::new(
+        Full::new(bytes::Bytes::from(msg.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = status;
     r
 }
@@ -189,22 +254,34 @@ pub fn upgrade(ex: Arc<Exchange>, mut req: Request<Incoming>) -> Response<Body> 
     let lim = limits(opening.market);
     if opening.streams.len() > lim.max_streams {
         ex.stats.ws_limit_violations.fetch_add(1, Relaxed);
-        return plain(StatusCode::BAD_REQUEST, &format!("Invalid request: more than {} streams", lim.max_streams));
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid request: more than {} streams", lim.max_streams),
+        );
     }
     if let Some(cap) = lim.connects_per_5m {
         if !ex.ws_connect_allowed(opening.market, cap) {
             ex.stats.ws_limit_violations.fetch_add(1, Relaxed);
-            return plain(StatusCode::TOO_MANY_REQUESTS, "Too many connection attempts");
+            return plain(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many connection attempts",
+            );
         }
     }
-    let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes())) else {
+    let Some(key) = req
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .map(|k| derive_accept_key(k.as_bytes()))
+    else {
         return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
                 ex.stats.ws_connections.fetch_add(1, Relaxed);
                 Connection::new(ex, opening).run(ws).await;
             }
@@ -255,7 +332,11 @@ impl Exchange {
             cache.insert(key, n);
             n
         });
-        base + if t > day { g.range(day, t).map_or(0, |a| a.trades) } else { 0 }
+        base + if t > day {
+            g.range(day, t).map_or(0, |a| a.trades)
+        } else {
+            0
+        }
     }
 }
 
@@ -316,7 +397,9 @@ impl Connection {
         if self.subs.iter().any(|s| s.name == name) {
             return true;
         }
-        let Some((symbol, interval, kind)) = parse_stream(&self.ex, self.market, name) else { return false };
+        let Some((symbol, interval, kind)) = parse_stream(&self.ex, self.market, name) else {
+            return false;
+        };
         let open = open_of(interval, now);
         self.subs.push(Sub {
             name: name.to_string(),
@@ -335,7 +418,12 @@ impl Connection {
     }
 
     /// Sends up to `n` of the `pending` events; false when the connection is gone.
-    async fn send_some<T>(&self, tx: &mut T, pending: &mut std::collections::VecDeque<String>, n: usize) -> bool
+    async fn send_some<T>(
+        &self,
+        tx: &mut T,
+        pending: &mut std::collections::VecDeque<String>,
+        n: usize,
+    ) -> bool
     where
         T: futures_util::Sink<Message> + Unpin,
     {
@@ -380,7 +468,8 @@ impl Connection {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         // A tick's events go out spread over the tick, closes first, as
         // Binance pushes each stream on its own schedule (not all at once).
-        let steps = ((tick.as_micros() / PACE_STEP_MIN.as_micros()) as u32).clamp(PACE_STEPS_MIN, PACE_STEPS);
+        let steps = ((tick.as_micros() / PACE_STEP_MIN.as_micros()) as u32)
+            .clamp(PACE_STEPS_MIN, PACE_STEPS);
         let mut pace = tokio::time::interval(tick / steps);
         pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
@@ -493,46 +582,86 @@ impl Connection {
         // Consecutive streams of one symbol share a generator and its cached splits.
         let mut gen: Option<Gen<'_>> = None;
         for sub in &mut self.subs {
-            let Some(listing) = ex.universe.get(self.market, &sub.symbol) else { continue };
+            let Some(listing) = ex.universe.get(self.market, &sub.symbol) else {
+                continue;
+            };
             if gen.as_ref().is_none_or(|g| g.symbol() != sub.symbol) {
                 gen = Some(Gen::new(&listing.model, now));
             }
             let Some(g) = gen.as_ref() else { continue };
             let units = &listing.model.units;
-            let emit = |out: &mut Vec<String>, k: &Kline, closed: bool, first_trade: &mut Option<i64>| {
-                let drop = if closed { ex.dice.roll(Kind::WsCloseDrop, faults.ws_close_drop) } else { None }
+            let emit =
+                |out: &mut Vec<String>, k: &Kline, closed: bool, first_trade: &mut Option<i64>| {
+                    let drop = if closed {
+                        ex.dice.roll(Kind::WsCloseDrop, faults.ws_close_drop)
+                    } else {
+                        None
+                    }
                     .or_else(|| ex.dice.roll(Kind::WsDrop, faults.ws_drop));
-                if drop.is_some() {
-                    let c = if closed && faults.ws_close_drop > 0.0 { &ex.stats.faults.ws_close_drop } else { &ex.stats.faults.ws_drop };
-                    c.fetch_add(1, Relaxed);
-                    return;
-                }
-                if let Some(h) = ex.dice.roll(Kind::WsGarbage, faults.ws_garbage) {
-                    ex.stats.faults.ws_garbage.fetch_add(1, Relaxed);
-                    out.push(garbage(h, &sub.symbol, &sub.name, combined));
-                }
-                // The first trade id is fixed once the kline has begun.
-                let first = *first_trade.get_or_insert_with(|| ex.trades_before(self.market, &sub.symbol, g, k.open_time) as i64);
-                let (f, l) = if k.agg.trades == 0 { (-1, -1) } else { (first, first + k.agg.trades as i64 - 1) };
-                let meta =
-                    EventMeta { symbol: &sub.symbol, interval: sub.interval, event_time: now, first_trade: f, last_trade: l, closed };
-                let mut payload = Vec::with_capacity(400);
-                match &sub.kind {
-                    StreamKind::Kline => kline_event(&mut payload, k, units, &meta),
-                    StreamKind::Continuous { pair } => continuous_kline_event(&mut payload, k, units, &meta, pair, "PERPETUAL"),
-                }
-                let payload = String::from_utf8(payload).unwrap_or_default();
-                out.push(if combined { format!(r#"{{"stream":{},"data":{payload}}}"#, json_str(&sub.name)) } else { payload });
-            };
+                    if drop.is_some() {
+                        let c = if closed && faults.ws_close_drop > 0.0 {
+                            &ex.stats.faults.ws_close_drop
+                        } else {
+                            &ex.stats.faults.ws_drop
+                        };
+                        c.fetch_add(1, Relaxed);
+                        return;
+                    }
+                    if let Some(h) = ex.dice.roll(Kind::WsGarbage, faults.ws_garbage) {
+                        ex.stats.faults.ws_garbage.fetch_add(1, Relaxed);
+                        out.push(garbage(h, &sub.symbol, &sub.name, combined));
+                    }
+                    // The first trade id is fixed once the kline has begun.
+                    let first = *first_trade.get_or_insert_with(|| {
+                        ex.trades_before(self.market, &sub.symbol, g, k.open_time) as i64
+                    });
+                    let (f, l) = if k.agg.trades == 0 {
+                        (-1, -1)
+                    } else {
+                        (first, first + k.agg.trades as i64 - 1)
+                    };
+                    let meta = EventMeta {
+                        symbol: &sub.symbol,
+                        interval: sub.interval,
+                        event_time: now,
+                        first_trade: f,
+                        last_trade: l,
+                        closed,
+                    };
+                    let mut payload = Vec::with_capacity(400);
+                    match &sub.kind {
+                        StreamKind::Kline => kline_event(&mut payload, k, units, &meta),
+                        StreamKind::Continuous { pair } => {
+                            continuous_kline_event(&mut payload, k, units, &meta, pair, "PERPETUAL")
+                        }
+                    }
+                    let payload = String::from_utf8(payload).unwrap_or_default();
+                    out.push(if combined {
+                        format!(r#"{{"stream":{},"data":{payload}}}"#, json_str(&sub.name))
+                    } else {
+                        payload
+                    });
+                };
             // Klines that closed since the last tick: whole, as REST has them.
             while next_open(sub.interval, sub.open) <= now {
                 let close = next_open(sub.interval, sub.open);
                 let done = g.range(sub.open, close);
                 if let Some(agg) = done {
-                    emit(&mut closes, &Kline { open_time: sub.open, close_time: close - 1, agg }, true, &mut sub.first_trade);
+                    emit(
+                        &mut closes,
+                        &Kline {
+                            open_time: sub.open,
+                            close_time: close - 1,
+                            agg,
+                        },
+                        true,
+                        &mut sub.first_trade,
+                    );
                 }
                 // The next kline's trades follow this one's.
-                let next_first = sub.first_trade.map(|f| f + done.map_or(0, |a| a.trades as i64));
+                let next_first = sub
+                    .first_trade
+                    .map(|f| f + done.map_or(0, |a| a.trades as i64));
                 sub.open = close;
                 sub.acc = None;
                 sub.upto = close;
@@ -568,7 +697,11 @@ impl Connection {
                 sub.next_due = slot.saturating_add(every);
                 emit(
                     &mut out,
-                    &Kline { open_time: sub.open, close_time: next_open(sub.interval, sub.open) - 1, agg },
+                    &Kline {
+                        open_time: sub.open,
+                        close_time: next_open(sub.interval, sub.open) - 1,
+                        agg,
+                    },
                     false,
                     &mut sub.first_trade,
                 );
@@ -591,38 +724,80 @@ impl Connection {
         let Ok(v) = serde_json::from_str::<Value>(text) else {
             let reply = error(
                 3,
-                &format!("Invalid JSON: expected a JSON object, got {:?}", text.chars().take(40).collect::<String>()),
+                &format!(
+                    "Invalid JSON: expected a JSON object, got {:?}",
+                    text.chars().take(40).collect::<String>()
+                ),
                 &Value::Null,
             );
-            return (vec![reply], if futures { Flow::Close } else { Flow::Continue });
+            return (
+                vec![reply],
+                if futures { Flow::Close } else { Flow::Continue },
+            );
         };
         let id = v.get("id").cloned().unwrap_or(Value::Null);
         let id_ok = match &id {
             Value::Null => !futures,
             Value::Number(n) => n.as_u64().is_some() || (!futures && n.as_i64().is_some()),
-            Value::String(s) => !futures && s.len() <= 36 && s.chars().all(|c| c.is_ascii_alphanumeric()),
+            Value::String(s) => {
+                !futures && s.len() <= 36 && s.chars().all(|c| c.is_ascii_alphanumeric())
+            }
             _ => false,
         };
         if !id_ok {
-            return (vec![error(2, "Invalid request: request ID must be an unsigned integer", &Value::Null)], Flow::Continue);
+            return (
+                vec![error(
+                    2,
+                    "Invalid request: request ID must be an unsigned integer",
+                    &Value::Null,
+                )],
+                Flow::Continue,
+            );
         }
-        let params: Vec<Value> = v.get("params").and_then(Value::as_array).cloned().unwrap_or_default();
+        let params: Vec<Value> = v
+            .get("params")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let reply = match v.get("method").and_then(Value::as_str) {
             Some("SUBSCRIBE") => {
                 let names: Option<Vec<&str>> = params.iter().map(Value::as_str).collect();
                 let Some(names) = names.filter(|n| !n.is_empty()) else {
-                    return (vec![error(2, "Invalid request: params must be a non-empty array of stream names", &id)], Flow::Continue);
+                    return (
+                        vec![error(
+                            2,
+                            "Invalid request: params must be a non-empty array of stream names",
+                            &id,
+                        )],
+                        Flow::Continue,
+                    );
                 };
-                if let Some(bad) = names.iter().find(|n| parse_stream(&self.ex, self.market, n).is_none()) {
-                    return (vec![error(2, &format!("Invalid request: unknown stream {bad}"), &id)], Flow::Continue);
+                if let Some(bad) = names
+                    .iter()
+                    .find(|n| parse_stream(&self.ex, self.market, n).is_none())
+                {
+                    return (
+                        vec![error(
+                            2,
+                            &format!("Invalid request: unknown stream {bad}"),
+                            &id,
+                        )],
+                        Flow::Continue,
+                    );
                 }
-                let fresh = names.iter().filter(|n| !self.subs.iter().any(|s| s.name == **n)).count();
+                let fresh = names
+                    .iter()
+                    .filter(|n| !self.subs.iter().any(|s| s.name == **n))
+                    .count();
                 if self.subs.len() + fresh > limits(self.market).max_streams {
                     self.ex.stats.ws_limit_violations.fetch_add(1, Relaxed);
                     return (
                         vec![error(
                             2,
-                            &format!("Invalid request: a connection holds at most {} streams", limits(self.market).max_streams),
+                            &format!(
+                                "Invalid request: a connection holds at most {} streams",
+                                limits(self.market).max_streams
+                            ),
                             &id,
                         )],
                         Flow::Continue,
@@ -638,8 +813,13 @@ impl Connection {
                 self.subs.retain(|s| !names.contains(&s.name.as_str()));
                 json!({"result": null, "id": id})
             }
-            Some("LIST_SUBSCRIPTIONS") => json!({"result": self.subs.iter().map(|s| s.name.clone()).collect::<Vec<_>>(), "id": id}),
-            Some("SET_PROPERTY") => match (params.first().and_then(Value::as_str), params.get(1).and_then(Value::as_bool)) {
+            Some("LIST_SUBSCRIPTIONS") => {
+                json!({"result": self.subs.iter().map(|s| s.name.clone()).collect::<Vec<_>>(), "id": id})
+            }
+            Some("SET_PROPERTY") => match (
+                params.first().and_then(Value::as_str),
+                params.get(1).and_then(Value::as_bool),
+            ) {
                 (Some("combined"), Some(b)) => {
                     self.combined = b;
                     json!({"result": null, "id": id})
@@ -650,7 +830,12 @@ impl Connection {
                 Some("combined") => json!({"result": self.combined, "id": id}),
                 _ => return (vec![error(0, "Unknown property", &id)], Flow::Continue),
             },
-            _ => return (vec![error(2, "Invalid request: unknown method", &id)], Flow::Continue),
+            _ => {
+                return (
+                    vec![error(2, "Invalid request: unknown method", &id)],
+                    Flow::Continue,
+                )
+            }
         };
         (vec![reply.to_string()], Flow::Continue)
     }
@@ -663,7 +848,14 @@ pub(crate) type TradeBase = std::sync::Mutex<HashMap<(u8, String, i64), u64>>;
 #[cfg(feature = "test-hooks")]
 pub(crate) fn fuzz_control(ex: Arc<Exchange>, text: &str) {
     for market in Market::ALL {
-        let mut c = Connection::new(ex.clone(), Opening { market, combined: false, streams: vec![] });
+        let mut c = Connection::new(
+            ex.clone(),
+            Opening {
+                market,
+                combined: false,
+                streams: vec![],
+            },
+        );
         let now = ex.clock.now();
         let _ = c.control(text, now);
         let _ = c.events(now, now, |_| 0);

@@ -19,12 +19,20 @@ use tungstenite::Message;
 const NOW: i64 = 1_764_000_000_000;
 
 fn env_or(key: &str, default: f64) -> f64 {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Intervals (exchange ms) between consecutive in-progress updates of one
 /// kline, per stream, from `path` until `minutes` of exchange time passed.
-fn intervals(base: &str, path: &str, minutes: i64, real_limit: Duration) -> HashMap<String, Vec<i64>> {
+fn intervals(
+    base: &str,
+    path: &str,
+    minutes: i64,
+    real_limit: Duration,
+) -> HashMap<String, Vec<i64>> {
     let url = format!("{}{path}", base.replace("http://", "ws://"));
     let (mut ws, _) = tungstenite::connect(url).unwrap();
     if let MaybeTlsStream::Plain(s) = ws.get_ref() {
@@ -69,16 +77,29 @@ fn quantile(sorted: &[i64], q: f64) -> i64 {
 fn kline_updates_come_at_binances_cadence_in_exchange_time() {
     let scale = env_or("ATM_CADENCE_SCALE", 60.0);
     let minutes = env_or("ATM_CADENCE_MINUTES", 8.0) as i64;
-    let sim =
-        SimServer::start(SimConfig { universe: UniverseSpec::Generated(6), now: Some(NOW), time_scale: scale, ..SimConfig::default() })
-            .unwrap();
+    let sim = SimServer::start(SimConfig {
+        universe: UniverseSpec::Generated(6),
+        now: Some(NOW),
+        time_scale: scale,
+        ..SimConfig::default()
+    })
+    .unwrap();
     let base = sim.base_url().to_string();
     // Exchange minutes take 60/scale real seconds; allow twice that and a margin.
     let real_limit = Duration::from_secs_f64(minutes as f64 * 60.0 / scale * 2.0 + 20.0);
     let cases = [
-        ("/spot/stream?streams=btcusdt@kline_1m/ethusdt@kline_5m/bnbusdt@kline_1h", 2000),
-        ("/um/market/stream?streams=btcusdt@kline_1m/ethusdt@kline_5m/bnbusdt@kline_1h", 250),
-        ("/cm/stream?streams=btcusd_perp@kline_1m/ethusd_perp@kline_15m", 250),
+        (
+            "/spot/stream?streams=btcusdt@kline_1m/ethusdt@kline_5m/bnbusdt@kline_1h",
+            2000,
+        ),
+        (
+            "/um/market/stream?streams=btcusdt@kline_1m/ethusdt@kline_5m/bnbusdt@kline_1h",
+            250,
+        ),
+        (
+            "/cm/stream?streams=btcusd_perp@kline_1m/ethusd_perp@kline_15m",
+            250,
+        ),
     ];
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = cases

@@ -13,7 +13,13 @@ type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 const NOW: i64 = 1_764_000_000_000;
 
 fn sim(scale: f64) -> SimServer {
-    SimServer::start(SimConfig { universe: UniverseSpec::Generated(6), now: Some(NOW), time_scale: scale, ..SimConfig::default() }).unwrap()
+    SimServer::start(SimConfig {
+        universe: UniverseSpec::Generated(6),
+        now: Some(NOW),
+        time_scale: scale,
+        ..SimConfig::default()
+    })
+    .unwrap()
 }
 
 fn connect(sim: &SimServer, path: &str) -> Ws {
@@ -38,7 +44,10 @@ fn next(ws: &mut Ws) -> Value {
 }
 
 fn rest(sim: &SimServer, path: &str) -> Value {
-    reqwest::blocking::get(format!("{}{path}", sim.base_url())).unwrap().json().unwrap()
+    reqwest::blocking::get(format!("{}{path}", sim.base_url()))
+        .unwrap()
+        .json()
+        .unwrap()
 }
 
 #[test]
@@ -72,8 +81,13 @@ fn raw_stream_closes_klines_equal_to_rest() {
     assert!(closed.len() >= 3, "{} closed klines in 20 s", closed.len());
     for k in closed {
         let t = k["t"].as_i64().unwrap();
-        let row = &rest(&sim, &format!("/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime={t}&limit=1"))[0];
-        let from_ws = json!([t, k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"], k["V"], k["Q"], "0"]);
+        let row = &rest(
+            &sim,
+            &format!("/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime={t}&limit=1"),
+        )[0];
+        let from_ws = json!([
+            t, k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"], k["V"], k["Q"], "0"
+        ]);
         assert_eq!(row, &from_ws);
     }
 }
@@ -81,7 +95,10 @@ fn raw_stream_closes_klines_equal_to_rest() {
 #[test]
 fn combined_stream_and_subscriptions() {
     let sim = sim(1.0);
-    let mut ws = connect(&sim, "/spot/stream?streams=btcusdt@kline_1m/ethusdt@kline_1s");
+    let mut ws = connect(
+        &sim,
+        "/spot/stream?streams=btcusdt@kline_1m/ethusdt@kline_1s",
+    );
     let mut seen = std::collections::HashSet::new();
     while seen.len() < 2 {
         let e = next(&mut ws);
@@ -97,17 +114,36 @@ fn combined_stream_and_subscriptions() {
             return v;
         }
     };
-    send(&mut ws, json!({"method": "SUBSCRIBE", "params": ["bnbusdt@kline_5m"], "id": 1}));
+    send(
+        &mut ws,
+        json!({"method": "SUBSCRIBE", "params": ["bnbusdt@kline_5m"], "id": 1}),
+    );
     assert_eq!(reply(&mut ws), json!({"result": null, "id": 1}));
     send(&mut ws, json!({"method": "LIST_SUBSCRIPTIONS", "id": 2}));
-    assert_eq!(reply(&mut ws), json!({"result": ["btcusdt@kline_1m", "ethusdt@kline_1s", "bnbusdt@kline_5m"], "id": 2}));
-    send(&mut ws, json!({"method": "UNSUBSCRIBE", "params": ["ethusdt@kline_1s"], "id": 3}));
+    assert_eq!(
+        reply(&mut ws),
+        json!({"result": ["btcusdt@kline_1m", "ethusdt@kline_1s", "bnbusdt@kline_5m"], "id": 2})
+    );
+    send(
+        &mut ws,
+        json!({"method": "UNSUBSCRIBE", "params": ["ethusdt@kline_1s"], "id": 3}),
+    );
     assert_eq!(reply(&mut ws), json!({"result": null, "id": 3}));
-    send(&mut ws, json!({"method": "GET_PROPERTY", "params": ["combined"], "id": 4}));
+    send(
+        &mut ws,
+        json!({"method": "GET_PROPERTY", "params": ["combined"], "id": 4}),
+    );
     assert_eq!(reply(&mut ws), json!({"result": true, "id": 4}));
-    send(&mut ws, json!({"method": "SUBSCRIBE", "params": ["nope@kline_1m"], "id": 5}));
+    send(
+        &mut ws,
+        json!({"method": "SUBSCRIBE", "params": ["nope@kline_1m"], "id": 5}),
+    );
     let e = reply(&mut ws);
-    assert_eq!((e["code"].as_i64(), e["id"].as_i64()), (Some(2), Some(5)), "{e}");
+    assert_eq!(
+        (e["code"].as_i64(), e["id"].as_i64()),
+        (Some(2), Some(5)),
+        "{e}"
+    );
     let stats = rest(&sim, "/sim/v1/stats");
     assert_eq!(stats["ws"]["connections"], 1);
     assert_eq!(stats["ws"]["subscriptions"], 3);
@@ -124,21 +160,41 @@ fn limits_and_bad_requests() {
     assert!(tungstenite::connect(url("/nowhere/ws")).is_err());
     // A name that is no stream connects and carries nothing (ccxt.pro opens `/ws/0`, then SUBSCRIBEs).
     let mut ws = connect(&sim, "/spot/ws/0");
-    ws.send(Message::text(json!({"method": "LIST_SUBSCRIPTIONS", "id": 1}).to_string())).unwrap();
+    ws.send(Message::text(
+        json!({"method": "LIST_SUBSCRIPTIONS", "id": 1}).to_string(),
+    ))
+    .unwrap();
     assert_eq!(next(&mut ws), json!({"result": [], "id": 1}));
-    ws.send(Message::text(json!({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1s"], "id": 2}).to_string())).unwrap();
+    ws.send(Message::text(
+        json!({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1s"], "id": 2}).to_string(),
+    ))
+    .unwrap();
     assert_eq!(next(&mut ws), json!({"result": null, "id": 2}));
     assert_eq!(next(&mut ws)["e"], "kline");
     // COIN-M: at most 200 streams a connection.
     let mut ws = connect(&sim, "/cm/ws");
-    let names: Vec<String> = ["btcusd_perp", "ethusd_perp", "bnbusd_perp", "solusd_perp", "xrpusd_perp", "dogeusd_perp"]
-        .iter()
-        .flat_map(|s| {
-            ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"].map(|i| format!("{s}@kline_{i}"))
-        })
-        .collect();
+    let names: Vec<String> = [
+        "btcusd_perp",
+        "ethusd_perp",
+        "bnbusd_perp",
+        "solusd_perp",
+        "xrpusd_perp",
+        "dogeusd_perp",
+    ]
+    .iter()
+    .flat_map(|s| {
+        [
+            "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w",
+            "1M",
+        ]
+        .map(|i| format!("{s}@kline_{i}"))
+    })
+    .collect();
     assert_eq!(names.len(), 90);
-    ws.send(Message::text(json!({"method": "SUBSCRIBE", "params": names, "id": 1}).to_string())).unwrap();
+    ws.send(Message::text(
+        json!({"method": "SUBSCRIBE", "params": names, "id": 1}).to_string(),
+    ))
+    .unwrap();
     let r = loop {
         let v = next(&mut ws);
         if v.get("id").is_some() {
@@ -165,7 +221,9 @@ fn limits_and_bad_requests() {
     // Spot: more than 5 incoming messages a second closes the connection.
     let mut ws = connect(&sim, "/spot/ws");
     for i in 0..10 {
-        let _ = ws.send(Message::text(json!({"method": "LIST_SUBSCRIPTIONS", "id": i}).to_string()));
+        let _ = ws.send(Message::text(
+            json!({"method": "LIST_SUBSCRIPTIONS", "id": i}).to_string(),
+        ));
     }
     let dropped = (0..20).any(|_| matches!(ws.read(), Ok(Message::Close(_)) | Err(_)));
     assert!(dropped);
@@ -237,10 +295,16 @@ fn connections_end_at_24_hours() {
             Ok(Message::Close(_)) | Err(_) => break,
             Ok(_) => {}
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "still open after 10 s");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "still open after 10 s"
+        );
     }
     // Every hour of the day closed on the stream, none thinned away.
-    assert!((23..=25).contains(&closes), "{closes} closed 1h klines in 24 h");
+    assert!(
+        (23..=25).contains(&closes),
+        "{closes} closed 1h klines in 24 h"
+    );
 }
 
 #[test]
@@ -264,7 +328,10 @@ fn dropped_closing_events_are_counted() {
     }
     assert!(updates > 10);
     let stats = rest(&sim, "/sim/v1/stats");
-    assert!(stats["faults"]["ws_close_drop"].as_u64().unwrap() >= 5, "{stats}");
+    assert!(
+        stats["faults"]["ws_close_drop"].as_u64().unwrap() >= 5,
+        "{stats}"
+    );
 }
 
 #[test]
@@ -273,7 +340,10 @@ fn continuous_klines_close_handshake_and_1s_cadence() {
     // Futures continuous klines: the perpetual's klines, `ps`/`ct`, no `s` in `k`.
     let mut ws = connect(&sim, "/um/market/ws/btcusdt_perpetual@continuousKline_1m");
     let e = next(&mut ws);
-    assert_eq!((e["e"].as_str(), e["ps"].as_str(), e["ct"].as_str()), (Some("continuous_kline"), Some("BTCUSDT"), Some("PERPETUAL")));
+    assert_eq!(
+        (e["e"].as_str(), e["ps"].as_str(), e["ct"].as_str()),
+        (Some("continuous_kline"), Some("BTCUSDT"), Some("PERPETUAL"))
+    );
     assert!(e["k"].get("s").is_none() && e["k"]["i"] == "1m");
     // The server answers a client's close (RFC 6455).
     ws.close(None).unwrap();
@@ -295,5 +365,8 @@ fn continuous_klines_close_handshake_and_1s_cadence() {
         }
     }
     let gap = (closes[4] - closes[0]) / 4;
-    assert!((800..=1300).contains(&gap), "a 1s kline closes every {gap} ms");
+    assert!(
+        (800..=1300).contains(&gap),
+        "a 1s kline closes every {gap} ms"
+    );
 }

@@ -38,8 +38,8 @@ mod text;
 
 pub use error::{Error, Result};
 pub use model::{
-    MarketStatus, ProcessInfo, ProcessStatus, StageStatus, StreamTotals, SyncTotals, Totals, STREAM_PHASES, STREAM_STAGES, SYNC_PHASES,
-    SYNC_STAGES,
+    MarketStatus, ProcessInfo, ProcessStatus, StageStatus, StreamTotals, SyncTotals, Totals,
+    STREAM_PHASES, STREAM_STAGES, SYNC_PHASES, SYNC_STAGES,
 };
 pub use publish::{LiveSlots, Metric, Publisher, StageStats, GATHER_TIMEOUT, PUBLISH_PERIOD};
 pub use read::{live_slot_name, log_record_path, read_live, read_status};

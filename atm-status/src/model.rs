@@ -252,13 +252,24 @@ impl Totals {
         match self {
             Totals::Sync(t) => t.klines_written,
             Totals::Stream(t) => t.klines_written,
-            Totals::Other(m) => m.get("klines_written").and_then(|v| v.as_u64()).unwrap_or(0),
+            Totals::Other(m) => m
+                .get("klines_written")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
         }
     }
 }
 
 /// The phases of `atm sync`, in order (then `done`, or `failed: <error>`).
-pub const SYNC_PHASES: &[&str] = &["starting", "importing markets", "finding first klines", "planning", "archives", "fetching", "done"];
+pub const SYNC_PHASES: &[&str] = &[
+    "starting",
+    "importing markets",
+    "finding first klines",
+    "planning",
+    "archives",
+    "fetching",
+    "done",
+];
 
 /// The phases of `atm stream`, in order.
 pub const STREAM_PHASES: &[&str] = &["starting", "backfilling", "streaming", "stopping"];
@@ -311,16 +322,30 @@ mod tests {
 
     #[test]
     fn a_group_publishes_its_fields_under_their_names() {
-        let t = SyncTotals { klines_written: 7, held_series: 2, ..Default::default() };
+        let t = SyncTotals {
+            klines_written: 7,
+            held_series: 2,
+            ..Default::default()
+        };
         let mut out = Vec::new();
         t.metrics("totals", &mut out);
         assert_eq!(out.len(), SyncTotals::FIELDS.len());
-        assert_eq!(out[0], ("totals.klines_written".to_string(), Metric::Counter(7)));
+        assert_eq!(
+            out[0],
+            ("totals.klines_written".to_string(), Metric::Counter(7))
+        );
         assert!(out.contains(&("totals.held_series".to_string(), Metric::Counter(2))));
-        let p = ProcessInfo { phase: "starting".into(), ..Default::default() };
+        let p = ProcessInfo {
+            phase: "starting".into(),
+            ..Default::default()
+        };
         let mut out = Vec::new();
         p.metrics("process", &mut out);
-        assert_eq!(out, [("process.phase".to_string(), Metric::Text("starting".into()))], "None fields are not published");
+        assert_eq!(
+            out,
+            [("process.phase".to_string(), Metric::Text("starting".into()))],
+            "None fields are not published"
+        );
     }
 
     #[test]

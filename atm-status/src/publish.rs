@@ -79,7 +79,10 @@ impl StageStats {
         out.push((m("errors"), Metric::Counter(self.errors)));
         out.push((m("retries"), Metric::Counter(self.retries)));
         out.push((m("queue"), Metric::Gauge(queue as i64)));
-        out.push((m("latency_us"), Metric::Histogram(Box::new(self.latency_us.clone()))));
+        out.push((
+            m("latency_us"),
+            Metric::Histogram(Box::new(self.latency_us.clone())),
+        ));
         out.push((m("last_error"), Metric::Text(self.last_error.clone())));
     }
 }
@@ -135,7 +138,11 @@ impl LiveSlots {
     /// segment for all of them, not one per name.
     pub fn register(&mut self, names: &[String]) {
         let mut w = lock_unpoisoned(&self.segment);
-        let specs: Vec<SlotSpec> = names.iter().filter(|n| n.len() <= 40).map(|n| SlotSpec::new(n, SlotKind::Kline, "")).collect();
+        let specs: Vec<SlotSpec> = names
+            .iter()
+            .filter(|n| n.len() <= 40)
+            .map(|n| SlotSpec::new(n, SlotKind::Kline, ""))
+            .collect();
         if let Err(e) = w.add_slots(&specs) {
             log::warn!("registering {} live slots: {e}", specs.len());
             return;
@@ -176,12 +183,20 @@ impl Publisher {
     /// The segment says `process.phase` = `starting` from the moment it
     /// exists, and holds a first sample before this returns: a reader never
     /// sees the process without its phase, totals or stages.
-    pub fn start(store_dir: &Path, command: &str, mut sample: impl FnMut() -> Vec<(String, Metric)> + Send + 'static) -> Result<Publisher> {
+    pub fn start(
+        store_dir: &Path,
+        command: &str,
+        mut sample: impl FnMut() -> Vec<(String, Metric)> + Send + 'static,
+    ) -> Result<Publisher> {
         if let Err(e) = atm_store::prd::cleanup(store_dir, 3_600_000) {
             log::warn!("cleaning up old status segments: {e}");
         }
         let mut first = Vec::new();
-        ProcessInfo { phase: "starting".into(), ..ProcessInfo::default() }.metrics("process", &mut first);
+        ProcessInfo {
+            phase: "starting".into(),
+            ..ProcessInfo::default()
+        }
+        .metrics("process", &mut first);
         let mut writer = PrdWriter::create(store_dir, command, &[])?;
         let mut ids = std::collections::HashMap::new();
         publish(&mut writer, &mut ids, first)?;
@@ -214,12 +229,19 @@ impl Publisher {
                 }
             })
             .map_err(Error::Thread)?;
-        Ok(Publisher { stop: Some(stop), thread: Some(thread), segment })
+        Ok(Publisher {
+            stop: Some(stop),
+            thread: Some(thread),
+            segment,
+        })
     }
 
     /// A writer of live klines into this publisher's segment.
     pub fn live_slots(&self) -> LiveSlots {
-        LiveSlots { segment: self.segment.clone(), ids: Default::default() }
+        LiveSlots {
+            segment: self.segment.clone(),
+            ids: Default::default(),
+        }
     }
 
     /// Publishes a last sample, marks the process finished, and stops.
@@ -250,8 +272,11 @@ fn publish(
     ids: &mut std::collections::HashMap<String, atm_store::prd::SlotId>,
     metrics: Vec<(String, Metric)>,
 ) -> atm_store::Result<()> {
-    let new: Vec<SlotSpec> =
-        metrics.iter().filter(|(n, _)| !ids.contains_key(n)).map(|(n, m)| SlotSpec::new(n, m.kind(), unit_of(n))).collect();
+    let new: Vec<SlotSpec> = metrics
+        .iter()
+        .filter(|(n, _)| !ids.contains_key(n))
+        .map(|(n, m)| SlotSpec::new(n, m.kind(), unit_of(n)))
+        .collect();
     if !new.is_empty() {
         w.add_slots(&new)?;
         for s in &new {
@@ -295,12 +320,22 @@ mod tests {
     #[test]
     fn the_phase_is_starting_before_the_first_period() {
         let dir = tempfile::tempdir().unwrap();
-        let p = Publisher::start(dir.path(), "sync", || vec![("totals.klines_written".to_string(), Metric::Counter(1))]).unwrap();
+        let p = Publisher::start(dir.path(), "sync", || {
+            vec![("totals.klines_written".to_string(), Metric::Counter(1))]
+        })
+        .unwrap();
         // Read at once: no publishing period has passed yet.
-        let path = atm_store::prd::list_segments(dir.path()).unwrap().pop().unwrap();
+        let path = atm_store::prd::list_segments(dir.path())
+            .unwrap()
+            .pop()
+            .unwrap();
         let snap = PrdReader::open(&path).unwrap().snapshot().unwrap();
         assert!(snap.iter().any(|s| s.name == "process.phase" && s.value == SlotValue::Text("starting".into())), "{snap:?}");
-        assert!(snap.iter().any(|s| s.name == "totals.klines_written" && s.value == SlotValue::Counter(1)), "{snap:?}");
+        assert!(
+            snap.iter()
+                .any(|s| s.name == "totals.klines_written" && s.value == SlotValue::Counter(1)),
+            "{snap:?}"
+        );
         p.finish();
     }
 
@@ -310,7 +345,10 @@ mod tests {
         let mut n = 0u64;
         let p = Publisher::start(dir.path(), "sync", move || {
             n += 1;
-            let mut v = vec![("totals.klines_written".to_string(), Metric::Counter(n * 100))];
+            let mut v = vec![(
+                "totals.klines_written".to_string(),
+                Metric::Counter(n * 100),
+            )];
             if n > 2 {
                 v.push(("process.phase".to_string(), Metric::Text("fetching".into())));
             }
@@ -318,13 +356,24 @@ mod tests {
         })
         .unwrap();
         std::thread::sleep(PUBLISH_PERIOD * 4);
-        let path = atm_store::prd::list_segments(dir.path()).unwrap().pop().unwrap();
+        let path = atm_store::prd::list_segments(dir.path())
+            .unwrap()
+            .pop()
+            .unwrap();
         let mut r = PrdReader::open(&path).unwrap();
         let snap = r.snapshot().unwrap();
-        let written = snap.iter().find(|s| s.name == "totals.klines_written").unwrap();
-        assert!(matches!(written.value, SlotValue::Counter(k) if k >= 200), "{snap:?}");
+        let written = snap
+            .iter()
+            .find(|s| s.name == "totals.klines_written")
+            .unwrap();
+        assert!(
+            matches!(written.value, SlotValue::Counter(k) if k >= 200),
+            "{snap:?}"
+        );
         assert_eq!(written.unit, "klines");
-        assert!(snap.iter().any(|s| s.name == "process.phase" && s.value == SlotValue::Text("fetching".into())));
+        assert!(snap
+            .iter()
+            .any(|s| s.name == "process.phase" && s.value == SlotValue::Text("fetching".into())));
         assert_eq!(r.info().state(), ProcessState::Running);
         p.finish();
         assert_eq!(r.info().state(), ProcessState::Finished);

@@ -20,7 +20,9 @@ use crate::model::{stages_of, ProcessInfo, ProcessStatus, StageStatus, Totals};
 pub fn read_status(store_dir: &Path) -> Result<Vec<ProcessStatus>> {
     let mut out = Vec::new();
     for path in atm_store::prd::list_segments(store_dir)? {
-        let Ok(mut r) = PrdReader::open(&path) else { continue };
+        let Ok(mut r) = PrdReader::open(&path) else {
+            continue;
+        };
         let Ok(slots) = r.snapshot() else { continue };
         let info = r.info().clone();
         let state = info.state();
@@ -32,8 +34,10 @@ pub fn read_status(store_dir: &Path) -> Result<Vec<ProcessStatus>> {
             "stream" | "replay" => Totals::Stream(typed(totals)),
             _ => Totals::Other(totals.into_iter().collect()),
         };
-        let mut stages: BTreeMap<String, StageStatus> =
-            stages_of(&command).iter().map(|s| (s.to_string(), StageStatus::default())).collect();
+        let mut stages: BTreeMap<String, StageStatus> = stages_of(&command)
+            .iter()
+            .map(|s| (s.to_string(), StageStatus::default()))
+            .collect();
         let mut markets = BTreeMap::new();
         for ((group, name), fields) in groups.nested {
             if group == "stage" {
@@ -42,7 +46,8 @@ pub fn read_status(store_dir: &Path) -> Result<Vec<ProcessStatus>> {
                 markets.insert(name, typed(fields));
             }
         }
-        let mut process: ProcessInfo = typed(groups.plain.get("process").cloned().unwrap_or_default());
+        let mut process: ProcessInfo =
+            typed(groups.plain.get("process").cloned().unwrap_or_default());
         if process.phase.is_empty() {
             "starting".clone_into(&mut process.phase);
         }
@@ -75,10 +80,14 @@ fn group_slots<'a>(slots: impl Iterator<Item = (&'a str, &'a SlotValue)>) -> Gro
     let mut g = Groups::default();
     for (name, value) in slots {
         let mut parts = name.splitn(3, '.');
-        let (Some(group), Some(second)) = (parts.next(), parts.next()) else { continue };
+        let (Some(group), Some(second)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         let third = parts.next();
         let target = match (group, third) {
-            ("stage" | "market", Some(_)) => g.nested.entry((group, second.to_string())).or_default(),
+            ("stage" | "market", Some(_)) => {
+                g.nested.entry((group, second.to_string())).or_default()
+            }
             (_, None) => g.plain.entry(group).or_default(),
             _ => continue,
         };
@@ -86,7 +95,12 @@ fn group_slots<'a>(slots: impl Iterator<Item = (&'a str, &'a SlotValue)>) -> Gro
         match value {
             SlotValue::Counter(v) => _ = target.insert(field.into(), json!(v)),
             SlotValue::Gauge(v) => _ = target.insert(field.into(), json!(v)),
-            SlotValue::Float(v) => _ = target.insert(field.into(), if v.is_finite() { json!(v) } else { Value::Null }),
+            SlotValue::Float(v) => {
+                _ = target.insert(
+                    field.into(),
+                    if v.is_finite() { json!(v) } else { Value::Null },
+                )
+            }
             SlotValue::Text(t) => _ = target.insert(field.into(), json!(t)),
             SlotValue::Histogram(h) => {
                 target.insert(format!("{field}_p50"), json!(h.quantile(0.5)));
@@ -94,7 +108,10 @@ fn group_slots<'a>(slots: impl Iterator<Item = (&'a str, &'a SlotValue)>) -> Gro
                 target.insert(format!("{field}_count"), json!(h.count));
             }
             SlotValue::Kline(k) => {
-                target.insert(field.into(), json!({"open_time": k.open_time, "close": k.close(), "trades": k.trades}));
+                target.insert(
+                    field.into(),
+                    json!({"open_time": k.open_time, "close": k.close(), "trades": k.trades}),
+                );
             }
         }
     }
@@ -139,11 +156,15 @@ pub fn read_live(store_dir: &Path, key: &SeriesKey) -> Result<Option<Kline>> {
     let name = live_slot_name(key);
     let mut best: Option<Kline> = None;
     for path in atm_store::prd::list_segments(store_dir)? {
-        let Ok(mut r) = PrdReader::open(&path) else { continue };
+        let Ok(mut r) = PrdReader::open(&path) else {
+            continue;
+        };
         if r.info().state() != ProcessState::Running {
             continue;
         }
-        let Some(i) = r.names().position(|n| n == name) else { continue };
+        let Some(i) = r.names().position(|n| n == name) else {
+            continue;
+        };
         if let Some(SlotValue::Kline(k)) = r.read(i) {
             if k.close_time > 0 && best.is_none_or(|b| k.open_time >= b.open_time) {
                 best = Some(k);

@@ -5,7 +5,10 @@ use crate::model::{ProcessStatus, Totals};
 
 /// The wall clock in epoch milliseconds.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn ago(now: i64, ms: i64) -> String {
@@ -23,7 +26,10 @@ fn ago(now: i64, ms: i64) -> String {
 pub fn render(dir: &std::path::Path, processes: &[ProcessStatus], now: i64) -> String {
     let mut s = String::new();
     if processes.is_empty() {
-        s.push_str(&format!("no atm process is running on {} (none has published status there in the last hour)\n", dir.display()));
+        s.push_str(&format!(
+            "no atm process is running on {} (none has published status there in the last hour)\n",
+            dir.display()
+        ));
         return s;
     }
     for p in processes {
@@ -48,9 +54,17 @@ pub fn render(dir: &std::path::Path, processes: &[ProcessStatus], now: i64) -> S
                 ));
             }
             Totals::Sync(t) => {
-                let eta =
-                    p.process.eta_s.filter(|&e| e >= 0.0 && p.state == "running").map(|e| format!(" · ETA {e:.0} s")).unwrap_or_default();
-                let held = if t.held_series > 0 { format!(" · {} series held by another writer", t.held_series) } else { String::new() };
+                let eta = p
+                    .process
+                    .eta_s
+                    .filter(|&e| e >= 0.0 && p.state == "running")
+                    .map(|e| format!(" · ETA {e:.0} s"))
+                    .unwrap_or_default();
+                let held = if t.held_series > 0 {
+                    format!(" · {} series held by another writer", t.held_series)
+                } else {
+                    String::new()
+                };
                 s.push_str(&format!(
                     "  {} · {}/{} pages · {} klines · {} requests · weight {} · {} retries · {} HTTP 429 · {} errors{held}{eta}\n",
                     p.process.phase, t.pages_done, t.pages_total, t.klines_written, t.requests, t.weight, t.retries, t.http429, t.errors,
@@ -71,7 +85,11 @@ pub fn render(dir: &std::path::Path, processes: &[ProcessStatus], now: i64) -> S
                 markets(&mut s, p);
             }
             Totals::Other(_) => {
-                s.push_str(&format!("  {} · {} klines\n", p.process.phase, p.totals.klines_written()));
+                s.push_str(&format!(
+                    "  {} · {} klines\n",
+                    p.process.phase,
+                    p.totals.klines_written()
+                ));
                 stage_table(&mut s, p);
             }
         }
@@ -89,7 +107,12 @@ fn headline(p: &ProcessStatus, now: i64) -> String {
         "finished" => format!("finished {}", ago(now, p.heartbeat)),
         _ => format!("running, heartbeat {}", ago(now, p.heartbeat)),
     };
-    format!("pid {} · atm {} · started {} · {head}\n", p.pid, p.command, atm_store::format_ms(p.started))
+    format!(
+        "pid {} · atm {} · started {} · {head}\n",
+        p.pid,
+        p.command,
+        atm_store::format_ms(p.started)
+    )
 }
 
 fn stage_table(s: &mut String, p: &ProcessStatus) {
@@ -101,9 +124,16 @@ fn stage_table(s: &mut String, p: &ProcessStatus) {
         "stage", "in", "out", "bytes out", "errors", "retries", "queue", "p50 µs", "p99 µs"
     ));
     let order = crate::model::stages_of(&p.command);
-    let names = order.iter().copied().chain(p.stages.keys().map(String::as_str).filter(|k| !order.contains(k)));
+    let names = order.iter().copied().chain(
+        p.stages
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !order.contains(k)),
+    );
     for name in names {
-        let Some(st) = p.stages.get(name) else { continue };
+        let Some(st) = p.stages.get(name) else {
+            continue;
+        };
         s.push_str(&format!(
             "  {:<6} {:>10} {:>10} {:>12} {:>7} {:>7} {:>6} {:>9} {:>9}  {}\n",
             name,

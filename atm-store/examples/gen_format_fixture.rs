@@ -11,9 +11,16 @@ use atm_store::{layout::SERIES_VERSION, Store, StoreOptions};
 mod fixture_data;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/v{SERIES_VERSION}"));
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/v{SERIES_VERSION}"));
     let _ = std::fs::remove_dir_all(&out);
-    let store = Store::open(&out, StoreOptions { create: true, ..Default::default() })?;
+    let store = Store::open(
+        &out,
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
+    )?;
     fixture_data::write(&store)?;
     drop(store);
     for name in ["locks", "recovery.lock", "journal"] {

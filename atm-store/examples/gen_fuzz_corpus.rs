@@ -23,19 +23,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     put("csv", "um_header", um.as_bytes())?;
     put("csv", "spot_micros", us.as_bytes())?;
     put("csv", "bad_columns", b"1,2,3\n")?;
-    put("csv", "quoted", b"\"1637971200000\",\"1\",1,1,1,1,1637971259999,1,1,1,1,0\r\n")?;
+    put(
+        "csv",
+        "quoted",
+        b"\"1637971200000\",\"1\",1,1,1,1,1637971259999,1,1,1,1,0\r\n",
+    )?;
     put("csv", "file_name", "BTCUSDT-1mo-2024-01.zip".as_bytes())?;
     // Journal and series files from a real store.
     let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() })?;
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
+    )?;
     let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1)?;
     let mut w = store.writer()?;
     let t = Interval::M1.open_time(3_000_000);
-    let mut odd = Kline { open_time: t + 600_000 + 123, close_time: t + 659_999, values: [2.5; 8], trades: 3 };
+    let mut odd = Kline {
+        open_time: t + 600_000 + 123,
+        close_time: t + 659_999,
+        values: [2.5; 8],
+        trades: 3,
+    };
     w.put_many(
         &key,
         &(0..5)
-            .map(|i| Kline { open_time: t + i * 60_000, close_time: t + i * 60_000 + 59_999, values: [1.25; 8], trades: 7 })
+            .map(|i| Kline {
+                open_time: t + i * 60_000,
+                close_time: t + i * 60_000 + 59_999,
+                values: [1.25; 8],
+                trades: 7,
+            })
             .collect::<Vec<_>>(),
     )?;
     w.commit()?;
@@ -44,12 +64,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     odd.trades = 4;
     w.put(
         &SeriesKey::parse(Market::CoinM, "BTCUSD_PERP", Interval::Mo1)?,
-        &Kline { open_time: Interval::Mo1.open_time(90), close_time: Interval::Mo1.close_time(90), ..odd },
+        &Kline {
+            open_time: Interval::Mo1.open_time(90),
+            close_time: Interval::Mo1.close_time(90),
+            ..odd
+        },
     )?;
     w.commit()?;
-    let journal = std::fs::read_dir(dir.path().join("journal"))?.next().ok_or("no journal")??.path();
+    let journal = std::fs::read_dir(dir.path().join("journal"))?
+        .next()
+        .ok_or("no journal")??
+        .path();
     let bytes = std::fs::read(&journal)?;
-    let end = bytes.iter().rposition(|&b| b != 0).map(|i| (i + 8) / 8 * 8).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|i| (i + 8) / 8 * 8)
+        .unwrap_or(bytes.len());
     put("journal", "two_commits", &bytes[..end])?;
     put("journal", "torn_tail", &bytes[..end - 30])?;
     std::mem::forget(w); // keep the journal as a crash would
@@ -58,7 +89,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r.observe("币安人生USDT", "PENDING_TRADING", 2)?;
         Ok(())
     })?;
-    put("registry", "usdm", &std::fs::read(dir.path().join("um/registry"))?)?;
+    put(
+        "registry",
+        "usdm",
+        &std::fs::read(dir.path().join("um/registry"))?,
+    )?;
     let kl = std::fs::read(dir.path().join("spot/1m/BTCUSDT.kl"))?;
     put("registry", "series_header", &kl[..8192])?;
     // series_file: poke triples (offset hi, offset lo, xor); empty = undamaged.

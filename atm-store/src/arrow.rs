@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{Float32Builder, Float64Builder, TimestampMillisecondBuilder, UInt32Builder};
+use arrow_array::builder::{
+    Float32Builder, Float64Builder, TimestampMillisecondBuilder, UInt32Builder,
+};
 use arrow_array::{
-    ArrayRef, Float32Array, Float64Array, RecordBatch, RecordBatchReader, StringArray, TimestampMillisecondArray, UInt32Array,
+    ArrayRef, Float32Array, Float64Array, RecordBatch, RecordBatchReader, StringArray,
+    TimestampMillisecondArray, UInt32Array,
 };
 use arrow_buffer::ScalarBuffer;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -16,8 +19,19 @@ use crate::{Kline, Precision, Series, SeriesKey, Store, SCAN_CHUNK_SLOTS};
 pub const KEY_COLUMN_NAMES: [&str; 3] = ["market", "symbol", "interval"];
 
 /// Column names in Binance's order, as `atm query` prints them.
-pub const COLUMN_NAMES: [&str; 11] =
-    ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote"];
+pub const COLUMN_NAMES: [&str; 11] = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base",
+    "taker_buy_quote",
+];
 
 /// The Arrow schema of klines at `precision`: times as UTC millisecond
 /// timestamps, floats as `Float32`/`Float64`, trades as `UInt32`.
@@ -57,7 +71,9 @@ pub fn to_record_batch(klines: &[Kline], precision: Precision) -> Result<RecordB
         match precision {
             Precision::F32 => {
                 let mut b = Float32Builder::with_capacity(n);
-                klines.iter().for_each(|k| b.append_value(k.values[c] as f32));
+                klines
+                    .iter()
+                    .for_each(|k| b.append_value(k.values[c] as f32));
                 Arc::new(b.finish())
             }
             Precision::F64 => {
@@ -80,7 +96,8 @@ pub fn to_record_batch(klines: &[Kline], precision: Precision) -> Result<RecordB
         float(6),
         float(7),
     ];
-    RecordBatch::try_new(schema(precision), cols).map_err(|e| Error::InvalidInput(format!("arrow: {e}")))
+    RecordBatch::try_new(schema(precision), cols)
+        .map_err(|e| Error::InvalidInput(format!("arrow: {e}")))
 }
 
 impl Series {
@@ -108,8 +125,16 @@ impl Series {
 /// The schema of [`batches`]: `market`, `symbol`, `interval` (UTF-8; the
 /// interval as the API names it) and then the kline columns of [`schema`].
 pub fn keyed_schema(precision: Precision) -> SchemaRef {
-    let mut fields: Vec<Field> = KEY_COLUMN_NAMES.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect();
-    fields.extend(schema(precision).fields().iter().map(|f| f.as_ref().clone()));
+    let mut fields: Vec<Field> = KEY_COLUMN_NAMES
+        .iter()
+        .map(|n| Field::new(*n, DataType::Utf8, false))
+        .collect();
+    fields.extend(
+        schema(precision)
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone()),
+    );
     Arc::new(Schema::new(fields))
 }
 
@@ -202,7 +227,11 @@ impl KlineBatches {
 
     /// A batch of slots `a..=z` over the mapped columns, if they allow it.
     fn mapped_batch(&self, series: &Series, a: u64, z: u64) -> Result<Option<RecordBatch>> {
-        if series.exceptions()?.iter().any(|e| (a..=z).contains(&e.slot)) {
+        if series
+            .exceptions()?
+            .iter()
+            .any(|e| (a..=z).contains(&e.slot))
+        {
             return Ok(None);
         }
         let file = series.file();
@@ -211,21 +240,37 @@ impl KlineBatches {
             if !v.all_present() {
                 return None;
             }
-            (0..=crate::FLOAT_COLUMNS).map(|c| v.arrow_buffer(c, owner.clone())).collect::<Option<Vec<_>>>()
+            (0..=crate::FLOAT_COLUMNS)
+                .map(|c| v.arrow_buffer(c, owner.clone()))
+                .collect::<Option<Vec<_>>>()
         })?;
-        let Some(buffers) = buffers else { return Ok(None) };
+        let Some(buffers) = buffers else {
+            return Ok(None);
+        };
         let n = (z - a + 1) as usize;
         let iv = series.key().interval;
         let times = |f: &dyn Fn(u64) -> i64| -> ArrayRef {
-            Arc::new(TimestampMillisecondArray::from((a..=z).map(f).collect::<Vec<i64>>()).with_timezone("UTC"))
+            Arc::new(
+                TimestampMillisecondArray::from((a..=z).map(f).collect::<Vec<i64>>())
+                    .with_timezone("UTC"),
+            )
         };
         let float = |c: usize| -> ArrayRef {
             match self.precision {
-                Precision::F32 => Arc::new(Float32Array::new(ScalarBuffer::new(buffers[c].clone(), 0, n), None)),
-                Precision::F64 => Arc::new(Float64Array::new(ScalarBuffer::new(buffers[c].clone(), 0, n), None)),
+                Precision::F32 => Arc::new(Float32Array::new(
+                    ScalarBuffer::new(buffers[c].clone(), 0, n),
+                    None,
+                )),
+                Precision::F64 => Arc::new(Float64Array::new(
+                    ScalarBuffer::new(buffers[c].clone(), 0, n),
+                    None,
+                )),
             }
         };
-        let trades: ArrayRef = Arc::new(UInt32Array::new(ScalarBuffer::new(buffers[crate::FLOAT_COLUMNS].clone(), 0, n), None));
+        let trades: ArrayRef = Arc::new(UInt32Array::new(
+            ScalarBuffer::new(buffers[crate::FLOAT_COLUMNS].clone(), 0, n),
+            None,
+        ));
         let cols = vec![
             times(&|s| iv.open_time(s)),
             float(0),
@@ -239,7 +284,9 @@ impl KlineBatches {
             float(6),
             float(7),
         ];
-        RecordBatch::try_new(schema(self.precision), cols).map(Some).map_err(|e| Error::InvalidInput(format!("arrow: {e}")))
+        RecordBatch::try_new(schema(self.precision), cols)
+            .map(Some)
+            .map_err(|e| Error::InvalidInput(format!("arrow: {e}")))
     }
 
     /// The next non-empty batch, or `None` at the end.
@@ -247,8 +294,12 @@ impl KlineBatches {
         loop {
             let Some((series, next, last)) = self.current.as_mut() else {
                 // Open the next series of the selection that has klines in range.
-                let Some(store) = &self.store else { return Ok(None) };
-                let Some(key) = self.keys.get(self.index) else { return Ok(None) };
+                let Some(store) = &self.store else {
+                    return Ok(None);
+                };
+                let Some(key) = self.keys.get(self.index) else {
+                    return Ok(None);
+                };
                 self.index += 1;
                 if let Some(s) = store.series(key)? {
                     if let Some((a, z)) = s.slot_span(self.from, self.to)? {
@@ -269,11 +320,16 @@ impl KlineBatches {
             let (a, z) = (*next, end);
             *next = end + 1;
             let series = series.clone();
-            let mapped = if self.zero_copy { self.mapped_batch(&series, a, z)? } else { None };
+            let mapped = if self.zero_copy {
+                self.mapped_batch(&series, a, z)?
+            } else {
+                None
+            };
             let batch = match mapped {
                 Some(b) => b,
                 None => {
-                    let klines = series.range(iv.open_time(a).max(self.from), iv.open_time(z).min(self.to))?;
+                    let klines = series
+                        .range(iv.open_time(a).max(self.from), iv.open_time(z).min(self.to))?;
                     if klines.is_empty() {
                         continue;
                     }
@@ -285,12 +341,18 @@ impl KlineBatches {
                 return Ok(Some(batch));
             }
             let key = series.key();
-            let mut cols: Vec<ArrayRef> = [key.market.to_string(), key.symbol.to_string(), key.interval.to_string()]
-                .into_iter()
-                .map(|v| Arc::new(StringArray::from(vec![v; n])) as ArrayRef)
-                .collect();
+            let mut cols: Vec<ArrayRef> = [
+                key.market.to_string(),
+                key.symbol.to_string(),
+                key.interval.to_string(),
+            ]
+            .into_iter()
+            .map(|v| Arc::new(StringArray::from(vec![v; n])) as ArrayRef)
+            .collect();
             cols.extend(batch.columns().iter().cloned());
-            return RecordBatch::try_new(self.schema.clone(), cols).map(Some).map_err(|e| Error::InvalidInput(format!("arrow: {e}")));
+            return RecordBatch::try_new(self.schema.clone(), cols)
+                .map(Some)
+                .map_err(|e| Error::InvalidInput(format!("arrow: {e}")));
         }
     }
 }
@@ -299,7 +361,9 @@ impl Iterator for KlineBatches {
     type Item = std::result::Result<RecordBatch, ArrowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_batch().map_err(|e| ArrowError::ExternalError(Box::new(e))).transpose()
+        self.next_batch()
+            .map_err(|e| ArrowError::ExternalError(Box::new(e)))
+            .transpose()
     }
 }
 
@@ -337,7 +401,15 @@ mod tests {
     #[test]
     fn batches_cover_the_selection_and_range_in_bounded_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, precision: Precision::F64, ..Default::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                precision: Precision::F64,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let a = SeriesKey::parse(Market::Spot, "AUSDT", Interval::M1).unwrap();
         let b = SeriesKey::parse(Market::CoinM, "BUSD_PERP", Interval::M1).unwrap();
         let none = SeriesKey::parse(Market::Spot, "NONE", Interval::M1).unwrap();
@@ -348,24 +420,55 @@ mod tests {
             let t = t0 + i * 60_000;
             // A gap in the middle of a.
             if !(1000..2000).contains(&i) {
-                w.put(&a, &Kline { open_time: t, close_time: t + 59_999, values: [i as f64 + 0.5; 8], trades: i as u32 }).unwrap();
+                w.put(
+                    &a,
+                    &Kline {
+                        open_time: t,
+                        close_time: t + 59_999,
+                        values: [i as f64 + 0.5; 8],
+                        trades: i as u32,
+                    },
+                )
+                .unwrap();
             }
             if i < 10 {
-                w.put(&b, &Kline { open_time: t, close_time: t + 59_999, values: [1.25; 8], trades: 2 }).unwrap();
+                w.put(
+                    &b,
+                    &Kline {
+                        open_time: t,
+                        close_time: t + 59_999,
+                        values: [1.25; 8],
+                        trades: 2,
+                    },
+                )
+                .unwrap();
             }
         }
         w.commit().unwrap();
         let (from, to) = (t0 + 5 * 60_000, t0 + (n - 6) * 60_000);
-        let got: Vec<RecordBatch> =
-            batches(&store, &[b.clone(), none, a.clone()], from, to).collect::<std::result::Result<_, _>>().unwrap();
+        let got: Vec<RecordBatch> = batches(&store, &[b.clone(), none, a.clone()], from, to)
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
         assert!(got.iter().all(|x| x.num_rows() as u64 <= SCAN_CHUNK_SLOTS));
-        assert_eq!(got[0].column(1).as_any().downcast_ref::<StringArray>().unwrap().value(0), "BUSD_PERP");
+        assert_eq!(
+            got[0]
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .value(0),
+            "BUSD_PERP"
+        );
         assert_eq!(got[0].num_rows(), 5, "b from the 5th minute");
         let rows: usize = got[1..].iter().map(|x| x.num_rows()).sum();
         let sa = store.series(&a).unwrap().unwrap();
         assert_eq!(rows, sa.range(from, to).unwrap().len());
         // The kline columns equal the copying reader's, batch by batch.
-        let flat: Vec<RecordBatch> = sa.batches(from, to).unwrap().collect::<std::result::Result<_, _>>().unwrap();
+        let flat: Vec<RecordBatch> = sa
+            .batches(from, to)
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
         assert_eq!(flat.len(), got.len() - 1);
         for (k, f) in got[1..].iter().zip(&flat) {
             assert_eq!(k.columns()[3..], f.columns()[..]);
@@ -373,7 +476,12 @@ mod tests {
         }
         assert_eq!(batches(&store, &[], i64::MIN, i64::MAX).count(), 0);
         // Zero-copy: the same batches; whole-present chunks point into the map.
-        let zc: Vec<RecordBatch> = sa.batches(from, to).unwrap().zero_copy(true).collect::<std::result::Result<_, _>>().unwrap();
+        let zc: Vec<RecordBatch> = sa
+            .batches(from, to)
+            .unwrap()
+            .zero_copy(true)
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
         assert_eq!(zc, flat);
         let mapped = sa
             .view(
@@ -385,13 +493,24 @@ mod tests {
             .unwrap()
             .unwrap();
         let zero_copied = zc.iter().any(|b| {
-            let col = b.column(4).as_any().downcast_ref::<arrow_array::Float64Array>().unwrap().values();
+            let col = b
+                .column(4)
+                .as_any()
+                .downcast_ref::<arrow_array::Float64Array>()
+                .unwrap()
+                .values();
             let p = col.as_ptr() as usize;
             (p..p + col.len() * 8).contains(&mapped)
         });
-        assert!(zero_copied, "a whole-present chunk's close column is the mapped column");
+        assert!(
+            zero_copied,
+            "a whole-present chunk's close column is the mapped column"
+        );
         let copied_gap = zc[0].num_rows() < SCAN_CHUNK_SLOTS as usize - 5;
-        assert!(copied_gap, "the chunk with the gap holds its present klines only");
+        assert!(
+            copied_gap,
+            "the chunk with the gap holds its present klines only"
+        );
         assert_eq!(sa.batches(t0 - 10, t0 - 1).unwrap().count(), 0);
     }
 }

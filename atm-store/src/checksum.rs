@@ -30,7 +30,9 @@ static CHECKSUMMED: AtomicU64 = AtomicU64::new(0);
 
 /// The CRC-32C of `data`.
 pub(crate) fn crc32c(data: &[u8]) -> u32 {
-    if data.len() >= FAST_MIN_LEN && CHECKSUMMED.fetch_add(data.len() as u64, Ordering::Relaxed) >= FAST_AFTER {
+    if data.len() >= FAST_MIN_LEN
+        && CHECKSUMMED.fetch_add(data.len() as u64, Ordering::Relaxed) >= FAST_AFTER
+    {
         // The checksum of a CRC-32 variant is its 32 low bits.
         return crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32;
     }
@@ -102,7 +104,9 @@ pub(crate) fn crc32c_zeros(len: usize) -> u32 {
 ///
 /// `len` is at most one block's column (32 KiB) and `old` at most 8 bytes.
 pub(crate) fn crc32c_patch(crc: u32, len: usize, at: usize, old: &[u8], new: &[u8]) -> u32 {
-    debug_assert!(old.len() == new.len() && old.len() <= 8 && at + old.len() <= len && len <= PATCH_MAX_LEN);
+    debug_assert!(
+        old.len() == new.len() && old.len() <= 8 && at + old.len() <= len && len <= PATCH_MAX_LEN
+    );
     let mut delta = [0u8; 8];
     for (d, (o, n)) in delta.iter_mut().zip(old.iter().zip(new)) {
         *d = o ^ n;
@@ -124,10 +128,20 @@ mod tests {
     fn both_paths_compute_crc32c() {
         // The standard check value of CRC-32C.
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
-        let data: Vec<u8> = (0..3 * FAST_AFTER as usize / 2).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        for chunk in [&data[..FAST_MIN_LEN], &data[..FAST_MIN_LEN + 3], &data[7..70_000], &data[..]] {
+        let data: Vec<u8> = (0..3 * FAST_AFTER as usize / 2)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for chunk in [
+            &data[..FAST_MIN_LEN],
+            &data[..FAST_MIN_LEN + 3],
+            &data[7..70_000],
+            &data[..],
+        ] {
             let slow = ::crc32c::crc32c(chunk);
-            assert_eq!(crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, chunk) as u32, slow);
+            assert_eq!(
+                crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, chunk) as u32,
+                slow
+            );
             // Called enough times to cross FAST_AFTER, so both paths run.
             for _ in 0..4 {
                 assert_eq!(crc32c(chunk), slow);
@@ -140,22 +154,43 @@ mod tests {
     #[test]
     fn the_crc_of_zeros_is_computed_without_reading_them() {
         for len in [0, 1, 7, 512, 4096, 16_384, PATCH_MAX_LEN] {
-            assert_eq!(crc32c_zeros(len), ::crc32c::crc32c(&vec![0u8; len]), "len {len}");
+            assert_eq!(
+                crc32c_zeros(len),
+                ::crc32c::crc32c(&vec![0u8; len]),
+                "len {len}"
+            );
         }
     }
 
     #[test]
     fn a_patched_crc_equals_the_crc_of_the_patched_buffer() {
-        let mut buf: Vec<u8> = (0..PATCH_MAX_LEN).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
-        for (len, at, width) in [(16_384, 0, 4), (16_384, 16_380, 4), (32_768, 12_344, 8), (512, 504, 8), (512, 0, 8), (4, 0, 4), (9, 3, 1)]
-        {
+        let mut buf: Vec<u8> = (0..PATCH_MAX_LEN)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        for (len, at, width) in [
+            (16_384, 0, 4),
+            (16_384, 16_380, 4),
+            (32_768, 12_344, 8),
+            (512, 504, 8),
+            (512, 0, 8),
+            (4, 0, 4),
+            (9, 3, 1),
+        ] {
             let data = &mut buf[..len];
             let crc = crc32c(data);
             let old = data[at..at + width].to_vec();
             let new: Vec<u8> = old.iter().map(|b| b.wrapping_mul(7) ^ 0x5a).collect();
             data[at..at + width].copy_from_slice(&new);
-            assert_eq!(crc32c_patch(crc, len, at, &old, &new), crc32c(data), "len {len} at {at}");
-            assert_eq!(crc32c_patch(crc, len, at, &old, &old), crc, "no change, same CRC");
+            assert_eq!(
+                crc32c_patch(crc, len, at, &old, &new),
+                crc32c(data),
+                "len {len} at {at}"
+            );
+            assert_eq!(
+                crc32c_patch(crc, len, at, &old, &old),
+                crc,
+                "no change, same CRC"
+            );
         }
     }
 }

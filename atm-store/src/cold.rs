@@ -39,7 +39,9 @@ pub(crate) fn cold_path(kl: &Path) -> PathBuf {
 
 /// Bytes of one block's 9 column ranges, concatenated.
 pub(crate) fn raw_block_len(l: &Layout) -> usize {
-    (0..COLUMNS).map(|c| (BLOCK_SLOTS * l.col_width(c)) as usize).sum()
+    (0..COLUMNS)
+        .map(|c| (BLOCK_SLOTS * l.col_width(c)) as usize)
+        .sum()
 }
 
 fn transpose(col: &[u8], w: usize, out: &mut Vec<u8>) {
@@ -82,9 +84,16 @@ pub(crate) fn compress(l: &Layout, raw: &[u8]) -> Result<Vec<u8>> {
 /// Decompresses a frame back into the block's raw column bytes.
 pub(crate) fn decompress(l: &Layout, frame: &[u8], path: &Path, block: u64) -> Result<Vec<u8>> {
     let n = raw_block_len(l);
-    let shuffled = zstd::bulk::decompress(frame, n).map_err(|e| Error::corrupt(path, format!("block {block}: zstd frame: {e}")))?;
+    let shuffled = zstd::bulk::decompress(frame, n)
+        .map_err(|e| Error::corrupt(path, format!("block {block}: zstd frame: {e}")))?;
     if shuffled.len() != n {
-        return Err(Error::corrupt(path, format!("block {block}: frame holds {} bytes, expected {n}", shuffled.len())));
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "block {block}: frame holds {} bytes, expected {n}",
+                shuffled.len()
+            ),
+        ));
     }
     let mut raw = Vec::with_capacity(n);
     for (w, span) in column_spans(l) {
@@ -109,31 +118,59 @@ impl ColdFile {
             Err(e) => return Err(Error::io("open", path, e)),
         };
         let mut head = [0u8; HEADER];
-        file.read_exact_at(&mut head, 0).map_err(|_| Error::corrupt(path, "cold file: truncated header"))?;
+        file.read_exact_at(&mut head, 0)
+            .map_err(|_| Error::corrupt(path, "cold file: truncated header"))?;
         if head[..8] != COLD_MAGIC {
-            return Err(Error::BadMagic { path: path.into(), kind: "cold block" });
+            return Err(Error::BadMagic {
+                path: path.into(),
+                kind: "cold block",
+            });
         }
         let v = get_u32(&head, 8);
         if v != COLD_VERSION {
-            return Err(Error::UnsupportedVersion { path: path.into(), found: v, supported: COLD_VERSION });
+            return Err(Error::UnsupportedVersion {
+                path: path.into(),
+                found: v,
+                supported: COLD_VERSION,
+            });
         }
         let count = get_u32(&head, 12) as usize;
         let mut idx = vec![0u8; count * INDEX_ENTRY];
-        file.read_exact_at(&mut idx, HEADER as u64).map_err(|_| Error::corrupt(path, "cold file: truncated index"))?;
+        file.read_exact_at(&mut idx, HEADER as u64)
+            .map_err(|_| Error::corrupt(path, "cold file: truncated index"))?;
         if checksum::crc32c(&idx) != get_u32(&head, 16) {
             return Err(Error::corrupt(path, "cold file: index checksum mismatch"));
         }
-        let index = idx.chunks_exact(INDEX_ENTRY).map(|e| (get_u64(e, 0), (get_u64(e, 8), get_u64(e, 16), get_u32(e, 24)))).collect();
-        Ok(Some(ColdFile { path: path.to_path_buf(), file, index }))
+        let index = idx
+            .chunks_exact(INDEX_ENTRY)
+            .map(|e| {
+                (
+                    get_u64(e, 0),
+                    (get_u64(e, 8), get_u64(e, 16), get_u32(e, 24)),
+                )
+            })
+            .collect();
+        Ok(Some(ColdFile {
+            path: path.to_path_buf(),
+            file,
+            index,
+        }))
     }
 
     /// The verified compressed frame of `block`, if this file holds it.
     pub fn frame(&self, block: u64) -> Result<Option<Vec<u8>>> {
-        let Some(&(off, len, crc)) = self.index.get(&block) else { return Ok(None) };
+        let Some(&(off, len, crc)) = self.index.get(&block) else {
+            return Ok(None);
+        };
         let mut buf = vec![0u8; len as usize];
-        self.file.read_exact_at(&mut buf, off).map_err(|_| Error::corrupt(&self.path, format!("block {block}: truncated frame")))?;
+        self.file
+            .read_exact_at(&mut buf, off)
+            .map_err(|_| Error::corrupt(&self.path, format!("block {block}: truncated frame")))?;
         if checksum::crc32c(&buf) != crc {
-            return Err(Error::corrupt(&self.path, format!("block {block}: frame checksum mismatch")));
+            return Err(Error::corrupt(
+                &self.path,
+                format!("block {block}: frame checksum mismatch"),
+            ));
         }
         Ok(Some(buf))
     }
@@ -178,7 +215,9 @@ mod tests {
     #[test]
     fn frames_round_trip() {
         let l = Layout::new(Interval::M1, Precision::F32);
-        let raw: Vec<u8> = (0..raw_block_len(&l)).map(|i| ((i / 7) % 13) as u8).collect();
+        let raw: Vec<u8> = (0..raw_block_len(&l))
+            .map(|i| ((i / 7) % 13) as u8)
+            .collect();
         let f = compress(&l, &raw).unwrap();
         assert!(f.len() < raw.len() / 4);
         assert_eq!(decompress(&l, &f, Path::new("x"), 0).unwrap(), raw);

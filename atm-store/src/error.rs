@@ -67,7 +67,11 @@ pub enum Error {
     },
     /// Series that other writers hold, found while locking a whole plan
     /// before writing ([`crate::Writer::lock_all`]): nothing was written.
-    #[error("{} held by another writer, nothing was written: {}; wait for it to finish or stop it", held_count(series), held_list(series))]
+    #[error(
+        "{} held by another writer, nothing was written: {}; wait for it to finish or stop it",
+        held_count(series),
+        held_list(series)
+    )]
     Held {
         /// Each held series and its holder's pid.
         series: Vec<(String, i32)>,
@@ -119,7 +123,10 @@ impl Error {
 
     /// Builds a corruption error.
     pub fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
-        Error::Corrupt { path: path.into(), detail: detail.into() }
+        Error::Corrupt {
+            path: path.into(),
+            detail: detail.into(),
+        }
     }
 
     /// True when the store refused to serve damaged bytes.
@@ -132,7 +139,9 @@ impl From<atm_types::Error> for Error {
     /// The vocabulary's refusals keep their variants and messages.
     fn from(e: atm_types::Error) -> Self {
         match e {
-            atm_types::Error::InvalidSymbol { symbol, reason } => Error::InvalidSymbol { symbol, reason },
+            atm_types::Error::InvalidSymbol { symbol, reason } => {
+                Error::InvalidSymbol { symbol, reason }
+            }
             atm_types::Error::InvalidInput(m) => Error::InvalidInput(m),
             other => Error::InvalidInput(other.to_string()),
         }
@@ -148,7 +157,11 @@ fn held_count(series: &[(String, i32)]) -> String {
 
 fn held_list(series: &[(String, i32)]) -> String {
     const SHOWN: usize = 20;
-    let mut s: Vec<String> = series.iter().take(SHOWN).map(|(what, pid)| format!("{what} (pid {pid})")).collect();
+    let mut s: Vec<String> = series
+        .iter()
+        .take(SHOWN)
+        .map(|(what, pid)| format!("{what} (pid {pid})"))
+        .collect();
     if series.len() > SHOWN {
         s.push(format!("and {} more", series.len() - SHOWN));
     }

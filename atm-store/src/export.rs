@@ -71,7 +71,12 @@ pub struct ExportOptions {
 
 impl Default for ExportOptions {
     fn default() -> ExportOptions {
-        ExportOptions { format: ExportFormat::Parquet, from: i64::MIN, to: i64::MAX, prune: false }
+        ExportOptions {
+            format: ExportFormat::Parquet,
+            from: i64::MIN,
+            to: i64::MAX,
+            prune: false,
+        }
     }
 }
 
@@ -123,10 +128,17 @@ impl Manifest {
 fn parse_manifest(bytes: &[u8]) -> std::result::Result<Manifest, String> {
     let m: Manifest = serde_json::from_slice(bytes).map_err(|e| format!("unreadable ({e})"))?;
     if m.atm_export != MANIFEST_VERSION {
-        return Err(format!("version {} is not {MANIFEST_VERSION}", m.atm_export));
+        return Err(format!(
+            "version {} is not {MANIFEST_VERSION}",
+            m.atm_export
+        ));
     }
     if m.check != m.checksum() {
-        return Err(format!("checksum {:?} is not its content's {}", m.check, m.checksum()));
+        return Err(format!(
+            "checksum {:?} is not its content's {}",
+            m.check,
+            m.checksum()
+        ));
     }
     Ok(m)
 }
@@ -137,7 +149,10 @@ fn parse_manifest(bytes: &[u8]) -> std::result::Result<Manifest, String> {
 pub(crate) fn fuzz_manifest(data: &[u8]) {
     if let Ok(m) = parse_manifest(data) {
         let again = serde_json::to_vec(&m).unwrap_or_default();
-        assert!(parse_manifest(&again).is_ok(), "a parsed manifest does not parse again");
+        assert!(
+            parse_manifest(&again).is_ok(),
+            "a parsed manifest does not parse again"
+        );
     }
 }
 
@@ -145,25 +160,47 @@ pub(crate) fn fuzz_manifest(data: &[u8]) {
 /// export's root: `market=spot/interval=1m/symbol=BTCUSDT/year=2024`.
 /// Intervals are named as in Binance's archives (`1mo` for the API's `1M`).
 pub fn partition_dir(key: &SeriesKey, year: i32) -> PathBuf {
-    PathBuf::from(format!("market={}/interval={}/symbol={}/year={year}", key.market, key.interval.file_name(), key.symbol))
+    PathBuf::from(format!(
+        "market={}/interval={}/symbol={}/year={year}",
+        key.market,
+        key.interval.file_name(),
+        key.symbol
+    ))
 }
 
 /// Exports `keys` into `out` (created if needed; see the module docs).
-pub fn export(store: &Store, keys: &[SeriesKey], out: &Path, opts: &ExportOptions) -> Result<ExportReport> {
+pub fn export(
+    store: &Store,
+    keys: &[SeriesKey],
+    out: &Path,
+    opts: &ExportOptions,
+) -> Result<ExportReport> {
     if opts.to < opts.from {
-        return Err(Error::InvalidInput(format!("the export range ends ({}) before it starts ({})", opts.to, opts.from)));
+        return Err(Error::InvalidInput(format!(
+            "the export range ends ({}) before it starts ({})",
+            opts.to, opts.from
+        )));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io("create the export directory", out, e))?;
     let old = read_manifest(out);
-    let mut manifest = Manifest { atm_export: MANIFEST_VERSION, format: Some(opts.format), files: BTreeMap::new(), check: String::new() };
+    let mut manifest = Manifest {
+        atm_export: MANIFEST_VERSION,
+        format: Some(opts.format),
+        files: BTreeMap::new(),
+        check: String::new(),
+    };
     let mut report = ExportReport::default();
     let selected: BTreeSet<String> = keys.iter().map(|k| k.to_string()).collect();
     // The partitions of the selection, and which of them changed.
     let mut jobs = Vec::new();
     for key in keys {
-        let Some(series) = store.series(key)? else { continue };
+        let Some(series) = store.series(key)? else {
+            continue;
+        };
         let stats = series.stats()?;
-        let (Some(first), Some(last)) = (stats.first_open_time, stats.last_open_time) else { continue };
+        let (Some(first), Some(last)) = (stats.first_open_time, stats.last_open_time) else {
+            continue;
+        };
         let (from, to) = (opts.from.max(first), opts.to.min(last));
         if from > to {
             continue;
@@ -175,13 +212,24 @@ pub fn export(store: &Store, keys: &[SeriesKey], out: &Path, opts: &ExportOption
             let rel = partition_dir(key, year).join(opts.format.file_name());
             let name = rel.to_string_lossy().into_owned();
             let fingerprint = format!("{:016x}", series.fingerprint(a, z)?);
-            let unchanged = old.files.get(&name).filter(|e| e.fingerprint == fingerprint && old.format == Some(opts.format));
-            if let Some(e) = unchanged.filter(|e| std::fs::metadata(out.join(&rel)).is_ok_and(|m| m.len() == e.bytes)) {
+            let unchanged = old
+                .files
+                .get(&name)
+                .filter(|e| e.fingerprint == fingerprint && old.format == Some(opts.format));
+            if let Some(e) = unchanged
+                .filter(|e| std::fs::metadata(out.join(&rel)).is_ok_and(|m| m.len() == e.bytes))
+            {
                 report.unchanged += 1;
                 manifest.files.insert(name, e.clone());
                 continue;
             }
-            let entry = FileEntry { series: key.to_string(), year, rows: 0, bytes: 0, fingerprint };
+            let entry = FileEntry {
+                series: key.to_string(),
+                year,
+                rows: 0,
+                bytes: 0,
+                fingerprint,
+            };
             jobs.push((series.clone(), a, z, name, entry));
         }
     }
@@ -191,7 +239,8 @@ pub fn export(store: &Store, keys: &[SeriesKey], out: &Path, opts: &ExportOption
     let written: Vec<Result<(String, FileEntry)>> = jobs
         .into_par_iter()
         .map(|(series, a, z, name, mut entry)| {
-            (entry.rows, entry.bytes) = write_partition(&series, a, z, &out.join(&name), opts.format)?;
+            (entry.rows, entry.bytes) =
+                write_partition(&series, a, z, &out.join(&name), opts.format)?;
             Ok((name, entry))
         })
         .collect();
@@ -230,10 +279,21 @@ pub fn export(store: &Store, keys: &[SeriesKey], out: &Path, opts: &ExportOption
 /// Writes the present klines of `series` in `from..=to` to `path` (through
 /// a temporary file renamed into place). Returns (rows, bytes); nothing is
 /// written when there are no rows.
-fn write_partition(series: &Series, from: i64, to: i64, path: &Path, format: ExportFormat) -> Result<(u64, u64)> {
-    let dir = path.parent().ok_or_else(|| Error::InvalidInput(format!("{} has no directory", path.display())))?;
+fn write_partition(
+    series: &Series,
+    from: i64,
+    to: i64,
+    path: &Path,
+    format: ExportFormat,
+) -> Result<(u64, u64)> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::InvalidInput(format!("{} has no directory", path.display())))?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let written = (|| -> Result<u64> {
         let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
@@ -252,7 +312,9 @@ fn write_partition(series: &Series, from: i64, to: i64, path: &Path, format: Exp
             return other.map(|_| (0, 0));
         }
     };
-    let bytes = std::fs::metadata(&tmp).map_err(|e| Error::io("stat", &tmp, e))?.len();
+    let bytes = std::fs::metadata(&tmp)
+        .map_err(|e| Error::io("stat", &tmp, e))?
+        .len();
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io("rename into place", path, e)
@@ -277,7 +339,9 @@ fn write_parquet(series: &Series, from: i64, to: i64, file: &File, path: &Path) 
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
     use parquet::schema::types::ColumnPath;
     let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| write_err(path, e))?))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(|e| write_err(path, e))?,
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(format!("atm {}", env!("CARGO_PKG_VERSION")));
@@ -292,22 +356,34 @@ fn write_parquet(series: &Series, from: i64, to: i64, file: &File, path: &Path) 
             "open_time" | "close_time" | "trades" => Encoding::DELTA_BINARY_PACKED,
             _ => Encoding::BYTE_STREAM_SPLIT,
         };
-        props = props.set_column_dictionary_enabled(col.clone(), false).set_column_encoding(col, encoding);
+        props = props
+            .set_column_dictionary_enabled(col.clone(), false)
+            .set_column_encoding(col, encoding);
     }
     let props = props.build();
     let schema = crate::arrow::schema(series.precision());
-    let mut w = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props)).map_err(|e| write_err(path, e))?;
-    let rows = for_each_batch(series, from, to, |batch| w.write(&batch).map_err(|e| write_err(path, e)))?;
+    let mut w = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props))
+        .map_err(|e| write_err(path, e))?;
+    let rows = for_each_batch(series, from, to, |batch| {
+        w.write(&batch).map_err(|e| write_err(path, e))
+    })?;
     w.close().map_err(|e| write_err(path, e))?;
     Ok(rows)
 }
 
 fn write_arrow(series: &Series, from: i64, to: i64, file: &File, path: &Path) -> Result<u64> {
     let schema = crate::arrow::schema(series.precision());
-    let mut w = arrow_ipc::writer::FileWriter::try_new(BufWriter::with_capacity(1 << 20, file), &schema).map_err(|e| write_err(path, e))?;
-    let rows = for_each_batch(series, from, to, |batch| w.write(&batch).map_err(|e| write_err(path, e)))?;
+    let mut w =
+        arrow_ipc::writer::FileWriter::try_new(BufWriter::with_capacity(1 << 20, file), &schema)
+            .map_err(|e| write_err(path, e))?;
+    let rows = for_each_batch(series, from, to, |batch| {
+        w.write(&batch).map_err(|e| write_err(path, e))
+    })?;
     w.finish().map_err(|e| write_err(path, e))?;
-    w.into_inner().map_err(|e| write_err(path, e))?.flush().map_err(|e| Error::io("write", path, e))?;
+    w.into_inner()
+        .map_err(|e| write_err(path, e))?
+        .flush()
+        .map_err(|e| Error::io("write", path, e))?;
     Ok(rows)
 }
 
@@ -330,7 +406,12 @@ fn write_csv(series: &Series, from: i64, to: i64, file: &File, path: &Path) -> R
 
 /// Calls `write` with the present klines of `from..=to` as record batches
 /// (one per chunk the store reads at a time); returns the rows.
-fn for_each_batch(series: &Series, from: i64, to: i64, mut write: impl FnMut(arrow_array::RecordBatch) -> Result<()>) -> Result<u64> {
+fn for_each_batch(
+    series: &Series,
+    from: i64,
+    to: i64,
+    mut write: impl FnMut(arrow_array::RecordBatch) -> Result<()>,
+) -> Result<u64> {
     let precision: Precision = series.precision();
     let mut rows = 0;
     series.for_each_chunk(from, to, |klines: &[Kline]| {
@@ -345,7 +426,9 @@ fn for_each_batch(series: &Series, from: i64, to: i64, mut write: impl FnMut(arr
 
 /// The UTC year of epoch ms `t`.
 fn year_of(t: i64) -> Result<i32> {
-    chrono::DateTime::from_timestamp_millis(t).map(|d| d.year()).ok_or_else(|| Error::InvalidInput(format!("time {t} is out of range")))
+    chrono::DateTime::from_timestamp_millis(t)
+        .map(|d| d.year())
+        .ok_or_else(|| Error::InvalidInput(format!("time {t} is out of range")))
 }
 
 /// First and last epoch ms of UTC `year`.
@@ -363,9 +446,14 @@ fn year_bounds(year: i32) -> Result<(i64, i64)> {
 /// one this build cannot trust: then every file is written again).
 fn read_manifest(out: &Path) -> Manifest {
     let path = out.join(MANIFEST);
-    let Ok(bytes) = std::fs::read(&path) else { return Manifest::default() };
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Manifest::default();
+    };
     parse_manifest(&bytes).unwrap_or_else(|e| {
-        log::warn!("{}: manifest {e}; every file is written again", path.display());
+        log::warn!(
+            "{}: manifest {e}; every file is written again",
+            path.display()
+        );
         Manifest::default()
     })
 }
@@ -374,8 +462,14 @@ fn read_manifest(out: &Path) -> Manifest {
 fn write_manifest(out: &Path, m: &Manifest) -> Result<()> {
     let path = out.join(MANIFEST);
     let tmp = out.join(format!(".{MANIFEST}.tmp-{}", std::process::id()));
-    let signed = Manifest { atm_export: m.atm_export, format: m.format, files: m.files.clone(), check: m.checksum() };
-    let bytes = serde_json::to_vec_pretty(&signed).map_err(|e| Error::InvalidInput(format!("manifest: {e}")))?;
+    let signed = Manifest {
+        atm_export: m.atm_export,
+        format: m.format,
+        files: m.files.clone(),
+        check: m.checksum(),
+    };
+    let bytes = serde_json::to_vec_pretty(&signed)
+        .map_err(|e| Error::InvalidInput(format!("manifest: {e}")))?;
     let written = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -406,25 +500,50 @@ mod tests {
     fn years_and_partitions() {
         assert_eq!(year_of(1_704_067_199_999).unwrap(), 2023);
         assert_eq!(year_of(1_704_067_200_000).unwrap(), 2024);
-        assert_eq!(year_bounds(2024).unwrap(), (1_704_067_200_000, 1_735_689_599_999));
+        assert_eq!(
+            year_bounds(2024).unwrap(),
+            (1_704_067_200_000, 1_735_689_599_999)
+        );
         let key = SeriesKey::parse(crate::Market::UsdM, "BTCUSDT", crate::Interval::Mo1).unwrap();
-        assert_eq!(partition_dir(&key, 2024), PathBuf::from("market=um/interval=1mo/symbol=BTCUSDT/year=2024"));
+        assert_eq!(
+            partition_dir(&key, 2024),
+            PathBuf::from("market=um/interval=1mo/symbol=BTCUSDT/year=2024")
+        );
     }
 
     #[test]
     fn a_manifest_is_trusted_only_when_its_checksum_holds() {
         let dir = tempfile::tempdir().unwrap();
-        let mut m = Manifest { atm_export: MANIFEST_VERSION, format: Some(ExportFormat::Csv), ..Manifest::default() };
+        let mut m = Manifest {
+            atm_export: MANIFEST_VERSION,
+            format: Some(ExportFormat::Csv),
+            ..Manifest::default()
+        };
         m.files.insert(
             "a/klines.csv".into(),
-            FileEntry { series: "spot/X/1m".into(), year: 2024, rows: 5, bytes: 9, fingerprint: "01".into() },
+            FileEntry {
+                series: "spot/X/1m".into(),
+                year: 2024,
+                rows: 5,
+                bytes: 9,
+                fingerprint: "01".into(),
+            },
         );
         write_manifest(dir.path(), &m).unwrap();
         assert_eq!(read_manifest(dir.path()).files, m.files);
         let path = dir.path().join(MANIFEST);
-        let text = std::fs::read_to_string(&path).unwrap().replace("\"rows\": 5", "\"rows\": 6");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"rows\": 5", "\"rows\": 6");
         std::fs::write(&path, text).unwrap();
-        assert!(read_manifest(dir.path()).files.is_empty(), "a changed entry: every file is written again");
-        assert!(parse_manifest(b"{\"atm_export\":1,\"format\":null,\"files\":{}}").unwrap_err().contains("version 1"));
+        assert!(
+            read_manifest(dir.path()).files.is_empty(),
+            "a changed entry: every file is written again"
+        );
+        assert!(
+            parse_manifest(b"{\"atm_export\":1,\"format\":null,\"files\":{}}")
+                .unwrap_err()
+                .contains("version 1")
+        );
     }
 }

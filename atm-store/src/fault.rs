@@ -43,7 +43,9 @@ pub(crate) fn journal_torn_at() -> Option<usize> {
 
 #[cfg(feature = "test-hooks")]
 pub(crate) fn block_written() {
-    if ABORT_AFTER_BLOCKS.load(Ordering::Relaxed) >= 0 && ABORT_AFTER_BLOCKS.fetch_sub(1, Ordering::SeqCst) == 0 {
+    if ABORT_AFTER_BLOCKS.load(Ordering::Relaxed) >= 0
+        && ABORT_AFTER_BLOCKS.fetch_sub(1, Ordering::SeqCst) == 0
+    {
         std::process::abort();
     }
 }

@@ -41,7 +41,8 @@ pub fn registry(data: &[u8]) {
 /// panic, a crash or a torn value.
 pub fn series_file(data: &[u8]) {
     let dir = tempfile_dir().expect("fuzz setup: a temporary directory");
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poke_and_read(&dir, data)));
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poke_and_read(&dir, data)));
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(p) = result {
         std::panic::resume_unwind(p);
@@ -51,7 +52,11 @@ pub fn series_file(data: &[u8]) {
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let d = std::env::temp_dir().join(format!("atm-fuzz-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let d = std::env::temp_dir().join(format!(
+        "atm-fuzz-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }
@@ -60,8 +65,16 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
 /// the file up must work (a failure there is a broken harness, not a
 /// finding, and panics loudly); only what follows the damage may fail.
 fn poke_and_read(dir: &Path, data: &[u8]) {
-    let store = Store::open(dir, StoreOptions { create: true, ..Default::default() }).expect("fuzz setup: creating the store");
-    let key = SeriesKey::parse(Market::CoinM, "BTCUSD_PERP", Interval::Mo1).expect("fuzz setup: the series key");
+    let store = Store::open(
+        dir,
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
+    )
+    .expect("fuzz setup: creating the store");
+    let key = SeriesKey::parse(Market::CoinM, "BTCUSD_PERP", Interval::Mo1)
+        .expect("fuzz setup: the series key");
     {
         let mut w = store.writer().expect("fuzz setup: the writer");
         let ks: Vec<Kline> = (0..40u64)
@@ -73,7 +86,12 @@ fn poke_and_read(dir: &Path, data: &[u8]) {
             })
             .collect();
         w.put_many(&key, &ks).expect("fuzz setup: staging klines");
-        w.mark_missing(&key, Interval::Mo1.open_time(50), Interval::Mo1.open_time(60)).expect("fuzz setup: marking missing");
+        w.mark_missing(
+            &key,
+            Interval::Mo1.open_time(50),
+            Interval::Mo1.open_time(60),
+        )
+        .expect("fuzz setup: marking missing");
         w.commit().expect("fuzz setup: committing");
     }
     let path = dir.join("cm/1mo/BTCUSD_PERP.kl");
@@ -102,7 +120,10 @@ fn poke_and_read(dir: &Path, data: &[u8]) {
             // What is served must be what was written.
             for k in ks {
                 let m = Interval::Mo1.slot_of(k.open_time).unwrap_or(0);
-                assert!(k.values == [m as f64; 8] && k.trades == m as u32, "served a damaged kline {k:?}");
+                assert!(
+                    k.values == [m as f64; 8] && k.trades == m as u32,
+                    "served a damaged kline {k:?}"
+                );
             }
         }
     }

@@ -69,7 +69,11 @@ pub struct FileReport {
 /// assert!(parse_file_name("notes.txt").is_err());
 /// ```
 pub fn parse_file_name(name: &str) -> Result<(Symbol, Interval)> {
-    let stem = name.strip_suffix(".zip").or_else(|| name.strip_suffix(".csv.gz")).or_else(|| name.strip_suffix(".csv")).unwrap_or(name);
+    let stem = name
+        .strip_suffix(".zip")
+        .or_else(|| name.strip_suffix(".csv.gz"))
+        .or_else(|| name.strip_suffix(".csv"))
+        .unwrap_or(name);
     let bad = || {
         Error::InvalidInput(format!(
             "cannot tell symbol and interval from file name {name:?} (expected SYMBOL-INTERVAL-DATE.csv, e.g. BTCUSDT-1m-2024-02.csv)"
@@ -103,7 +107,16 @@ pub fn parse_file_name(name: &str) -> Result<(Symbol, Interval)> {
 
 /// The market named by a path component (`spot`, `futures/um`, `futures/cm`).
 pub fn market_from_path(path: &Path) -> Option<Market> {
-    let comps: Vec<&str> = path.components().filter_map(|c| if let Component::Normal(s) = c { s.to_str() } else { None }).collect();
+    let comps: Vec<&str> = path
+        .components()
+        .filter_map(|c| {
+            if let Component::Normal(s) = c {
+                s.to_str()
+            } else {
+                None
+            }
+        })
+        .collect();
     let mut found = None;
     for (i, c) in comps.iter().enumerate() {
         match *c {
@@ -135,7 +148,10 @@ pub fn plan(paths: &[PathBuf], market: Option<Market>) -> Result<Vec<FileSpec>> 
     files.dedup();
     let mut out = Vec::new();
     for path in files {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let kind = if name.ends_with(".zip") {
             FileKind::Zip
         } else if name.ends_with(".csv.gz") {
@@ -145,14 +161,16 @@ pub fn plan(paths: &[PathBuf], market: Option<Market>) -> Result<Vec<FileSpec>> 
         } else {
             continue;
         };
-        let (symbol, interval) = parse_file_name(name).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+        let (symbol, interval) = parse_file_name(name)
+            .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
         let m = market_from_path(&path).or(market).ok_or_else(|| {
             Error::InvalidInput(format!(
                 "cannot tell the market of {}: no spot/, futures/um/ or futures/cm/ in its path; pass --market",
                 path.display()
             ))
         })?;
-        let key = SeriesKey::new(m, symbol, interval).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+        let key = SeriesKey::new(m, symbol, interval)
+            .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
         out.push(FileSpec { path, kind, key });
     }
     Ok(out)
@@ -182,9 +200,16 @@ pub fn verify_checksum(zip: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io("read", &sum_path, e)),
     };
-    let want = text.split_whitespace().next().unwrap_or_default().to_ascii_lowercase();
+    let want = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::InvalidInput(format!("{}: not a sha256sum line", sum_path.display())));
+        return Err(Error::InvalidInput(format!(
+            "{}: not a sha256sum line",
+            sum_path.display()
+        )));
     }
     let mut f = File::open(zip).map_err(|e| Error::io("open", zip, e))?;
     let mut h = Sha256::new();
@@ -198,15 +223,28 @@ pub fn verify_checksum(zip: &Path) -> Result<bool> {
     }
     let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     if got != want {
-        return Err(Error::InvalidInput(format!("{}: SHA-256 {got} does not match {} ({want})", zip.display(), sum_path.display())));
+        return Err(Error::InvalidInput(format!(
+            "{}: SHA-256 {got} does not match {} ({want})",
+            zip.display(),
+            sum_path.display()
+        )));
     }
     Ok(true)
 }
 
 /// Parses every row of a kline CSV stream: an optional header on line 1,
 /// 12 (or 11) columns per row. Errors name `path` and the line.
-pub fn parse_csv(reader: impl Read, path: &Path, precision: Precision, mut row: impl FnMut(u64, Kline) -> Result<()>) -> Result<u64> {
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(reader);
+pub fn parse_csv(
+    reader: impl Read,
+    path: &Path,
+    precision: Precision,
+    mut row: impl FnMut(u64, Kline) -> Result<()>,
+) -> Result<u64> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(reader);
     let mut rec = csv::StringRecord::new();
     let mut rows = 0;
     let mut line = 0u64;
@@ -216,34 +254,62 @@ pub fn parse_csv(reader: impl Read, path: &Path, precision: Precision, mut row: 
             Ok(true) => {}
             Err(e) => {
                 let l = e.position().map(|p| p.line()).unwrap_or(line + 1);
-                return Err(Error::BadRow { path: path.into(), line: l, reason: e.to_string() });
+                return Err(Error::BadRow {
+                    path: path.into(),
+                    line: l,
+                    reason: e.to_string(),
+                });
             }
         }
         line = rec.position().map(|p| p.line()).unwrap_or(line + 1);
         if rec.len() == 1 && rec[0].is_empty() {
             continue;
         }
-        if line == 1 && rec.get(0).is_some_and(|f| !f.is_empty() && !f.bytes().all(|b| b.is_ascii_digit() || b == b'-')) {
+        if line == 1
+            && rec.get(0).is_some_and(|f| {
+                !f.is_empty() && !f.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+            })
+        {
             continue; // header row
         }
         let fields: Vec<&str> = rec.iter().collect();
-        let k = Kline::parse_fields(&fields, precision).map_err(|reason| Error::BadRow { path: path.into(), line, reason })?;
+        let k = Kline::parse_fields(&fields, precision).map_err(|reason| Error::BadRow {
+            path: path.into(),
+            line,
+            reason,
+        })?;
         row(line, k)?;
         rows += 1;
     }
     if rows == 0 {
-        return Err(Error::BadRow { path: path.into(), line: line.max(1), reason: "empty file: no kline rows".into() });
+        return Err(Error::BadRow {
+            path: path.into(),
+            line: line.max(1),
+            reason: "empty file: no kline rows".into(),
+        });
     }
     Ok(rows)
 }
 
 /// Imports one file through `writer`, committing per batch. `progress` gets
 /// the number of rows read so far.
-pub fn import_file(store: &Store, writer: &mut Writer, spec: &FileSpec, mut progress: impl FnMut(u64)) -> Result<FileReport> {
+pub fn import_file(
+    store: &Store,
+    writer: &mut Writer,
+    spec: &FileSpec,
+    mut progress: impl FnMut(u64),
+) -> Result<FileReport> {
     let path = &spec.path;
     let open = || File::open(path).map_err(|e| Error::io("open", path, e));
-    let mut importer =
-        Importer { store, writer, key: &spec.key, path, pending: Vec::new(), slots: HashMap::new(), report: FileReport::default() };
+    let mut importer = Importer {
+        store,
+        writer,
+        key: &spec.key,
+        path,
+        pending: Vec::new(),
+        slots: HashMap::new(),
+        report: FileReport::default(),
+    };
     let mut sink = |line: u64, k: Kline| -> Result<()> {
         importer.row(line, k)?;
         if importer.report.rows.is_multiple_of(8192) {
@@ -254,18 +320,31 @@ pub fn import_file(store: &Store, writer: &mut Writer, spec: &FileSpec, mut prog
     let precision = store.precision();
     match spec.kind {
         FileKind::Csv => {
-            parse_csv(BufReader::with_capacity(1 << 16, open()?), path, precision, &mut sink)?;
+            parse_csv(
+                BufReader::with_capacity(1 << 16, open()?),
+                path,
+                precision,
+                &mut sink,
+            )?;
         }
         FileKind::CsvGz => {
-            parse_csv(flate2::read::GzDecoder::new(BufReader::new(open()?)), path, precision, &mut sink)?;
+            parse_csv(
+                flate2::read::GzDecoder::new(BufReader::new(open()?)),
+                path,
+                precision,
+                &mut sink,
+            )?;
         }
         FileKind::Zip => {
             verify_checksum(path)?;
-            let mut zip = zip::ZipArchive::new(BufReader::new(open()?))
-                .map_err(|e| Error::InvalidInput(format!("{}: not a readable zip: {e}", path.display())))?;
+            let mut zip = zip::ZipArchive::new(BufReader::new(open()?)).map_err(|e| {
+                Error::InvalidInput(format!("{}: not a readable zip: {e}", path.display()))
+            })?;
             let mut any = false;
             for i in 0..zip.len() {
-                let entry = zip.by_index(i).map_err(|e| Error::InvalidInput(format!("{}: zip entry {i}: {e}", path.display())))?;
+                let entry = zip.by_index(i).map_err(|e| {
+                    Error::InvalidInput(format!("{}: zip entry {i}: {e}", path.display()))
+                })?;
                 let name = entry.name().map(|n| n.to_string()).unwrap_or_default();
                 if !name.ends_with(".csv") {
                     continue;
@@ -275,7 +354,10 @@ pub fn import_file(store: &Store, writer: &mut Writer, spec: &FileSpec, mut prog
                 parse_csv(entry, &inner, precision, &mut sink)?;
             }
             if !any {
-                return Err(Error::InvalidInput(format!("{}: the zip holds no .csv file", path.display())));
+                return Err(Error::InvalidInput(format!(
+                    "{}: the zip holds no .csv file",
+                    path.display()
+                )));
             }
         }
     }
@@ -298,7 +380,11 @@ struct Importer<'a> {
 impl Importer<'_> {
     fn row(&mut self, line: u64, k: Kline) -> Result<()> {
         let iv = self.key.interval;
-        let bad = |reason: String| Error::BadRow { path: self.path.into(), line, reason };
+        let bad = |reason: String| Error::BadRow {
+            path: self.path.into(),
+            line,
+            reason,
+        };
         let slot = iv.slot_of(k.open_time).map_err(|e| bad(e.to_string()))?;
         if k.close_time > iv.close_time(slot) {
             return Err(bad(format!(
@@ -331,15 +417,24 @@ impl Importer<'_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let (lo, hi) = self.pending.iter().fold((i64::MAX, i64::MIN), |(a, b), k| (a.min(k.open_time), b.max(k.open_time)));
+        let (lo, hi) = self.pending.iter().fold((i64::MAX, i64::MIN), |(a, b), k| {
+            (a.min(k.open_time), b.max(k.open_time))
+        });
         let stored: HashMap<i64, Kline> = match self.store.series(self.key)? {
-            Some(s) => s.range(lo, hi)?.into_iter().map(|k| (k.open_time, k)).collect(),
+            Some(s) => s
+                .range(lo, hi)?
+                .into_iter()
+                .map(|k| (k.open_time, k))
+                .collect(),
             None => HashMap::new(),
         };
         let precision = self.store.precision();
         let mut fresh = Vec::with_capacity(self.pending.len());
         for k in self.pending.drain(..) {
-            let rounded = Kline { values: k.values.map(|v| precision.round(v)), ..k };
+            let rounded = Kline {
+                values: k.values.map(|v| precision.round(v)),
+                ..k
+            };
             match stored.get(&k.open_time) {
                 Some(s) if *s == rounded => self.report.unchanged += 1,
                 Some(_) => self.report.kept_stored += 1,
@@ -369,17 +464,37 @@ mod tests {
         ok("BTCUSDT-1s-2025-01-01.zip", "BTCUSDT", Interval::S1);
         ok("BTCUSDT-1mo-2024.zip", "BTCUSDT", Interval::Mo1);
         ok("BTCUSD_PERP-1d-2021-07.csv.gz", "BTCUSD_PERP", Interval::D1);
-        ok("币安人生USDT-1h-2025-11-01.csv", "币安人生USDT", Interval::H1);
-        for bad in ["BTCUSDT.csv", "BTCUSDT-1x-2024-01.csv", "-1m-2024-01.csv", "BTC/USDT-1m-2024-01.csv"] {
+        ok(
+            "币安人生USDT-1h-2025-11-01.csv",
+            "币安人生USDT",
+            Interval::H1,
+        );
+        for bad in [
+            "BTCUSDT.csv",
+            "BTCUSDT-1x-2024-01.csv",
+            "-1m-2024-01.csv",
+            "BTC/USDT-1m-2024-01.csv",
+        ] {
             assert!(parse_file_name(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn market_comes_from_the_path() {
-        assert_eq!(market_from_path(Path::new("/d/data/futures/um/monthly/klines/X/1m/X-1m-2024-01.zip")), Some(Market::UsdM));
-        assert_eq!(market_from_path(Path::new("data/spot/daily/x.zip")), Some(Market::Spot));
-        assert_eq!(market_from_path(Path::new("futures/cm/x.zip")), Some(Market::CoinM));
+        assert_eq!(
+            market_from_path(Path::new(
+                "/d/data/futures/um/monthly/klines/X/1m/X-1m-2024-01.zip"
+            )),
+            Some(Market::UsdM)
+        );
+        assert_eq!(
+            market_from_path(Path::new("data/spot/daily/x.zip")),
+            Some(Market::Spot)
+        );
+        assert_eq!(
+            market_from_path(Path::new("futures/cm/x.zip")),
+            Some(Market::CoinM)
+        );
         assert_eq!(market_from_path(Path::new("/tmp/x.zip")), None);
     }
 
@@ -396,9 +511,16 @@ mod tests {
             .unwrap(),
             1
         );
-        let e = run(&format!("{good}1499040060000,1,1,x,1,1,1499040119999,1,3,1,1,0\n")).unwrap_err().to_string();
+        let e = run(&format!(
+            "{good}1499040060000,1,1,x,1,1,1499040119999,1,3,1,1,0\n"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("f.csv:2:") && e.contains("low"), "{e}");
         assert!(run("").unwrap_err().to_string().contains("empty"));
-        assert!(run("1,2,3\n").unwrap_err().to_string().contains("12 columns"));
+        assert!(run("1,2,3\n")
+            .unwrap_err()
+            .to_string()
+            .contains("12 columns"));
     }
 }

@@ -67,11 +67,18 @@ fn encode_header(id: u64, generation: u64) -> Vec<u8> {
 /// Parses a journal header: (id, generation).
 pub(crate) fn decode_header(b: &[u8], path: &Path) -> Result<(u64, u64)> {
     if b.len() < PAGE as usize || b[..8] != JOURNAL_MAGIC {
-        return Err(Error::BadMagic { path: path.into(), kind: "journal" });
+        return Err(Error::BadMagic {
+            path: path.into(),
+            kind: "journal",
+        });
     }
     let v = get_u32(b, 8);
     if v != JOURNAL_VERSION {
-        return Err(Error::UnsupportedVersion { path: path.into(), found: v, supported: JOURNAL_VERSION });
+        return Err(Error::UnsupportedVersion {
+            path: path.into(),
+            found: v,
+            supported: JOURNAL_VERSION,
+        });
     }
     if checksum::crc32c(&b[..4092]) != get_u32(b, 4092) {
         return Err(Error::corrupt(path, "journal header checksum mismatch"));
@@ -82,10 +89,21 @@ pub(crate) fn decode_header(b: &[u8], path: &Path) -> Result<(u64, u64)> {
 impl Journal {
     /// Creates a fresh journal at `path` (already locked by the caller's handle `file`).
     pub fn create(path: &Path, file: File, id: u64) -> Result<Journal> {
-        let mut j = Journal { path: path.to_path_buf(), id, file, generation: 1, write_off: PAGE, allocated: 0 };
+        let mut j = Journal {
+            path: path.to_path_buf(),
+            id,
+            file,
+            generation: 1,
+            write_off: PAGE,
+            allocated: 0,
+        };
         j.reserve(GROW_STEP)?;
-        j.file.write_all_at(&encode_header(id, 1), 0).map_err(|e| Error::io("write journal header", path, e))?;
-        j.file.sync_all().map_err(|e| Error::io("sync journal", path, e))?;
+        j.file
+            .write_all_at(&encode_header(id, 1), 0)
+            .map_err(|e| Error::io("write journal header", path, e))?;
+        j.file
+            .sync_all()
+            .map_err(|e| Error::io("sync journal", path, e))?;
         Ok(j)
     }
 
@@ -94,8 +112,13 @@ impl Journal {
             return Ok(());
         }
         let want = upto.div_ceil(GROW_STEP) * GROW_STEP;
-        nix::fcntl::fallocate(&self.file, nix::fcntl::FallocateFlags::empty(), 0, want as i64)
-            .map_err(|e| nix_io("reserve journal space in", &self.path, e))?;
+        nix::fcntl::fallocate(
+            &self.file,
+            nix::fcntl::FallocateFlags::empty(),
+            0,
+            want as i64,
+        )
+        .map_err(|e| nix_io("reserve journal space in", &self.path, e))?;
         self.allocated = want;
         Ok(())
     }
@@ -107,7 +130,11 @@ impl Journal {
 
     /// Appends the commit's records and syncs: after this returns, the commit
     /// survives a crash. Fails (changing nothing durable) on a full disk.
-    pub fn append_commit(&mut self, batches: &[(&SeriesKey, Precision, &SeriesBatch)], commit_seq: u64) -> Result<()> {
+    pub fn append_commit(
+        &mut self,
+        batches: &[(&SeriesKey, Precision, &SeriesBatch)],
+        commit_seq: u64,
+    ) -> Result<()> {
         let mut buf = Vec::new();
         for (key, precision, batch) in batches {
             let payload = encode_batch(key, *precision, batch);
@@ -118,11 +145,17 @@ impl Journal {
         push_record(&mut buf, KIND_COMMIT, self.generation, &c);
         self.reserve(self.write_off + buf.len() as u64)?;
         if let Some(n) = crate::fault::journal_torn_at() {
-            let _ = self.file.write_all_at(&buf[..n.min(buf.len())], self.write_off);
+            let _ = self
+                .file
+                .write_all_at(&buf[..n.min(buf.len())], self.write_off);
             std::process::abort();
         }
-        self.file.write_all_at(&buf, self.write_off).map_err(|e| Error::io("write journal", &self.path, e))?;
-        self.file.sync_data().map_err(|e| Error::io("sync journal", &self.path, e))?;
+        self.file
+            .write_all_at(&buf, self.write_off)
+            .map_err(|e| Error::io("write journal", &self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("sync journal", &self.path, e))?;
         self.write_off += buf.len() as u64;
         Ok(())
     }
@@ -134,7 +167,9 @@ impl Journal {
         self.file
             .write_all_at(&encode_header(self.id, self.generation), 0)
             .map_err(|e| Error::io("write journal header", &self.path, e))?;
-        self.file.sync_data().map_err(|e| Error::io("sync journal", &self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("sync journal", &self.path, e))?;
         self.write_off = PAGE;
         Ok(())
     }
@@ -162,15 +197,25 @@ fn record_crc(rec: &[u8]) -> u32 {
 
 fn encode_batch(key: &SeriesKey, precision: Precision, batch: &SeriesBatch) -> Vec<u8> {
     let sym = key.symbol.as_str().as_bytes();
-    let mut b = Vec::with_capacity(16 + sym.len() + batch.puts.len() * (13 + FLOAT_COLUMNS * precision.width()));
-    b.extend_from_slice(&[key.market.code(), key.interval.code(), precision.width() as u8, sym.len() as u8]);
+    let mut b = Vec::with_capacity(
+        16 + sym.len() + batch.puts.len() * (13 + FLOAT_COLUMNS * precision.width()),
+    );
+    b.extend_from_slice(&[
+        key.market.code(),
+        key.interval.code(),
+        precision.width() as u8,
+        sym.len() as u8,
+    ]);
     b.extend_from_slice(sym);
     b.extend_from_slice(&(batch.puts.len() as u32).to_le_bytes());
     b.extend_from_slice(&(batch.missing.len() as u32).to_le_bytes());
     b.extend_from_slice(&(batch.direct.len() as u32).to_le_bytes());
     for (slot, k) in &batch.puts {
         b.extend_from_slice(&slot.to_le_bytes());
-        let regular = (key.interval.open_time(*slot), key.interval.close_time(*slot)) == (k.open_time, k.close_time);
+        let regular = (
+            key.interval.open_time(*slot),
+            key.interval.close_time(*slot),
+        ) == (k.open_time, k.close_time);
         if regular {
             b.push(0);
         } else {
@@ -250,7 +295,15 @@ fn decode_batch(p: &[u8]) -> Option<(SeriesKey, Precision, SeriesBatch)> {
             };
         }
         let trades = c.u32()?;
-        puts.push((slot, Kline { open_time, close_time, values, trades }));
+        puts.push((
+            slot,
+            Kline {
+                open_time,
+                close_time,
+                values,
+                trades,
+            },
+        ));
     }
     let mut ranges = |n: usize| -> Option<Vec<(u64, u64)>> {
         let mut v = Vec::with_capacity(n.min(p.len() / 16));
@@ -265,7 +318,16 @@ fn decode_batch(p: &[u8]) -> Option<(SeriesKey, Precision, SeriesBatch)> {
     };
     let missing = ranges(nm)?;
     let direct = ranges(nd)?;
-    (c.at == p.len()).then_some((key, precision, SeriesBatch { puts, missing, direct, known_crcs: Default::default() }))
+    (c.at == p.len()).then_some((
+        key,
+        precision,
+        SeriesBatch {
+            puts,
+            missing,
+            direct,
+            known_crcs: Default::default(),
+        },
+    ))
 }
 
 /// Reads the committed groups of a journal image (the whole file's bytes).
@@ -280,7 +342,10 @@ pub fn read_commits(bytes: &[u8], path: &Path) -> Result<(u64, Vec<CommitGroup>)
     while let Some(h) = bytes.get(at..at + REC_HEADER) {
         let len = get_u32(h, 0) as usize;
         let kind = h[4];
-        let Some(end) = (at + REC_HEADER).checked_add(len).filter(|&e| e <= bytes.len()) else {
+        let Some(end) = (at + REC_HEADER)
+            .checked_add(len)
+            .filter(|&e| e <= bytes.len())
+        else {
             break;
         };
         let rec = &bytes[at..end];
@@ -294,7 +359,10 @@ pub fn read_commits(bytes: &[u8], path: &Path) -> Result<(u64, Vec<CommitGroup>)
                 None => break,
             },
             KIND_COMMIT if payload.len() == 12 && get_u32(payload, 8) as usize == pending.len() => {
-                out.push(CommitGroup { seq: get_u64(payload, 0), batches: std::mem::take(&mut pending) });
+                out.push(CommitGroup {
+                    seq: get_u64(payload, 0),
+                    batches: std::mem::take(&mut pending),
+                });
             }
             _ => break,
         }
@@ -348,11 +416,25 @@ mod tests {
     fn committed_groups_round_trip_and_torn_tails_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.wal");
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
         let mut j = Journal::create(&path, f, 42).unwrap();
         let (key, batch) = sample();
-        j.append_commit(&[(&key, Precision::F32, &batch)], 1).unwrap();
-        j.append_commit(&[(&key, Precision::F32, &batch), (&key, Precision::F32, &batch)], 2).unwrap();
+        j.append_commit(&[(&key, Precision::F32, &batch)], 1)
+            .unwrap();
+        j.append_commit(
+            &[
+                (&key, Precision::F32, &batch),
+                (&key, Precision::F32, &batch),
+            ],
+            2,
+        )
+        .unwrap();
         let bytes = std::fs::read(&path).unwrap();
         let (id, groups) = read_commits(&bytes, &path).unwrap();
         assert_eq!(id, 42);

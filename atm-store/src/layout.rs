@@ -143,7 +143,16 @@ impl Layout {
             let w = if c < FLOAT_COLUMNS { width } else { 4 };
             off += round_up(slots * w, PAGE);
         }
-        Layout { capacity, blocks, width, table_off, present_off, missing_off, col_off, file_len: off }
+        Layout {
+            capacity,
+            blocks,
+            width,
+            table_off,
+            present_off,
+            missing_off,
+            col_off,
+            file_len: off,
+        }
     }
 
     /// Width of column `c` in bytes.
@@ -168,7 +177,11 @@ impl Layout {
 
     /// Byte range of block `b` in the present (`missing == false`) or missing bitmap.
     pub fn bitmap_block(&self, missing: bool, b: u64) -> (u64, u64) {
-        let base = if missing { self.missing_off } else { self.present_off };
+        let base = if missing {
+            self.missing_off
+        } else {
+            self.present_off
+        };
         (base + b * BITMAP_BLOCK_BYTES, BITMAP_BLOCK_BYTES)
     }
 
@@ -248,25 +261,36 @@ impl StaticHeader {
     /// Decodes and verifies a static header read from `path`.
     pub fn decode(b: &[u8], path: &std::path::Path) -> Result<StaticHeader> {
         if b.len() < PAGE as usize || b[..8] != SERIES_MAGIC {
-            return Err(Error::BadMagic { path: path.into(), kind: "series" });
+            return Err(Error::BadMagic {
+                path: path.into(),
+                kind: "series",
+            });
         }
         let version = get_u32(b, hdr::VERSION);
         if version != SERIES_VERSION {
-            return Err(Error::UnsupportedVersion { path: path.into(), found: version, supported: SERIES_VERSION });
+            return Err(Error::UnsupportedVersion {
+                path: path.into(),
+                found: version,
+                supported: SERIES_VERSION,
+            });
         }
         if checksum::crc32c(&b[..hdr::CRC]) != get_u32(b, hdr::CRC) {
             return Err(Error::corrupt(path, "static header checksum mismatch"));
         }
         let bad = |what: &str| Error::corrupt(path, format!("static header: {what}"));
         let market = Market::from_code(b[hdr::MARKET]).ok_or_else(|| bad("unknown market code"))?;
-        let interval = Interval::from_code(b[hdr::INTERVAL]).ok_or_else(|| bad("unknown interval code"))?;
+        let interval =
+            Interval::from_code(b[hdr::INTERVAL]).ok_or_else(|| bad("unknown interval code"))?;
         let precision = match b[hdr::WIDTH] {
             4 => Precision::F32,
             8 => Precision::F64,
             _ => return Err(bad("unknown value width")),
         };
         let n = b[hdr::SYMBOL_LEN] as usize | (b[hdr::SYMBOL_LEN + 1] as usize) << 8;
-        let name = b.get(hdr::SYMBOL..hdr::SYMBOL + n).and_then(|s| std::str::from_utf8(s).ok()).ok_or_else(|| bad("symbol"))?;
+        let name = b
+            .get(hdr::SYMBOL..hdr::SYMBOL + n)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .ok_or_else(|| bad("symbol"))?;
         let symbol = Symbol::new(name).map_err(|_| bad("invalid symbol"))?;
         let layout = Layout::new(interval, precision);
         let origin_ms = get_u64(b, hdr::ORIGIN) as i64;
@@ -282,7 +306,14 @@ impl StaticHeader {
         if !same {
             return Err(bad("grid or region offsets disagree with format version 1"));
         }
-        Ok(StaticHeader { market, interval, precision, symbol, origin_ms, layout })
+        Ok(StaticHeader {
+            market,
+            interval,
+            precision,
+            symbol,
+            origin_ms,
+            layout,
+        })
     }
 }
 
@@ -318,13 +349,22 @@ mod tests {
         let mut b = h.encode();
         let p = std::path::Path::new("x");
         let d = StaticHeader::decode(&b, p).unwrap();
-        assert_eq!((d.market, d.interval, d.precision, d.symbol.as_str()), (Market::UsdM, Interval::H4, Precision::F64, "币安人生USDT"));
+        assert_eq!(
+            (d.market, d.interval, d.precision, d.symbol.as_str()),
+            (Market::UsdM, Interval::H4, Precision::F64, "币安人生USDT")
+        );
         b[100] ^= 1;
         assert!(StaticHeader::decode(&b, p).unwrap_err().is_corruption());
         b[100] ^= 1;
         b[8] = 2;
-        assert!(matches!(StaticHeader::decode(&b, p), Err(Error::UnsupportedVersion { found: 2, .. })));
+        assert!(matches!(
+            StaticHeader::decode(&b, p),
+            Err(Error::UnsupportedVersion { found: 2, .. })
+        ));
         b[0] = b'X';
-        assert!(matches!(StaticHeader::decode(&b, p), Err(Error::BadMagic { .. })));
+        assert!(matches!(
+            StaticHeader::decode(&b, p),
+            Err(Error::BadMagic { .. })
+        ));
     }
 }

@@ -37,7 +37,9 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 #[cfg(not(target_endian = "little"))]
-compile_error!("atm-store maps little-endian column files directly and needs a little-endian target");
+compile_error!(
+    "atm-store maps little-endian column files directly and needs a little-endian target"
+);
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
@@ -71,7 +73,10 @@ mod writer;
 #[cfg(feature = "test-hooks")]
 pub mod fuzzing;
 
-pub use atm_types::{format_ms, Column, Interval, Kline, Market, Precision, SeriesKey, Symbol, FLOAT_COLUMNS, MAX_SYMBOL_BYTES};
+pub use atm_types::{
+    format_ms, Column, Interval, Kline, Market, Precision, SeriesKey, Symbol, FLOAT_COLUMNS,
+    MAX_SYMBOL_BYTES,
+};
 pub use atm_types::{STORE_EPOCH_MS, STORE_HORIZON_MS};
 pub use error::{Error, Result};
 pub use journal::{read_commits, CommitGroup};

@@ -38,9 +38,18 @@ pub(crate) fn lock_table(dir: &Path) -> Result<Arc<LockTable>> {
     if let Some(t) = tables.get(&path) {
         return Ok(t.clone());
     }
-    let file =
-        OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| Error::io("open", &path, e))?;
-    let t = Arc::new(LockTable { file, path: path.clone(), held: Mutex::new(HashSet::new()) });
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let t = Arc::new(LockTable {
+        file,
+        path: path.clone(),
+        held: Mutex::new(HashSet::new()),
+    });
     tables.insert(path, t.clone());
     Ok(t)
 }
@@ -57,7 +66,13 @@ fn flock_at(kind: libc::c_short, offset: u64) -> libc::flock {
 
 /// A zeroed `flock`.
 fn zeroed_flock() -> libc::flock {
-    libc::flock { l_type: 0, l_whence: 0, l_start: 0, l_len: 0, l_pid: 0 }
+    libc::flock {
+        l_type: 0,
+        l_whence: 0,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    }
 }
 
 impl LockTable {
@@ -65,7 +80,10 @@ impl LockTable {
     pub fn try_lock(&self, id: u64, what: &str) -> Result<()> {
         let mut held = atm_types::sync::lock(&self.held);
         if held.contains(&id) {
-            return Err(Error::Locked { what: what.to_string(), pid: std::process::id() as i32 });
+            return Err(Error::Locked {
+                what: what.to_string(),
+                pid: std::process::id() as i32,
+            });
         }
         let fl = flock_at(libc::F_WRLCK as libc::c_short, id);
         match nix::fcntl::fcntl(&self.file, nix::fcntl::FcntlArg::F_SETLK(&fl)) {
@@ -75,11 +93,17 @@ impl LockTable {
             }
             Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => {
                 let mut probe = flock_at(libc::F_WRLCK as libc::c_short, id);
-                let pid = match nix::fcntl::fcntl(&self.file, nix::fcntl::FcntlArg::F_GETLK(&mut probe)) {
+                let pid = match nix::fcntl::fcntl(
+                    &self.file,
+                    nix::fcntl::FcntlArg::F_GETLK(&mut probe),
+                ) {
                     Ok(_) if probe.l_type != libc::F_UNLCK as libc::c_short => probe.l_pid,
                     _ => 0,
                 };
-                Err(Error::Locked { what: what.to_string(), pid })
+                Err(Error::Locked {
+                    what: what.to_string(),
+                    pid,
+                })
             }
             Err(e) => Err(nix_io("lock", &self.path, e)),
         }
@@ -105,8 +129,13 @@ pub(crate) struct FileLock {
 impl FileLock {
     /// Waits for the exclusive lock on `path`, creating the file if needed.
     pub fn acquire(path: &Path) -> Result<FileLock> {
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(|e| Error::io("open", path, e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io("open", path, e))?;
         file.lock().map_err(|e| Error::io("lock", path, e))?;
         Ok(FileLock { _file: file })
     }

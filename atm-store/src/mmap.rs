@@ -49,10 +49,15 @@ impl Map {
                 format!("file is {actual} bytes, shorter than the {len} its header states"),
             ));
         }
-        let len = usize::try_from(len).map_err(|_| std::io::Error::other("file too large to map"))?;
+        let len =
+            usize::try_from(len).map_err(|_| std::io::Error::other("file too large to map"))?;
         let mut opts = MmapOptions::new();
         opts.len(len);
-        let raw = if writable { opts.map_raw(file)? } else { opts.map_raw_read_only(file)? };
+        let raw = if writable {
+            opts.map_raw(file)?
+        } else {
+            opts.map_raw_read_only(file)?
+        };
         // Series files are sparse and mostly touched a few pages at a time:
         // without this, each page fault would read ahead (and zero-fill)
         // megabytes. (Measured: `MADV_POPULATE_READ` before large reads is
@@ -67,7 +72,9 @@ impl Map {
     pub(crate) fn prefault_write(&self, off: usize, len: usize) {
         self.check(off, len, 1);
         if self.writable {
-            let _ = self.raw.advise_range(memmap2::Advice::PopulateWrite, off, len);
+            let _ = self
+                .raw
+                .advise_range(memmap2::Advice::PopulateWrite, off, len);
         }
     }
 
@@ -85,8 +92,15 @@ impl Map {
 
     fn check(&self, off: usize, len: usize, align: usize) {
         let end = off.checked_add(len);
-        assert!(matches!(end, Some(e) if e <= self.raw.len()), "mapped access {off}+{len} past the end ({}): layout bug", self.raw.len());
-        assert!((self.raw.as_ptr() as usize + off).is_multiple_of(align), "misaligned mapped access at {off}");
+        assert!(
+            matches!(end, Some(e) if e <= self.raw.len()),
+            "mapped access {off}+{len} past the end ({}): layout bug",
+            self.raw.len()
+        );
+        assert!(
+            (self.raw.as_ptr() as usize + off).is_multiple_of(align),
+            "misaligned mapped access at {off}"
+        );
     }
 
     /// The bytes `off..off+len`.
@@ -121,7 +135,8 @@ impl Map {
     ) -> arrow_buffer::Buffer {
         self.check(off, len, align);
         // `as_ptr` of a live mapping is never null; `add` stays in bounds (checked above).
-        let ptr = std::ptr::NonNull::new(self.raw.as_mut_ptr().wrapping_add(off)).unwrap_or(std::ptr::NonNull::dangling());
+        let ptr = std::ptr::NonNull::new(self.raw.as_mut_ptr().wrapping_add(off))
+            .unwrap_or(std::ptr::NonNull::dangling());
         // SAFETY: the `len` bytes at `ptr` lie inside the mapping (checked
         // above, with the alignment of the values the buffer will be read as),
         // and the mapping lives as long as `owner`, which the caller builds
@@ -174,7 +189,9 @@ impl Map {
         // is a separate Rust allocation, so the ranges cannot overlap. The
         // block was reserved on disk before (rule 2); readers validate with the
         // block's seqlock (rule 3).
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.raw.as_mut_ptr().add(off), src.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.raw.as_mut_ptr().add(off), src.len())
+        }
     }
 }
 

@@ -149,7 +149,11 @@ pub struct SlotSpec {
 impl SlotSpec {
     /// A slot spec.
     pub fn new(name: &str, kind: SlotKind, unit: &str) -> SlotSpec {
-        SlotSpec { name: name.to_string(), kind, unit: unit.to_string() }
+        SlotSpec {
+            name: name.to_string(),
+            kind,
+            unit: unit.to_string(),
+        }
     }
 }
 
@@ -302,7 +306,9 @@ impl SegmentInfo {
 /// runs (a zombie counts as gone).
 pub fn process_alive(pid: u32, proc_start: u64) -> bool {
     match proc_stat(pid) {
-        Some((state, start)) => state != 'Z' && state != 'X' && (proc_start == 0 || start == proc_start),
+        Some((state, start)) => {
+            state != 'Z' && state != 'X' && (proc_start == 0 || start == proc_start)
+        }
         None => false,
     }
 }
@@ -338,7 +344,14 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 
 /// Lays out a segment for `entries` (offsets filled in) and returns its bytes
 /// with every slot zero.
-fn build(command: &str, pid: u32, proc_start: u64, started_ms: i64, generation: u32, entries: &mut [Entry]) -> Vec<u8> {
+fn build(
+    command: &str,
+    pid: u32,
+    proc_start: u64,
+    started_ms: i64,
+    generation: u32,
+    entries: &mut [Entry],
+) -> Vec<u8> {
     let table_off = HEADER_LEN;
     let values_off = table_off + entries.len() * ENTRY_LEN;
     let mut off = values_off;
@@ -390,11 +403,18 @@ pub struct PrdWriter {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl PrdWriter {
@@ -406,7 +426,16 @@ impl PrdWriter {
         let started_ms = now_ms();
         let path = dir.join(format!("{pid}-{started_ms}.prd"));
         let proc_start = proc_stat(pid).map(|s| s.1).unwrap_or(0);
-        let mut w = PrdWriter::write_generation(&path, command, pid, proc_start, started_ms, 1, Vec::new(), slots)?;
+        let mut w = PrdWriter::write_generation(
+            &path,
+            command,
+            pid,
+            proc_start,
+            started_ms,
+            1,
+            Vec::new(),
+            slots,
+        )?;
         w.heartbeat();
         Ok(w)
     }
@@ -436,18 +465,38 @@ impl PrdWriter {
             if entries.iter().any(|e| e.name == s.name) {
                 continue;
             }
-            entries.push(Entry { name: s.name.clone(), kind: s.kind, unit: s.unit.clone(), off: 0 });
+            entries.push(Entry {
+                name: s.name.clone(),
+                kind: s.kind,
+                unit: s.unit.clone(),
+                off: 0,
+            });
         }
-        let bytes = build(command, pid, proc_start, started_ms, generation, &mut entries);
+        let bytes = build(
+            command,
+            pid,
+            proc_start,
+            started_ms,
+            generation,
+            &mut entries,
+        );
         let tmp = path.with_extension("prd.new");
         {
             let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
             f.write_all(&bytes).map_err(io("write", &tmp))?;
         }
         std::fs::rename(&tmp, path).map_err(io("rename", path))?;
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(io("open", path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io("open", path))?;
         let map = Map::new(&file, bytes.len() as u64, true).map_err(io("map", path))?;
-        let by_name = entries.iter().enumerate().map(|(i, e)| (e.name.clone(), SlotId(i))).collect();
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), SlotId(i)))
+            .collect();
         Ok(PrdWriter {
             path: path.to_path_buf(),
             map,
@@ -478,7 +527,8 @@ impl PrdWriter {
             return Ok(id);
         }
         self.add_slots(std::slice::from_ref(spec))?;
-        self.slot(&spec.name).ok_or_else(|| Error::InvalidInput(format!("PRD slot {} not added", spec.name)))
+        self.slot(&spec.name)
+            .ok_or_else(|| Error::InvalidInput(format!("PRD slot {} not added", spec.name)))
     }
 
     /// Registers more slots: writes the next generation of the file with
@@ -504,25 +554,39 @@ impl PrdWriter {
             next.store_words(SlotId(i), words);
         }
         next.map.atomic_u64(H_FLAGS).store(flags, Ordering::Relaxed);
-        next.map.atomic_u64(H_HEARTBEAT).store(now_ms() as u64, Ordering::Release);
+        next.map
+            .atomic_u64(H_HEARTBEAT)
+            .store(now_ms() as u64, Ordering::Release);
         let old = std::mem::replace(self, next);
-        old.map.atomic_u64(H_FLAGS).fetch_or(FLAG_RETIRED, Ordering::Release);
+        old.map
+            .atomic_u64(H_FLAGS)
+            .fetch_or(FLAG_RETIRED, Ordering::Release);
         Ok(())
     }
 
     fn read_words(&self, e: &Entry) -> Vec<u64> {
-        (0..e.kind.words()).map(|w| self.map.atomic_u64(e.off + 8 + 8 * w).load(Ordering::Relaxed)).collect()
+        (0..e.kind.words())
+            .map(|w| {
+                self.map
+                    .atomic_u64(e.off + 8 + 8 * w)
+                    .load(Ordering::Relaxed)
+            })
+            .collect()
     }
 
     /// Publishes `words` as slot `id`'s payload under its seqlock.
     fn store_words(&self, id: SlotId, words: &[u64]) {
-        let Some(e) = self.entries.get(id.0) else { return };
+        let Some(e) = self.entries.get(id.0) else {
+            return;
+        };
         let seq = self.map.atomic_u64(e.off);
         let s = seq.load(Ordering::Relaxed);
         seq.store(s.wrapping_add(1) | 1, Ordering::Relaxed);
         fence(Ordering::Release);
         for (w, &v) in words.iter().take(e.kind.words()).enumerate() {
-            self.map.atomic_u64(e.off + 8 + 8 * w).store(v, Ordering::Relaxed);
+            self.map
+                .atomic_u64(e.off + 8 + 8 * w)
+                .store(v, Ordering::Relaxed);
         }
         seq.store((s.wrapping_add(1) | 1).wrapping_add(1), Ordering::Release);
     }
@@ -581,13 +645,17 @@ impl PrdWriter {
 
     /// Stamps the heartbeat with the time now.
     pub fn heartbeat(&mut self) {
-        self.map.atomic_u64(H_HEARTBEAT).store(now_ms() as u64, Ordering::Release);
+        self.map
+            .atomic_u64(H_HEARTBEAT)
+            .store(now_ms() as u64, Ordering::Release);
     }
 
     /// Marks the owner finished (it stays listed, `finished`, until cleaned up).
     pub fn finish(&mut self) {
         self.heartbeat();
-        self.map.atomic_u64(H_FLAGS).fetch_or(FLAG_FINISHED, Ordering::Release);
+        self.map
+            .atomic_u64(H_FLAGS)
+            .fetch_or(FLAG_FINISHED, Ordering::Release);
     }
 }
 
@@ -606,27 +674,48 @@ impl PrdReader {
     pub fn open(path: &Path) -> Result<PrdReader> {
         let file = File::open(path).map_err(io("open", path))?;
         let len = file.metadata().map_err(io("stat", path))?.len();
-        let corrupt = |detail: String| Error::Corrupt { path: path.to_path_buf(), detail };
+        let corrupt = |detail: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
         if len < HEADER_LEN as u64 {
-            return Err(corrupt(format!("segment is {len} bytes, shorter than its {HEADER_LEN}-byte header")));
+            return Err(corrupt(format!(
+                "segment is {len} bytes, shorter than its {HEADER_LEN}-byte header"
+            )));
         }
         let head_map = Map::new(&file, HEADER_LEN as u64, false).map_err(io("map", path))?;
         let head = head_map.bytes(0, HEADER_LEN).to_vec();
         if head[..8] != PRD_MAGIC {
-            return Err(Error::BadMagic { path: path.to_path_buf(), kind: "PRD segment" });
+            return Err(Error::BadMagic {
+                path: path.to_path_buf(),
+                kind: "PRD segment",
+            });
         }
         let version = u32_at(&head, H_VERSION);
         if version != PRD_VERSION {
-            return Err(Error::UnsupportedVersion { path: path.to_path_buf(), found: version, supported: PRD_VERSION });
+            return Err(Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: version,
+                supported: PRD_VERSION,
+            });
         }
         if crc32c(&head[..H_HEADER_CRC]) != u32_at(&head, H_HEADER_CRC) {
             return Err(corrupt("header checksum mismatch".into()));
         }
         let file_len = u64_at(&head, H_FILE_LEN);
-        let (table_off, values_off) = (u64_at(&head, H_TABLE_OFF) as usize, u64_at(&head, H_VALUES_OFF) as usize);
+        let (table_off, values_off) = (
+            u64_at(&head, H_TABLE_OFF) as usize,
+            u64_at(&head, H_VALUES_OFF) as usize,
+        );
         let slots = u32_at(&head, H_SLOTS) as usize;
-        if file_len > len || table_off != HEADER_LEN || values_off != table_off + slots * ENTRY_LEN || values_off as u64 > file_len {
-            return Err(corrupt(format!("layout does not fit the file ({len} bytes)")));
+        if file_len > len
+            || table_off != HEADER_LEN
+            || values_off != table_off + slots * ENTRY_LEN
+            || values_off as u64 > file_len
+        {
+            return Err(corrupt(format!(
+                "layout does not fit the file ({len} bytes)"
+            )));
         }
         let map = Map::new(&file, file_len, false).map_err(io("map", path))?;
         let table = map.bytes(table_off, values_off - table_off);
@@ -636,12 +725,21 @@ impl PrdReader {
         let mut entries = Vec::with_capacity(slots);
         for i in 0..slots {
             let t = &table[i * ENTRY_LEN..(i + 1) * ENTRY_LEN];
-            let kind = SlotKind::from_u8(t[52]).ok_or_else(|| corrupt(format!("slot {i} has unknown kind {}", t[52])))?;
+            let kind = SlotKind::from_u8(t[52])
+                .ok_or_else(|| corrupt(format!("slot {i} has unknown kind {}", t[52])))?;
             let off = u32_at(t, 56) as usize;
-            if off < values_off || !off.is_multiple_of(8) || (off + 8 * (1 + kind.words())) as u64 > file_len {
+            if off < values_off
+                || !off.is_multiple_of(8)
+                || (off + 8 * (1 + kind.words())) as u64 > file_len
+            {
                 return Err(corrupt(format!("slot {i} lies outside the values")));
             }
-            entries.push(Entry { name: get_str(&t[..NAME_LEN]), unit: get_str(&t[NAME_LEN..NAME_LEN + UNIT_LEN]), kind, off });
+            entries.push(Entry {
+                name: get_str(&t[..NAME_LEN]),
+                unit: get_str(&t[NAME_LEN..NAME_LEN + UNIT_LEN]),
+                kind,
+                off,
+            });
         }
         let info = SegmentInfo {
             path: path.to_path_buf(),
@@ -653,7 +751,13 @@ impl PrdReader {
             generation: u32_at(&head, H_GENERATION),
             finished: false,
         };
-        let mut r = PrdReader { path: path.to_path_buf(), map, _file: file, info, entries };
+        let mut r = PrdReader {
+            path: path.to_path_buf(),
+            map,
+            _file: file,
+            info,
+            entries,
+        };
         r.refresh_info();
         Ok(r)
     }
@@ -680,7 +784,12 @@ impl PrdReader {
         Ok(self
             .entries
             .iter()
-            .map(|e| Slot { name: e.name.clone(), kind: e.kind, unit: e.unit.clone(), value: self.read_entry(e) })
+            .map(|e| Slot {
+                name: e.name.clone(),
+                kind: e.kind,
+                unit: e.unit.clone(),
+                value: self.read_entry(e),
+            })
             .collect())
     }
 
@@ -703,7 +812,10 @@ impl PrdReader {
             let s1 = seq.load(Ordering::Acquire);
             if s1 & 1 == 0 {
                 for (i, slot) in w.iter_mut().enumerate().take(n) {
-                    *slot = self.map.atomic_u64(e.off + 8 + 8 * i).load(Ordering::Relaxed);
+                    *slot = self
+                        .map
+                        .atomic_u64(e.off + 8 + 8 * i)
+                        .load(Ordering::Relaxed);
                 }
                 fence(Ordering::Acquire);
                 if seq.load(Ordering::Relaxed) == s1 {
@@ -736,11 +848,20 @@ fn decode(kind: SlotKind, w: &[u64]) -> SlotValue {
             for (i, v) in values.iter_mut().enumerate() {
                 *v = f64::from_bits(w[2 + i]);
             }
-            SlotValue::Kline(crate::Kline { open_time: w[0] as i64, close_time: w[1] as i64, values, trades: w[10] as u32 })
+            SlotValue::Kline(crate::Kline {
+                open_time: w[0] as i64,
+                close_time: w[1] as i64,
+                values,
+                trades: w[10] as u32,
+            })
         }
         SlotKind::Text => {
             let n = (w[0] as usize).min(TEXT_BYTES);
-            let bytes: Vec<u8> = w[1..].iter().flat_map(|x| x.to_le_bytes()).take(n).collect();
+            let bytes: Vec<u8> = w[1..]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .take(n)
+                .collect();
             SlotValue::Text(String::from_utf8_lossy(&bytes).into_owned())
         }
     }
@@ -759,7 +880,11 @@ pub fn list_segments(store_dir: &Path) -> Result<Vec<PathBuf>> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "prd"))
         .map(|p| {
-            let started = p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.split_once('-')).and_then(|(_, t)| t.parse().ok());
+            let started = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.split_once('-'))
+                .and_then(|(_, t)| t.parse().ok());
             (started.unwrap_or(0), p)
         })
         .collect();
@@ -820,7 +945,12 @@ mod tests {
             h.record(v);
         }
         w.set_histogram(id(&w, "latency"), &h);
-        let k = crate::Kline { open_time: 60_000, close_time: 119_999, values: [1.0, 2.0, 0.5, 1.5, 10.0, 15.0, 4.0, 6.0], trades: 9 };
+        let k = crate::Kline {
+            open_time: 60_000,
+            close_time: 119_999,
+            values: [1.0, 2.0, 0.5, 1.5, 10.0, 15.0, 4.0, 6.0],
+            trades: 9,
+        };
         w.set_kline(id(&w, "live"), &k);
         w.set_text(
             id(&w, "phase"),
@@ -834,15 +964,23 @@ mod tests {
         assert_eq!(snap[3].value, SlotValue::Histogram(Box::new(h.clone())));
         assert_eq!(snap[4].value, SlotValue::Kline(k));
         match &snap[5].value {
-            SlotValue::Text(t) => assert!(t.starts_with("fetching — ünïcode") && t.len() <= TEXT_BYTES, "{t}"),
+            SlotValue::Text(t) => assert!(
+                t.starts_with("fetching — ünïcode") && t.len() <= TEXT_BYTES,
+                "{t}"
+            ),
             v => panic!("{v:?}"),
         }
-        assert_eq!((snap[0].unit.as_str(), snap[0].kind), ("pages", SlotKind::Counter));
+        assert_eq!(
+            (snap[0].unit.as_str(), snap[0].kind),
+            ("pages", SlotKind::Counter)
+        );
         assert_eq!(r.info().command, "sync");
         assert_eq!(r.info().state(), ProcessState::Running);
         // A new generation: old ids and values stay, the reader follows.
         let old = id(&w, "fetch.items_in");
-        let added = w.slot_or_add(&SlotSpec::new("symbols.XRPUSDT", SlotKind::Kline, "")).unwrap();
+        let added = w
+            .slot_or_add(&SlotSpec::new("symbols.XRPUSDT", SlotKind::Kline, ""))
+            .unwrap();
         w.set_u64(old, 8);
         w.set_kline(added, &k);
         let snap = r.snapshot().unwrap();
@@ -853,8 +991,15 @@ mod tests {
         assert_eq!(r.info().generation, 2);
         w.finish();
         assert_eq!(r.info().state(), ProcessState::Finished);
-        assert_eq!(list_segments(dir.path()).unwrap(), vec![w.path().to_path_buf()]);
-        assert_eq!(cleanup(dir.path(), 3_600_000).unwrap(), 0, "a fresh finished segment stays listed");
+        assert_eq!(
+            list_segments(dir.path()).unwrap(),
+            vec![w.path().to_path_buf()]
+        );
+        assert_eq!(
+            cleanup(dir.path(), 3_600_000).unwrap(),
+            0,
+            "a fresh finished segment stays listed"
+        );
         assert_eq!(cleanup(dir.path(), -1).unwrap(), 1);
     }
 
@@ -881,24 +1026,39 @@ mod tests {
         let good = std::fs::read(w.path()).unwrap();
         let p = dir.path().join("x.prd");
         for (what, mutate) in [
-            ("bad magic", Box::new(|b: &mut Vec<u8>| b[0] = b'X') as Box<dyn Fn(&mut Vec<u8>)>),
+            (
+                "bad magic",
+                Box::new(|b: &mut Vec<u8>| b[0] = b'X') as Box<dyn Fn(&mut Vec<u8>)>,
+            ),
             ("version 9", Box::new(|b: &mut Vec<u8>| b[H_VERSION] = 9)),
             ("header checksum", Box::new(|b: &mut Vec<u8>| b[H_PID] ^= 1)),
-            ("slot table checksum", Box::new(|b: &mut Vec<u8>| b[HEADER_LEN + 3] ^= 1)),
+            (
+                "slot table checksum",
+                Box::new(|b: &mut Vec<u8>| b[HEADER_LEN + 3] ^= 1),
+            ),
             ("shorter than", Box::new(|b: &mut Vec<u8>| b.truncate(20))),
         ] {
             let mut b = good.clone();
             mutate(&mut b);
             std::fs::write(&p, &b).unwrap();
-            let e = PrdReader::open(&p).err().unwrap_or_else(|| panic!("{what} accepted")).to_string();
+            let e = PrdReader::open(&p)
+                .err()
+                .unwrap_or_else(|| panic!("{what} accepted"))
+                .to_string();
             assert!(e.contains(what), "{what}: {e}");
         }
     }
 
     #[test]
     fn a_dead_owner_is_told_from_a_live_one() {
-        assert!(process_alive(std::process::id(), proc_stat(std::process::id()).unwrap().1));
-        assert!(!process_alive(std::process::id(), 1), "same pid, other start time: a reused pid");
+        assert!(process_alive(
+            std::process::id(),
+            proc_stat(std::process::id()).unwrap().1
+        ));
+        assert!(
+            !process_alive(std::process::id(), 1),
+            "same pid, other start time: a reused pid"
+        );
         assert!(!process_alive(u32::MAX - 1, 0));
     }
 }

@@ -21,7 +21,10 @@ use crate::SeriesKey;
 pub(crate) fn recover_orphans(store: &StoreInner) -> Result<usize> {
     let dir = store.journal_dir();
     let mut paths: Vec<_> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wal")).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+            .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(Error::io("list", &dir, e)),
     };
@@ -48,7 +51,10 @@ pub(crate) fn recover_journal_id(store: &StoreInner, id: u64) -> Result<()> {
     let path = store.journal_dir().join(format!("{id:016x}.wal"));
     let _guard = FileLock::acquire(&store.dir.join("recovery.lock"))?;
     if path.exists() && !replay_if_orphaned(store, &path)? {
-        return Err(Error::Locked { what: format!("journal {}", path.display()), pid: 0 });
+        return Err(Error::Locked {
+            what: format!("journal {}", path.display()),
+            pid: 0,
+        });
     }
     Ok(())
 }
@@ -80,7 +86,9 @@ fn replay_if_orphaned(store: &StoreInner, path: &Path) -> Result<bool> {
     let (id, groups) = match crate::journal::read_commits(&bytes, path) {
         Ok(r) => r,
         // A journal whose header never became durable holds no commit.
-        Err(e) if bytes.len() < crate::layout::PAGE as usize || e.is_corruption() => (0, Vec::new()),
+        Err(e) if bytes.len() < crate::layout::PAGE as usize || e.is_corruption() => {
+            (0, Vec::new())
+        }
         Err(e) => return Err(e),
     };
     let mut files: HashMap<SeriesKey, SeriesFile> = HashMap::new();
@@ -106,6 +114,10 @@ fn replay_if_orphaned(store: &StoreInner, path: &Path) -> Result<bool> {
         store.forget(key);
     }
     std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
-    log::info!("recovered {commits} commit(s) of {} series from {}", files.len(), path.display());
+    log::info!(
+        "recovered {commits} commit(s) of {} series from {}",
+        files.len(),
+        path.display()
+    );
     Ok(true)
 }

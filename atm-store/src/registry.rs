@@ -68,12 +68,21 @@ impl Registry {
     /// Returns true if anything changed. The symbol name is validated.
     pub fn observe(&mut self, symbol: &str, status: &str, now: i64) -> Result<bool> {
         Symbol::new(symbol)?;
-        let e = self.symbols.entry(symbol.to_string()).or_insert_with(|| SymbolInfo { symbol: symbol.to_string(), ..Default::default() });
+        let e = self
+            .symbols
+            .entry(symbol.to_string())
+            .or_insert_with(|| SymbolInfo {
+                symbol: symbol.to_string(),
+                ..Default::default()
+            });
         if e.status == status {
             return Ok(false);
         }
         e.status = status.to_string();
-        e.history.push(StatusChange { seen: now, status: status.to_string() });
+        e.history.push(StatusChange {
+            seen: now,
+            status: status.to_string(),
+        });
         Ok(true)
     }
 }
@@ -84,7 +93,8 @@ fn path(store: &Store, market: Market) -> PathBuf {
 
 /// Encodes a registry file.
 pub fn encode(reg: &Registry) -> Result<Vec<u8>> {
-    let body = serde_json::to_vec(reg).map_err(|e| Error::InvalidInput(format!("registry: {e}")))?;
+    let body =
+        serde_json::to_vec(reg).map_err(|e| Error::InvalidInput(format!("registry: {e}")))?;
     let mut b = Vec::with_capacity(24 + body.len());
     b.extend_from_slice(&REGISTRY_MAGIC);
     b.extend_from_slice(&REGISTRY_VERSION.to_le_bytes());
@@ -97,11 +107,18 @@ pub fn encode(reg: &Registry) -> Result<Vec<u8>> {
 /// Decodes and verifies a registry file's bytes.
 pub fn decode(b: &[u8], path: &Path) -> Result<Registry> {
     if b.len() < 24 || b[..8] != REGISTRY_MAGIC {
-        return Err(Error::BadMagic { path: path.into(), kind: "registry" });
+        return Err(Error::BadMagic {
+            path: path.into(),
+            kind: "registry",
+        });
     }
     let v = get_u32(b, 8);
     if v != REGISTRY_VERSION {
-        return Err(Error::UnsupportedVersion { path: path.into(), found: v, supported: REGISTRY_VERSION });
+        return Err(Error::UnsupportedVersion {
+            path: path.into(),
+            found: v,
+            supported: REGISTRY_VERSION,
+        });
     }
     let len = get_u64(b, 12);
     let body = &b[24..];
@@ -124,7 +141,11 @@ impl Store {
 
     /// Read-modify-writes the registry of `market` under its lock; the new
     /// version replaces the old atomically.
-    pub fn update_registry<R>(&self, market: Market, f: impl FnOnce(&mut Registry) -> Result<R>) -> Result<R> {
+    pub fn update_registry<R>(
+        &self,
+        market: Market,
+        f: impl FnOnce(&mut Registry) -> Result<R>,
+    ) -> Result<R> {
         let p = path(self, market);
         let dir = p.parent().unwrap_or(self.dir());
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
@@ -144,7 +165,14 @@ mod tests {
     #[test]
     fn registry_round_trips_and_refuses_damage() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         store
             .update_registry(Market::UsdM, |r| {
                 assert!(r.observe("币安人生USDT", "TRADING", 1)?);

@@ -97,7 +97,14 @@ impl Series {
         let l = self.file.live()?;
         let iv = self.file.key.interval;
         let t = |s: Option<u64>| s.map(|s| iv.open_time(s));
-        let exc = |s: Option<u64>| s.and_then(|s| l.exceptions.iter().find(|e| e.slot == s).map(|e| e.open_time));
+        let exc = |s: Option<u64>| {
+            s.and_then(|s| {
+                l.exceptions
+                    .iter()
+                    .find(|e| e.slot == s)
+                    .map(|e| e.open_time)
+            })
+        };
         Ok(SeriesStats {
             first_open_time: exc(l.first_present).or(t(l.first_present)),
             last_open_time: exc(l.last_present).or(t(l.last_present)),
@@ -127,11 +134,19 @@ impl Series {
 
     pub(crate) fn at_slot(&self, slot: u64) -> Result<Option<Kline>> {
         let exc = self.exception_map()?;
-        self.file.read_section(slot, slot, ALL, |v| (v.state(0) == SlotState::Present).then(|| self.kline(v, 0, &exc)))
+        self.file.read_section(slot, slot, ALL, |v| {
+            (v.state(0) == SlotState::Present).then(|| self.kline(v, 0, &exc))
+        })
     }
 
     fn exception_map(&self) -> Result<HashMap<u64, Exception>> {
-        Ok(self.file.live()?.exceptions.into_iter().map(|e| (e.slot, e)).collect())
+        Ok(self
+            .file
+            .live()?
+            .exceptions
+            .into_iter()
+            .map(|e| (e.slot, e))
+            .collect())
     }
 
     fn kline(&self, v: &Slots<'_>, i: usize, exc: &HashMap<u64, Exception>) -> Kline {
@@ -145,7 +160,12 @@ impl Series {
         for (c, val) in values.iter_mut().enumerate() {
             *val = v.value(c, i);
         }
-        Kline { open_time, close_time, values, trades: v.trades()[i] }
+        Kline {
+            open_time,
+            close_time,
+            values,
+            trades: v.trades()[i],
+        }
     }
 
     /// Slot range for open times `from..=to`, clipped to the present span.
@@ -154,7 +174,10 @@ impl Series {
         let (Some(first), Some(last)) = (l.first_present, l.last_present) else {
             return Ok(None);
         };
-        Ok(self.grid_span(from, to).map(|(a, z)| (a.max(first), z.min(last))).filter(|(a, z)| a <= z))
+        Ok(self
+            .grid_span(from, to)
+            .map(|(a, z)| (a.max(first), z.min(last)))
+            .filter(|(a, z)| a <= z))
     }
 
     /// Slots whose regular open time can fall in `from..=to` (unclipped).
@@ -176,7 +199,12 @@ impl Series {
     /// again before `emit` sees it), so it may accumulate. An error from
     /// `emit` stops the walk and is returned; a checksum failure anywhere in
     /// the range is an error.
-    pub fn for_each_chunk(&self, from: i64, to: i64, mut emit: impl FnMut(&[Kline]) -> Result<()>) -> Result<()> {
+    pub fn for_each_chunk(
+        &self,
+        from: i64,
+        to: i64,
+        mut emit: impl FnMut(&[Kline]) -> Result<()>,
+    ) -> Result<()> {
         let Some((a, z)) = self.slot_span(from, to)? else {
             return Ok(());
         };
@@ -241,7 +269,10 @@ impl Series {
         while s <= hi {
             let end = hi.min((s / BLOCK_SLOTS + CHUNK_BLOCKS) * BLOCK_SLOTS - 1);
             let chunk = self.file.read_section(s, end, ALL, |v| {
-                (0..v.len()).filter(|&i| v.state(i) == SlotState::Present).map(|i| self.kline(v, i, &exc)).collect::<Vec<_>>()
+                (0..v.len())
+                    .filter(|&i| v.state(i) == SlotState::Present)
+                    .map(|i| self.kline(v, i, &exc))
+                    .collect::<Vec<_>>()
             })?;
             out.extend(chunk);
             s = end + 1;
@@ -278,7 +309,13 @@ impl Series {
                 feed(u64::from(e.present) << 32 | u64::from(e.missing));
                 e.crcs.iter().for_each(|&c| feed(u64::from(c)));
             }
-            for e in self.file.live()?.exceptions.iter().filter(|e| (a..=z).contains(&e.slot)) {
+            for e in self
+                .file
+                .live()?
+                .exceptions
+                .iter()
+                .filter(|e| (a..=z).contains(&e.slot))
+            {
                 feed(e.slot);
                 feed(e.open_time as u64);
                 feed(e.close_time as u64);
@@ -299,7 +336,12 @@ impl Series {
                 r.slots += n;
                 r.to = iv.open_time(s0 + n - 1);
             }
-            _ => runs.push(Run { state, from: iv.open_time(s0), to: iv.open_time(s0 + n - 1), slots: n }),
+            _ => runs.push(Run {
+                state,
+                from: iv.open_time(s0),
+                to: iv.open_time(s0 + n - 1),
+                slots: n,
+            }),
         };
         let mut s = a;
         while s <= z {
@@ -314,7 +356,9 @@ impl Series {
             } else if u64::from(e.missing) == BLOCK_SLOTS {
                 push(SlotState::Missing, s, end - s + 1);
             } else {
-                let states = self.file.read_section(s, end, STATES, |v| (0..v.len()).map(|i| v.state(i)).collect::<Vec<_>>())?;
+                let states = self.file.read_section(s, end, STATES, |v| {
+                    (0..v.len()).map(|i| v.state(i)).collect::<Vec<_>>()
+                })?;
                 for (i, st) in states.into_iter().enumerate() {
                     push(st, s + i as u64, 1);
                 }
@@ -387,7 +431,13 @@ impl Series {
     /// let total: Option<f32> = s.view(t0, t0 + 9 * 60_000, &[Column::Volume], |v| v.f32s(Column::Volume.index()).unwrap().iter().sum()).unwrap();
     /// assert_eq!(total, Some(20.0));
     /// ```
-    pub fn view<R>(&self, from: i64, to: i64, columns: &[Column], compute: impl FnMut(&Slots<'_>) -> R) -> Result<Option<R>> {
+    pub fn view<R>(
+        &self,
+        from: i64,
+        to: i64,
+        columns: &[Column],
+        compute: impl FnMut(&Slots<'_>) -> R,
+    ) -> Result<Option<R>> {
         let Some((a, z)) = self.slot_span(from, to)? else {
             return Ok(None);
         };
@@ -472,10 +522,18 @@ impl Series {
         let kind = (c == FLOAT_COLUMNS, self.precision());
         if let Some((a, z)) = self.slot_span(from, to)? {
             self.file.copy_present(c, a, z, &mut |raw| match kind {
-                (true, _) => out.extend(raw.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)),
-                (false, Precision::F32) => out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)),
+                (true, _) => out.extend(
+                    raw.chunks_exact(4)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64),
+                ),
+                (false, Precision::F32) => out.extend(
+                    raw.chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64),
+                ),
                 (false, Precision::F64) => {
-                    out.extend(raw.chunks_exact(8).map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])))
+                    out.extend(raw.chunks_exact(8).map(|b| {
+                        f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                    }))
                 }
             })?;
         }
@@ -485,13 +543,26 @@ impl Series {
     /// Appends one float column of an `f32` store for open times `from..=to`
     /// (present slots only) to `out`: the fastest copying read, for callers
     /// that want owned `f32`s. Errors on an `f64` store.
-    pub fn column_f32_into(&self, column: Column, from: i64, to: i64, out: &mut Vec<f32>) -> Result<()> {
+    pub fn column_f32_into(
+        &self,
+        column: Column,
+        from: i64,
+        to: i64,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
         if self.precision() != Precision::F32 || column == Column::Trades {
-            return Err(crate::Error::Precision(format!("{} of {} is not an f32 column", column.name(), self.key())));
+            return Err(crate::Error::Precision(format!(
+                "{} of {} is not an f32 column",
+                column.name(),
+                self.key()
+            )));
         }
         if let Some((a, z)) = self.slot_span(from, to)? {
             self.file.copy_present(column.index(), a, z, &mut |raw| {
-                out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                out.extend(
+                    raw.chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                )
             })?;
         }
         Ok(())
@@ -502,7 +573,11 @@ impl Series {
     pub fn damaged_ranges(&self) -> Vec<(i64, i64)> {
         let iv = self.key().interval;
         let slots = crate::layout::BLOCK_SLOTS;
-        self.file.damaged_blocks().into_iter().map(|b| (iv.open_time(b * slots), iv.open_time((b + 1) * slots - 1))).collect()
+        self.file
+            .damaged_blocks()
+            .into_iter()
+            .map(|b| (iv.open_time(b * slots), iv.open_time((b + 1) * slots - 1)))
+            .collect()
     }
 
     /// Verifies every checksum and invariant of the file; one line per problem.

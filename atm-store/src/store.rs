@@ -49,7 +49,12 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { create: false, precision: Precision::F32, max_open_series: DEFAULT_OPEN_SERIES, read_only: false }
+        StoreOptions {
+            create: false,
+            precision: Precision::F32,
+            max_open_series: DEFAULT_OPEN_SERIES,
+            read_only: false,
+        }
     }
 }
 
@@ -98,7 +103,12 @@ impl Cache {
 
     fn insert(&mut self, key: SeriesKey, f: Arc<SeriesFile>) {
         if self.map.len() >= self.cap {
-            if let Some(old) = self.map.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone()) {
+            if let Some(old) = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            {
                 self.map.remove(&old);
             }
         }
@@ -119,11 +129,18 @@ fn encode_store_header(precision: Precision) -> Vec<u8> {
 
 fn decode_store_header(b: &[u8], path: &Path) -> Result<Precision> {
     if b.len() < 64 || b[..8] != STORE_MAGIC {
-        return Err(Error::BadMagic { path: path.into(), kind: "store" });
+        return Err(Error::BadMagic {
+            path: path.into(),
+            kind: "store",
+        });
     }
     let v = get_u32(b, 8);
     if v != STORE_VERSION {
-        return Err(Error::UnsupportedVersion { path: path.into(), found: v, supported: STORE_VERSION });
+        return Err(Error::UnsupportedVersion {
+            path: path.into(),
+            found: v,
+            supported: STORE_VERSION,
+        });
     }
     if crc32c::crc32c(&b[..60]) != get_u32(b, 60) {
         return Err(Error::corrupt(path, "store header checksum mismatch"));
@@ -131,7 +148,10 @@ fn decode_store_header(b: &[u8], path: &Path) -> Result<Precision> {
     match b[12] {
         4 => Ok(Precision::F32),
         8 => Ok(Precision::F64),
-        w => Err(Error::corrupt(path, format!("store header: unknown value width {w}"))),
+        w => Err(Error::corrupt(
+            path,
+            format!("store header: unknown value width {w}"),
+        )),
     }
 }
 
@@ -141,10 +161,14 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io("write", &tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io("write", &tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("sync directory", dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync directory", dir, e))
 }
 
 impl Store {
@@ -157,7 +181,12 @@ impl Store {
             Ok(b) => {
                 let p = decode_store_header(&b, &head)?;
                 if opts.create && p != opts.precision {
-                    log::warn!("store {} has precision {}; ignoring the requested {}", dir.display(), p.as_str(), opts.precision.as_str());
+                    log::warn!(
+                        "store {} has precision {}; ignoring the requested {}",
+                        dir.display(),
+                        p.as_str(),
+                        opts.precision.as_str()
+                    );
                 }
                 p
             }
@@ -177,9 +206,15 @@ impl Store {
         let inner = StoreInner {
             dir: dir.to_path_buf(),
             precision,
-            cache: Mutex::new(Cache { cap: opts.max_open_series.max(1), tick: 0, map: HashMap::new() }),
+            cache: Mutex::new(Cache {
+                cap: opts.max_open_series.max(1),
+                tick: 0,
+                map: HashMap::new(),
+            }),
         };
-        let store = Store { inner: Arc::new(inner) };
+        let store = Store {
+            inner: Arc::new(inner),
+        };
         if !opts.read_only {
             crate::recovery::recover_orphans(&store.inner)?;
         }
@@ -212,7 +247,10 @@ impl Store {
         }
         let f = Arc::new(SeriesFile::open(&path, false)?);
         if f.key != *key {
-            return Err(Error::corrupt(&path, format!("file holds series {}, expected {key}", f.key)));
+            return Err(Error::corrupt(
+                &path,
+                format!("file holds series {}, expected {key}", f.key),
+            ));
         }
         atm_types::sync::lock(&self.inner.cache).insert(key.clone(), f.clone());
         Ok(Some(Series::new(f)))
@@ -223,7 +261,11 @@ impl Store {
         let mut out = Vec::new();
         for market in Market::ALL {
             for interval in Interval::ALL {
-                out.extend(self.list_symbols(market, interval)?.into_iter().filter_map(|s| SeriesKey::new(market, s, interval).ok()));
+                out.extend(
+                    self.list_symbols(market, interval)?
+                        .into_iter()
+                        .filter_map(|s| SeriesKey::new(market, s, interval).ok()),
+                );
             }
         }
         out.sort();
@@ -232,7 +274,11 @@ impl Store {
 
     /// Symbols with a series of `interval` on `market`, sorted.
     pub fn list_symbols(&self, market: Market, interval: Interval) -> Result<Vec<Symbol>> {
-        let dir = self.inner.dir.join(market.as_str()).join(interval.file_name());
+        let dir = self
+            .inner
+            .dir
+            .join(market.as_str())
+            .join(interval.file_name());
         let rd = match std::fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -255,7 +301,12 @@ impl Store {
 
     /// The kline at open time `t` of every series of `market` and `interval`
     /// (a universe snapshot), with `None` where a series has none there.
-    pub fn cross_section(&self, market: Market, interval: Interval, t: i64) -> Result<Vec<(Symbol, Option<crate::Kline>)>> {
+    pub fn cross_section(
+        &self,
+        market: Market,
+        interval: Interval,
+        t: i64,
+    ) -> Result<Vec<(Symbol, Option<crate::Kline>)>> {
         let slot = interval.slot_of(t)?;
         let mut out = Vec::new();
         for sym in self.list_symbols(market, interval)? {
@@ -278,7 +329,10 @@ impl Store {
 impl StoreInner {
     /// Path of the file of series `key`.
     pub fn series_path(&self, key: &SeriesKey) -> PathBuf {
-        self.dir.join(key.market.as_str()).join(key.interval.file_name()).join(format!("{}.{SERIES_EXT}", key.symbol))
+        self.dir
+            .join(key.market.as_str())
+            .join(key.interval.file_name())
+            .join(format!("{}.{SERIES_EXT}", key.symbol))
     }
 
     /// Drops the cached read handle of `key` (after recovery rewrote it).

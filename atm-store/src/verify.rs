@@ -44,17 +44,35 @@ impl Store {
                         });
                     }
                     for detail in f.check() {
-                        let detail = detail.strip_prefix(&format!("corrupt {}: ", path.display())).map(str::to_string).unwrap_or(detail);
-                        let detail = detail.strip_prefix(&format!("series {key}: ")).map(str::to_string).unwrap_or(detail);
-                        problems.push(Problem { file: path.clone(), series: series.clone(), detail });
+                        let detail = detail
+                            .strip_prefix(&format!("corrupt {}: ", path.display()))
+                            .map(str::to_string)
+                            .unwrap_or(detail);
+                        let detail = detail
+                            .strip_prefix(&format!("series {key}: "))
+                            .map(str::to_string)
+                            .unwrap_or(detail);
+                        problems.push(Problem {
+                            file: path.clone(),
+                            series: series.clone(),
+                            detail,
+                        });
                     }
                 }
-                Err(e) => problems.push(Problem { file: path.clone(), series, detail: e.to_string() }),
+                Err(e) => problems.push(Problem {
+                    file: path.clone(),
+                    series,
+                    detail: e.to_string(),
+                }),
             }
         }
         for m in Market::ALL {
             if let Err(e) = self.registry(m) {
-                problems.push(Problem { file: self.dir().join(m.as_str()).join("registry"), series: None, detail: e.to_string() });
+                problems.push(Problem {
+                    file: self.dir().join(m.as_str()).join("registry"),
+                    series: None,
+                    detail: e.to_string(),
+                });
             }
         }
         Ok(problems)

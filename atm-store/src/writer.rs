@@ -84,7 +84,10 @@ pub struct Columns<'a> {
 
 impl<'a> Columns<'a> {
     pub(crate) fn slice(&self, i: usize, j: usize) -> Columns<'a> {
-        Columns { values: self.values.map(|c| c.slice(i, j)), trades: &self.trades[i..j] }
+        Columns {
+            values: self.values.map(|c| c.slice(i, j)),
+            trades: &self.trades[i..j],
+        }
     }
 }
 
@@ -149,8 +152,14 @@ impl Writer {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let id = journal_id();
         let path = dir.join(format!("{id:016x}.wal"));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| Error::io("create", &path, e))?;
-        file.try_lock().map_err(|e| Error::io("lock", &path, std::io::Error::other(e.to_string())))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        file.try_lock()
+            .map_err(|e| Error::io("lock", &path, std::io::Error::other(e.to_string())))?;
         let journal = Journal::create(&path, file, id)?;
         let locks = lock_table(&store.dir)?;
         Ok(Writer {
@@ -173,20 +182,33 @@ impl Writer {
             h.last_used = tick;
             if h.file.is_none() {
                 let path = self.store.series_path(key);
-                h.file = Some(Arc::new(SeriesFile::create_or_open(&path, key, self.store.precision)?));
+                h.file = Some(Arc::new(SeriesFile::create_or_open(
+                    &path,
+                    key,
+                    self.store.precision,
+                )?));
             }
         } else {
             let path = self.store.series_path(key);
             let created = !path.exists();
             let file = SeriesFile::create_or_open(&path, key, self.store.precision)?;
-            let inode = file.file().metadata().map_err(|e| Error::io("stat", &path, e))?.ino();
+            let inode = file
+                .file()
+                .metadata()
+                .map_err(|e| Error::io("stat", &path, e))?
+                .ino();
             self.locks.try_lock(inode, &format!("series {key}"))?;
             // The file locked must still be the series' file: a writer that
             // created it and gave it back unused removes it (see
             // `forget_unused`), and a lock on a removed file guards nothing.
             if std::fs::metadata(&path).map(|m| m.ino()).ok() != Some(inode) {
                 self.locks.unlock(inode);
-                return Err(Error::Locked { what: format!("series {key} (its file was replaced while it was locked; try again)"), pid: 0 });
+                return Err(Error::Locked {
+                    what: format!(
+                        "series {key} (its file was replaced while it was locked; try again)"
+                    ),
+                    pid: 0,
+                });
             }
             let dirty = file.dirty();
             if dirty != 0 && dirty != self.journal.id {
@@ -210,7 +232,9 @@ impl Writer {
             };
             self.series.insert(key.clone(), held);
         }
-        self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))
+        self.series
+            .get_mut(key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))
     }
 
     /// [`Writer::hold`] for a write: the series' file is in use from now
@@ -223,7 +247,10 @@ impl Writer {
 
     /// The open file of a held series.
     fn file(&self, key: &SeriesKey) -> Result<Arc<SeriesFile>> {
-        self.series.get(key).and_then(|h| h.file.clone()).ok_or_else(|| Error::NotFound(format!("open file of {key}")))
+        self.series
+            .get(key)
+            .and_then(|h| h.file.clone())
+            .ok_or_else(|| Error::NotFound(format!("open file of {key}")))
     }
 
     /// Closes the least recently used files beyond the open-file limit.
@@ -235,11 +262,17 @@ impl Writer {
         let mut idle: Vec<(u64, SeriesKey)> = self
             .series
             .iter()
-            .filter(|(_, h)| h.file.is_some() && h.staged.puts.is_empty() && h.staged.missing.is_empty())
+            .filter(|(_, h)| {
+                h.file.is_some() && h.staged.puts.is_empty() && h.staged.missing.is_empty()
+            })
             .map(|(k, h)| (h.last_used, k.clone()))
             .collect();
         idle.sort();
-        let close: Vec<SeriesKey> = idle.into_iter().take(open - self.open_files / 2).map(|(_, k)| k).collect();
+        let close: Vec<SeriesKey> = idle
+            .into_iter()
+            .take(open - self.open_files / 2)
+            .map(|(_, k)| k)
+            .collect();
         if close.iter().any(|k| self.series[k].dirty) {
             self.checkpoint()?;
         }
@@ -354,7 +387,9 @@ impl Writer {
     /// block, so that the next kline opens a new block: the moment to
     /// [`Writer::prepare`] that block ahead of its first write.
     pub fn ends_block(key: &SeriesKey, t: i64) -> bool {
-        key.interval.slot_of(t).is_ok_and(|slot| (slot + 1) % crate::layout::BLOCK_SLOTS == 0)
+        key.interval
+            .slot_of(t)
+            .is_ok_and(|slot| (slot + 1) % crate::layout::BLOCK_SLOTS == 0)
     }
 
     /// Stages one kline. Its slot is the one containing its open time; a kline
@@ -371,10 +406,16 @@ impl Writer {
         for k in klines {
             let slot = interval.slot_of(k.open_time)?;
             if k.close_time < k.open_time {
-                return Err(Error::InvalidInput(format!("{key}: close_time {} is before open_time {}", k.close_time, k.open_time)));
+                return Err(Error::InvalidInput(format!(
+                    "{key}: close_time {} is before open_time {}",
+                    k.close_time, k.open_time
+                )));
             }
             if let Some(v) = k.values.iter().find(|v| !v.is_finite()) {
-                return Err(Error::InvalidInput(format!("{key}: kline at {} has a non-finite value {v}", k.open_time)));
+                return Err(Error::InvalidInput(format!(
+                    "{key}: kline at {} has a non-finite value {v}",
+                    k.open_time
+                )));
             }
             let mut k = *k;
             for v in &mut k.values {
@@ -434,7 +475,11 @@ impl Writer {
             b.puts = out;
             b.missing.sort_unstable();
             stats.series += 1;
-            stats.klines += b.puts.len() + b.direct.iter().map(|(a, z)| (z - a + 1) as usize).sum::<usize>();
+            stats.klines += b.puts.len()
+                + b.direct
+                    .iter()
+                    .map(|(a, z)| (z - a + 1) as usize)
+                    .sum::<usize>();
             stats.missing_ranges += b.missing.len();
             keys.push(key.clone());
         }
@@ -448,11 +493,13 @@ impl Writer {
             let h = &self.series[key];
             file.reserve(&h.staged, true)?;
             let interval = key.interval;
-            let irregular =
-                |&(slot, k): &(u64, Kline)| (k.open_time, k.close_time) != (interval.open_time(slot), interval.close_time(slot));
+            let irregular = |&(slot, k): &(u64, Kline)| {
+                (k.open_time, k.close_time) != (interval.open_time(slot), interval.close_time(slot))
+            };
             // Only irregular klines add exceptions: with none, the table can only shrink.
             if h.staged.puts.iter().any(irregular) {
-                let mut exc: std::collections::HashSet<u64> = file.live()?.exceptions.iter().map(|e| e.slot).collect();
+                let mut exc: std::collections::HashSet<u64> =
+                    file.live()?.exceptions.iter().map(|e| e.slot).collect();
                 for row in &h.staged.puts {
                     match irregular(row) {
                         true => exc.insert(row.0),
@@ -470,8 +517,13 @@ impl Writer {
         }
         let moved = self.write_direct(&keys);
         let journaled = moved.and_then(|moved| {
-            let batches: Vec<_> = keys.iter().map(|k| (k, self.store.precision, &self.series[k].staged)).collect();
-            self.journal.append_commit(&batches, self.commits + 1).map(|_| moved)
+            let batches: Vec<_> = keys
+                .iter()
+                .map(|k| (k, self.store.precision, &self.series[k].staged))
+                .collect();
+            self.journal
+                .append_commit(&batches, self.commits + 1)
+                .map(|_| moved)
         });
         match journaled {
             Ok(_) => self.commits += 1,
@@ -484,10 +536,19 @@ impl Writer {
         // Publish: each series' file is its own, so many are applied in
         // parallel. A failure leaves its batch staged (the journal has it).
         let applied: Vec<Result<()>> = {
-            let work = keys.iter().map(|k| Ok((self.file(k)?, &self.series[k].staged))).collect::<Result<Vec<_>>>()?;
+            let work = keys
+                .iter()
+                .map(|k| Ok((self.file(k)?, &self.series[k].staged)))
+                .collect::<Result<Vec<_>>>()?;
             match work.len() >= PARALLEL_APPLY {
-                true => work.par_iter().map(|(file, batch)| file.apply(batch, false)).collect(),
-                false => work.iter().map(|(file, batch)| file.apply(batch, false)).collect(),
+                true => work
+                    .par_iter()
+                    .map(|(file, batch)| file.apply(batch, false))
+                    .collect(),
+                false => work
+                    .iter()
+                    .map(|(file, batch)| file.apply(batch, false))
+                    .collect(),
             }
         };
         // Every series applied is published (readers may see it), so it is
@@ -499,7 +560,10 @@ impl Writer {
                 failed.get_or_insert(e);
                 continue;
             }
-            let h = self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+            let h = self
+                .series
+                .get_mut(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
             h.staged = SeriesBatch::default();
             h.direct_rows = Vec::new();
             h.dirty = true;
@@ -525,7 +589,10 @@ impl Writer {
         let mut written = Vec::new();
         for key in keys.iter().filter(|_| total >= self.direct_min) {
             let file = self.file(key)?;
-            let h = self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+            let h = self
+                .series
+                .get_mut(key)
+                .ok_or_else(|| Error::NotFound(key.to_string()))?;
             let iv = key.interval;
             let puts = std::mem::take(&mut h.staged.puts);
             let (mut direct, mut rest) = (Vec::new(), Vec::new());
@@ -536,7 +603,9 @@ impl Writer {
                 while j < puts.len() && puts[j].0 / BLOCK_SLOTS == b {
                     j += 1;
                 }
-                let regular = puts[i..j].iter().all(|(s, k)| (k.open_time, k.close_time) == (iv.open_time(*s), iv.close_time(*s)));
+                let regular = puts[i..j].iter().all(|(s, k)| {
+                    (k.open_time, k.close_time) == (iv.open_time(*s), iv.close_time(*s))
+                });
                 let fresh = match file.entry(b) {
                     Ok(e) => e.present == 0 && e.missing == 0,
                     Err(e) => {
@@ -601,25 +670,44 @@ impl Writer {
     /// w.commit_columns(&key, 1_704_067_200_000, &cols).unwrap();
     /// assert_eq!(store.series(&key).unwrap().unwrap().stats().unwrap().present, 1000);
     /// ```
-    pub fn commit_columns(&mut self, key: &SeriesKey, first_open_time: i64, cols: &Columns<'_>) -> Result<CommitStats> {
+    pub fn commit_columns(
+        &mut self,
+        key: &SeriesKey,
+        first_open_time: i64,
+        cols: &Columns<'_>,
+    ) -> Result<CommitStats> {
         let n = cols.trades.len();
         if cols.values.iter().any(|c| c.len() != n) {
-            return Err(Error::InvalidInput(format!("{key}: columns of different lengths")));
+            return Err(Error::InvalidInput(format!(
+                "{key}: columns of different lengths"
+            )));
         }
         if n == 0 {
             return self.commit();
         }
         let iv = key.interval;
         if !iv.is_aligned(first_open_time) {
-            return Err(Error::InvalidInput(format!("{key}: first open time {first_open_time} is not on the {iv} grid")));
+            return Err(Error::InvalidInput(format!(
+                "{key}: first open time {first_open_time} is not on the {iv} grid"
+            )));
         }
         let s0 = iv.slot_of(first_open_time)?;
         let s1 = s0 + n as u64 - 1;
         if s1 >= iv.capacity() {
-            return Err(Error::InvalidInput(format!("{key}: {n} klines from {first_open_time} run past the store's horizon")));
+            return Err(Error::InvalidInput(format!(
+                "{key}: {n} klines from {first_open_time} run past the store's horizon"
+            )));
         }
-        if let Some((c, i)) = cols.values.iter().enumerate().find_map(|(c, col)| col.first_non_finite().map(|i| (c, i))) {
-            return Err(Error::InvalidInput(format!("{key}: kline {i} has a non-finite {}", crate::Column::ALL[c].name())));
+        if let Some((c, i)) = cols
+            .values
+            .iter()
+            .enumerate()
+            .find_map(|(c, col)| col.first_non_finite().map(|i| (c, i)))
+        {
+            return Err(Error::InvalidInput(format!(
+                "{key}: kline {i} has a non-finite {}",
+                crate::Column::ALL[c].name()
+            )));
         }
         self.hold_to_write(key)?;
         let file = self.file(key)?;
@@ -628,7 +716,10 @@ impl Writer {
         let mut rows: Vec<(u64, Kline)> = Vec::new();
         let mut b = s0 / BLOCK_SLOTS;
         while b * BLOCK_SLOTS <= s1 {
-            let (a, z) = ((b * BLOCK_SLOTS).max(s0), ((b + 1) * BLOCK_SLOTS - 1).min(s1));
+            let (a, z) = (
+                (b * BLOCK_SLOTS).max(s0),
+                ((b + 1) * BLOCK_SLOTS - 1).min(s1),
+            );
             let e = file.entry(b)?;
             if e.present == 0 && e.missing == 0 {
                 match direct.last_mut() {
@@ -642,19 +733,33 @@ impl Writer {
                     for (c, v) in values.iter_mut().enumerate() {
                         *v = precision.round(cols.values[c].get(i));
                     }
-                    rows.push((s, Kline { open_time: iv.open_time(s), close_time: iv.close_time(s), values, trades: cols.trades[i] }));
+                    rows.push((
+                        s,
+                        Kline {
+                            open_time: iv.open_time(s),
+                            close_time: iv.close_time(s),
+                            values,
+                            trades: cols.trades[i],
+                        },
+                    ));
                 }
             }
             b += 1;
         }
-        let staged = SeriesBatch { direct: direct.clone(), ..Default::default() };
+        let staged = SeriesBatch {
+            direct: direct.clone(),
+            ..Default::default()
+        };
         file.reserve(&staged, true)?;
         let mut known = std::collections::HashMap::new();
         for &(a, z) in &direct {
             let (i, j) = ((a - s0) as usize, (z - s0 + 1) as usize);
             known.extend(file.write_column_slices(a, &cols.slice(i, j))?);
         }
-        let h = self.series.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))?;
+        let h = self
+            .series
+            .get_mut(key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))?;
         // The run is the newest write: it replaces staged klines of its slots.
         h.staged.puts.retain(|(s, _)| !(s0..=s1).contains(s));
         h.staged.puts.extend(rows);
@@ -725,11 +830,17 @@ impl Writer {
         self.checkpoint()?;
         let file = self.file(key)?;
         let live = file.live()?;
-        let (Some(first), Some(last)) = (live.first_present, live.last_present) else { return Ok(0) };
+        let (Some(first), Some(last)) = (live.first_present, live.last_present) else {
+            return Ok(0);
+        };
         let mut end = last / BLOCK_SLOTS; // exclusive: the newest block stays hot
         if let Some(t) = before {
             let iv = key.interval;
-            let limit = if t <= iv.origin_ms() { 0 } else { iv.slot_of(t.min(crate::STORE_HORIZON_MS - 1))? };
+            let limit = if t <= iv.origin_ms() {
+                0
+            } else {
+                iv.slot_of(t.min(crate::STORE_HORIZON_MS - 1))?
+            };
             end = end.min(limit / BLOCK_SLOTS);
         }
         let blocks: Vec<u64> = (first / BLOCK_SLOTS..end).collect();
@@ -792,7 +903,13 @@ impl Drop for Writer {
 fn journal_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let id = t ^ ((std::process::id() as u64) << 40) ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let id = t
+        ^ ((std::process::id() as u64) << 40)
+        ^ N.fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     id.max(1)
 }

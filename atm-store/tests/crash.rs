@@ -26,7 +26,12 @@ fn kline(iv: Interval, slot: u64, version: u32) -> Kline {
     for (c, v) in values.iter_mut().enumerate() {
         *v = (version as f64) * 16.0 + c as f64 + (slot % 64) as f64 * 100_000.0;
     }
-    Kline { open_time: iv.open_time(slot), close_time: iv.close_time(slot), values, trades: version }
+    Kline {
+        open_time: iv.open_time(slot),
+        close_time: iv.close_time(slot),
+        values,
+        trades: version,
+    }
 }
 
 fn consistent(iv: Interval, k: &Kline) -> bool {
@@ -43,7 +48,14 @@ fn commit_plan(i: u32) -> Vec<Plan> {
     let a: Vec<u64> = std::iter::once(COUNTER).chain(start..start + 60).collect();
     let m = BASE + 9500 + (i as u64 * 7) % 400;
     let b0 = 400_000 + (i as u64 % 50) * 3;
-    vec![(key_a(), a, Some((m, m + 19))), (key_b(), vec![b0, b0 + 1, b0 + 4100], i.is_multiple_of(3).then_some((b0 + 10, b0 + 30)))]
+    vec![
+        (key_a(), a, Some((m, m + 19))),
+        (
+            key_b(),
+            vec![b0, b0 + 1, b0 + 4100],
+            i.is_multiple_of(3).then_some((b0 + 10, b0 + 30)),
+        ),
+    ]
 }
 
 fn write_commit(w: &mut atm_store::Writer, i: u32) {
@@ -52,7 +64,8 @@ fn write_commit(w: &mut atm_store::Writer, i: u32) {
         let ks: Vec<Kline> = puts.iter().map(|&s| kline(iv, s, i)).collect();
         w.put_many(&key, &ks).unwrap();
         if let Some((a, z)) = missing {
-            w.mark_missing(&key, iv.open_time(a), iv.open_time(z)).unwrap();
+            w.mark_missing(&key, iv.open_time(a), iv.open_time(z))
+                .unwrap();
         }
     }
 }
@@ -85,12 +98,23 @@ fn model(k: u32) -> BTreeMap<SeriesKey, Model> {
 }
 
 fn open(dir: &Path) -> Store {
-    Store::open(dir, StoreOptions { create: true, ..Default::default() }).unwrap()
+    Store::open(
+        dir,
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 fn committed_count(store: &Store) -> u32 {
     match store.series(&key_a()).unwrap() {
-        Some(s) => s.at(Interval::M1.open_time(COUNTER)).unwrap().map(|k| k.trades).unwrap_or(0),
+        Some(s) => s
+            .at(Interval::M1.open_time(COUNTER))
+            .unwrap()
+            .map(|k| k.trades)
+            .unwrap_or(0),
         None => 0,
     }
 }
@@ -98,17 +122,31 @@ fn committed_count(store: &Store) -> u32 {
 fn assert_matches_model(store: &Store, k: u32) {
     for (key, m) in model(k) {
         let s = store.series(&key).unwrap().expect("series exists");
-        let got: BTreeMap<u64, Kline> =
-            s.range(0, i64::MAX / 2).unwrap().into_iter().map(|k| (key.interval.slot_of(k.open_time).unwrap(), k)).collect();
+        let got: BTreeMap<u64, Kline> = s
+            .range(0, i64::MAX / 2)
+            .unwrap()
+            .into_iter()
+            .map(|k| (key.interval.slot_of(k.open_time).unwrap(), k))
+            .collect();
         assert_eq!(got, m.present, "{key} after {k} commits");
-        assert_eq!(s.stats().unwrap().missing, m.missing.len() as u64, "{key} missing");
+        assert_eq!(
+            s.stats().unwrap().missing,
+            m.missing.len() as u64,
+            "{key} missing"
+        );
         assert!(s.verify().is_empty(), "{key}: {:?}", s.verify());
     }
 }
 
 fn child(mode: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_entry", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_entry",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("ATM_TEST_CHILD", mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -137,8 +175,12 @@ fn child_entry() {
             for i in first.. {
                 if i == stop_at {
                     match parts[3] {
-                        "tear" => atm_store::fault::tear_next_journal_write(parts[4].parse().unwrap()),
-                        "abort" => atm_store::fault::abort_after_block_writes(parts[4].parse().unwrap()),
+                        "tear" => {
+                            atm_store::fault::tear_next_journal_write(parts[4].parse().unwrap())
+                        }
+                        "abort" => {
+                            atm_store::fault::abort_after_block_writes(parts[4].parse().unwrap())
+                        }
                         _ => unreachable!(),
                     }
                 }
@@ -156,7 +198,10 @@ fn child_entry() {
                 for key in [key_a(), key_b()] {
                     if let Some(s) = store.series(&key).unwrap() {
                         for k in s.range(0, i64::MAX / 2).unwrap() {
-                            assert!(consistent(key.interval, &k), "torn or misplaced kline {k:?}");
+                            assert!(
+                                consistent(key.interval, &k),
+                                "torn or misplaced kline {k:?}"
+                            );
                             klines += 1;
                         }
                         if let Some(k) = s.latest().unwrap() {
@@ -187,7 +232,11 @@ fn watch(child: &mut Child) -> std::sync::mpsc::Receiver<u32> {
 }
 
 fn kill9(child: &mut Child) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     child.wait().unwrap();
 }
 
@@ -200,7 +249,9 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
         let mut c = child(&format!("writer|{}", dir.path().display()));
         let rx = watch(&mut c);
         // Wait for a first commit, then a random extra delay.
-        let mut reported = rx.recv_timeout(Duration::from_secs(30)).expect("child commits");
+        let mut reported = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("child commits");
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
@@ -211,7 +262,10 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
         }
         let store = open(dir.path());
         let k = committed_count(&store);
-        assert!(k == reported || k == reported + 1, "trial {trial}: store has {k} commits, child reported {reported}");
+        assert!(
+            k == reported || k == reported + 1,
+            "trial {trial}: store has {k} commits, child reported {reported}"
+        );
         assert!(k > last, "progress");
         last = k;
         assert_matches_model(&store, k);
@@ -242,22 +296,43 @@ fn a_read_only_open_after_a_crash_changes_nothing_and_serves_no_torn_kline() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = child(&format!("writer|{}", dir.path().display()));
     let rx = watch(&mut c);
-    rx.recv_timeout(Duration::from_secs(30)).expect("child commits");
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("child commits");
     std::thread::sleep(Duration::from_millis(30));
     kill9(&mut c);
     let before = listing(dir.path());
-    let store = Store::open(dir.path(), StoreOptions { read_only: true, ..StoreOptions::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            read_only: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     for key in [key_a(), key_b()] {
         // A series the dead writer was changing says it needs recovery; the
         // others read whole klines only.
-        match store.series(&key).and_then(|s| s.map(|s| s.range(i64::MIN, i64::MAX)).transpose()) {
-            Ok(klines) => assert!(klines.unwrap_or_default().iter().all(|kl| consistent(key.interval, kl)), "{key}: a torn kline"),
+        match store
+            .series(&key)
+            .and_then(|s| s.map(|s| s.range(i64::MIN, i64::MAX)).transpose())
+        {
+            Ok(klines) => assert!(
+                klines
+                    .unwrap_or_default()
+                    .iter()
+                    .all(|kl| consistent(key.interval, kl)),
+                "{key}: a torn kline"
+            ),
             Err(Error::NeedsRecovery { .. }) => {}
             Err(e) => panic!("{key}: {e}"),
         }
     }
     drop(store);
-    assert_eq!(listing(dir.path()), before, "a read-only open wrote nothing (no journal replayed)");
+    assert_eq!(
+        listing(dir.path()),
+        before,
+        "a read-only open wrote nothing (no journal replayed)"
+    );
     // A normal open replays the dead writer's journal: nothing committed is lost.
     let store = open(dir.path());
     assert_matches_model(&store, committed_count(&store));
@@ -274,7 +349,11 @@ fn torn_journal_write_is_rolled_back() {
         let reported: Vec<u32> = rx.iter().collect();
         assert_eq!(reported.last(), Some(&5));
         let store = open(dir.path());
-        assert_eq!(committed_count(&store), 5, "torn at {bytes}: the torn commit is not there");
+        assert_eq!(
+            committed_count(&store),
+            5,
+            "torn at {bytes}: the torn commit is not there"
+        );
         assert_matches_model(&store, 5);
         // And the store takes new commits afterwards.
         let mut w = store.writer().unwrap();
@@ -290,14 +369,21 @@ fn crash_in_the_middle_of_applying_a_commit_is_replayed() {
     // Commit 4 goes through the journal, commit 5 through the bulk path.
     for (at, blocks) in [(4u32, 0u64), (4, 1), (4, 2), (5, 0), (5, 1)] {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = child(&format!("writer|{}|{at}|abort|{blocks}", dir.path().display()));
+        let mut c = child(&format!(
+            "writer|{}|{at}|abort|{blocks}",
+            dir.path().display()
+        ));
         let rx = watch(&mut c);
         assert!(!c.wait().unwrap().success());
         // The child has exited: read its output to the end (the watcher may lag).
         assert_eq!(rx.iter().last(), Some(at - 1));
         // The journal sync happened before the abort: the commit is durable.
         let store = open(dir.path());
-        assert_eq!(committed_count(&store), at, "abort in commit {at} after {blocks} blocks");
+        assert_eq!(
+            committed_count(&store),
+            at,
+            "abort in commit {at} after {blocks} blocks"
+        );
         assert_matches_model(&store, at);
     }
 }
@@ -307,8 +393,11 @@ fn readers_in_other_processes_never_see_torn_klines() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = child(&format!("writer|{}", dir.path().display()));
     let rx = watch(&mut w);
-    rx.recv_timeout(Duration::from_secs(30)).expect("writer commits");
-    let mut readers: Vec<Child> = (0..2).map(|_| child(&format!("reader|{}|1500", dir.path().display()))).collect();
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("writer commits");
+    let mut readers: Vec<Child> = (0..2)
+        .map(|_| child(&format!("reader|{}|1500", dir.path().display())))
+        .collect();
     let outputs: Vec<_> = readers.iter_mut().map(watch_lines).collect();
     for r in &mut readers {
         assert!(r.wait().unwrap().success(), "a reader saw a torn kline");
@@ -339,7 +428,8 @@ fn a_second_writer_is_refused_with_the_holders_pid_and_takes_over_after_death() 
     let dir = tempfile::tempdir().unwrap();
     let mut c = child(&format!("writer|{}", dir.path().display()));
     let rx = watch(&mut c);
-    rx.recv_timeout(Duration::from_secs(30)).expect("writer commits");
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("writer commits");
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     let mut w = store.writer().unwrap();
     let err = w.put(&key_a(), &kline(Interval::M1, BASE, 1)).unwrap_err();
@@ -347,7 +437,10 @@ fn a_second_writer_is_refused_with_the_holders_pid_and_takes_over_after_death() 
         Error::Locked { pid, .. } => assert_eq!(*pid, c.id() as i32),
         other => panic!("expected Locked, got {other}"),
     }
-    assert!(err.to_string().contains(&format!("pid {}", c.id())), "{err}");
+    assert!(
+        err.to_string().contains(&format!("pid {}", c.id())),
+        "{err}"
+    );
     kill9(&mut c);
     // The kill may land inside a commit: a store opened now replays the dead
     // writer's journal first, so its reads see the last commit whole (the
@@ -355,7 +448,8 @@ fn a_second_writer_is_refused_with_the_holders_pid_and_takes_over_after_death() 
     // left mid-commit, by design).
     let k = committed_count(&open(dir.path()));
     // The dead writer's lock is gone: this writer takes over.
-    w.put(&key_a(), &kline(Interval::M1, COUNTER, k + 1000)).unwrap();
+    w.put(&key_a(), &kline(Interval::M1, COUNTER, k + 1000))
+        .unwrap();
     w.commit().unwrap();
     drop(w);
     let store = open(dir.path());

@@ -24,7 +24,14 @@ fn a_first_kline_into_a_block_with_leftover_bytes_is_checksummed_over_what_is_on
     let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();
     let iv = key.interval;
     let slot = 50 * BLOCK_SLOTS + 17;
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let mut w = store.writer().unwrap();
     w.put(&key, &kline(iv, slot)).unwrap();
     w.commit().unwrap();
@@ -33,7 +40,11 @@ fn a_first_kline_into_a_block_with_leftover_bytes_is_checksummed_over_what_is_on
     // blocks later, in every column.
     let later = slot + 2 * BLOCK_SLOTS;
     let layout = Layout::new(iv, Precision::F32);
-    let path = dir.path().join("spot").join(iv.file_name()).join(format!("BTCUSDT.{}", atm_store::SERIES_EXT));
+    let path = dir
+        .path()
+        .join("spot")
+        .join(iv.file_name())
+        .join(format!("BTCUSDT.{}", atm_store::SERIES_EXT));
     let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     for c in 0..atm_store::layout::COLUMNS {
         let (off, len) = layout.col_block(c, later / BLOCK_SLOTS);
@@ -58,5 +69,8 @@ fn a_first_kline_into_a_block_with_leftover_bytes_is_checksummed_over_what_is_on
     assert_eq!(s.at(iv.open_time(later)).unwrap(), Some(kline(iv, later)));
     assert_eq!(s.at(iv.open_time(slot)).unwrap(), Some(kline(iv, slot)));
     let f = store.series(&fresh).unwrap().unwrap();
-    assert_eq!(f.range(iv.open_time(slot), iv.open_time(slot + 1)).unwrap(), vec![kline(iv, slot), kline(iv, slot + 1)]);
+    assert_eq!(
+        f.range(iv.open_time(slot), iv.open_time(slot + 1)).unwrap(),
+        vec![kline(iv, slot), kline(iv, slot + 1)]
+    );
 }

@@ -34,7 +34,13 @@ fn round_of(k: &Kline, slot: usize) -> Option<u64> {
 
 fn spawn_child(role: &str, arg: &str) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("ATM_PRD_CHILD", role)
         .env("ATM_PRD_ARG", arg)
         .stdout(Stdio::piped())
@@ -60,9 +66,13 @@ fn child() {
 }
 
 fn writer(store: &Path) {
-    let specs: Vec<SlotSpec> = (0..SLOTS).map(|i| SlotSpec::new(&format!("live.{i}"), SlotKind::Kline, "")).collect();
+    let specs: Vec<SlotSpec> = (0..SLOTS)
+        .map(|i| SlotSpec::new(&format!("live.{i}"), SlotKind::Kline, ""))
+        .collect();
     let mut w = PrdWriter::create(store, "stream", &specs).unwrap();
-    let ids: Vec<_> = (0..SLOTS).map(|i| w.slot(&format!("live.{i}")).unwrap()).collect();
+    let ids: Vec<_> = (0..SLOTS)
+        .map(|i| w.slot(&format!("live.{i}")).unwrap())
+        .collect();
     println!("{}", w.path().display());
     for n in 1.. {
         for (slot, &id) in ids.iter().enumerate() {
@@ -79,12 +89,18 @@ fn reader(segment: &Path) {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(2) {
         for (slot, s) in r.snapshot().unwrap().iter().enumerate() {
-            let SlotValue::Kline(k) = &s.value else { panic!("slot {slot}: {:?}", s.value) };
+            let SlotValue::Kline(k) = &s.value else {
+                panic!("slot {slot}: {:?}", s.value)
+            };
             if k.open_time == 0 && k.trades == 0 {
                 continue; // not written yet
             }
             let n = round_of(k, slot).unwrap_or_else(|| panic!("slot {slot}: torn value {k:?}"));
-            assert!(n >= last[slot], "slot {slot} went back from round {} to {n}", last[slot]);
+            assert!(
+                n >= last[slot],
+                "slot {slot} went back from round {} to {n}",
+                last[slot]
+            );
             last[slot] = n;
             reads += 1;
         }
@@ -110,7 +126,11 @@ fn readers_in_other_processes_never_see_a_torn_slot_and_a_killed_writer_reads_as
     // The harness prints its own lines first; the writer's is the segment's path.
     let mut lines = BufReader::new(w.0.stdout.take().unwrap()).lines();
     let segment = lines
-        .find_map(|l| l.ok().filter(|l| l.ends_with(".prd")).and_then(|l| l.split(' ').next_back().map(str::to_string)))
+        .find_map(|l| {
+            l.ok()
+                .filter(|l| l.ends_with(".prd"))
+                .and_then(|l| l.split(' ').next_back().map(str::to_string))
+        })
         .expect("the writer's segment path");
     // Keep draining the writer's stdout so it never blocks or dies on a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
@@ -121,13 +141,24 @@ fn readers_in_other_processes_never_see_a_torn_slot_and_a_killed_writer_reads_as
         assert!(out.status.success(), "a reader failed: {text}");
         // "READS reads snapshots newest-round-seen"
         let at = text.find("READS ").unwrap_or_else(|| panic!("{text}"));
-        let nums: Vec<u64> = text[at + 6..].split_whitespace().take(3).map(|x| x.parse().unwrap()).collect();
-        assert!(nums[0] > 10 * SLOTS as u64 && nums[2] > 2, "the readers read while the writer wrote: {text}");
+        let nums: Vec<u64> = text[at + 6..]
+            .split_whitespace()
+            .take(3)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert!(
+            nums[0] > 10 * SLOTS as u64 && nums[2] > 2,
+            "the readers read while the writer wrote: {text}"
+        );
     }
     let mut r = PrdReader::open(Path::new(&segment)).unwrap();
     assert_eq!(r.info().state(), ProcessState::Running);
     assert_eq!(r.info().command, "stream");
     w.0.kill().unwrap();
     w.0.wait().unwrap();
-    assert_eq!(r.info().state(), ProcessState::Dead, "a SIGKILLed writer is dead");
+    assert_eq!(
+        r.info().state(),
+        ProcessState::Dead,
+        "a SIGKILLed writer is dead"
+    );
 }

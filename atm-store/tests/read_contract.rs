@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use atm_store::{Column, Interval, Kline, Market, SeriesKey, SlotState, Store, StoreOptions, SCAN_CHUNK_SLOTS};
+use atm_store::{
+    Column, Interval, Kline, Market, SeriesKey, SlotState, Store, StoreOptions, SCAN_CHUNK_SLOTS,
+};
 
 /// Chunks in the series, each `SCAN_CHUNK_SLOTS` klines, chunk-aligned.
 const CHUNKS: u64 = 3;
@@ -36,7 +38,12 @@ fn chunk_klines(c: u64, v: u32) -> Vec<Kline> {
     let iv = Interval::M1;
     let s0 = (FIRST_CHUNK + c) * SCAN_CHUNK_SLOTS;
     (s0..s0 + SCAN_CHUNK_SLOTS)
-        .map(|s| Kline { open_time: iv.open_time(s), close_time: iv.close_time(s), values: [v as f64; 8], trades: v })
+        .map(|s| Kline {
+            open_time: iv.open_time(s),
+            close_time: iv.close_time(s),
+            values: [v as f64; 8],
+            trades: v,
+        })
         .collect()
 }
 
@@ -65,7 +72,14 @@ impl Drop for StopOnDrop<'_> {
 #[test]
 fn each_chunk_reaches_the_sink_once_and_whole_while_a_writer_rewrites_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let key = key();
     {
         let mut w = store.writer().unwrap();
@@ -109,7 +123,8 @@ fn each_chunk_reaches_the_sink_once_and_whole_while_a_writer_rewrites_it() {
 
         let stopper = StopOnDrop(stop);
         let cols = [Column::Close, Column::Trades];
-        let (mut computes, mut sinks, mut passes, mut forced_reruns) = (0usize, 0usize, 0usize, 0usize);
+        let (mut computes, mut sinks, mut passes, mut forced_reruns) =
+            (0usize, 0usize, 0usize, 0usize);
         let mut last_v = [0u32; CHUNKS as usize];
         let start = Instant::now();
         while passes < FORCED_PASSES + MIN_FREE_PASSES || start.elapsed() < FREE_TIME {
@@ -127,12 +142,15 @@ fn each_chunk_reaches_the_sink_once_and_whole_while_a_writer_rewrites_it() {
                             // The first run on this chunk: have it rewritten
                             // under us, so this run cannot validate.
                             raced = Some(v.first);
-                            ask.send((v.first / SCAN_CHUNK_SLOTS) - FIRST_CHUNK).unwrap();
+                            ask.send((v.first / SCAN_CHUNK_SLOTS) - FIRST_CHUNK)
+                                .unwrap();
                             wait_done.recv().unwrap();
                         }
                         let xs = v.f32s(Column::Close.index()).unwrap();
                         let ts = v.trades();
-                        let present = (0..v.len()).filter(|&i| v.state(i) == SlotState::Present).count() as u64;
+                        let present = (0..v.len())
+                            .filter(|&i| v.state(i) == SlotState::Present)
+                            .count() as u64;
                         ChunkSum {
                             first: v.first,
                             len: v.len() as u64,
@@ -147,20 +165,50 @@ fn each_chunk_reaches_the_sink_once_and_whole_while_a_writer_rewrites_it() {
                     |r| got.push(r),
                 )
                 .unwrap();
-            assert_eq!(got.len() as u64, CHUNKS, "pass {passes}: one sink call per chunk, exactly");
+            assert_eq!(
+                got.len() as u64,
+                CHUNKS,
+                "pass {passes}: one sink call per chunk, exactly"
+            );
             for (c, r) in got.iter().enumerate() {
-                assert_eq!(r.first, (FIRST_CHUNK + c as u64) * SCAN_CHUNK_SLOTS, "pass {passes}: chunks in order");
-                assert_eq!((r.len, r.present), (SCAN_CHUNK_SLOTS, SCAN_CHUNK_SLOTS), "pass {passes}: whole chunks");
-                assert_eq!(r.min, r.max, "pass {passes}, chunk {c}: a mix of two commits: {r:?}");
+                assert_eq!(
+                    r.first,
+                    (FIRST_CHUNK + c as u64) * SCAN_CHUNK_SLOTS,
+                    "pass {passes}: chunks in order"
+                );
+                assert_eq!(
+                    (r.len, r.present),
+                    (SCAN_CHUNK_SLOTS, SCAN_CHUNK_SLOTS),
+                    "pass {passes}: whole chunks"
+                );
+                assert_eq!(
+                    r.min, r.max,
+                    "pass {passes}, chunk {c}: a mix of two commits: {r:?}"
+                );
                 let v = r.min as u32;
-                assert_eq!(r.sum, (r.len * v as u64) as f64, "pass {passes}, chunk {c}: sum of one value {v}: {r:?}");
-                assert_eq!((r.trades_min, r.trades_max), (v, v), "pass {passes}, chunk {c}: trades of the same commit");
-                assert!(v >= last_v[c], "pass {passes}, chunk {c}: went back from {} to {v}", last_v[c]);
+                assert_eq!(
+                    r.sum,
+                    (r.len * v as u64) as f64,
+                    "pass {passes}, chunk {c}: sum of one value {v}: {r:?}"
+                );
+                assert_eq!(
+                    (r.trades_min, r.trades_max),
+                    (v, v),
+                    "pass {passes}, chunk {c}: trades of the same commit"
+                );
+                assert!(
+                    v >= last_v[c],
+                    "pass {passes}, chunk {c}: went back from {} to {v}",
+                    last_v[c]
+                );
                 last_v[c] = v;
             }
             if forced {
                 // Every chunk was rewritten under its first run: it ran again.
-                assert!(pass_computes >= 2 * CHUNKS as usize, "pass {passes}: {pass_computes} runs of compute");
+                assert!(
+                    pass_computes >= 2 * CHUNKS as usize,
+                    "pass {passes}: {pass_computes} runs of compute"
+                );
                 forced_reruns += pass_computes - got.len();
             }
             computes += pass_computes;
@@ -172,6 +220,8 @@ fn each_chunk_reaches_the_sink_once_and_whole_while_a_writer_rewrites_it() {
         assert_eq!(sinks, passes * CHUNKS as usize);
         assert!(forced_reruns >= FORCED_PASSES * CHUNKS as usize);
         assert!(computes > sinks);
-        eprintln!("{passes} passes, {commits} commits, {computes} runs of compute for {sinks} chunks");
+        eprintln!(
+            "{passes} passes, {commits} commits, {computes} runs of compute for {sinks} chunks"
+        );
     });
 }

@@ -6,11 +6,15 @@ use std::time::Instant;
 use atm_store::{Interval, Kline, Market, SeriesKey, Store, StoreOptions};
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 fn maps() -> usize {
-    std::fs::read_to_string("/proc/self/maps").map(|s| s.lines().count()).unwrap_or(0)
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
 }
 
 fn key(i: usize) -> SeriesKey {
@@ -20,8 +24,15 @@ fn key(i: usize) -> SeriesKey {
 }
 
 fn kline(k: &SeriesKey, i: usize) -> Kline {
-    let t = k.interval.open_time(k.interval.slot_of(1_700_000_000_000).unwrap());
-    Kline { open_time: t, close_time: k.interval.close_time(k.interval.slot_of(t).unwrap()), values: [i as f64; 8], trades: i as u32 }
+    let t = k
+        .interval
+        .open_time(k.interval.slot_of(1_700_000_000_000).unwrap());
+    Kline {
+        open_time: t,
+        close_time: k.interval.close_time(k.interval.slot_of(t).unwrap()),
+        values: [i as f64; 8],
+        trades: i as u32,
+    }
 }
 
 #[test]
@@ -31,7 +42,14 @@ fn twenty_thousand_series_stay_within_default_limits() {
     const FD_BUDGET: usize = 600;
     const MAP_BUDGET: usize = 2_000;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let (fd0, map0) = (open_fds(), maps());
     let start = Instant::now();
     let mut w = store.writer().unwrap();
@@ -40,19 +58,37 @@ fn twenty_thousand_series_stay_within_default_limits() {
         w.put(&k, &kline(&k, i)).unwrap();
         if i % 500 == 499 {
             w.commit().unwrap();
-            assert!(open_fds() < fd0 + FD_BUDGET, "writer holds {} fds", open_fds() - fd0);
-            assert!(maps() < map0 + MAP_BUDGET, "writer holds {} maps", maps() - map0);
+            assert!(
+                open_fds() < fd0 + FD_BUDGET,
+                "writer holds {} fds",
+                open_fds() - fd0
+            );
+            assert!(
+                maps() < map0 + MAP_BUDGET,
+                "writer holds {} maps",
+                maps() - map0
+            );
         }
     }
     w.commit().unwrap();
-    assert_eq!(w.held_series().count(), N, "the writer still holds every series' lock");
+    assert_eq!(
+        w.held_series().count(),
+        N,
+        "the writer still holds every series' lock"
+    );
     drop(w);
     eprintln!("wrote {N} series in {:?}", start.elapsed());
     assert_eq!(store.list_series().unwrap().len(), N);
     let start = Instant::now();
     for i in 0..N {
         let k = key(i);
-        let latest = store.series(&k).unwrap().unwrap().latest().unwrap().unwrap();
+        let latest = store
+            .series(&k)
+            .unwrap()
+            .unwrap()
+            .latest()
+            .unwrap()
+            .unwrap();
         assert_eq!(latest, kline(&k, i));
         if i % 1000 == 0 {
             assert!(
@@ -92,7 +128,9 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -119,7 +157,14 @@ fn a_full_disk_is_a_clean_error_that_loses_nothing_committed() {
     };
     let mut committed = 0;
     {
-        let store = Store::open(&root, StoreOptions { create: true, ..Default::default() }).unwrap();
+        let store = Store::open(
+            &root,
+            StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let mut w = store.writer().unwrap();
         let err = loop {
             w.put_many(&key, &block(committed)).unwrap();
@@ -130,7 +175,11 @@ fn a_full_disk_is_a_clean_error_that_loses_nothing_committed() {
             assert!(committed < 1000, "the disk never filled");
         };
         assert!(matches!(err, atm_store::Error::DiskFull { .. }), "{err}");
-        assert!(err.to_string().contains("disk full") && err.to_string().contains("nothing committed was lost"), "{err}");
+        assert!(
+            err.to_string().contains("disk full")
+                && err.to_string().contains("nothing committed was lost"),
+            "{err}"
+        );
         w.rollback();
         // Dropping the writer may fail to checkpoint on a full disk: the journal
         // then stays and is replayed at the next open.

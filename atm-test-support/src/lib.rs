@@ -24,7 +24,9 @@ use proptest::prelude::*;
 
 /// The corpus directory of fuzz target `target` (`fuzz/corpus/<target>`).
 pub fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target)
 }
 
 /// Every input of `target`'s corpus; panics (naming the directory) if it is
@@ -33,10 +35,16 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     let dir = corpus_dir(target);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap_or_else(|e| panic!("{}: {e}", dir.display())).path())
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path()
+        })
         .collect();
     paths.sort();
-    let seeds: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).collect();
+    let seeds: Vec<Vec<u8>> = paths
+        .iter()
+        .map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .collect();
     assert!(!seeds.is_empty(), "empty corpus {}", dir.display());
     seeds
 }
@@ -74,14 +82,20 @@ pub fn mutate(seed: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
 
 /// A seed index and 1 to 5 edits of any bytes (binary formats).
 pub fn edits() -> impl Strategy<Value = (usize, Vec<(usize, u8, u8)>)> {
-    (any::<usize>(), proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6))
+    (
+        any::<usize>(),
+        proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6),
+    )
 }
 
 /// A seed index and 1 to 5 edits whose bytes are printable ASCII (text
 /// formats: JSON, CSV, HTTP requests), so most mutants still get past the
 /// first byte-level check.
 pub fn text_edits() -> impl Strategy<Value = (usize, Vec<(usize, u8, u8)>)> {
-    (any::<usize>(), proptest::collection::vec((any::<usize>(), any::<u8>(), 32u8..127), 1..6))
+    (
+        any::<usize>(),
+        proptest::collection::vec((any::<usize>(), any::<u8>(), 32u8..127), 1..6),
+    )
 }
 
 #[cfg(test)]

@@ -154,7 +154,10 @@ impl Interval {
     /// Errors when `t` is before the origin or past the horizon.
     pub fn slot_of(self, t: i64) -> Result<u64> {
         if !(self.origin_ms()..STORE_HORIZON_MS).contains(&t) {
-            return Err(Error::InvalidInput(format!("time {t} ({}) is outside the store's range 2017-01-01..2100-01-01", format_ms(t))));
+            return Err(Error::InvalidInput(format!(
+                "time {t} ({}) is outside the store's range 2017-01-01..2100-01-01",
+                format_ms(t)
+            )));
         }
         Ok(match self.step_ms() {
             Some(step) => ((t - self.origin_ms()) / step) as u64,
@@ -181,7 +184,9 @@ impl Interval {
 
     /// True when `t` is exactly a slot's regular open time.
     pub fn is_aligned(self, t: i64) -> bool {
-        self.slot_of(t).map(|s| self.open_time(s) == t).unwrap_or(false)
+        self.slot_of(t)
+            .map(|s| self.open_time(s) == t)
+            .unwrap_or(false)
     }
 
     /// Whether the market trades this interval (`1s` is spot only).
@@ -245,7 +250,10 @@ mod tests {
     #[test]
     fn fixed_intervals_round_trip_slots() {
         for i in Interval::ALL {
-            for slot in [0u64, 1, 17, 1000, i.capacity() - 1].into_iter().filter(|&s| s < i.capacity()) {
+            for slot in [0u64, 1, 17, 1000, i.capacity() - 1]
+                .into_iter()
+                .filter(|&s| s < i.capacity())
+            {
                 let t = i.open_time(slot);
                 assert_eq!(i.slot_of(t).unwrap(), slot, "{i} slot {slot}");
                 assert_eq!(i.slot_of(i.close_time(slot)).unwrap(), slot, "{i} close");
@@ -274,7 +282,11 @@ mod tests {
         let s = Interval::Mo1.slot_of(feb_2024 + 5 * DAY).unwrap();
         assert_eq!(s, 7 * 12 + 1);
         assert_eq!(Interval::Mo1.open_time(s), feb_2024);
-        assert_eq!(Interval::Mo1.close_time(s), feb_2024 + 29 * DAY - 1, "leap February");
+        assert_eq!(
+            Interval::Mo1.close_time(s),
+            feb_2024 + 29 * DAY - 1,
+            "leap February"
+        );
     }
 
     #[test]

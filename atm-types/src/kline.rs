@@ -47,7 +47,11 @@ impl Precision {
     /// assert!(Precision::F32.parse_decimal("1e5x").is_none());
     /// ```
     pub fn parse_decimal(self, s: &str) -> Option<f64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'e' || b == b'E') {
+        if s.is_empty()
+            || !s.bytes().all(|b| {
+                b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'e' || b == b'E'
+            })
+        {
             return None;
         }
         let v = match self {
@@ -88,7 +92,9 @@ impl std::str::FromStr for Precision {
         match s {
             "f32" => Ok(Precision::F32),
             "f64" => Ok(Precision::F64),
-            _ => Err(Error::InvalidInput(format!("unknown precision {s:?} (expected f32 or f64)"))),
+            _ => Err(Error::InvalidInput(format!(
+                "unknown precision {s:?} (expected f32 or f64)"
+            ))),
         }
     }
 }
@@ -147,7 +153,10 @@ impl Column {
 
     /// Parses a column name.
     pub fn from_name(name: &str) -> Result<Column> {
-        Column::ALL.into_iter().find(|c| c.name() == name).ok_or_else(|| Error::InvalidInput(format!("unknown column {name:?}")))
+        Column::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| Error::InvalidInput(format!("unknown column {name:?}")))
     }
 }
 
@@ -205,13 +214,18 @@ impl Kline {
     /// assert_eq!(k.trades, 308);
     /// assert_eq!(k.close(), 0.01577100f32 as f64);
     /// ```
-    pub fn parse_fields(fields: &[&str], precision: Precision) -> std::result::Result<Kline, String> {
+    pub fn parse_fields(
+        fields: &[&str],
+        precision: Precision,
+    ) -> std::result::Result<Kline, String> {
         if fields.len() != 11 && fields.len() != 12 {
             return Err(format!("expected 12 columns, found {}", fields.len()));
         }
         let time = |i: usize, name: &str| -> std::result::Result<i64, String> {
             let s = fields[i].trim();
-            let v: i64 = s.parse().map_err(|_| format!("{name} {s:?} is not an integer"))?;
+            let v: i64 = s
+                .parse()
+                .map_err(|_| format!("{name} {s:?} is not an integer"))?;
             if v < 0 {
                 return Err(format!("{name} {v} is negative"));
             }
@@ -221,19 +235,40 @@ impl Kline {
         let open_time = time(0, "open_time")?;
         let close_time = time(6, "close_time")?;
         if close_time < open_time {
-            return Err(format!("close_time {close_time} is before open_time {open_time}"));
+            return Err(format!(
+                "close_time {close_time} is before open_time {open_time}"
+            ));
         }
         let mut values = [0.0; FLOAT_COLUMNS];
-        const NAMES: [&str; 8] = ["open", "high", "low", "close", "volume", "quote_volume", "taker_buy_base", "taker_buy_quote"];
+        const NAMES: [&str; 8] = [
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "quote_volume",
+            "taker_buy_base",
+            "taker_buy_quote",
+        ];
         const IDX: [usize; 8] = [1, 2, 3, 4, 5, 7, 9, 10];
         for (k, (&i, name)) in IDX.iter().zip(NAMES).enumerate() {
             let s = fields[i].trim();
-            values[k] = precision.parse_decimal(s).ok_or_else(|| format!("{name} {s:?} is not a decimal number"))?;
+            values[k] = precision
+                .parse_decimal(s)
+                .ok_or_else(|| format!("{name} {s:?} is not a decimal number"))?;
         }
         let s = fields[8].trim();
-        let trades: u64 = s.parse().map_err(|_| format!("trades {s:?} is not a non-negative integer"))?;
-        let trades = u32::try_from(trades).map_err(|_| format!("trades {trades} does not fit in 32 bits"))?;
-        Ok(Kline { open_time, close_time, values, trades })
+        let trades: u64 = s
+            .parse()
+            .map_err(|_| format!("trades {s:?} is not a non-negative integer"))?;
+        let trades = u32::try_from(trades)
+            .map_err(|_| format!("trades {trades} does not fit in 32 bits"))?;
+        Ok(Kline {
+            open_time,
+            close_time,
+            values,
+            trades,
+        })
     }
 
     /// The 11 output fields in Binance's order (times in epoch ms, values
@@ -241,7 +276,19 @@ impl Kline {
     /// and `atm export --format csv` write them.
     pub fn fields(&self, p: Precision) -> [String; 11] {
         let f = |c: usize| p.format(self.values[c]);
-        [self.open_time.to_string(), f(0), f(1), f(2), f(3), f(4), self.close_time.to_string(), f(5), self.trades.to_string(), f(6), f(7)]
+        [
+            self.open_time.to_string(),
+            f(0),
+            f(1),
+            f(2),
+            f(3),
+            f(4),
+            self.close_time.to_string(),
+            f(5),
+            self.trades.to_string(),
+            f(6),
+            f(7),
+        ]
     }
 
     /// The kline of a longer interval made of `parts` (in time order), as
@@ -258,9 +305,23 @@ impl Kline {
     /// assert_eq!(five.values[..5], [10.0, 12.0, 8.0, 8.5, 3.5]);
     /// assert_eq!((five.open_time, five.close_time, five.trades), (0, 299_999, 4));
     /// ```
-    pub fn aggregate(parts: &[Kline], open_time: i64, close_time: i64, precision: Precision) -> Option<Kline> {
+    pub fn aggregate(
+        parts: &[Kline],
+        open_time: i64,
+        close_time: i64,
+        precision: Precision,
+    ) -> Option<Kline> {
         let (first, last) = (parts.first()?, parts.last()?);
-        let mut values = [first.open(), f64::MIN, f64::MAX, last.close(), 0.0, 0.0, 0.0, 0.0];
+        let mut values = [
+            first.open(),
+            f64::MIN,
+            f64::MAX,
+            last.close(),
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+        ];
         let mut trades = 0u32;
         for p in parts {
             values[1] = values[1].max(p.high());
@@ -273,7 +334,12 @@ impl Kline {
         for v in &mut values[4..] {
             *v = precision.round(*v);
         }
-        Some(Kline { open_time, close_time, values, trades })
+        Some(Kline {
+            open_time,
+            close_time,
+            values,
+            trades,
+        })
     }
 
     /// Whether `other` is the same kline up to the rounding of sums: times,
@@ -285,9 +351,13 @@ impl Kline {
             Precision::F32 => f64::from(f32::EPSILON),
             Precision::F64 => f64::EPSILON,
         } * 16.0;
-        (self.open_time, self.close_time, self.trades) == (other.open_time, other.close_time, other.trades)
+        (self.open_time, self.close_time, self.trades)
+            == (other.open_time, other.close_time, other.trades)
             && self.values[..4] == other.values[..4]
-            && self.values[4..].iter().zip(&other.values[4..]).all(|(a, b)| (a - b).abs() <= eps * a.abs().max(b.abs()))
+            && self.values[4..]
+                .iter()
+                .zip(&other.values[4..])
+                .all(|(a, b)| (a - b).abs() <= eps * a.abs().max(b.abs()))
     }
 }
 
@@ -313,9 +383,15 @@ impl SeriesKey {
     /// Builds a key, refusing `1s` outside spot.
     pub fn new(market: Market, symbol: Symbol, interval: Interval) -> Result<SeriesKey> {
         if !interval.valid_for(market) {
-            return Err(Error::InvalidInput(format!("interval {interval} exists on spot only, not on {market}")));
+            return Err(Error::InvalidInput(format!(
+                "interval {interval} exists on spot only, not on {market}"
+            )));
         }
-        Ok(SeriesKey { market, symbol, interval })
+        Ok(SeriesKey {
+            market,
+            symbol,
+            interval,
+        })
     }
 
     /// Builds a key from a symbol string, validating it.
@@ -350,17 +426,38 @@ mod tests {
         let minute = |i: i64| Kline {
             open_time: i * 60_000,
             close_time: i * 60_000 + 59_999,
-            values: [1.0, 2.0 + i as f64, 0.5, 1.5, Precision::F32.round(0.1), 0.3f32 as f64, 0.0, 0.0],
+            values: [
+                1.0,
+                2.0 + i as f64,
+                0.5,
+                1.5,
+                Precision::F32.round(0.1),
+                0.3f32 as f64,
+                0.0,
+                0.0,
+            ],
             trades: 1,
         };
         let parts: Vec<Kline> = (0..60).map(minute).collect();
         let hour = Kline::aggregate(&parts, 0, 3_599_999, Precision::F32).unwrap();
-        assert_eq!((hour.values[1], hour.values[2], hour.trades), (61.0, 0.5, 60));
-        let exchange = Kline { values: [1.0, 61.0, 0.5, 1.5, 6.0f32 as f64, 18.0f32 as f64, 0.0, 0.0], ..hour };
+        assert_eq!(
+            (hour.values[1], hour.values[2], hour.trades),
+            (61.0, 0.5, 60)
+        );
+        let exchange = Kline {
+            values: [1.0, 61.0, 0.5, 1.5, 6.0f32 as f64, 18.0f32 as f64, 0.0, 0.0],
+            ..hour
+        };
         assert!(hour.agrees_with(&exchange, Precision::F32));
-        let wrong_price = Kline { values: [1.0, 61.5, 0.5, 1.5, 6.0, 18.0, 0.0, 0.0], ..hour };
+        let wrong_price = Kline {
+            values: [1.0, 61.5, 0.5, 1.5, 6.0, 18.0, 0.0, 0.0],
+            ..hour
+        };
         assert!(!hour.agrees_with(&wrong_price, Precision::F32));
-        let wrong_volume = Kline { values: [1.0, 61.0, 0.5, 1.5, 6.01, 18.0, 0.0, 0.0], ..hour };
+        let wrong_volume = Kline {
+            values: [1.0, 61.0, 0.5, 1.5, 6.01, 18.0, 0.0, 0.0],
+            ..hour
+        };
         assert!(!hour.agrees_with(&wrong_volume, Precision::F32));
         assert!(Kline::aggregate(&[], 0, 1, Precision::F32).is_none());
     }
@@ -372,30 +469,61 @@ mod tests {
         let s = "1.0000000596046447753906250867361737988403547205962240695953369140625";
         let direct = s.parse::<f32>().unwrap();
         let via_f64 = s.parse::<f64>().unwrap() as f32;
-        assert_ne!(direct, via_f64, "the test string must expose double rounding");
+        assert_ne!(
+            direct, via_f64,
+            "the test string must expose double rounding"
+        );
         assert_eq!(Precision::F32.parse_decimal(s).unwrap(), direct as f64);
     }
 
     #[test]
     fn bad_fields_are_named() {
-        let mut row = vec!["1", "1", "1", "1", "1", "1", "60000", "1", "3", "1", "1", "0"];
+        let mut row = vec![
+            "1", "1", "1", "1", "1", "1", "60000", "1", "3", "1", "1", "0",
+        ];
         row[4] = "x";
-        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("close"));
+        assert!(Kline::parse_fields(&row, Precision::F32)
+            .unwrap_err()
+            .contains("close"));
         row[4] = "1";
         row[8] = "-1";
-        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("trades"));
+        assert!(Kline::parse_fields(&row, Precision::F32)
+            .unwrap_err()
+            .contains("trades"));
         row[8] = "1";
         row[0] = "-5";
-        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("negative"));
+        assert!(Kline::parse_fields(&row, Precision::F32)
+            .unwrap_err()
+            .contains("negative"));
         row[0] = "70000";
-        assert!(Kline::parse_fields(&row, Precision::F32).unwrap_err().contains("before"));
-        assert!(Kline::parse_fields(&row[..5], Precision::F32).unwrap_err().contains("12 columns"));
+        assert!(Kline::parse_fields(&row, Precision::F32)
+            .unwrap_err()
+            .contains("before"));
+        assert!(Kline::parse_fields(&row[..5], Precision::F32)
+            .unwrap_err()
+            .contains("12 columns"));
     }
 
     #[test]
     fn microseconds_become_milliseconds() {
-        let row = ["1735689600000000", "1", "1", "1", "1", "1", "1735689600999999", "1", "3", "1", "1", "0"];
+        let row = [
+            "1735689600000000",
+            "1",
+            "1",
+            "1",
+            "1",
+            "1",
+            "1735689600999999",
+            "1",
+            "3",
+            "1",
+            "1",
+            "0",
+        ];
         let k = Kline::parse_fields(&row, Precision::F32).unwrap();
-        assert_eq!((k.open_time, k.close_time), (1_735_689_600_000, 1_735_689_600_999));
+        assert_eq!(
+            (k.open_time, k.close_time),
+            (1_735_689_600_000, 1_735_689_600_999)
+        );
     }
 }

@@ -75,7 +75,9 @@ impl FromStr for Market {
             "spot" => Ok(Market::Spot),
             "um" | "usdm" | "futures/um" => Ok(Market::UsdM),
             "cm" | "coinm" | "futures/cm" => Ok(Market::CoinM),
-            _ => Err(Error::InvalidInput(format!("unknown market {s:?} (expected spot, um or cm)"))),
+            _ => Err(Error::InvalidInput(format!(
+                "unknown market {s:?} (expected spot, um or cm)"
+            ))),
         }
     }
 }

@@ -25,7 +25,12 @@ pub const MAX_SYMBOL_BYTES: usize = 64;
 impl Symbol {
     /// Validates `name` and wraps it.
     pub fn new(name: &str) -> Result<Symbol> {
-        let bad = |reason| Err(Error::InvalidSymbol { symbol: name.to_string(), reason });
+        let bad = |reason| {
+            Err(Error::InvalidSymbol {
+                symbol: name.to_string(),
+                reason,
+            })
+        };
         if name.is_empty() {
             return bad("empty");
         }
@@ -77,14 +82,23 @@ mod tests {
 
     #[test]
     fn binance_names_are_accepted() {
-        for s in ["BTCUSDT", "BTCUSD_PERP", "ETHUSDT_250328", "1000SHIBUSDT", "币安人生USDT", "A-B"] {
+        for s in [
+            "BTCUSDT",
+            "BTCUSD_PERP",
+            "ETHUSDT_250328",
+            "1000SHIBUSDT",
+            "币安人生USDT",
+            "A-B",
+        ] {
             assert!(Symbol::new(s).is_ok(), "{s}");
         }
     }
 
     #[test]
     fn hostile_names_are_refused_with_a_reason() {
-        for s in ["", "..", ".", "a/b", "a\\b", "a b", "a\tb", "a\nb", "a\0b", "BTC.USDT", "a:b", "a*b"] {
+        for s in [
+            "", "..", ".", "a/b", "a\\b", "a b", "a\tb", "a\nb", "a\0b", "BTC.USDT", "a:b", "a*b",
+        ] {
             let e = Symbol::new(s).unwrap_err().to_string();
             assert!(e.contains("invalid symbol"), "{s}: {e}");
         }

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use atm_store::{Interval, SeriesKey, Store, StoreOptions};
-use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use ratatui::layout::{Position as Point, Rect};
 use ratatui::Frame;
 
@@ -46,7 +48,13 @@ pub enum Focus {
     Chart,
 }
 
-const FOCUS_ORDER: [Focus; 5] = [Focus::Markets, Focus::Symbols, Focus::Intervals, Focus::Table, Focus::Chart];
+const FOCUS_ORDER: [Focus; 5] = [
+    Focus::Markets,
+    Focus::Symbols,
+    Focus::Intervals,
+    Focus::Table,
+    Focus::Chart,
+];
 
 impl Focus {
     /// Whether the pane is part of the selection box.
@@ -145,11 +153,19 @@ impl App {
     /// Opens the store in `dir` read-only and selects the first market with data.
     pub fn open(dir: &Path, opts: Options) -> Result<App> {
         // Read-only: not even a crashed writer's journal is replayed from here.
-        let store = Store::open(dir, StoreOptions { read_only: true, ..StoreOptions::default() })?;
+        let store = Store::open(
+            dir,
+            StoreOptions {
+                read_only: true,
+                ..StoreOptions::default()
+            },
+        )?;
         let catalog = Catalog::load(&store)?;
         let market = catalog.first_market_with_data().unwrap_or(0);
         let filter = Filter::new(&catalog.markets[market].symbols);
-        let theme = opts.color.map_or_else(Theme::from_env, |color| Theme { color });
+        let theme = opts
+            .color
+            .map_or_else(Theme::from_env, |color| Theme { color });
         let label = opts.label.unwrap_or_else(|| dir.display().to_string());
         let mut app = App {
             store,
@@ -187,19 +203,34 @@ impl App {
     /// Puts the list's cursor on `symbol` of `market` and opens it at
     /// `interval` (or its first interval with data). An unknown symbol or
     /// interval is an error naming what the store has.
-    pub fn select(&mut self, market: atm_store::Market, symbol: &str, interval: Option<Interval>) -> Result<()> {
+    pub fn select(
+        &mut self,
+        market: atm_store::Market,
+        symbol: &str,
+        interval: Option<Interval>,
+    ) -> Result<()> {
         self.market = crate::catalog::market_index(market);
         self.filter = Filter::new(self.symbols());
         let Some(pos) = self.symbols().iter().position(|s| s.name == symbol) else {
-            return Err(crate::ViewError::NotInStore(format!("no series of {symbol} on {market} in {}", self.store.dir().display())));
+            return Err(crate::ViewError::NotInStore(format!(
+                "no series of {symbol} on {market} in {}",
+                self.store.dir().display()
+            )));
         };
         self.list = pos;
         match interval {
             None => self.open_selected(),
             Some(iv) if self.symbols()[pos].intervals.contains(&iv) => self.open_series(symbol, iv),
             Some(iv) => {
-                let have: Vec<String> = self.symbols()[pos].intervals.iter().map(|i| i.to_string()).collect();
-                Err(crate::ViewError::NotInStore(format!("no {iv} series of {symbol} on {market} (it has {})", have.join(", "))))
+                let have: Vec<String> = self.symbols()[pos]
+                    .intervals
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect();
+                Err(crate::ViewError::NotInStore(format!(
+                    "no {iv} series of {symbol} on {market} (it has {})",
+                    have.join(", ")
+                )))
             }
         }
     }
@@ -238,7 +269,9 @@ impl App {
     /// The interval the selection box shows for `sym`: the one picked last if
     /// the symbol has it, else its shortest.
     pub fn interval_for(&self, sym: &SymbolEntry) -> Option<Interval> {
-        self.interval.filter(|i| sym.intervals.contains(i)).or_else(|| sym.intervals.first().copied())
+        self.interval
+            .filter(|i| sym.intervals.contains(i))
+            .or_else(|| sym.intervals.first().copied())
     }
 
     /// Draws the whole screen.
@@ -283,7 +316,8 @@ impl App {
                     if !self.focus.in_selection() {
                         self.focus = Focus::Symbols;
                     }
-                    self.message = Some((false, format!("{key} holds no kline (its stream stopped)")));
+                    self.message =
+                        Some((false, format!("{key} holds no kline (its stream stopped)")));
                 }
                 Err(e) => first_error = first_error.or(Some(e)),
             }
@@ -295,10 +329,16 @@ impl App {
     fn reload_catalog(&mut self) -> Result<()> {
         let keep = self.selected_symbol().map(|s| s.name.clone());
         self.catalog = Catalog::load(&self.store)?;
-        self.filter.reapply(&self.catalog.markets[self.market].symbols);
+        self.filter
+            .reapply(&self.catalog.markets[self.market].symbols);
         if let Some(name) = keep {
             let syms = &self.catalog.markets[self.market].symbols;
-            if let Some(p) = self.filter.matches().iter().position(|&i| syms[i as usize].name == name) {
+            if let Some(p) = self
+                .filter
+                .matches()
+                .iter()
+                .position(|&i| syms[i as usize].name == name)
+            {
                 self.list = p;
             }
         }
@@ -311,7 +351,11 @@ impl App {
     pub fn event(&mut self, ev: Event) -> bool {
         match ev {
             Event::Key(k) if k.kind != KeyEventKind::Release => self.key(k),
-            Event::Mouse(m) if matches!(m.kind, MouseEventKind::Moved | MouseEventKind::Drag(_)) => return false,
+            Event::Mouse(m)
+                if matches!(m.kind, MouseEventKind::Moved | MouseEventKind::Drag(_)) =>
+            {
+                return false
+            }
             // The mouse waits while text is typed or the help is shown.
             Event::Mouse(_) if self.input != Input::None || self.help => return false,
             Event::Mouse(m) => self.mouse(m),
@@ -370,7 +414,9 @@ impl App {
     }
 
     fn goto_key(&mut self, k: KeyEvent) -> Result<()> {
-        let Input::Goto(text) = &mut self.input else { return Ok(()) };
+        let Input::Goto(text) = &mut self.input else {
+            return Ok(());
+        };
         match k.code {
             KeyCode::Esc => self.input = Input::None,
             KeyCode::Backspace => {
@@ -397,7 +443,15 @@ impl App {
         let Some(o) = &self.opened else { return Ok(()) };
         self.table.jump(&o.view, t, h)?;
         self.chart.end = None;
-        self.message = Some((false, format!("went to {}", atm_store::format_ms(t).replace('T', " ").trim_end_matches(".000Z"))));
+        self.message = Some((
+            false,
+            format!(
+                "went to {}",
+                atm_store::format_ms(t)
+                    .replace('T', " ")
+                    .trim_end_matches(".000Z")
+            ),
+        ));
         Ok(())
     }
 
@@ -427,8 +481,12 @@ impl App {
             KeyCode::Char('I') => self.step_interval(-1)?,
             code => match self.focus {
                 Focus::Markets => match code {
-                    KeyCode::Left | KeyCode::Up | KeyCode::Char('h') | KeyCode::Char('k') => self.step_market(-1),
-                    KeyCode::Right | KeyCode::Down | KeyCode::Char('l') | KeyCode::Char('j') => self.step_market(1),
+                    KeyCode::Left | KeyCode::Up | KeyCode::Char('h') | KeyCode::Char('k') => {
+                        self.step_market(-1)
+                    }
+                    KeyCode::Right | KeyCode::Down | KeyCode::Char('l') | KeyCode::Char('j') => {
+                        self.step_market(1)
+                    }
                     KeyCode::Enter => self.focus = Focus::Symbols,
                     _ => {}
                 },
@@ -439,8 +497,12 @@ impl App {
                     c => self.list_key(c),
                 },
                 Focus::Intervals => match code {
-                    KeyCode::Left | KeyCode::Up | KeyCode::Char('h') | KeyCode::Char('k') => self.step_interval(-1)?,
-                    KeyCode::Right | KeyCode::Down | KeyCode::Char('l') | KeyCode::Char('j') => self.step_interval(1)?,
+                    KeyCode::Left | KeyCode::Up | KeyCode::Char('h') | KeyCode::Char('k') => {
+                        self.step_interval(-1)?
+                    }
+                    KeyCode::Right | KeyCode::Down | KeyCode::Char('l') | KeyCode::Char('j') => {
+                        self.step_interval(1)?
+                    }
                     KeyCode::Enter => {
                         if let Some(sym) = self.selected_symbol() {
                             if let Some(iv) = self.interval_for(sym) {
@@ -460,7 +522,10 @@ impl App {
 
     fn cycle_focus(&mut self, step: i64) {
         let n = FOCUS_ORDER.len() as i64;
-        let mut i = FOCUS_ORDER.iter().position(|&f| f == self.focus).unwrap_or(0) as i64;
+        let mut i = FOCUS_ORDER
+            .iter()
+            .position(|&f| f == self.focus)
+            .unwrap_or(0) as i64;
         loop {
             i = (i + step).rem_euclid(n);
             let f = FOCUS_ORDER[i as usize];
@@ -488,26 +553,44 @@ impl App {
             let market = o.key.market;
             let name = o.key.symbol.to_string();
             let ivs = crate::catalog::market_index(market);
-            let Some(sym) = self.catalog.markets[ivs].symbols.iter().find(|s| s.name == name) else { return Ok(()) };
+            let Some(sym) = self.catalog.markets[ivs]
+                .symbols
+                .iter()
+                .find(|s| s.name == name)
+            else {
+                return Ok(());
+            };
             let list = sym.intervals.clone();
             let cur = list.iter().position(|&x| x == o.key.interval).unwrap_or(0) as i64;
-            let Some(&next) = list.get((cur + step).rem_euclid(list.len().max(1) as i64) as usize) else { return Ok(()) };
+            let Some(&next) = list.get((cur + step).rem_euclid(list.len().max(1) as i64) as usize)
+            else {
+                return Ok(());
+            };
             let focus = self.focus;
             self.open_in(market, &name, next)?;
             self.focus = focus;
             return Ok(());
         }
-        let Some(sym) = self.selected_symbol() else { return Ok(()) };
+        let Some(sym) = self.selected_symbol() else {
+            return Ok(());
+        };
         let ivs = sym.intervals.clone();
         let name = sym.name.clone();
         if ivs.is_empty() {
             return Ok(());
         }
-        let cur = self.interval_for(sym).and_then(|iv| ivs.iter().position(|&x| x == iv)).unwrap_or(0) as i64;
+        let cur = self
+            .interval_for(sym)
+            .and_then(|iv| ivs.iter().position(|&x| x == iv))
+            .unwrap_or(0) as i64;
         let next = ivs[(cur + step).rem_euclid(ivs.len() as i64) as usize];
         self.interval = Some(next);
         let market = self.catalog.markets[self.market].market;
-        if self.opened.as_ref().is_some_and(|o| o.key.symbol.as_str() == name && o.key.market == market) {
+        if self
+            .opened
+            .as_ref()
+            .is_some_and(|o| o.key.symbol.as_str() == name && o.key.market == market)
+        {
             let focus = self.focus;
             self.open_series(&name, next)?;
             self.focus = focus;
@@ -535,12 +618,19 @@ impl App {
 
     /// Opens the symbol under the cursor at its first interval with data.
     pub fn open_selected(&mut self) -> Result<()> {
-        let Some(sym) = self.selected_symbol().cloned() else { return Ok(()) };
+        let Some(sym) = self.selected_symbol().cloned() else {
+            return Ok(());
+        };
         let market = self.catalog.markets[self.market].market;
         let mut pick = sym.intervals.first().copied();
         for &iv in &sym.intervals {
             let key = SeriesKey::parse(market, &sym.name, iv)?;
-            let live = || crate::feed::live_kline(self.store.dir(), &key).ok().flatten().is_some();
+            let live = || {
+                crate::feed::live_kline(self.store.dir(), &key)
+                    .ok()
+                    .flatten()
+                    .is_some()
+            };
             if self.summaries.get(&self.store, &key)?.present > 0 || live() {
                 pick = Some(iv);
                 break;
@@ -558,7 +648,12 @@ impl App {
         self.open_in(self.catalog.markets[self.market].market, symbol, interval)
     }
 
-    fn open_in(&mut self, market: atm_store::Market, symbol: &str, interval: Interval) -> Result<()> {
+    fn open_in(
+        &mut self,
+        market: atm_store::Market,
+        symbol: &str,
+        interval: Interval,
+    ) -> Result<()> {
         let key = SeriesKey::parse(market, symbol, interval)?;
         let Some(series) = self.store.series(&key)? else {
             self.message = Some((true, format!("{key} is gone from the store")));
@@ -569,7 +664,10 @@ impl App {
             Some(view) => {
                 self.opened = Some(Opened { key, view });
                 self.interval = Some(interval);
-                self.table = Position { top: None, follow: true };
+                self.table = Position {
+                    top: None,
+                    follow: true,
+                };
                 self.chart = ChartState::default();
                 self.focus = Focus::Table;
             }
@@ -595,11 +693,15 @@ impl App {
             KeyCode::Up | KeyCode::Char('k') => self.table.up(v, 1, h)?,
             KeyCode::Down | KeyCode::Char('j') => self.table.down(v, 1, h)?,
             KeyCode::PageUp => self.table.up(v, h.saturating_sub(1).max(1), h)?,
-            KeyCode::PageDown | KeyCode::Char(' ') => self.table.down(v, h.saturating_sub(1).max(1), h)?,
+            KeyCode::PageDown | KeyCode::Char(' ') => {
+                self.table.down(v, h.saturating_sub(1).max(1), h)?
+            }
             KeyCode::Home | KeyCode::Char('g') => self.table.home(v),
             KeyCode::End | KeyCode::Char('G') => self.table.end(),
             KeyCode::Left | KeyCode::Char('h') => self.column = self.column.saturating_sub(1),
-            KeyCode::Right | KeyCode::Char('l') => self.column = (self.column + 1).min(VALUE_COLUMNS.len() - 1),
+            KeyCode::Right | KeyCode::Char('l') => {
+                self.column = (self.column + 1).min(VALUE_COLUMNS.len() - 1)
+            }
             KeyCode::Esc => self.focus = Focus::Symbols,
             _ => return Ok(()),
         }
@@ -622,7 +724,9 @@ impl App {
                 self.chart.fit(v, cols);
             }
             // The first kline in the first column (the window may reach past the last).
-            KeyCode::Home | KeyCode::Char('g') => self.chart.end = Some(self.chart.home_end(v, cols)),
+            KeyCode::Home | KeyCode::Char('g') => {
+                self.chart.end = Some(self.chart.home_end(v, cols))
+            }
             KeyCode::End | KeyCode::Char('G') => {
                 self.chart.end = None;
                 self.table.end();
@@ -644,11 +748,16 @@ impl App {
                     self.table_scroll(if up { -3 } else { 3 })
                 } else if a.list.contains(at) {
                     self.focus = Focus::Symbols;
-                    (0..3).for_each(|_| self.list_key(if up { KeyCode::Up } else { KeyCode::Down }));
+                    (0..3)
+                        .for_each(|_| self.list_key(if up { KeyCode::Up } else { KeyCode::Down }));
                     Ok(())
                 } else if a.chart.contains(at) {
                     self.focus = Focus::Chart;
-                    self.chart_key(if up { KeyCode::Char('+') } else { KeyCode::Char('-') });
+                    self.chart_key(if up {
+                        KeyCode::Char('+')
+                    } else {
+                        KeyCode::Char('-')
+                    });
                     Ok(())
                 } else {
                     Ok(())

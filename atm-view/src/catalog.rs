@@ -49,11 +49,17 @@ impl Catalog {
             // A store filled by `atm import` alone has no registry: statuses stay unknown.
             let Ok(reg) = store.registry(m) else { continue };
             for (name, info) in reg.symbols {
-                let status = if info.delisted.is_some() { "delisted".to_string() } else { info.status.to_lowercase() };
+                let status = if info.delisted.is_some() {
+                    "delisted".to_string()
+                } else {
+                    info.status.to_lowercase()
+                };
                 statuses.insert((m, name), status);
             }
         }
-        Ok(Catalog::from_keys(&keys, |m, s| statuses.get(&(m, s.to_string())).cloned()))
+        Ok(Catalog::from_keys(&keys, |m, s| {
+            statuses.get(&(m, s.to_string())).cloned()
+        }))
     }
 
     /// Builds a catalog from series keys and a status lookup.
@@ -68,11 +74,18 @@ impl Catalog {
     /// assert_eq!(c.first_market_with_data(), Some(1));
     /// assert_eq!(c.markets[1].symbols[0].intervals, [Interval::M1, Interval::H1]);
     /// ```
-    pub fn from_keys(keys: &[SeriesKey], status: impl Fn(Market, &str) -> Option<String>) -> Catalog {
-        let mut by_market: Vec<std::collections::BTreeMap<&str, Vec<Interval>>> = vec![Default::default(); Market::ALL.len()];
+    pub fn from_keys(
+        keys: &[SeriesKey],
+        status: impl Fn(Market, &str) -> Option<String>,
+    ) -> Catalog {
+        let mut by_market: Vec<std::collections::BTreeMap<&str, Vec<Interval>>> =
+            vec![Default::default(); Market::ALL.len()];
         for k in keys {
             let mi = market_index(k.market);
-            by_market[mi].entry(k.symbol.as_str()).or_default().push(k.interval);
+            by_market[mi]
+                .entry(k.symbol.as_str())
+                .or_default()
+                .push(k.interval);
         }
         let markets = Market::ALL
             .iter()
@@ -104,7 +117,11 @@ impl Catalog {
 
     /// Number of series in the catalog.
     pub fn series_count(&self) -> usize {
-        self.markets.iter().flat_map(|m| &m.symbols).map(|s| s.intervals.len()).sum()
+        self.markets
+            .iter()
+            .flat_map(|m| &m.symbols)
+            .map(|s| s.intervals.len())
+            .sum()
     }
 }
 
@@ -180,5 +197,11 @@ pub fn summarize(store: &Store, key: &SeriesKey) -> Result<Summary> {
         (Some(f), Some(l)) => series.counts(f, l)?,
         _ => (0, 0, 0),
     };
-    Ok(Summary { first: st.first_open_time, last: st.last_open_time, present, missing, unknown })
+    Ok(Summary {
+        first: st.first_open_time,
+        last: st.last_open_time,
+        present,
+        missing,
+        unknown,
+    })
 }

@@ -30,7 +30,14 @@ pub struct Candle {
 
 impl Candle {
     fn of(k: &Kline, live: bool) -> Candle {
-        Candle { open: k.open(), high: k.high(), low: k.low(), close: k.close(), volume: k.volume(), live }
+        Candle {
+            open: k.open(),
+            high: k.high(),
+            low: k.low(),
+            close: k.close(),
+            volume: k.volume(),
+            live,
+        }
     }
 
     fn add(&mut self, k: &Kline, live: bool) {
@@ -94,7 +101,12 @@ impl ChartState {
 /// Candles for `columns` columns of `zoom` slots each, the last column ending
 /// at slot `end`; `None` where a column has no kline. The live kline is part
 /// of its column. Reads only the window's klines, chunk by chunk.
-pub fn candles(v: &SeriesView, end: u64, columns: usize, zoom: u64) -> Result<(i64, Vec<Option<Candle>>)> {
+pub fn candles(
+    v: &SeriesView,
+    end: u64,
+    columns: usize,
+    zoom: u64,
+) -> Result<(i64, Vec<Option<Candle>>)> {
     let iv = v.interval;
     let span = columns as u64 * zoom;
     // Columns are aligned to multiples of `zoom` so panning does not
@@ -142,7 +154,12 @@ pub struct CandleChart<'a> {
 
 /// The price range of `candles`, widened a little when flat.
 pub fn price_range(candles: &[Option<Candle>]) -> Option<(f64, f64)> {
-    let (lo, hi) = candles.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| (lo.min(c.low), hi.max(c.high)));
+    let (lo, hi) = candles
+        .iter()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| {
+            (lo.min(c.low), hi.max(c.high))
+        });
     if !lo.is_finite() || !hi.is_finite() {
         return None;
     }
@@ -160,7 +177,11 @@ impl Widget for CandleChart<'_> {
         }
         // Half-cell steps, 0 at the bottom.
         let steps = area.height as f64 * 2.0;
-        let unit = |p: f64| (((p - self.low) / (self.high - self.low)) * (steps - 1.0)).round().clamp(0.0, steps - 1.0) as i64;
+        let unit = |p: f64| {
+            (((p - self.low) / (self.high - self.low)) * (steps - 1.0))
+                .round()
+                .clamp(0.0, steps - 1.0) as i64
+        };
         for (x, c) in self.candles.iter().take(area.width as usize).enumerate() {
             let Some(c) = c else { continue };
             let (wick_lo, wick_hi) = (unit(c.low), unit(c.high));
@@ -188,7 +209,9 @@ impl Widget for CandleChart<'_> {
                     (_, _, true, false) => "╵",
                     _ => continue,
                 };
-                buf[(area.x + x as u16, area.y + row)].set_symbol(ch).set_style(style);
+                buf[(area.x + x as u16, area.y + row)]
+                    .set_symbol(ch)
+                    .set_style(style);
             }
         }
     }
@@ -205,8 +228,23 @@ fn body_char(up: bool, theme: Theme) -> &'static str {
 
 /// Volumes scaled to the integer bars of ratatui's `Sparkline`.
 pub fn volume_bars(candles: &[Option<Candle>]) -> Vec<u64> {
-    let max = candles.iter().flatten().map(|c| c.volume).fold(0.0, f64::max);
-    candles.iter().map(|c| c.map_or(0, |c| if max > 0.0 { (c.volume / max * 1000.0).round() as u64 } else { 0 })).collect()
+    let max = candles
+        .iter()
+        .flatten()
+        .map(|c| c.volume)
+        .fold(0.0, f64::max);
+    candles
+        .iter()
+        .map(|c| {
+            c.map_or(0, |c| {
+                if max > 0.0 {
+                    (c.volume / max * 1000.0).round() as u64
+                } else {
+                    0
+                }
+            })
+        })
+        .collect()
 }
 
 /// A price for the scale, short enough for the gutter.
@@ -223,15 +261,33 @@ mod tests {
     use super::*;
 
     fn c(o: f64, h: f64, l: f64, cl: f64) -> Option<Candle> {
-        Some(Candle { open: o, high: h, low: l, close: cl, volume: 1.0, live: false })
+        Some(Candle {
+            open: o,
+            high: h,
+            low: l,
+            close: cl,
+            volume: 1.0,
+            live: false,
+        })
     }
 
     #[test]
     fn candles_draw_bodies_and_wicks() {
         let cs = [c(2.0, 4.0, 0.0, 3.0), None, c(3.0, 3.0, 1.0, 1.0)];
         let mut buf = Buffer::empty(Rect::new(0, 0, 3, 3));
-        CandleChart { candles: &cs, low: 0.0, high: 4.0, theme: Theme { color: false } }.render(buf.area, &mut buf);
-        let col = |x: u16| (0..3).map(|y| buf[(x, y)].symbol().to_string()).collect::<Vec<_>>().join("");
+        CandleChart {
+            candles: &cs,
+            low: 0.0,
+            high: 4.0,
+            theme: Theme { color: false },
+        }
+        .render(buf.area, &mut buf);
+        let col = |x: u16| {
+            (0..3)
+                .map(|y| buf[(x, y)].symbol().to_string())
+                .collect::<Vec<_>>()
+                .join("")
+        };
         // 6 half steps over 0..4: high 4 -> 5, close 3 -> 4 (3.75), open 2 -> 3 (2.5 rounds up), low 0 -> 0:
         // the body fills the lower half of the top cell and the upper half of the middle one.
         assert_eq!(col(0), "▄▀│");

@@ -25,7 +25,10 @@ pub fn status_text(store: &Path) -> Result<String> {
     // Running processes first (the pane is short), newest first.
     processes.sort_by_key(|p| (p.state != "running", std::cmp::Reverse(p.started)));
     if processes.is_empty() {
-        return Ok("no atm process runs on this store (none has published status in the last hour)".to_string());
+        return Ok(
+            "no atm process runs on this store (none has published status in the last hour)"
+                .to_string(),
+        );
     }
     Ok(atm_status::render(store, &processes, atm_status::now_ms()))
 }
@@ -51,8 +54,12 @@ impl LogTail {
             return false;
         }
         self.len = len;
-        self.lines =
-            len.map(|n| read_tail(path, n).unwrap_or_else(|e| vec![format!("cannot read {}: {e}", path.display())])).unwrap_or_default();
+        self.lines = len
+            .map(|n| {
+                read_tail(path, n)
+                    .unwrap_or_else(|e| vec![format!("cannot read {}: {e}", path.display())])
+            })
+            .unwrap_or_default();
         true
     }
 

@@ -14,7 +14,11 @@ pub struct Filter {
 impl Filter {
     /// A filter over `symbols` matching everything.
     pub fn new(symbols: &[SymbolEntry]) -> Filter {
-        Filter { query: String::new(), lower: String::new(), matches: (0..symbols.len() as u32).collect() }
+        Filter {
+            query: String::new(),
+            lower: String::new(),
+            matches: (0..symbols.len() as u32).collect(),
+        }
     }
 
     /// The query as typed.
@@ -46,8 +50,14 @@ impl Filter {
     /// ```
     pub fn set(&mut self, symbols: &[SymbolEntry], query: &str) {
         let lower = query.to_lowercase();
-        let narrowing = lower.contains(self.lower.as_str()) && !self.lower.is_empty() && self.matches.len() <= symbols.len();
-        let found = |i: &u32| symbols.get(*i as usize).is_some_and(|s| s.lower.contains(lower.as_str()));
+        let narrowing = lower.contains(self.lower.as_str())
+            && !self.lower.is_empty()
+            && self.matches.len() <= symbols.len();
+        let found = |i: &u32| {
+            symbols
+                .get(*i as usize)
+                .is_some_and(|s| s.lower.contains(lower.as_str()))
+        };
         self.matches = if lower.is_empty() {
             (0..symbols.len() as u32).collect()
         } else if narrowing {
@@ -74,17 +84,32 @@ mod tests {
     use atm_store::{Interval, Market, SeriesKey};
 
     fn syms(names: &[&str]) -> Vec<SymbolEntry> {
-        let keys: Vec<_> = names.iter().map(|s| SeriesKey::parse(Market::UsdM, s, Interval::M1).unwrap()).collect();
-        Catalog::from_keys(&keys, |_, _| None).markets[1].symbols.clone()
+        let keys: Vec<_> = names
+            .iter()
+            .map(|s| SeriesKey::parse(Market::UsdM, s, Interval::M1).unwrap())
+            .collect();
+        Catalog::from_keys(&keys, |_, _| None).markets[1]
+            .symbols
+            .clone()
     }
 
     #[test]
     fn narrowing_and_widening_agree_with_a_full_scan() {
-        let s = syms(&["BTCUSDT", "ETHUSDT", "1000SHIBUSDT", "币安人生USDT", "BTCDOMUSDT"]);
+        let s = syms(&[
+            "BTCUSDT",
+            "ETHUSDT",
+            "1000SHIBUSDT",
+            "币安人生USDT",
+            "BTCDOMUSDT",
+        ]);
         let mut f = Filter::new(&s);
-        for q in ["u", "us", "usdt", "t", "BTC", "btcd", "", "币安", "人生u", "x", "SHIB"] {
+        for q in [
+            "u", "us", "usdt", "t", "BTC", "btcd", "", "币安", "人生u", "x", "SHIB",
+        ] {
             f.set(&s, q);
-            let full: Vec<u32> = (0..s.len() as u32).filter(|&i| s[i as usize].lower.contains(&q.to_lowercase())).collect();
+            let full: Vec<u32> = (0..s.len() as u32)
+                .filter(|&i| s[i as usize].lower.contains(&q.to_lowercase()))
+                .collect();
             assert_eq!(f.matches(), full, "query {q:?}");
         }
     }

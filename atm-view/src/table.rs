@@ -75,7 +75,14 @@ impl SeriesView {
             }
             _ => return Ok(None),
         };
-        Ok(Some(SeriesView { series, interval, first, last, stored, live }))
+        Ok(Some(SeriesView {
+            series,
+            interval,
+            first,
+            last,
+            stored,
+            live,
+        }))
     }
 
     /// Whether any kline is stored.
@@ -85,29 +92,46 @@ impl SeriesView {
 
     /// Slot of the live row, if there is one.
     fn live_slot(&self) -> Option<u64> {
-        self.live.as_ref().and_then(|k| self.interval.slot_of(k.open_time).ok())
+        self.live
+            .as_ref()
+            .and_then(|k| self.interval.slot_of(k.open_time).ok())
     }
 
     /// The rows after the stored ones: the slots not fetched between the
     /// last stored kline and the live one, then the live kline.
     fn tail(&self) -> Vec<Row> {
-        let (Some(k), Some(s)) = (self.live, self.live_slot()) else { return Vec::new() };
+        let (Some(k), Some(s)) = (self.live, self.live_slot()) else {
+            return Vec::new();
+        };
         let mut rows = Vec::new();
         if self.stored && s > self.last + 1 {
-            rows.push(Row { from: self.last + 1, to: s - 1, kind: RowKind::Unknown });
+            rows.push(Row {
+                from: self.last + 1,
+                to: s - 1,
+                kind: RowKind::Unknown,
+            });
         }
-        rows.push(Row { from: s, to: s, kind: RowKind::Live(k) });
+        rows.push(Row {
+            from: s,
+            to: s,
+            kind: RowKind::Live(k),
+        });
         rows
     }
 
     /// The slot just past the last row (live row included).
     pub fn end(&self) -> u64 {
-        self.live_slot().map_or(self.last + 1, |s| s.max(self.last) + 1)
+        self.live_slot()
+            .map_or(self.last + 1, |s| s.max(self.last) + 1)
     }
 
     /// Up to `n` rows starting at `from` (a row start), in order, klines read.
     pub fn rows_from(&self, from: u64, n: usize) -> Result<Vec<Row>> {
-        let mut rows = if self.stored && from <= self.last { scan_forward(self, from, n)? } else { Vec::new() };
+        let mut rows = if self.stored && from <= self.last {
+            scan_forward(self, from, n)?
+        } else {
+            Vec::new()
+        };
         for mut r in self.tail() {
             if rows.len() < n && r.to >= from {
                 r.from = r.from.max(from);
@@ -121,13 +145,21 @@ impl SeriesView {
     /// Start slots of up to `n` rows that start before `before`, oldest
     /// first (klines not read).
     pub fn starts_before(&self, before: u64, n: usize) -> Result<Vec<u64>> {
-        let tail: Vec<u64> = self.tail().iter().map(|r| r.from).filter(|&s| s < before).collect();
+        let tail: Vec<u64> = self
+            .tail()
+            .iter()
+            .map(|r| r.from)
+            .filter(|&s| s < before)
+            .collect();
         let tail = &tail[tail.len().saturating_sub(n)..];
         let need = n - tail.len();
         let mut starts = Vec::new();
         let end = before.min(self.last + 1);
         if need > 0 && self.stored && end > self.first {
-            starts = scan_backward(self, end - 1, need)?.iter().map(|r| r.from).collect();
+            starts = scan_backward(self, end - 1, need)?
+                .iter()
+                .map(|r| r.from)
+                .collect();
         }
         starts.extend_from_slice(tail);
         Ok(starts)
@@ -137,10 +169,16 @@ impl SeriesView {
     /// where the run does).
     pub fn row_start(&self, slot: u64) -> Result<u64> {
         if !self.stored || slot > self.last {
-            return Ok(self.tail().iter().find(|r| r.to >= slot).map_or(slot, |r| r.from));
+            return Ok(self
+                .tail()
+                .iter()
+                .find(|r| r.to >= slot)
+                .map_or(slot, |r| r.from));
         }
         let slot = slot.max(self.first);
-        Ok(scan_backward(self, slot, 1)?.first().map_or(slot, |r| r.from))
+        Ok(scan_backward(self, slot, 1)?
+            .first()
+            .map_or(slot, |r| r.from))
     }
 
     /// Replaces the placeholder kinds of present rows with their klines,
@@ -154,12 +192,17 @@ impl SeriesView {
                 continue;
             }
             let mut j = i;
-            while j + 1 < rows.len() && is_pending(&rows[j + 1]) && rows[j + 1].from == rows[j].to + 1 {
+            while j + 1 < rows.len()
+                && is_pending(&rows[j + 1])
+                && rows[j + 1].from == rows[j].to + 1
+            {
                 j += 1;
             }
             // Up to the last slot's close: an irregular kline (Binance's
             // 2018 outage) opens after its slot's regular open time.
-            let klines = self.series.range(iv.open_time(rows[i].from), iv.close_time(rows[j].to))?;
+            let klines = self
+                .series
+                .range(iv.open_time(rows[i].from), iv.close_time(rows[j].to))?;
             let slot = |k: &Kline| iv.slot_of(k.open_time).unwrap_or(u64::MAX);
             let mut ks = klines.iter().peekable();
             for r in &mut rows[i..=j] {
@@ -192,11 +235,20 @@ fn collapsed(state: SlotState) -> Option<RowKind> {
 }
 
 /// The kline of a present row not read yet.
-const PENDING: Kline = Kline { open_time: i64::MIN, close_time: i64::MIN, values: [0.0; atm_store::FLOAT_COLUMNS], trades: 0 };
+const PENDING: Kline = Kline {
+    open_time: i64::MIN,
+    close_time: i64::MIN,
+    values: [0.0; atm_store::FLOAT_COLUMNS],
+    trades: 0,
+};
 
 /// A present row whose kline is not read yet.
 fn present(slot: u64) -> Row {
-    Row { from: slot, to: slot, kind: RowKind::Kline(PENDING) }
+    Row {
+        from: slot,
+        to: slot,
+        kind: RowKind::Kline(PENDING),
+    }
 }
 
 fn is_pending(r: &Row) -> bool {
@@ -228,12 +280,18 @@ fn scan_forward(v: &SeriesView, start: u64, n: usize) -> Result<Vec<Row>> {
                     match out.last_mut() {
                         Some(r) if r.kind == kind && r.to + 1 == rs => r.to = rs + run.slots - 1,
                         _ if full => return Ok(out),
-                        _ => out.push(Row { from: rs, to: rs + run.slots - 1, kind }),
+                        _ => out.push(Row {
+                            from: rs,
+                            to: rs + run.slots - 1,
+                            kind,
+                        }),
                     }
                 }
             }
         }
-        let open_run = out.last().is_some_and(|r| collapsed_kind(&r.kind) && r.to == end);
+        let open_run = out
+            .last()
+            .is_some_and(|r| collapsed_kind(&r.kind) && r.to == end);
         if out.len() >= n && !open_run {
             break;
         }
@@ -256,7 +314,12 @@ fn scan_backward(v: &SeriesView, end: u64, n: usize) -> Result<Vec<Row>> {
     let mut win = FIRST_WINDOW.max(4 * n as u64);
     'scan: while e >= v.first {
         let a = v.first.max(e.saturating_sub(win - 1));
-        for run in v.series.coverage(iv.open_time(a), iv.open_time(e))?.into_iter().rev() {
+        for run in v
+            .series
+            .coverage(iv.open_time(a), iv.open_time(e))?
+            .into_iter()
+            .rev()
+        {
             let rs = iv.slot_of(run.from)?;
             match collapsed(run.state) {
                 None => {
@@ -272,12 +335,18 @@ fn scan_backward(v: &SeriesView, end: u64, n: usize) -> Result<Vec<Row>> {
                     match rev.last_mut() {
                         Some(r) if r.kind == kind && r.from == rs + run.slots => r.from = rs,
                         _ if full => break 'scan,
-                        _ => rev.push(Row { from: rs, to: rs + run.slots - 1, kind }),
+                        _ => rev.push(Row {
+                            from: rs,
+                            to: rs + run.slots - 1,
+                            kind,
+                        }),
                     }
                 }
             }
         }
-        let open_run = rev.last().is_some_and(|r| collapsed_kind(&r.kind) && r.from == a);
+        let open_run = rev
+            .last()
+            .is_some_and(|r| collapsed_kind(&r.kind) && r.from == a);
         if (rev.len() >= n && !open_run) || a == v.first {
             break;
         }
@@ -301,7 +370,10 @@ pub struct Position {
 impl Position {
     /// The top row of the last page: the last `height` rows end at the bottom.
     pub fn max_top(v: &SeriesView, height: usize) -> Result<u64> {
-        Ok(v.starts_before(v.end(), height.max(1))?.first().copied().unwrap_or(v.first))
+        Ok(v.starts_before(v.end(), height.max(1))?
+            .first()
+            .copied()
+            .unwrap_or(v.first))
     }
 
     /// The top row to draw with `height` rows, clamped to the series.
@@ -367,20 +439,33 @@ mod tests {
     const T0: i64 = 1_700_000_040_000; // a minute boundary
 
     fn k(t: i64) -> Kline {
-        Kline { open_time: t, close_time: t + 59_999, values: [(t / 60_000 % 1000) as f64; 8], trades: 1 }
+        Kline {
+            open_time: t,
+            close_time: t + 59_999,
+            values: [(t / 60_000 % 1000) as f64; 8],
+            trades: 1,
+        }
     }
 
     /// A 1m series: present `0..100`, missing `100..5100`, unknown
     /// `5100..5200`, present `5200..5210` (slots relative to T0).
     fn store() -> (tempfile::TempDir, Series) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();
         let mut w = store.writer().unwrap();
         for i in (0..100).chain(5200..5210) {
             w.put(&key, &k(T0 + i * 60_000)).unwrap();
         }
-        w.mark_missing(&key, T0 + 100 * 60_000, T0 + 5099 * 60_000).unwrap();
+        w.mark_missing(&key, T0 + 100 * 60_000, T0 + 5099 * 60_000)
+            .unwrap();
         w.commit().unwrap();
         let s = store.series(&key).unwrap().unwrap();
         (dir, s)
@@ -395,27 +480,46 @@ mod tests {
         let (_d, s) = store();
         let v = SeriesView::new(s, None).unwrap().unwrap();
         let rows = v.rows_from(slot(98), 6).unwrap();
-        let kinds: Vec<_> = rows.iter().map(|r| (r.from, r.to, std::mem::discriminant(&r.kind))).collect();
+        let kinds: Vec<_> = rows
+            .iter()
+            .map(|r| (r.from, r.to, std::mem::discriminant(&r.kind)))
+            .collect();
         assert_eq!(rows.len(), 6);
         assert_eq!(rows[0].kind, RowKind::Kline(k(T0 + 98 * 60_000)));
-        assert_eq!((rows[2].from, rows[2].to, &rows[2].kind), (slot(100), slot(5099), &RowKind::Missing), "{kinds:?}");
-        assert_eq!((rows[3].from, rows[3].to, &rows[3].kind), (slot(5100), slot(5199), &RowKind::Unknown));
+        assert_eq!(
+            (rows[2].from, rows[2].to, &rows[2].kind),
+            (slot(100), slot(5099), &RowKind::Missing),
+            "{kinds:?}"
+        );
+        assert_eq!(
+            (rows[3].from, rows[3].to, &rows[3].kind),
+            (slot(5100), slot(5199), &RowKind::Unknown)
+        );
         assert_eq!(rows[4].kind, RowKind::Kline(k(T0 + 5200 * 60_000)));
         // Backward from the end finds the same rows.
         let starts = v.starts_before(slot(5202), 5).unwrap();
-        assert_eq!(starts, [slot(99), slot(100), slot(5100), slot(5200), slot(5201)]);
+        assert_eq!(
+            starts,
+            [slot(99), slot(100), slot(5100), slot(5200), slot(5201)]
+        );
         assert_eq!(v.row_start(slot(3000)).unwrap(), slot(100));
     }
 
     #[test]
     fn paging_walks_every_row_once_both_ways() {
         let (_d, s) = store();
-        let v = SeriesView::new(s, Some(k(T0 + 5300 * 60_000))).unwrap().unwrap();
+        let v = SeriesView::new(s, Some(k(T0 + 5300 * 60_000)))
+            .unwrap()
+            .unwrap();
         let all = v.rows_from(v.first, 10_000).unwrap();
         assert_eq!(all.len(), 100 + 1 + 1 + 10 + 1 + 1);
         assert!(matches!(all.last().unwrap().kind, RowKind::Live(_)));
         let gap = &all[all.len() - 2];
-        assert_eq!((gap.from, gap.to, &gap.kind), (slot(5210), slot(5299), &RowKind::Unknown), "not fetched before the live kline");
+        assert_eq!(
+            (gap.from, gap.to, &gap.kind),
+            (slot(5210), slot(5299), &RowKind::Unknown),
+            "not fetched before the live kline"
+        );
         let mut p = Position::default();
         p.home(&v);
         let mut seen = Vec::new();
@@ -431,7 +535,10 @@ mod tests {
         let starts: Vec<u64> = all.iter().map(|r| r.from).collect();
         assert_eq!(*seen.last().unwrap(), starts[starts.len() - 7]);
         for w in seen.windows(2).take(seen.len() - 2) {
-            let (a, b) = (starts.iter().position(|&s| s == w[0]).unwrap(), starts.iter().position(|&s| s == w[1]).unwrap());
+            let (a, b) = (
+                starts.iter().position(|&s| s == w[0]).unwrap(),
+                starts.iter().position(|&s| s == w[1]).unwrap(),
+            );
             assert_eq!(b - a, 7);
         }
         // Up from the end, one row at a time, back to the first kline.
@@ -447,18 +554,37 @@ mod tests {
     #[test]
     fn irregular_klines_and_live_only_series() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();
         let mut w = store.writer().unwrap();
         w.put(&key, &k(T0)).unwrap();
         // Opened 25 s late, as Binance's klines around the 2018-02-08 outage did.
-        w.put(&key, &Kline { open_time: T0 + 60_000 + 25_000, close_time: T0 + 119_999, values: [7.0; 8], trades: 2 }).unwrap();
+        w.put(
+            &key,
+            &Kline {
+                open_time: T0 + 60_000 + 25_000,
+                close_time: T0 + 119_999,
+                values: [7.0; 8],
+                trades: 2,
+            },
+        )
+        .unwrap();
         w.commit().unwrap();
         let s = store.series(&key).unwrap().unwrap();
         let v = SeriesView::new(s.clone(), None).unwrap().unwrap();
         let rows = v.rows_from(v.first, 5).unwrap();
         assert_eq!(rows.len(), 2);
-        assert!(matches!(rows[1].kind, RowKind::Kline(k) if k.open_time == T0 + 85_000), "{rows:?}");
+        assert!(
+            matches!(rows[1].kind, RowKind::Kline(k) if k.open_time == T0 + 85_000),
+            "{rows:?}"
+        );
         // A series with nothing stored but a live kline: the live row alone.
         let key2 = SeriesKey::parse(Market::Spot, "ETHUSDT", Interval::M1).unwrap();
         let mut w = store.writer().unwrap();
@@ -480,10 +606,18 @@ mod tests {
         p.jump(&v, T0 + 50 * 60_000 + 5, 5).unwrap();
         assert_eq!(p.top, Some(slot(50)));
         p.jump(&v, T0 + 2000 * 60_000, 5).unwrap();
-        assert_eq!(p.top, Some(slot(100)), "inside the missing run: its first row");
+        assert_eq!(
+            p.top,
+            Some(slot(100)),
+            "inside the missing run: its first row"
+        );
         p.jump(&v, T0 + 5209 * 60_000, 5).unwrap();
         assert!(p.follow, "near the end: the last page");
         p.jump(&v, 0, 5).unwrap();
-        assert_eq!(p.top, Some(slot(0)), "a date before the store's range: the first kline");
+        assert_eq!(
+            p.top,
+            Some(slot(0)),
+            "a date before the store's range: the first kline"
+        );
     }
 }

@@ -12,7 +12,9 @@ pub(crate) struct Theme {
 impl Theme {
     /// Colors unless the `NO_COLOR` convention (a non-empty value) says no.
     pub fn from_env() -> Theme {
-        Theme { color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) }
+        Theme {
+            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
     }
 
     fn fg(self, c: Color) -> Style {

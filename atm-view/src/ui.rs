@@ -9,7 +9,10 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Scrollbar, ScrollbarOrientation, ScrollbarState, Sparkline, Wrap};
+use ratatui::widgets::{
+    Block, Borders, Clear, Paragraph, Scrollbar, ScrollbarOrientation, ScrollbarState, Sparkline,
+    Wrap,
+};
 use ratatui::Frame;
 
 use crate::app::{App, Focus, Input, VALUE_COLUMNS};
@@ -58,20 +61,31 @@ pub fn format_time(t: i64, interval: Interval) -> String {
 pub(crate) fn draw(app: &mut App, f: &mut Frame) {
     let area = f.area();
     if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
-        let msg =
-            format!("atm view needs at least {}x{} (this terminal is {}x{}); q quits", MIN_SIZE.0, MIN_SIZE.1, area.width, area.height);
+        let msg = format!(
+            "atm view needs at least {}x{} (this terminal is {}x{}); q quits",
+            MIN_SIZE.0, MIN_SIZE.1, area.width, area.height
+        );
         f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
         return;
     }
     let bottom_h = if area.height >= 30 { 7 } else { 0 };
-    let [title, body, bottom, footer] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(bottom_h), Constraint::Length(1)]).areas(area);
+    let [title, body, bottom, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(bottom_h),
+        Constraint::Length(1),
+    ])
+    .areas(area);
     draw_title(app, f, title);
 
     let wide = area.width >= 100;
     let selecting = app.focus.in_selection() || app.opened.is_none();
     let (side, data) = if wide {
-        let w = if selecting { (area.width / 2).min(58) } else { 34 };
+        let w = if selecting {
+            (area.width / 2).min(58)
+        } else {
+            34
+        };
         let [s, d] = Layout::horizontal([Constraint::Length(w), Constraint::Min(1)]).areas(body);
         (Some(s), Some(d))
     } else if selecting {
@@ -87,7 +101,8 @@ pub(crate) fn draw(app: &mut App, f: &mut Frame) {
         draw_data(app, f, d);
     }
     if bottom_h > 0 {
-        let [st, lg] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
+        let [st, lg] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(bottom);
         draw_status(app, f, st);
         draw_log(app, f, lg);
     }
@@ -98,9 +113,15 @@ pub(crate) fn draw(app: &mut App, f: &mut Frame) {
 }
 
 fn draw_title(app: &App, f: &mut Frame, area: Rect) {
-    let mut spans = vec![Span::styled(" atm view ", app.theme.header()), Span::raw(format!("· {} ", app.label))];
+    let mut spans = vec![
+        Span::styled(" atm view ", app.theme.header()),
+        Span::raw(format!("· {} ", app.label)),
+    ];
     if let Some(o) = &app.opened {
-        spans.push(Span::styled(format!("· {} {} {} ", o.key.market, o.key.symbol, o.key.interval), app.theme.header()));
+        spans.push(Span::styled(
+            format!("· {} {} {} ", o.key.market, o.key.symbol, o.key.interval),
+            app.theme.header(),
+        ));
         if o.view.live.is_some() {
             spans.push(Span::styled("● live ", app.theme.live()));
         }
@@ -111,7 +132,10 @@ fn draw_title(app: &App, f: &mut Frame, area: Rect) {
 }
 
 fn pane<'a>(app: &App, title: String, focused: bool) -> Block<'a> {
-    Block::default().borders(Borders::ALL).title(title).border_style(app.theme.border(focused))
+    Block::default()
+        .borders(Borders::ALL)
+        .title(title)
+        .border_style(app.theme.border(focused))
 }
 
 fn draw_selection(app: &mut App, f: &mut Frame, area: Rect) {
@@ -121,8 +145,13 @@ fn draw_selection(app: &mut App, f: &mut Frame, area: Rect) {
     if inner.height < 4 {
         return;
     }
-    let [markets, intervals, filter, list] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+    let [markets, intervals, filter, list] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(1),
+    ])
+    .areas(inner);
     app.areas.markets = markets;
     app.areas.intervals = intervals;
     app.areas.list = list;
@@ -134,7 +163,9 @@ fn draw_selection(app: &mut App, f: &mut Frame, area: Rect) {
         let label = format!(" {} {} ", m.market, m.symbols.len());
         let style = match (i == app.market, app.focus == Focus::Markets) {
             (true, true) => t.selected(),
-            (true, false) => t.header().add_modifier(ratatui::style::Modifier::UNDERLINED),
+            (true, false) => t
+                .header()
+                .add_modifier(ratatui::style::Modifier::UNDERLINED),
             _ => Style::default(),
         };
         spans.push(Span::styled(label, style));
@@ -149,7 +180,9 @@ fn draw_selection(app: &mut App, f: &mut Frame, area: Rect) {
         for iv in &s.intervals {
             let style = match (Some(*iv) == cur, app.focus == Focus::Intervals) {
                 (true, true) => t.selected(),
-                (true, false) => t.header().add_modifier(ratatui::style::Modifier::UNDERLINED),
+                (true, false) => t
+                    .header()
+                    .add_modifier(ratatui::style::Modifier::UNDERLINED),
                 _ => Style::default(),
             };
             spans.push(Span::styled(format!(" {iv} "), style));
@@ -161,21 +194,37 @@ fn draw_selection(app: &mut App, f: &mut Frame, area: Rect) {
     let n = app.filter.matches().len();
     let total = app.symbols().len();
     let line = match (&app.input, app.filter.query()) {
-        (Input::Filter, q) => Line::from(vec![Span::styled("/", t.header()), Span::raw(format!("{q}▏"))]),
+        (Input::Filter, q) => Line::from(vec![
+            Span::styled("/", t.header()),
+            Span::raw(format!("{q}▏")),
+        ]),
         (_, "") => Line::from(Span::styled("/ filters", t.dim())),
-        (_, q) => Line::from(vec![Span::styled("/", t.header()), Span::raw(q.to_string())]),
+        (_, q) => Line::from(vec![
+            Span::styled("/", t.header()),
+            Span::raw(q.to_string()),
+        ]),
     };
     f.render_widget(Paragraph::new(line), filter);
-    f.render_widget(Paragraph::new(Span::styled(format!("{n}/{total}"), t.dim())).alignment(Alignment::Right), filter);
+    f.render_widget(
+        Paragraph::new(Span::styled(format!("{n}/{total}"), t.dim())).alignment(Alignment::Right),
+        filter,
+    );
 
     // The list: only visible rows are summarized.
     if app.catalog.series_count() == 0 {
-        let msg = format!("no series in {}.\nFill it with `atm sync` or `atm import`.", app.label);
+        let msg = format!(
+            "no series in {}.\nFill it with `atm sync` or `atm import`.",
+            app.label
+        );
         f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), list);
         return;
     }
     if n == 0 {
-        let msg = if total == 0 { "no symbol in this market (m: next market)" } else { "no symbol matches the filter" };
+        let msg = if total == 0 {
+            "no symbol in this market (m: next market)"
+        } else {
+            "no symbol matches the filter"
+        };
         f.render_widget(Paragraph::new(Span::styled(msg, t.dim())), list);
         return;
     }
@@ -191,12 +240,16 @@ fn draw_selection(app: &mut App, f: &mut Frame, area: Rect) {
     for row in app.list_offset..(app.list_offset + h).min(n) {
         let s = app.symbols()[app.filter.matches()[row] as usize].clone();
         let iv = app.interval_for(&s);
-        let summary = iv.and_then(|iv| SeriesKey::parse(market, &s.name, iv).ok()).map(|k| app.summaries.get(&app.store, &k));
+        let summary = iv
+            .and_then(|iv| SeriesKey::parse(market, &s.name, iv).ok())
+            .map(|k| app.summaries.get(&app.store, &k));
         let (pct, span) = match summary {
             Some(Ok(sm)) if sm.present > 0 => (
                 format!("{:5.1}%", sm.percent_present()),
                 match (sm.first, sm.last) {
-                    (Some(a), Some(b)) => format!("{}→{}", &format_ms(a)[..10], &format_ms(b)[..10]),
+                    (Some(a), Some(b)) => {
+                        format!("{}→{}", &format_ms(a)[..10], &format_ms(b)[..10])
+                    }
                     _ => String::new(),
                 },
             ),
@@ -250,13 +303,15 @@ fn draw_data(app: &mut App, f: &mut Frame, area: Rect) {
         let block = pane(app, " table ".to_string(), false);
         let inner = block.inner(area);
         f.render_widget(block, area);
-        let msg = "Pick a symbol on the left and press Enter to see its klines here (? shows every key).";
+        let msg =
+            "Pick a symbol on the left and press Enter to see its klines here (? shows every key).";
         f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), inner);
         return;
     }
     let both = area.height >= 16;
     let (table, chart) = if both {
-        let [a, b] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+        let [a, b] =
+            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
         (Some(a), Some(b))
     } else if app.focus == Focus::Chart {
         (None, Some(area))
@@ -270,7 +325,11 @@ fn draw_data(app: &mut App, f: &mut Frame, area: Rect) {
         let h = area.height.saturating_sub(3) as usize;
         if let Some(o) = &app.opened {
             if let Ok(top) = app.table.resolve(&o.view, h) {
-                app.areas.table_last_slot = o.view.rows_from(top, h).ok().and_then(|r| r.last().map(|r| r.to));
+                app.areas.table_last_slot = o
+                    .view
+                    .rows_from(top, h)
+                    .ok()
+                    .and_then(|r| r.last().map(|r| r.to));
             }
         }
     }
@@ -284,7 +343,13 @@ fn draw_table(app: &mut App, f: &mut Frame, area: Rect) {
     let Some(o) = &app.opened else { return };
     let v = &o.view;
     let count = o.view.series.stats().map(|s| s.present).unwrap_or(0);
-    let title = format!(" {} {} {} · {} klines ", o.key.market, o.key.symbol, o.key.interval, group(count));
+    let title = format!(
+        " {} {} {} · {} klines ",
+        o.key.market,
+        o.key.symbol,
+        o.key.interval,
+        group(count)
+    );
     let block = pane(app, title, app.focus == Focus::Table);
     let inner = block.inner(area);
     f.render_widget(block, area);
@@ -297,7 +362,10 @@ fn draw_table(app: &mut App, f: &mut Frame, area: Rect) {
     let rows = match app.table.resolve(v, h).and_then(|top| v.rows_from(top, h)) {
         Ok(r) => r,
         Err(e) => {
-            f.render_widget(Paragraph::new(Span::styled(e.to_string(), t.error())), inner);
+            f.render_widget(
+                Paragraph::new(Span::styled(e.to_string(), t.error())),
+                inner,
+            );
             return;
         }
     };
@@ -313,8 +381,18 @@ fn draw_table(app: &mut App, f: &mut Frame, area: Rect) {
             _ => None,
         })
         .collect();
-    let widths: Vec<usize> =
-        VALUE_COLUMNS.iter().map(|(name, i)| cells.iter().flatten().map(|c| c[*i].len()).max().unwrap_or(0).max(name.len())).collect();
+    let widths: Vec<usize> = VALUE_COLUMNS
+        .iter()
+        .map(|(name, i)| {
+            cells
+                .iter()
+                .flatten()
+                .map(|c| c[*i].len())
+                .max()
+                .unwrap_or(0)
+                .max(name.len())
+        })
+        .collect();
     let avail = (inner.width as usize).saturating_sub(tw + 3);
     let mut shown = Vec::new();
     let mut used = 0;
@@ -342,14 +420,30 @@ fn draw_table(app: &mut App, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(lines), inner);
     // Where the page is in the series' time span.
     let span = v.end().saturating_sub(v.first).max(1) as usize;
-    let pos = rows.first().map_or(0, |r| r.from.saturating_sub(v.first) as usize);
+    let pos = rows
+        .first()
+        .map_or(0, |r| r.from.saturating_sub(v.first) as usize);
     let mut sb = ScrollbarState::new(span.saturating_sub(h).max(1)).position(pos.min(span));
-    f.render_stateful_widget(Scrollbar::new(ScrollbarOrientation::VerticalRight), area.inner(ratatui::layout::Margin::new(0, 1)), &mut sb);
+    f.render_stateful_widget(
+        Scrollbar::new(ScrollbarOrientation::VerticalRight),
+        area.inner(ratatui::layout::Margin::new(0, 1)),
+        &mut sb,
+    );
 }
 
-fn row_line(app: &App, r: &Row, cells: Option<&[String; 11]>, shown: &[usize], widths: &[usize], tw: usize) -> Line<'static> {
+fn row_line(
+    app: &App,
+    r: &Row,
+    cells: Option<&[String; 11]>,
+    shown: &[usize],
+    widths: &[usize],
+    tw: usize,
+) -> Line<'static> {
     let t = app.theme;
-    let iv = app.opened.as_ref().map_or(Interval::M1, |o| o.view.interval);
+    let iv = app
+        .opened
+        .as_ref()
+        .map_or(Interval::M1, |o| o.view.interval);
     // A kline's own open time (irregular ones open after their slot's).
     let open = match &r.kind {
         RowKind::Kline(k) | RowKind::Live(k) => k.open_time,
@@ -366,11 +460,22 @@ fn row_line(app: &App, r: &Row, cells: Option<&[String; 11]>, shown: &[usize], w
             Line::styled(s, if live { t.live() } else { Style::default() })
         }
         (kind, _) => {
-            let (what, style) = if *kind == RowKind::Missing { ("✕ known-missing", t.missing()) } else { ("? not fetched", t.unknown()) };
+            let (what, style) = if *kind == RowKind::Missing {
+                ("✕ known-missing", t.missing())
+            } else {
+                ("? not fetched", t.unknown())
+            };
             let n = r.slots();
-            let until = if n > 1 { format!(" until {}", format_time(iv.open_time(r.to), iv)) } else { String::new() };
+            let until = if n > 1 {
+                format!(" until {}", format_time(iv.open_time(r.to), iv))
+            } else {
+                String::new()
+            };
             let unit = if n == 1 { "kline" } else { "klines" };
-            Line::styled(format!("{time:<tw$}   {what}: {} {unit}{until}", group(n)), style)
+            Line::styled(
+                format!("{time:<tw$}   {what}: {} {unit}{until}", group(n)),
+                style,
+            )
         }
     }
 }
@@ -394,9 +499,21 @@ fn draw_chart(app: &mut App, f: &mut Frame, area: Rect) {
     let v = &o.view;
     let iv = v.interval;
     let zoom = app.chart.zoom;
-    let per = if zoom == 1 { format!("1 {iv} kline per column") } else { format!("{zoom} {iv} klines per column") };
-    let pinned = if app.chart.end.is_some() { " · panned (0 follows the table)" } else { "" };
-    let block = pane(app, format!(" chart · {per}{pinned} "), app.focus == Focus::Chart);
+    let per = if zoom == 1 {
+        format!("1 {iv} kline per column")
+    } else {
+        format!("{zoom} {iv} klines per column")
+    };
+    let pinned = if app.chart.end.is_some() {
+        " · panned (0 follows the table)"
+    } else {
+        ""
+    };
+    let block = pane(
+        app,
+        format!(" chart · {per}{pinned} "),
+        app.focus == Focus::Chart,
+    );
     let inner = block.inner(area);
     f.render_widget(block, area);
     app.areas.chart = inner;
@@ -405,22 +522,43 @@ fn draw_chart(app: &mut App, f: &mut Frame, area: Rect) {
         return;
     }
     let vol_h = if inner.height >= 12 { 3 } else { 1 };
-    let [plot, vol, axis] = Layout::vertical([Constraint::Min(1), Constraint::Length(vol_h), Constraint::Length(1)]).areas(inner);
-    let [gutter, candles_area] = Layout::horizontal([Constraint::Length(GUTTER), Constraint::Min(1)]).areas(plot);
-    let [_, vol_area] = Layout::horizontal([Constraint::Length(GUTTER), Constraint::Min(1)]).areas(vol);
-    let [_, axis_area] = Layout::horizontal([Constraint::Length(GUTTER), Constraint::Min(1)]).areas(axis);
+    let [plot, vol, axis] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(vol_h),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+    let [gutter, candles_area] =
+        Layout::horizontal([Constraint::Length(GUTTER), Constraint::Min(1)]).areas(plot);
+    let [_, vol_area] =
+        Layout::horizontal([Constraint::Length(GUTTER), Constraint::Min(1)]).areas(vol);
+    let [_, axis_area] =
+        Layout::horizontal([Constraint::Length(GUTTER), Constraint::Min(1)]).areas(axis);
     let cols = candles_area.width as usize;
     app.areas.chart_columns = cols;
-    let end = app.chart.end.or(app.areas.table_last_slot).unwrap_or(v.end() - 1);
+    let end = app
+        .chart
+        .end
+        .or(app.areas.table_last_slot)
+        .unwrap_or(v.end() - 1);
     let (start, cs) = match candles(v, end, cols, zoom) {
         Ok(x) => x,
         Err(e) => {
-            f.render_widget(Paragraph::new(Span::styled(e.to_string(), t.error())), inner);
+            f.render_widget(
+                Paragraph::new(Span::styled(e.to_string(), t.error())),
+                inner,
+            );
             return;
         }
     };
     let Some((lo, hi)) = price_range(&cs) else {
-        f.render_widget(Paragraph::new(Span::styled("no kline in this window (g/G: first/last)", t.dim())), candles_area);
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                "no kline in this window (g/G: first/last)",
+                t.dim(),
+            )),
+            candles_area,
+        );
         return;
     };
     let p = app.store.precision();
@@ -434,13 +572,36 @@ fn draw_chart(app: &mut App, f: &mut Frame, area: Rect) {
     if gh >= 5 {
         g[gh / 2] = Line::raw(price_label((hi + lo) / 2.0, p));
     }
-    f.render_widget(Paragraph::new(g).alignment(Alignment::Right), Rect { width: GUTTER - 1, ..gutter });
-    f.render_widget(CandleChart { candles: &cs, low: lo, high: hi, theme: t }, candles_area);
+    f.render_widget(
+        Paragraph::new(g).alignment(Alignment::Right),
+        Rect {
+            width: GUTTER - 1,
+            ..gutter
+        },
+    );
+    f.render_widget(
+        CandleChart {
+            candles: &cs,
+            low: lo,
+            high: hi,
+            theme: t,
+        },
+        candles_area,
+    );
     let bars = volume_bars(&cs);
     f.render_widget(Sparkline::default().data(&bars).style(t.dim()), vol_area);
-    f.render_widget(Paragraph::new(Span::styled("volume", t.dim())), Rect { width: GUTTER - 1, ..vol });
+    f.render_widget(
+        Paragraph::new(Span::styled("volume", t.dim())),
+        Rect {
+            width: GUTTER - 1,
+            ..vol
+        },
+    );
     let from = format_time(iv.open_time(start.max(0) as u64), iv);
-    let to = format_time(iv.open_time((start + (cols as u64 * zoom) as i64 - 1).max(0) as u64), iv);
+    let to = format_time(
+        iv.open_time((start + (cols as u64 * zoom) as i64 - 1).max(0) as u64),
+        iv,
+    );
     f.render_widget(Paragraph::new(from), axis_area);
     f.render_widget(Paragraph::new(to).alignment(Alignment::Right), axis_area);
 }
@@ -449,7 +610,10 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
     let block = pane(app, " status ".to_string(), false);
     let inner = block.inner(area);
     f.render_widget(block, area);
-    f.render_widget(Paragraph::new(app.status.as_str()).wrap(Wrap { trim: false }), inner);
+    f.render_widget(
+        Paragraph::new(app.status.as_str()).wrap(Wrap { trim: false }),
+        inner,
+    );
 }
 
 fn draw_log(app: &App, f: &mut Frame, area: Rect) {
@@ -458,7 +622,10 @@ fn draw_log(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(block, area);
     let lines = app.log.lines();
     let text: Vec<Line> = if lines.is_empty() {
-        vec![Line::styled("(the store's log record is empty)", app.theme.dim())]
+        vec![Line::styled(
+            "(the store's log record is empty)",
+            app.theme.dim(),
+        )]
     } else {
         lines[lines.len().saturating_sub(inner.height as usize)..]
             .iter()
@@ -526,25 +693,58 @@ pub const KEYS: &[(&str, &str)] = &[
 fn draw_help(app: &App, f: &mut Frame, area: Rect) {
     // One column of keys when it fits, else two side by side (descriptions
     // cut to the room there is): every key is always on screen.
-    let entry_w = 18 + KEYS.iter().map(|(_, w)| w.chars().count()).max().unwrap_or(0);
+    let entry_w = 18
+        + KEYS
+            .iter()
+            .map(|(_, w)| w.chars().count())
+            .max()
+            .unwrap_or(0);
     let two = (area.height as usize) < KEYS.len() + 2;
-    let rows = if two { KEYS.len().div_ceil(2) } else { KEYS.len() };
-    let col_w = if two { entry_w.min((area.width as usize).saturating_sub(3) / 2) } else { entry_w.min(area.width as usize - 2) };
-    let w = area.width.min(if two { 2 * col_w + 3 } else { col_w + 2 } as u16);
+    let rows = if two {
+        KEYS.len().div_ceil(2)
+    } else {
+        KEYS.len()
+    };
+    let col_w = if two {
+        entry_w.min((area.width as usize).saturating_sub(3) / 2)
+    } else {
+        entry_w.min(area.width as usize - 2)
+    };
+    let w = area
+        .width
+        .min(if two { 2 * col_w + 3 } else { col_w + 2 } as u16);
     let h = area.height.min(rows as u16 + 2);
-    let r = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
     f.render_widget(Clear, r);
     let block = pane(app, " keys · ? or Esc closes ".to_string(), true);
     let inner = block.inner(r);
     f.render_widget(block, r);
     let line = |(k, what): &(&'static str, &'static str)| -> Line<'static> {
-        Line::from(vec![Span::styled(format!("{k:<18}"), app.theme.header()), Span::raw(fit(what, col_w.saturating_sub(18)))])
+        Line::from(vec![
+            Span::styled(format!("{k:<18}"), app.theme.header()),
+            Span::raw(fit(what, col_w.saturating_sub(18))),
+        ])
     };
     if two {
-        let [a, b] = Layout::horizontal([Constraint::Length(col_w as u16 + 1), Constraint::Min(1)]).areas(inner);
-        f.render_widget(Paragraph::new(KEYS[..rows].iter().map(line).collect::<Vec<_>>()), a);
-        f.render_widget(Paragraph::new(KEYS[rows..].iter().map(line).collect::<Vec<_>>()), b);
+        let [a, b] = Layout::horizontal([Constraint::Length(col_w as u16 + 1), Constraint::Min(1)])
+            .areas(inner);
+        f.render_widget(
+            Paragraph::new(KEYS[..rows].iter().map(line).collect::<Vec<_>>()),
+            a,
+        );
+        f.render_widget(
+            Paragraph::new(KEYS[rows..].iter().map(line).collect::<Vec<_>>()),
+            b,
+        );
     } else {
-        f.render_widget(Paragraph::new(KEYS.iter().map(line).collect::<Vec<_>>()), inner);
+        f.render_widget(
+            Paragraph::new(KEYS.iter().map(line).collect::<Vec<_>>()),
+            inner,
+        );
     }
 }

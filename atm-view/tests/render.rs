@@ -18,7 +18,16 @@ fn kline(t: i64, step: i64, i: i64) -> Kline {
     Kline {
         open_time: t,
         close_time: t + step - 1,
-        values: [o, o.max(c) + 0.5, o.min(c) - 0.5, c, 10.0 + (i % 13) as f64, 1000.0 + i as f64, 5.0, 500.0],
+        values: [
+            o,
+            o.max(c) + 0.5,
+            o.min(c) - 0.5,
+            c,
+            10.0 + (i % 13) as f64,
+            1000.0 + i as f64,
+            5.0,
+            500.0,
+        ],
         trades: 7 + (i % 5) as u32,
     }
 }
@@ -27,18 +36,28 @@ fn kline(t: i64, step: i64, i: i64) -> Kline {
 /// spot BTCUSDT 1h, um ETHUSDT 1h, and `extra` um symbols with one kline.
 fn store(extra: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut w = store.writer().unwrap();
     let m1 = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();
     for i in (0..30).chain(1040..1100) {
         w.put(&m1, &kline(T0 + i * 60_000, 60_000, i)).unwrap();
     }
-    w.mark_missing(&m1, T0 + 30 * 60_000, T0 + 1029 * 60_000).unwrap();
+    w.mark_missing(&m1, T0 + 30 * 60_000, T0 + 1029 * 60_000)
+        .unwrap();
     let h1 = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::H1).unwrap();
     let eth = SeriesKey::parse(Market::UsdM, "ETHUSDT", Interval::H1).unwrap();
     for i in 0..200 {
-        w.put(&h1, &kline(T0 + i * 3_600_000, 3_600_000, i)).unwrap();
-        w.put(&eth, &kline(T0 + i * 3_600_000, 3_600_000, i + 50)).unwrap();
+        w.put(&h1, &kline(T0 + i * 3_600_000, 3_600_000, i))
+            .unwrap();
+        w.put(&eth, &kline(T0 + i * 3_600_000, 3_600_000, i + 50))
+            .unwrap();
     }
     for n in 0..extra {
         let k = SeriesKey::parse(Market::UsdM, &format!("S{n:05}USDT"), Interval::D1).unwrap();
@@ -56,7 +75,15 @@ fn store(extra: usize) -> tempfile::TempDir {
 }
 
 fn app(dir: &std::path::Path) -> App {
-    App::open(dir, Options { color: Some(false), label: Some("test-store".into()), open: None }).unwrap()
+    App::open(
+        dir,
+        Options {
+            color: Some(false),
+            label: Some("test-store".into()),
+            open: None,
+        },
+    )
+    .unwrap()
 }
 
 fn screen(app: &mut App, w: u16, h: u16) -> String {
@@ -78,13 +105,33 @@ fn type_text(app: &mut App, s: &str) {
 #[test]
 fn empty_store() {
     let dir = tempfile::tempdir().unwrap();
-    Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+    Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut a = app(dir.path());
     assert_eq!(a.focus(), Focus::Symbols);
     insta::assert_snapshot!("empty_store_120x40", screen(&mut a, 120, 40));
     insta::assert_snapshot!("empty_store_80x24", screen(&mut a, 80, 24));
-    press(&mut a, &[KeyCode::Enter, KeyCode::Down, KeyCode::Char('/'), KeyCode::Char('x'), KeyCode::Enter, KeyCode::Tab]);
-    assert!(screen(&mut a, 80, 24).contains("no series"), "keys on an empty store change nothing");
+    press(
+        &mut a,
+        &[
+            KeyCode::Enter,
+            KeyCode::Down,
+            KeyCode::Char('/'),
+            KeyCode::Char('x'),
+            KeyCode::Enter,
+            KeyCode::Tab,
+        ],
+    );
+    assert!(
+        screen(&mut a, 80, 24).contains("no series"),
+        "keys on an empty store change nothing"
+    );
 }
 
 #[test]
@@ -99,12 +146,18 @@ fn selection_box_with_thousands_of_symbols() {
     press(&mut a, &[KeyCode::Char('/')]);
     type_text(&mut a, "s0299");
     insta::assert_snapshot!("selection_filtered_120x40", screen(&mut a, 120, 40));
-    press(&mut a, &[KeyCode::Backspace, KeyCode::Backspace, KeyCode::Enter]);
+    press(
+        &mut a,
+        &[KeyCode::Backspace, KeyCode::Backspace, KeyCode::Enter],
+    );
     let s = screen(&mut a, 120, 40);
     assert!(s.contains("1000/3001"), "widening the filter again: {s}");
     press(&mut a, &[KeyCode::End]);
     let s = screen(&mut a, 120, 40);
-    assert!(s.contains("S02999USDT"), "G/End goes to the last match: {s}");
+    assert!(
+        s.contains("S02999USDT"),
+        "G/End goes to the last match: {s}"
+    );
 }
 
 #[test]
@@ -113,14 +166,29 @@ fn table_shows_missing_and_unknown_runs_as_one_row_each() {
     let mut a = app(dir.path());
     press(&mut a, &[KeyCode::Enter]);
     assert_eq!(a.focus(), Focus::Table);
-    assert_eq!(a.opened().unwrap().key.interval, Interval::M1, "the first interval with data");
+    assert_eq!(
+        a.opened().unwrap().key.interval,
+        Interval::M1,
+        "the first interval with data"
+    );
     insta::assert_snapshot!("table_end_120x40", screen(&mut a, 120, 40));
     press(&mut a, &[KeyCode::Char('g')]);
     let s = screen(&mut a, 120, 40);
     assert!(s.contains("2024-01-01 00:00"), "{s}");
-    press(&mut a, &[KeyCode::PageDown, KeyCode::Down, KeyCode::Down, KeyCode::Down]);
+    press(
+        &mut a,
+        &[
+            KeyCode::PageDown,
+            KeyCode::Down,
+            KeyCode::Down,
+            KeyCode::Down,
+        ],
+    );
     let s = screen(&mut a, 120, 40);
-    assert!(s.lines().nth(3).unwrap().contains("2024-01-01 00:16"), "a page of 14 rows and 3 lines down: {s}");
+    assert!(
+        s.lines().nth(3).unwrap().contains("2024-01-01 00:16"),
+        "a page of 14 rows and 3 lines down: {s}"
+    );
     press(&mut a, &[KeyCode::Up, KeyCode::Char(':')]);
     type_text(&mut a, "2024-01-01 00:25");
     press(&mut a, &[KeyCode::Enter]);
@@ -131,7 +199,10 @@ fn table_shows_missing_and_unknown_runs_as_one_row_each() {
     press(&mut a, &[KeyCode::Enter]);
     let s = screen(&mut a, 120, 40);
     let first_row = s.lines().nth(3).unwrap();
-    assert!(first_row.contains("2024-01-01 00:30") && first_row.contains("known-missing: 1,000 klines"), "{s}");
+    assert!(
+        first_row.contains("2024-01-01 00:30") && first_row.contains("known-missing: 1,000 klines"),
+        "{s}"
+    );
     // A bad date is an error in the footer, and the table stays.
     press(&mut a, &[KeyCode::Char(':')]);
     type_text(&mut a, "yesterday");
@@ -140,9 +211,20 @@ fn table_shows_missing_and_unknown_runs_as_one_row_each() {
     assert!(s.contains("cannot read the date \"yesterday\""), "{s}");
     assert!(s.lines().nth(3).unwrap().contains("2024-01-01 00:30"));
     // Columns scroll sideways.
-    press(&mut a, &[KeyCode::Right, KeyCode::Right, KeyCode::Right, KeyCode::Right]);
+    press(
+        &mut a,
+        &[
+            KeyCode::Right,
+            KeyCode::Right,
+            KeyCode::Right,
+            KeyCode::Right,
+        ],
+    );
     let s = screen(&mut a, 120, 40);
-    assert!(s.contains("taker_buy_quote") && !s.contains(" open "), "{s}");
+    assert!(
+        s.contains("taker_buy_quote") && !s.contains(" open "),
+        "{s}"
+    );
 }
 
 #[test]
@@ -152,8 +234,16 @@ fn chart_and_narrow_terminals() {
     press(&mut a, &[KeyCode::Char('i'), KeyCode::Enter]);
     assert_eq!(a.opened().unwrap().key.interval, Interval::M1);
     press(&mut a, &[KeyCode::Esc, KeyCode::Char('i')]);
-    assert_eq!(a.opened().unwrap().key.interval, Interval::H1, "i switches the open series' interval");
-    assert_eq!(a.focus(), Focus::Symbols, "switching the interval keeps the focus");
+    assert_eq!(
+        a.opened().unwrap().key.interval,
+        Interval::H1,
+        "i switches the open series' interval"
+    );
+    assert_eq!(
+        a.focus(),
+        Focus::Symbols,
+        "switching the interval keeps the focus"
+    );
     press(&mut a, &[KeyCode::Tab, KeyCode::Tab]);
     assert_eq!(a.focus(), Focus::Table);
     press(&mut a, &[KeyCode::Tab]);
@@ -164,7 +254,10 @@ fn chart_and_narrow_terminals() {
     assert!(s.contains("4 1h klines per column"), "{s}");
     press(&mut a, &[KeyCode::Char('g')]);
     let s = screen(&mut a, 80, 24);
-    assert!(s.contains("2024-01-01 00:00") && s.contains("panned"), "{s}");
+    assert!(
+        s.contains("2024-01-01 00:00") && s.contains("panned"),
+        "{s}"
+    );
     insta::assert_snapshot!("table_80x24", {
         press(&mut a, &[KeyCode::BackTab]);
         screen(&mut a, 80, 24)
@@ -179,10 +272,16 @@ fn help_lists_every_key_and_q_quits() {
     press(&mut a, &[KeyCode::Char('?')]);
     insta::assert_snapshot!("help_120x40", screen(&mut a, 120, 40));
     press(&mut a, &[KeyCode::Esc]);
-    assert!(!screen(&mut a, 120, 40).contains("keys · ? or Esc closes"), "Esc closes the help");
+    assert!(
+        !screen(&mut a, 120, 40).contains("keys · ? or Esc closes"),
+        "Esc closes the help"
+    );
     press(&mut a, &[KeyCode::Char('?')]);
     let small = screen(&mut a, 80, 16);
-    assert!(small.contains("mouse") && small.contains("Backspace, Ctrl-U"), "every key, in two columns when short:\n{small}");
+    assert!(
+        small.contains("mouse") && small.contains("Backspace, Ctrl-U"),
+        "every key, in two columns when short:\n{small}"
+    );
     press(&mut a, &[KeyCode::Char('q')]);
     assert!(a.should_quit(), "q quits even with the help open");
     let mut a = app(dir.path());
@@ -197,14 +296,27 @@ fn no_color_leaves_only_modifiers() {
     use ratatui::style::Color;
     let dir = store(0);
     let colors = |color: bool| {
-        let mut a = App::open(dir.path(), Options { color: Some(color), ..Options::default() }).unwrap();
+        let mut a = App::open(
+            dir.path(),
+            Options {
+                color: Some(color),
+                ..Options::default()
+            },
+        )
+        .unwrap();
         press(&mut a, &[KeyCode::Enter]);
         let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
         term.draw(|f| a.draw(f)).unwrap();
         let buf = term.backend().buffer().clone();
-        buf.content().iter().filter(|c| c.fg != Color::Reset || c.bg != Color::Reset).count()
+        buf.content()
+            .iter()
+            .filter(|c| c.fg != Color::Reset || c.bg != Color::Reset)
+            .count()
     };
-    assert!(colors(true) > 100, "candles, borders and states are colored");
+    assert!(
+        colors(true) > 100,
+        "candles, borders and states are colored"
+    );
     assert_eq!(colors(false), 0, "NO_COLOR: no cell has a color");
 }
 
@@ -212,15 +324,34 @@ fn no_color_leaves_only_modifiers() {
 fn a_series_named_at_start_is_open() {
     let dir = store(0);
     let open = |m: Market, s: &str, iv: Option<Interval>| {
-        App::open(dir.path(), Options { color: Some(false), label: None, open: Some((m, s.to_string(), iv)) })
+        App::open(
+            dir.path(),
+            Options {
+                color: Some(false),
+                label: None,
+                open: Some((m, s.to_string(), iv)),
+            },
+        )
     };
     let a = open(Market::UsdM, "ETHUSDT", None).unwrap();
-    assert_eq!(a.opened().unwrap().key, SeriesKey::parse(Market::UsdM, "ETHUSDT", Interval::H1).unwrap());
+    assert_eq!(
+        a.opened().unwrap().key,
+        SeriesKey::parse(Market::UsdM, "ETHUSDT", Interval::H1).unwrap()
+    );
     assert_eq!(a.focus(), Focus::Table);
     let a = open(Market::Spot, "BTCUSDT", Some(Interval::H1)).unwrap();
     assert_eq!(a.opened().unwrap().key.interval, Interval::H1);
-    let e = open(Market::Spot, "BTCUSDT", Some(Interval::D1)).err().unwrap().to_string();
-    assert!(e.contains("no 1d series of BTCUSDT on spot (it has 1m, 1h)"), "{e}");
-    let e = open(Market::CoinM, "BTCUSDT", None).err().unwrap().to_string();
+    let e = open(Market::Spot, "BTCUSDT", Some(Interval::D1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("no 1d series of BTCUSDT on spot (it has 1m, 1h)"),
+        "{e}"
+    );
+    let e = open(Market::CoinM, "BTCUSDT", None)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("no series of BTCUSDT on cm"), "{e}");
 }

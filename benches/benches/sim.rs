@@ -29,13 +29,21 @@ fn klines(c: &mut Criterion) {
     g.bench_function("1m_sequential_day", |b| {
         let gen = Gen::new(&um[0].model, NOW);
         let day = NOW - NOW % 86_400_000 - 30 * 86_400_000;
-        b.iter(|| (0..1440).filter_map(|m| gen.kline(Interval::M1, day + m * MINUTE)).count())
+        b.iter(|| {
+            (0..1440)
+                .filter_map(|m| gen.kline(Interval::M1, day + m * MINUTE))
+                .count()
+        })
     });
     g.throughput(Throughput::Elements(3600));
     g.bench_function("1s_sequential_hour_spot", |b| {
         let gen = Gen::new(&spot[0].model, NOW);
         let hour = NOW - NOW % 3_600_000 - 48 * 3_600_000;
-        b.iter(|| (0..3600).filter_map(|s| gen.kline(Interval::S1, hour + s * 1000)).count())
+        b.iter(|| {
+            (0..3600)
+                .filter_map(|s| gen.kline(Interval::S1, hour + s * 1000))
+                .count()
+        })
     });
     // Higher intervals come from day and hour summaries, not from their minutes.
     g.throughput(Throughput::Elements(1));

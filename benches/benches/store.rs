@@ -29,7 +29,14 @@ fn kline(i: u64) -> Kline {
 
 fn filled_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).expect("store");
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
+    )
+    .expect("store");
     let mut w = store.writer().expect("writer");
     for chunk in (0..ROWS).collect::<Vec<_>>().chunks(400_000) {
         let ks: Vec<Kline> = chunk.iter().map(|&i| kline(i)).collect();
@@ -42,25 +49,58 @@ fn filled_store() -> (tempfile::TempDir, Store) {
 
 fn reads(c: &mut Criterion) {
     let (_dir, store) = filled_store();
-    let s = store.series(&key("BTCUSDT")).expect("open").expect("exists");
+    let s = store
+        .series(&key("BTCUSDT"))
+        .expect("open")
+        .expect("exists");
     let mid = ORIGIN + (ROWS as i64 / 2) * 60_000;
     let mut g = c.benchmark_group("read");
     g.bench_function("range_30d_close_zero_copy_sum", |b| {
-        b.iter(|| s.view(mid, mid + 30 * 86_400_000 - 1, &[Column::Close], |v| v.f32s(3).map(sum)).expect("view"))
+        b.iter(|| {
+            s.view(mid, mid + 30 * 86_400_000 - 1, &[Column::Close], |v| {
+                v.f32s(3).map(sum)
+            })
+            .expect("view")
+        })
     });
     g.bench_function("range_30d_close_copy", |b| {
-        b.iter(|| s.view(mid, mid + 30 * 86_400_000 - 1, &[Column::Close], |v| v.f32s(3).map(|x| x.to_vec())).expect("view"))
+        b.iter(|| {
+            s.view(mid, mid + 30 * 86_400_000 - 1, &[Column::Close], |v| {
+                v.f32s(3).map(|x| x.to_vec())
+            })
+            .expect("view")
+        })
     });
-    g.bench_function("range_30d_klines", |b| b.iter(|| s.range(mid, mid + 30 * 86_400_000 - 1).expect("range").len()));
-    g.bench_function("tail_1000", |b| b.iter(|| s.tail(1000).expect("tail").len()));
+    g.bench_function("range_30d_klines", |b| {
+        b.iter(|| {
+            s.range(mid, mid + 30 * 86_400_000 - 1)
+                .expect("range")
+                .len()
+        })
+    });
+    g.bench_function("tail_1000", |b| {
+        b.iter(|| s.tail(1000).expect("tail").len())
+    });
     g.bench_function("latest", |b| b.iter(|| s.latest().expect("latest")));
     g.bench_function("scan_sum_volume", |b| {
-        b.iter(|| s.view(i64::MIN, i64::MAX, &[Column::Volume], |v| v.f32s(4).map(sum)).expect("scan"))
+        b.iter(|| {
+            s.view(i64::MIN, i64::MAX, &[Column::Volume], |v| {
+                v.f32s(4).map(sum)
+            })
+            .expect("scan")
+        })
     });
     g.bench_function("open_cold_series_and_latest", |b| {
         b.iter(|| {
             let fresh = Store::open(store.dir(), StoreOptions::default()).expect("open");
-            black_box(fresh.series(&key("BTCUSDT")).expect("series").expect("exists").latest().expect("latest"))
+            black_box(
+                fresh
+                    .series(&key("BTCUSDT"))
+                    .expect("series")
+                    .expect("exists")
+                    .latest()
+                    .expect("latest"),
+            )
         })
     });
     g.finish();
@@ -68,7 +108,14 @@ fn reads(c: &mut Criterion) {
 
 fn appends(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).expect("store");
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..Default::default()
+        },
+    )
+    .expect("store");
     let mut w = store.writer().expect("writer");
     let mut next = 0u64;
     let mut g = c.benchmark_group("append");
@@ -97,7 +144,8 @@ fn appends(c: &mut Criterion) {
     g.bench_function("group_commit_100_series_1_row", |b| {
         b.iter(|| {
             for s in 0..100 {
-                w.put(&key(&format!("S{s}USDT")), &kline(next)).expect("put");
+                w.put(&key(&format!("S{s}USDT")), &kline(next))
+                    .expect("put");
             }
             next += 1;
             w.commit().expect("commit")

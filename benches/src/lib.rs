@@ -48,7 +48,19 @@ pub fn peers_walk(n: usize) -> ([Vec<f32>; 8], Vec<u32>) {
         let low = tick(open.min(close) * (1.0 - next() * 0.001));
         let volume = lot(next() * 50.0);
         let taker = lot(volume * next());
-        for (c, v) in [open, high, low, close, volume, lot(volume * close), taker, lot(taker * close)].into_iter().enumerate() {
+        for (c, v) in [
+            open,
+            high,
+            low,
+            close,
+            volume,
+            lot(volume * close),
+            taker,
+            lot(taker * close),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             cols[c].push(v as f32);
         }
         trades.push((next() * 2000.0) as u32);
@@ -59,26 +71,43 @@ pub fn peers_walk(n: usize) -> ([Vec<f32>; 8], Vec<u32>) {
 /// (CPU seconds used so far, peak resident MB) of this process, from /proc.
 pub fn cpu_and_peak() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let f: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("").split_whitespace().collect();
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     let cpu = (ticks(11) + ticks(12)) / 100.0;
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let peak =
-        status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0);
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0);
     (cpu, peak / 1024.0)
 }
 
 /// This process's resident memory now (MB): `VmRSS` from /proc.
 pub fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
 /// This process's anonymous (heap) resident memory now, MB: the part of
 /// its footprint that is not the store's mapped file pages.
 pub fn anon_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0)
+    status
+        .lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
         / 1024.0
 }
 
@@ -90,7 +119,9 @@ mod tests {
         let xs: Vec<f32> = (0..3003).map(|i| (i % 97) as f32 * 0.5).collect();
         assert_eq!(super::sum(&xs), xs.iter().map(|&x| x as f64).sum::<f64>());
         // Inexact values: within 1e-6 of the f64 sum over 3.2M values.
-        let ys: Vec<f32> = (0..3_200_000).map(|i| 1.0 + (i % 1000) as f32 * 0.001_37).collect();
+        let ys: Vec<f32> = (0..3_200_000)
+            .map(|i| 1.0 + (i % 1000) as f32 * 0.001_37)
+            .collect();
         let want = ys.iter().map(|&x| x as f64).sum::<f64>();
         assert!((super::sum(&ys) - want).abs() / want < 1e-6);
     }

@@ -26,7 +26,13 @@ pub fn run(store: &Store, a: CompactArgs) -> Result<()> {
     w.lock_all(&keys)?;
     let (mut series, mut blocks, mut before_bytes, mut after_bytes) = (0u64, 0u64, 0u64, 0u64);
     for key in keys {
-        let size = |store: &Store| -> Result<u64> { Ok(store.series(&key)?.map(|s| s.bytes_on_disk()).transpose()?.unwrap_or(0)) };
+        let size = |store: &Store| -> Result<u64> {
+            Ok(store
+                .series(&key)?
+                .map(|s| s.bytes_on_disk())
+                .transpose()?
+                .unwrap_or(0))
+        };
         before_bytes += size(store)?;
         let n = w.compact(&key, before)?;
         after_bytes += size(store)?;

@@ -13,17 +13,34 @@ use crate::time_arg::parse_time;
 pub fn run(store: &Store, a: ExportArgs) -> Result<()> {
     let markets: Vec<Market> = a.markets.iter().map(|&m| m.into()).collect();
     let symbols: SymbolFilter = a.symbols.parse()?;
-    let intervals = a.intervals.iter().map(|i| i.parse::<Interval>()).collect::<std::result::Result<Vec<_>, _>>()?;
-    let from = a.from.as_deref().map(parse_time).transpose()?.unwrap_or(i64::MIN);
-    let to = a.to.as_deref().map(parse_time).transpose()?.unwrap_or(i64::MAX);
+    let intervals = a
+        .intervals
+        .iter()
+        .map(|i| i.parse::<Interval>())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let from = a
+        .from
+        .as_deref()
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(i64::MIN);
+    let to =
+        a.to.as_deref()
+            .map(parse_time)
+            .transpose()?
+            .unwrap_or(i64::MAX);
     if from > to {
-        return Err(CliError::Usage(format!("--from ({from}) is after --to ({to})")));
+        return Err(CliError::Usage(format!(
+            "--from ({from}) is after --to ({to})"
+        )));
     }
     let keys: Vec<SeriesKey> = store
         .list_series()?
         .into_iter()
         .filter(|k| {
-            markets.contains(&k.market) && (intervals.is_empty() || intervals.contains(&k.interval)) && symbols.matches(k.symbol.as_str())
+            markets.contains(&k.market)
+                && (intervals.is_empty() || intervals.contains(&k.interval))
+                && symbols.matches(k.symbol.as_str())
         })
         .collect();
     if keys.is_empty() {
@@ -35,10 +52,18 @@ pub fn run(store: &Store, a: ExportArgs) -> Result<()> {
             if a.intervals.is_empty() { "(all)".to_string() } else { a.intervals.join(",") }
         )));
     }
-    let opts = ExportOptions { format: a.format.into(), from, to, prune: a.prune };
+    let opts = ExportOptions {
+        format: a.format.into(),
+        from,
+        to,
+        prune: a.prune,
+    };
     let r = export(store, &keys, &a.out, &opts)?;
     if r.series == 0 {
-        return Err(CliError::Usage(format!("nothing to export: the {} selected series have no kline in the range", keys.len())));
+        return Err(CliError::Usage(format!(
+            "nothing to export: the {} selected series have no kline in the range",
+            keys.len()
+        )));
     }
     let mut out = std::io::stdout().lock();
     match a.summary {

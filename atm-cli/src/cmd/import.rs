@@ -17,7 +17,9 @@ pub fn run(dir: &std::path::Path, a: ImportArgs) -> Result<()> {
     // Plan first: a bad file name or unknown market fails before anything is written.
     let files = plan(&a.paths, a.market.map(Into::into))?;
     if files.is_empty() {
-        return Err(crate::error::CliError::Usage("no .csv, .csv.gz or .zip kline files in the given paths".into()));
+        return Err(crate::error::CliError::Usage(
+            "no .csv, .csv.gz or .zip kline files in the given paths".into(),
+        ));
     }
     let store = super::open_or_create(dir, precision)?;
     let mut writer = store.writer()?;
@@ -29,7 +31,10 @@ pub fn run(dir: &std::path::Path, a: ImportArgs) -> Result<()> {
     writer.lock_all(&keys)?;
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::new(files.len() as u64);
-        b.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         b
     } else {
         ProgressBar::hidden()
@@ -38,8 +43,16 @@ pub fn run(dir: &std::path::Path, a: ImportArgs) -> Result<()> {
     let mut total = FileReport::default();
     for f in &files {
         bar.set_message(format!("{}", f.key));
-        let r = import_file(&store, &mut writer, f, |rows| bar.set_message(format!("{} ({rows} rows)", f.key)))?;
-        log::info!("{}: {} rows, {} written, {} unchanged", f.path.display(), r.rows, r.written, r.unchanged);
+        let r = import_file(&store, &mut writer, f, |rows| {
+            bar.set_message(format!("{} ({rows} rows)", f.key))
+        })?;
+        log::info!(
+            "{}: {} rows, {} written, {} unchanged",
+            f.path.display(),
+            r.rows,
+            r.written,
+            r.unchanged
+        );
         if r.kept_stored > 0 {
             log::warn!(
                 "{}: {} rows differ from stored klines; the stored ones were kept (REST is the authority)",

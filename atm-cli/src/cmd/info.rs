@@ -48,7 +48,8 @@ pub fn run(store: &Store, a: InfoArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match a.format {
         InfoFormat::Json => {
-            let s = serde_json::to_string(&rows).map_err(|e| crate::error::CliError::Usage(e.to_string()))?;
+            let s = serde_json::to_string(&rows)
+                .map_err(|e| crate::error::CliError::Usage(e.to_string()))?;
             writeln!(out, "{s}")?;
         }
         InfoFormat::Table => {
@@ -58,10 +59,25 @@ pub fn run(store: &Store, a: InfoArgs) -> Result<()> {
             writeln!(
                 out,
                 "{:<6} {:<16} {:<4} {:<17} {:<17} {:>10} {:>9} {:>9} {:>12}",
-                "market", "symbol", "int", "first (UTC)", "last (UTC)", "present", "missing", "unknown", "bytes"
+                "market",
+                "symbol",
+                "int",
+                "first (UTC)",
+                "last (UTC)",
+                "present",
+                "missing",
+                "unknown",
+                "bytes"
             )?;
             let t = |v: Option<i64>| {
-                v.map(|t| atm_store::format_ms(t).replace('T', " ").chars().take(16).collect()).unwrap_or_else(|| "-".to_string())
+                v.map(|t| {
+                    atm_store::format_ms(t)
+                        .replace('T', " ")
+                        .chars()
+                        .take(16)
+                        .collect()
+                })
+                .unwrap_or_else(|| "-".to_string())
             };
             for r in &rows {
                 writeln!(

@@ -8,18 +8,26 @@ use crate::error::{CliError, Result};
 
 pub fn run(dir: &std::path::Path, a: LogArgs) -> Result<()> {
     let path = crate::logging::record_path(dir);
-    let rd = |e: std::io::Error| CliError::Usage(format!("reading the log record {}: {e}", path.display()));
+    let rd = |e: std::io::Error| {
+        CliError::Usage(format!("reading the log record {}: {e}", path.display()))
+    };
     let mut out = std::io::stdout().lock();
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !a.follow => {
-            return Err(CliError::Usage(format!("no log record at {}: no command has logged to this store yet", path.display())))
+            return Err(CliError::Usage(format!(
+                "no log record at {}: no command has logged to this store yet",
+                path.display()
+            )))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => wait_for(&path)?,
         Err(e) => return Err(rd(e)),
     };
     // The whole record, or its last N lines.
-    let lines: Vec<String> = BufReader::new(&mut file).lines().collect::<std::io::Result<_>>().map_err(rd)?;
+    let lines: Vec<String> = BufReader::new(&mut file)
+        .lines()
+        .collect::<std::io::Result<_>>()
+        .map_err(rd)?;
     let skip = a.lines.map(|n| lines.len().saturating_sub(n)).unwrap_or(0);
     for l in &lines[skip..] {
         writeln!(out, "{l}")?;
@@ -56,8 +64,15 @@ fn wait_for(path: &std::path::Path) -> Result<std::fs::File> {
     loop {
         match std::fs::File::open(path) {
             Ok(f) => return Ok(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::thread::sleep(Duration::from_millis(200)),
-            Err(e) => return Err(CliError::Usage(format!("opening the log record {}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            Err(e) => {
+                return Err(CliError::Usage(format!(
+                    "opening the log record {}: {e}",
+                    path.display()
+                )))
+            }
         }
     }
 }

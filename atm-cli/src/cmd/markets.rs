@@ -11,7 +11,13 @@ pub fn run(dir: &std::path::Path, a: MarketsArgs) -> Result<()> {
     let markets = super::exchange::markets(&a.exchange);
     for &m in &markets {
         let r = atm_ingest::markets::import(&mut client, &store, m)?;
-        log::info!("{m}: {} symbols ({} new, {} changed, {} gone)", r.symbols, r.added, r.changed, r.gone);
+        log::info!(
+            "{m}: {} symbols ({} new, {} changed, {} gone)",
+            r.symbols,
+            r.added,
+            r.changed,
+            r.gone
+        );
     }
     let mut out = std::io::stdout().lock();
     let mut rows = Vec::new();
@@ -33,9 +39,16 @@ pub fn run(dir: &std::path::Path, a: MarketsArgs) -> Result<()> {
     match a.format {
         MarketsFormat::Json => writeln!(out, "{}", serde_json::Value::Array(rows))?,
         MarketsFormat::Table => {
-            writeln!(out, "{:<6} {:<20} {:<16} {:<8} {:<8} {:<20}", "market", "symbol", "status", "base", "quote", "first_kline")?;
+            writeln!(
+                out,
+                "{:<6} {:<20} {:<16} {:<8} {:<8} {:<20}",
+                "market", "symbol", "status", "base", "quote", "first_kline"
+            )?;
             for r in rows {
-                let first = r["first_kline"].as_i64().map(atm_store::format_ms).unwrap_or_else(|| "-".into());
+                let first = r["first_kline"]
+                    .as_i64()
+                    .map(atm_store::format_ms)
+                    .unwrap_or_else(|| "-".into());
                 let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
                 writeln!(
                     out,

@@ -39,8 +39,20 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Log(a) => log::run(&dir, a),
         Command::View(a) => {
             let interval = a.interval.as_deref().map(str::parse).transpose()?;
-            let open = a.symbol.map(|s| (a.market.map_or(atm_store::Market::Spot, Into::into), s, interval));
-            Ok(atm_view::run(&dir, atm_view::app::Options { open, ..Default::default() })?)
+            let open = a.symbol.map(|s| {
+                (
+                    a.market.map_or(atm_store::Market::Spot, Into::into),
+                    s,
+                    interval,
+                )
+            });
+            Ok(atm_view::run(
+                &dir,
+                atm_view::app::Options {
+                    open,
+                    ..Default::default()
+                },
+            )?)
         }
     }
 }
@@ -63,5 +75,12 @@ fn open(dir: &std::path::Path) -> Result<Store> {
 
 /// Opens the store, creating it with `precision` if it does not exist.
 pub(crate) fn open_or_create(dir: &std::path::Path, precision: Precision) -> Result<Store> {
-    Ok(Store::open(dir, StoreOptions { create: true, precision, ..Default::default() })?)
+    Ok(Store::open(
+        dir,
+        StoreOptions {
+            create: true,
+            precision,
+            ..Default::default()
+        },
+    )?)
 }

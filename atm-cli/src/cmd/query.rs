@@ -12,12 +12,28 @@ use crate::time_arg::parse_time;
 pub fn run(store: &Store, a: QueryArgs) -> Result<()> {
     let interval: Interval = a.interval.parse()?;
     let key = SeriesKey::parse(a.market.into(), &a.symbol, interval)?;
-    let from = a.from.as_deref().map(parse_time).transpose()?.unwrap_or(i64::MIN);
-    let to = a.to.as_deref().map(parse_time).transpose()?.unwrap_or(i64::MAX);
+    let from = a
+        .from
+        .as_deref()
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(i64::MIN);
+    let to =
+        a.to.as_deref()
+            .map(parse_time)
+            .transpose()?
+            .unwrap_or(i64::MAX);
     if from > to {
-        return Err(CliError::Usage(format!("--from ({from}) is after --to ({to})")));
+        return Err(CliError::Usage(format!(
+            "--from ({from}) is after --to ({to})"
+        )));
     }
-    let series = store.series(&key)?.ok_or_else(|| CliError::Usage(format!("no series {key} in store {}", store.dir().display())))?;
+    let series = store.series(&key)?.ok_or_else(|| {
+        CliError::Usage(format!(
+            "no series {key} in store {}",
+            store.dir().display()
+        ))
+    })?;
     let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut w = KlineWriter::new(out, a.format, store.precision())?;
     match a.tail {
@@ -34,7 +50,8 @@ pub fn run(store: &Store, a: QueryArgs) -> Result<()> {
         }
         None => series.for_each_chunk(from, to, |chunk| {
             for k in chunk {
-                w.write(k).map_err(|e| atm_store::Error::io("write", "stdout", e))?;
+                w.write(k)
+                    .map_err(|e| atm_store::Error::io("write", "stdout", e))?;
             }
             Ok(())
         })?,

@@ -27,11 +27,17 @@ fn serve(a: SimServeArgs) -> Result<()> {
         churn: a
             .churn
             .as_deref()
-            .map(|d| atm_sim::faults::parse_duration(d).map_err(|_| CliError::Usage(format!("--churn {d:?}: write e.g. 30m or 2h"))))
+            .map(|d| {
+                atm_sim::faults::parse_duration(d)
+                    .map_err(|_| CliError::Usage(format!("--churn {d:?}: write e.g. 30m or 2h")))
+            })
             .transpose()?,
     };
     if !a.addr.ip().is_loopback() {
-        log::warn!("serving on {}, not loopback: anyone who can reach it can use it", a.addr);
+        log::warn!(
+            "serving on {}, not loopback: anyone who can reach it can use it",
+            a.addr
+        );
     }
     let mut printed = Ok(());
     atm_sim::server::run_until_signal(config, |base, ex| {

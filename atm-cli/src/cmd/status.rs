@@ -15,14 +15,22 @@ pub fn run(dir: &std::path::Path, a: StatusArgs) -> Result<()> {
         let processes = atm_status::read_status(dir)?;
         match a.format {
             SummaryFormat::Json => {
-                writeln!(out, "{}", json!({"store": dir.display().to_string(), "processes": processes}))?;
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"store": dir.display().to_string(), "processes": processes})
+                )?;
             }
             SummaryFormat::Text => {
                 if a.watch {
                     // Clear the screen and draw from the top.
                     write!(out, "\x1b[2J\x1b[H")?;
                 }
-                write!(out, "{}", atm_status::render(dir, &processes, atm_status::now_ms()))?;
+                write!(
+                    out,
+                    "{}",
+                    atm_status::render(dir, &processes, atm_status::now_ms())
+                )?;
             }
         }
         out.flush()?;

@@ -21,7 +21,11 @@ pub(crate) fn parse_intervals(list: &[String]) -> Result<Vec<atm_store::Interval
 
 /// `--markets`, `--symbols` and `--intervals` of `sync` and `stream`.
 pub(crate) fn selection(a: &crate::cli::SelectionArgs) -> Result<Selection> {
-    Ok(Selection { markets: super::exchange::markets(&a.exchange), symbols: a.symbols.parse()?, intervals: parse_intervals(&a.intervals)? })
+    Ok(Selection {
+        markets: super::exchange::markets(&a.exchange),
+        symbols: a.symbols.parse()?,
+        intervals: parse_intervals(&a.intervals)?,
+    })
 }
 
 pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
@@ -43,13 +47,24 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
     };
     let store = super::open_or_create(dir, a.precision.into())?;
     let mut client = super::exchange::connect(&a.selection.exchange)?;
-    let mut bars = if std::io::stderr().is_terminal() { Some(Bars::new(&opts.selection.markets)) } else { None };
+    let mut bars = if std::io::stderr().is_terminal() {
+        Some(Bars::new(&opts.selection.markets))
+    } else {
+        None
+    };
     let mut last_log = std::time::Instant::now();
     let summary = atm_ingest::sync(&mut client, &store, &opts, |p: &Progress| match &mut bars {
         Some(b) => b.update(p),
         None if last_log.elapsed().as_secs() >= 10 => {
             let markets: Vec<String> = p.markets.iter().map(market_line).collect();
-            log::info!("{}/{} pages, {} klines, weight {} | {}", p.pages_done, p.pages_total, p.klines, p.weight, markets.join(" | "));
+            log::info!(
+                "{}/{} pages, {} klines, weight {} | {}",
+                p.pages_done,
+                p.pages_total,
+                p.klines,
+                p.weight,
+                markets.join(" | ")
+            );
             last_log = std::time::Instant::now();
         }
         None => {}
@@ -59,13 +74,29 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     match a.format {
-        SummaryFormat::Json => writeln!(out, "{}", serde_json::to_string(&summary).unwrap_or_default())?,
+        SummaryFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&summary).unwrap_or_default()
+        )?,
         SummaryFormat::Text => {
             if opts.dry_run && !summary.planned_from_archives.is_empty() {
                 // REST's share of the requests, weight and time, in proportion to its klines.
-                let rest: u64 = summary.planned_from_archives.iter().map(|s| s.rest_klines).sum();
-                let archived: u64 = summary.planned_from_archives.iter().map(|s| s.archive_klines).sum();
-                let share = if summary.planned_klines == 0 { 0.0 } else { rest as f64 / summary.planned_klines as f64 };
+                let rest: u64 = summary
+                    .planned_from_archives
+                    .iter()
+                    .map(|s| s.rest_klines)
+                    .sum();
+                let archived: u64 = summary
+                    .planned_from_archives
+                    .iter()
+                    .map(|s| s.archive_klines)
+                    .sum();
+                let share = if summary.planned_klines == 0 {
+                    0.0
+                } else {
+                    rest as f64 / summary.planned_klines as f64
+                };
                 writeln!(
                     out,
                     "plan: {} series, {} klines missing: up to {archived} from archives, {rest} from REST (about {:.0} requests, weight {:.0}, {:.1} minutes at the rate limit); about {} MB on disk",
@@ -130,7 +161,10 @@ pub fn run(dir: &std::path::Path, a: SyncArgs) -> Result<()> {
         )));
     }
     if !summary.failed_markets.is_empty() {
-        return Err(CliError::Usage(format!("stopped: {}", summary.failed_markets.join("; "))));
+        return Err(CliError::Usage(format!(
+            "stopped: {}",
+            summary.failed_markets.join("; ")
+        )));
     }
     if summary.held_series > 0 {
         return Err(CliError::Incomplete(format!(
@@ -148,7 +182,10 @@ fn market_line(m: &MarketProgress) -> String {
         None if m.pages_total > 0 && m.pages_done == m.pages_total => ", done".to_string(),
         None => String::new(),
     };
-    format!("{} {}/{} pages, {} klines{state}", m.market, m.pages_done, m.pages_total, m.klines)
+    format!(
+        "{} {}/{} pages, {} klines{state}",
+        m.market, m.pages_done, m.pages_total, m.klines
+    )
 }
 
 /// The terminal display: an overall bar with rate and ETA, and a line per market.
@@ -170,18 +207,26 @@ impl Bars {
             .iter()
             .map(|_| {
                 let b = multi.add(ProgressBar::new(0));
-                b.set_style(ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+                b.set_style(
+                    ProgressStyle::with_template("  {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
                 b
             })
             .collect();
         crate::logging::set_progress(Some(multi.clone()));
-        Bars { _multi: multi, overall, markets }
+        Bars {
+            _multi: multi,
+            overall,
+            markets,
+        }
     }
 
     fn update(&mut self, p: &Progress) {
         self.overall.set_length(p.pages_total);
         self.overall.set_position(p.pages_done);
-        self.overall.set_message(format!("{} klines, weight {}", p.klines, p.weight));
+        self.overall
+            .set_message(format!("{} klines, weight {}", p.klines, p.weight));
         for (bar, m) in self.markets.iter().zip(&p.markets) {
             bar.set_message(market_line(m));
         }
@@ -204,11 +249,16 @@ pub(crate) fn stop_on_ctrl_c() -> atm_ingest::pipeline::ControlRequests {
     let pressed = std::sync::atomic::AtomicBool::new(false);
     let installed = ctrlc::set_handler(move || {
         if pressed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            eprintln!("interrupted again: exiting now (what was committed stays; run again to resume)");
+            eprintln!(
+                "interrupted again: exiting now (what was committed stays; run again to resume)"
+            );
             std::process::exit(130);
         }
         eprintln!("stopping: committing what arrived (Ctrl-C again to exit at once)");
-        if let Err(e) = far.call(atm_ingest::pipeline::Control::Stop, std::time::Duration::from_secs(10)) {
+        if let Err(e) = far.call(
+            atm_ingest::pipeline::Control::Stop,
+            std::time::Duration::from_secs(10),
+        ) {
             eprintln!("the sync did not answer ({e}): exiting");
             std::process::exit(130);
         }

@@ -33,11 +33,18 @@ pub fn run(store: &Store, a: VerifyArgs) -> Result<()> {
     }
     let Some(exchange) = a.exchange else {
         if json {
-            writeln!(out, "{}", serde_json::json!({"series": store.list_series()?.len(), "problems": lines}))?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"series": store.list_series()?.len(), "problems": lines})
+            )?;
         }
         return finish_files(store, &file_problems);
     };
-    let ex = ExchangeArgs { exchange, markets: a.markets.clone() };
+    let ex = ExchangeArgs {
+        exchange,
+        markets: a.markets.clone(),
+    };
     let client = super::exchange::connect(&ex)?;
     if a.archives {
         return archives(&client, store, json, &mut out);
@@ -58,7 +65,10 @@ pub fn run(store: &Store, a: VerifyArgs) -> Result<()> {
     if let Some(e) = write_err {
         return Err(e.into());
     }
-    let other_file_problems = file_problems.iter().filter(|p| !p.detail.contains("checksum mismatch")).count();
+    let other_file_problems = file_problems
+        .iter()
+        .filter(|p| !p.detail.contains("checksum mismatch"))
+        .count();
     if json {
         let mut v = serde_json::to_value(&report).unwrap_or_default();
         v["problems"] = serde_json::json!(lines);
@@ -82,7 +92,11 @@ pub fn run(store: &Store, a: VerifyArgs) -> Result<()> {
         let left = store.verify()?;
         left.len() as u64 + report.extra
     } else {
-        report.differ + report.missing + report.extra + report.damaged_blocks + other_file_problems as u64
+        report.differ
+            + report.missing
+            + report.extra
+            + report.damaged_blocks
+            + other_file_problems as u64
     };
     if unfixed > 0 {
         return Err(CliError::Usage(if a.repair {
@@ -95,11 +109,21 @@ pub fn run(store: &Store, a: VerifyArgs) -> Result<()> {
 }
 
 /// `--archives`: every imported archive's `.CHECKSUM` against the recorded one.
-fn archives(client: &atm_ingest::Client, store: &Store, json: bool, out: &mut std::io::StdoutLock) -> Result<()> {
+fn archives(
+    client: &atm_ingest::Client,
+    store: &Store,
+    json: bool,
+    out: &mut std::io::StdoutLock,
+) -> Result<()> {
     let checks = atm_ingest::archive::check_records(client, store.dir())?;
-    let bad: Vec<&atm_ingest::archive::ArchiveCheck> = checks.iter().filter(|c| c.state != "same").collect();
+    let bad: Vec<&atm_ingest::archive::ArchiveCheck> =
+        checks.iter().filter(|c| c.state != "same").collect();
     if json {
-        writeln!(out, "{}", serde_json::json!({"archives": checks.len(), "changed": bad}))?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"archives": checks.len(), "changed": bad})
+        )?;
     } else {
         for c in &bad {
             let r = &c.record;
@@ -139,11 +163,16 @@ fn finish_files(store: &Store, problems: &[atm_store::Problem]) -> Result<()> {
         log::info!("{n} series verified, no problems");
         Ok(())
     } else {
-        let series: std::collections::BTreeSet<_> = problems.iter().filter_map(|p| p.series.clone()).collect();
+        let series: std::collections::BTreeSet<_> =
+            problems.iter().filter_map(|p| p.series.clone()).collect();
         Err(CliError::Usage(format!(
             "{} problem(s) found in {}",
             problems.len(),
-            if series.is_empty() { "the store's files".to_string() } else { series.into_iter().collect::<Vec<_>>().join(", ") }
+            if series.is_empty() {
+                "the store's files".to_string()
+            } else {
+                series.into_iter().collect::<Vec<_>>().join(", ")
+            }
         )))
     }
 }

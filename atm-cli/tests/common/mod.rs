@@ -29,17 +29,33 @@ pub fn sim(args: &[&str]) -> Sim {
 
 /// Starts `atm sim serve --seed 3 ARGS` on a free port.
 pub fn sim_with(args: &[&str]) -> Sim {
-    let mut child =
-        Command::new(ATM).args(["sim", "serve", "--seed", "3"]).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(ATM)
+        .args(["sim", "serve", "--seed", "3"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("sim's first line {line:?}: {e}"));
-    Sim { base: v["base"].as_str().unwrap().to_string(), child }
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("sim's first line {line:?}: {e}"));
+    Sim {
+        base: v["base"].as_str().unwrap().to_string(),
+        child,
+    }
 }
 
 /// Runs `atm --store STORE ARGS` to completion.
 pub fn atm(store: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(ATM).arg("--store").arg(store).args(args).output().unwrap()
+    Command::new(ATM)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// GETs a JSON document.
@@ -49,7 +65,10 @@ pub fn get(url: &str) -> Value {
 
 /// Replaces a running simulator's faults.
 pub fn set_faults(sim: &Sim, spec: &str) {
-    let r = reqwest::blocking::Client::new().post(format!("{}/sim/v1/faults?spec={spec}", sim.base)).send().unwrap();
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/sim/v1/faults?spec={spec}", sim.base))
+        .send()
+        .unwrap();
     assert!(r.status().is_success(), "{:?}", r.text());
 }
 

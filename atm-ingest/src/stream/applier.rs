@@ -105,7 +105,10 @@ impl<'a> Applier<'a> {
         let mut names = Vec::new();
         let due_now = self.clock.now();
         for (key, first_kline) in keys {
-            let last = self.store.series(key)?.and_then(|s| s.latest().ok().flatten());
+            let last = self
+                .store
+                .series(key)?
+                .and_then(|s| s.latest().ok().flatten());
             let last_closed = last.map(|l| l.open_time);
             let id = match self.index.get(key) {
                 Some(&id) => id,
@@ -113,9 +116,19 @@ impl<'a> Applier<'a> {
                     let id = self.series.len();
                     let live = atm_status::live_slot_name(key);
                     names.push(live.clone());
-                    self.series.push(Followed { key: key.clone(), last_closed, last, repair_asked: i64::MIN, live, active: true });
+                    self.series.push(Followed {
+                        key: key.clone(),
+                        last_closed,
+                        last,
+                        repair_asked: i64::MIN,
+                        live,
+                        active: true,
+                    });
                     self.index.insert(key.clone(), id);
-                    self.by_symbol.entry((key.market, key.interval)).or_default().insert(key.symbol.as_str().to_string(), id);
+                    self.by_symbol
+                        .entry((key.market, key.interval))
+                        .or_default()
+                        .insert(key.symbol.as_str().to_string(), id);
                     id
                 }
             };
@@ -138,7 +151,9 @@ impl<'a> Applier<'a> {
     /// Stops following `key`: what closed up to now is asked of REST, then
     /// events of the series are ignored.
     pub fn unfollow(&mut self, key: &SeriesKey) {
-        let Some(&id) = self.index.get(key) else { return };
+        let Some(&id) = self.index.get(key) else {
+            return;
+        };
         if let Some(l) = self.series[id].last_closed {
             let due = last_closed_open(key.interval, self.clock.now());
             self.ask(id, next_open(key.interval, l), due);
@@ -201,16 +216,28 @@ impl<'a> Applier<'a> {
             Ok(WsMessage::Kline(e)) => e,
             Ok(WsMessage::Reply { .. } | WsMessage::Other { .. }) => return Ok(()),
             Ok(WsMessage::Error { code, msg, .. }) => {
-                self.bad(format!("{market}: the server answered an error {code}: {msg}"));
+                self.bad(format!(
+                    "{market}: the server answered an error {code}: {msg}"
+                ));
                 return Ok(());
             }
             Err(why) => {
-                self.bad(format!("{market}: {why}; payload: {}", text.chars().take(300).collect::<String>()));
+                self.bad(format!(
+                    "{market}: {why}; payload: {}",
+                    text.chars().take(300).collect::<String>()
+                ));
                 return Ok(());
             }
         };
-        let Some(&id) = self.by_symbol.get(&(market, e.interval)).and_then(|m| m.get(e.symbol.as_str())) else {
-            self.bad(format!("{market}: event of a stream not asked for: {}", text.chars().take(300).collect::<String>()));
+        let Some(&id) = self
+            .by_symbol
+            .get(&(market, e.interval))
+            .and_then(|m| m.get(e.symbol.as_str()))
+        else {
+            self.bad(format!(
+                "{market}: event of a stream not asked for: {}",
+                text.chars().take(300).collect::<String>()
+            ));
             return Ok(());
         };
         if !self.series[id].active {
@@ -230,14 +257,22 @@ impl<'a> Applier<'a> {
 
     /// A closed kline of series `id` (from an event received at `received`,
     /// or derived).
-    pub(super) fn on_close(&mut self, id: usize, k: Kline, received: Option<Instant>) -> Result<()> {
+    pub(super) fn on_close(
+        &mut self,
+        id: usize,
+        k: Kline,
+        received: Option<Instant>,
+    ) -> Result<()> {
         let f = &self.series[id];
         let (iv, open) = (f.key.interval, k.open_time);
         match f.last_closed {
             Some(l) if l == open => {
                 if f.last.as_ref() != Some(&k) {
                     self.summary.corrections += 1;
-                    log::warn!("{}: closing event at {open} differs from the stored kline; REST decides", f.key);
+                    log::warn!(
+                        "{}: closing event at {open} differs from the stored kline; REST decides",
+                        f.key
+                    );
                     self.ask_again(id, open, open);
                 }
                 return Ok(());
@@ -249,11 +284,16 @@ impl<'a> Applier<'a> {
             // one would leave a hole before it. The next start's backfill
             // takes both from REST.
             Some(l) if next_open(iv, l) < open && !self.repairs_open() => {
-                log::debug!("{}: close at {open} after a lost one while stopping: left to the next start", f.key);
+                log::debug!(
+                    "{}: close at {open} after a lost one while stopping: left to the next start",
+                    f.key
+                );
                 return Ok(());
             }
             // A jump: the closes in between were lost.
-            Some(l) if next_open(iv, l) < open => self.ask(id, next_open(iv, l), open_of(iv, open - 1)),
+            Some(l) if next_open(iv, l) < open => {
+                self.ask(id, next_open(iv, l), open_of(iv, open - 1))
+            }
             _ => {}
         }
         self.write(Write::Put(self.series[id].key.clone(), k, received))?;
@@ -270,14 +310,17 @@ impl<'a> Applier<'a> {
 
     /// Hands `w` to the committer.
     pub(super) fn write(&self, w: Write) -> Result<()> {
-        self.writes.send(w).map_err(|_| Error::Stopped("the committer stopped (see the error it logged)".into()))
+        self.writes
+            .send(w)
+            .map_err(|_| Error::Stopped("the committer stopped (see the error it logged)".into()))
     }
 
     /// Commits what is staged, and waits for it.
     pub fn flush(&self) -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.write(Write::Flush(tx))?;
-        rx.recv().map_err(|_| Error::Stopped("the committer stopped (see the error it logged)".into()))
+        rx.recv()
+            .map_err(|_| Error::Stopped("the committer stopped (see the error it logged)".into()))
     }
 
     fn bad(&mut self, why: String) {
@@ -305,7 +348,11 @@ impl<'a> Applier<'a> {
         for key in keys {
             if let Some(id) = self.id(key) {
                 if let Some(l) = self.series[id].last_closed {
-                    self.ask(id, next_open(key.interval, l), last_closed_open(key.interval, now));
+                    self.ask(
+                        id,
+                        next_open(key.interval, l),
+                        last_closed_open(key.interval, now),
+                    );
                 }
             }
         }
@@ -313,24 +360,46 @@ impl<'a> Applier<'a> {
 
     /// REST klines of `[from, to]`: the closed ones are written (REST wins),
     /// the slots without one are known-missing.
-    pub fn on_repaired(&mut self, key: SeriesKey, from: i64, to: i64, klines: Vec<Kline>) -> Result<()> {
+    pub fn on_repaired(
+        &mut self,
+        key: SeriesKey,
+        from: i64,
+        to: i64,
+        klines: Vec<Kline>,
+    ) -> Result<()> {
         // A kline not closed yet on this clock (the exchange's open candle,
         // or one this clock sees closing a moment later than the exchange's
         // does): from it on nothing is known yet: not written, not marked
         // missing, and asked again.
         let now = self.clock.now();
-        let in_range: Vec<Kline> = klines.into_iter().filter(|k| k.open_time >= from && k.open_time <= to).collect();
-        let fresh = in_range.iter().filter(|k| k.close_time >= now).map(|k| k.open_time).min();
-        let closed: Vec<Kline> = in_range.iter().filter(|k| fresh.is_none_or(|f| k.open_time < f)).copied().collect();
+        let in_range: Vec<Kline> = klines
+            .into_iter()
+            .filter(|k| k.open_time >= from && k.open_time <= to)
+            .collect();
+        let fresh = in_range
+            .iter()
+            .filter(|k| k.close_time >= now)
+            .map(|k| k.open_time)
+            .min();
+        let closed: Vec<Kline> = in_range
+            .iter()
+            .filter(|k| fresh.is_none_or(|f| k.open_time < f))
+            .copied()
+            .collect();
         let mut known_to = fresh.map_or(to, |f| f - 1);
         // Slots after the newest kline of the answer are known missing only
         // once the exchange has surely passed them: this clock may run ahead.
         let doubt = (CLOCK_DOUBT.as_millis() as f64 * self.clock.scale()) as i64;
-        let newest = in_range.iter().map(|k| k.open_time).max().unwrap_or(i64::MIN);
+        let newest = in_range
+            .iter()
+            .map(|k| k.open_time)
+            .max()
+            .unwrap_or(i64::MIN);
         let sure = newest.max(last_closed_open(key.interval, now - doubt));
         if sure < known_to {
             if let Some(id) = self.id(&key) {
-                self.recheck.push((id, next_open(key.interval, sure), known_to, now + doubt));
+                self.recheck
+                    .push((id, next_open(key.interval, sure), known_to, now + doubt));
             }
             known_to = sure;
         }
@@ -341,7 +410,11 @@ impl<'a> Applier<'a> {
         // Klines that closed less than CLOCK_DOUBT ago on this clock may be
         // the exchange's open candle if this clock runs ahead: they are
         // written, and asked again once the doubt is over (REST wins).
-        let recent: Vec<i64> = closed.iter().filter(|k| k.close_time >= now - doubt).map(|k| k.open_time).collect();
+        let recent: Vec<i64> = closed
+            .iter()
+            .filter(|k| k.close_time >= now - doubt)
+            .map(|k| k.open_time)
+            .collect();
         if let (Some(&a), Some(&z), Some(id)) = (recent.first(), recent.last(), self.id(&key)) {
             self.recheck.push((id, a, z, now + doubt));
         }
@@ -365,7 +438,9 @@ impl<'a> Applier<'a> {
     pub fn repair_due(&mut self, stopping: bool) {
         let now = self.clock.now();
         // Ranges left in doubt by an earlier answer, once the doubt is over.
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.recheck).into_iter().partition(|r| stopping || r.3 <= now);
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.recheck)
+            .into_iter()
+            .partition(|r| stopping || r.3 <= now);
         self.recheck = later;
         // Sent as they are: later asks may have moved `repair_asked` past them.
         for (id, from, to, _) in due {
@@ -373,10 +448,16 @@ impl<'a> Applier<'a> {
             self.summary.repairs += 1;
             self.send_repair((key, from, to));
         }
-        let grace = if stopping { 0 } else { (LATE_CLOSE.as_millis() as f64 * self.clock.scale()) as i64 };
+        let grace = if stopping {
+            0
+        } else {
+            (LATE_CLOSE.as_millis() as f64 * self.clock.scale()) as i64
+        };
         for id in 0..self.series.len() {
             let f = &self.series[id];
-            let Some(l) = f.last_closed.filter(|_| f.active) else { continue };
+            let Some(l) = f.last_closed.filter(|_| f.active) else {
+                continue;
+            };
             let due = last_closed_open(f.key.interval, now - grace);
             if l < due {
                 self.ask(id, next_open(f.key.interval, l), due);
@@ -406,14 +487,24 @@ mod tests {
     const T0: i64 = 1_795_570_080_000; // a minute boundary
 
     fn kline(t: i64, close: f64) -> Kline {
-        Kline { open_time: t, close_time: t + 59_999, values: [close; 8], trades: 1 }
+        Kline {
+            open_time: t,
+            close_time: t + 59_999,
+            values: [close; 8],
+            trades: 1,
+        }
     }
 
     /// An applier whose clock reads `now` (real-time rate), following one 1m series.
     fn applier(
         store: &Store,
         now: i64,
-    ) -> (Applier<'_>, crossbeam_channel::Receiver<Write>, crossbeam_channel::Receiver<RepairRequest>, SeriesKey) {
+    ) -> (
+        Applier<'_>,
+        crossbeam_channel::Receiver<Write>,
+        crossbeam_channel::Receiver<RepairRequest>,
+        SeriesKey,
+    ) {
         let (wtx, wrx) = crossbeam_channel::unbounded();
         let (rtx, rrx) = crossbeam_channel::unbounded();
         let mut a = Applier::new(store, Clock::new(Instant::now(), now, 1.0), wtx, None, rtx);
@@ -425,21 +516,44 @@ mod tests {
     #[test]
     fn a_kline_that_closed_a_moment_ago_is_written_and_asked_again_after_the_doubt() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         // 300 ms after T0's close on this clock: if it runs ahead, REST's T0 may be the open candle.
         let (mut a, wrx, rrx, key) = applier(&store, T0 + 60_300);
-        a.on_repaired(key.clone(), T0, T0, vec![kline(T0, 1.0)]).unwrap();
-        assert!(matches!(wrx.try_recv(), Ok(Write::Repaired(_, _, _, ks)) if ks == [kline(T0, 1.0)]));
+        a.on_repaired(key.clone(), T0, T0, vec![kline(T0, 1.0)])
+            .unwrap();
+        assert!(
+            matches!(wrx.try_recv(), Ok(Write::Repaired(_, _, _, ks)) if ks == [kline(T0, 1.0)])
+        );
         a.repair_due(false);
-        assert!(rrx.try_iter().all(|(_, from, _)| from != T0), "not before the doubt is over");
+        assert!(
+            rrx.try_iter().all(|(_, from, _)| from != T0),
+            "not before the doubt is over"
+        );
         a.repair_due(true);
-        assert!(rrx.try_iter().any(|r| r == (key.clone(), T0, T0)), "asked again (REST wins then)");
+        assert!(
+            rrx.try_iter().any(|r| r == (key.clone(), T0, T0)),
+            "asked again (REST wins then)"
+        );
     }
 
     #[test]
     fn once_repairs_are_closed_a_close_after_a_lost_one_is_not_written() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         for stopping in [false, true] {
             let (mut a, wrx, rrx, key) = applier(&store, T0 + 10 * 60_000);
             let id = a.id(&key).unwrap();
@@ -453,10 +567,19 @@ mod tests {
             let written: Vec<Write> = wrx.try_iter().collect();
             let asked: Vec<RepairRequest> = rrx.try_iter().collect();
             if stopping {
-                assert!(written.is_empty() && asked.is_empty(), "nothing that would leave a hole");
+                assert!(
+                    written.is_empty() && asked.is_empty(),
+                    "nothing that would leave a hole"
+                );
             } else {
-                assert_eq!(asked, [(key.clone(), T0 + 60_000, T0 + 60_000)], "the lost close is repaired");
-                assert!(matches!(written.as_slice(), [Write::Put(_, k, _)] if *k == kline(T0 + 120_000, 2.0)));
+                assert_eq!(
+                    asked,
+                    [(key.clone(), T0 + 60_000, T0 + 60_000)],
+                    "the lost close is repaired"
+                );
+                assert!(
+                    matches!(written.as_slice(), [Write::Put(_, k, _)] if *k == kline(T0 + 120_000, 2.0))
+                );
             }
         }
     }
@@ -464,10 +587,18 @@ mod tests {
     #[test]
     fn an_empty_answer_for_a_slot_just_closed_marks_nothing_missing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, ..Default::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let (mut a, wrx, rrx, key) = applier(&store, T0 + 60_300);
         // The exchange (behind this clock) has not opened T0 yet: no row.
-        a.on_repaired(key.clone(), T0 - 60_000, T0, vec![kline(T0 - 60_000, 1.0)]).unwrap();
+        a.on_repaired(key.clone(), T0 - 60_000, T0, vec![kline(T0 - 60_000, 1.0)])
+            .unwrap();
         match wrx.try_recv() {
             Ok(Write::Repaired(_, from, to, ks)) => {
                 assert_eq!((from, ks.len()), (T0 - 60_000, 1));
@@ -476,10 +607,17 @@ mod tests {
             _ => panic!("no repaired write"),
         }
         a.repair_due(true);
-        assert!(rrx.try_iter().any(|(k, from, to)| k == key && from == T0 && to == T0), "T0 asked again");
+        assert!(
+            rrx.try_iter()
+                .any(|(k, from, to)| k == key && from == T0 && to == T0),
+            "T0 asked again"
+        );
         // An old slot with no row is known-missing at once.
         let (mut a, wrx, _rrx, key) = applier(&store, T0 + 3_600_000);
-        a.on_repaired(key, T0, T0 + 60_000, vec![kline(T0 + 60_000, 1.0)]).unwrap();
-        assert!(matches!(wrx.try_recv(), Ok(Write::Repaired(_, from, to, _)) if from == T0 && to == T0 + 60_000));
+        a.on_repaired(key, T0, T0 + 60_000, vec![kline(T0 + 60_000, 1.0)])
+            .unwrap();
+        assert!(
+            matches!(wrx.try_recv(), Ok(Write::Repaired(_, from, to, _)) if from == T0 && to == T0 + 60_000)
+        );
     }
 }

@@ -64,7 +64,13 @@ pub(crate) struct Arming {
 impl Arming {
     /// Arms `series` (and every series written later) on `clock`.
     pub fn new(clock: ExchangeClock, series: &[SeriesKey]) -> Arming {
-        let mut a = Arming { clock, series: Vec::new(), known: HashSet::new(), cursor: 0, next_pass: Instant::now() };
+        let mut a = Arming {
+            clock,
+            series: Vec::new(),
+            known: HashSet::new(),
+            cursor: 0,
+            next_pass: Instant::now(),
+        };
         for key in series {
             a.add(key);
         }
@@ -156,7 +162,11 @@ pub(crate) struct Committer<'a> {
 
 impl<'a> Committer<'a> {
     /// A committer writing through `writer`.
-    pub fn new(store: &'a Store, writer: Writer, lag: Arc<Mutex<(Latency, Latency)>>) -> Committer<'a> {
+    pub fn new(
+        store: &'a Store,
+        writer: Writer,
+        lag: Arc<Mutex<(Latency, Latency)>>,
+    ) -> Committer<'a> {
         Committer {
             store,
             writer,
@@ -179,17 +189,24 @@ impl<'a> Committer<'a> {
 
     /// Runs until the applier hangs up, then commits what is left and
     /// closes the writer. Derived klines go to `derived`.
-    pub fn run(mut self, ops: &Receiver<Write>, derived: &Sender<(SeriesKey, Kline)>) -> Result<()> {
+    pub fn run(
+        mut self,
+        ops: &Receiver<Write>,
+        derived: &Sender<(SeriesKey, Kline)>,
+    ) -> Result<()> {
         loop {
             let op = match self.pending {
-                None => ops.recv_timeout(self.arming.as_ref().map_or(QUIET, |a| a.wait().min(QUIET))),
+                None => {
+                    ops.recv_timeout(self.arming.as_ref().map_or(QUIET, |a| a.wait().min(QUIET)))
+                }
                 Some(p) => ops.recv_timeout(GROUP_COMMIT.saturating_sub(p.elapsed())),
             };
             match op {
                 Ok(Write::Put(key, k, received)) => {
                     self.writer.put(&key, &k)?;
                     if atm_store::Writer::ends_block(&key, k.open_time) {
-                        self.block_ends.push((key.clone(), next_open(key.interval, k.open_time)));
+                        self.block_ends
+                            .push((key.clone(), next_open(key.interval, k.open_time)));
                     }
                     if let Some(a) = &mut self.arming {
                         a.add(&key);
@@ -199,7 +216,16 @@ impl<'a> Committer<'a> {
                 }
                 Ok(Write::Repaired(key, from, to, closed)) => {
                     self.writer.put_many(&key, &closed)?;
-                    crate::pipeline::mark_absent(&mut self.writer, &Page { key: key.clone(), from, to, limit: 0 }, &closed)?;
+                    crate::pipeline::mark_absent(
+                        &mut self.writer,
+                        &Page {
+                            key: key.clone(),
+                            from,
+                            to,
+                            limit: 0,
+                        },
+                        &closed,
+                    )?;
                     self.mark_ready(&key, &closed);
                     self.changed(None);
                 }
@@ -215,13 +241,18 @@ impl<'a> Committer<'a> {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            if self.pending.is_some_and(|p| ops.is_empty() || p.elapsed() >= GROUP_COMMIT) {
+            if self
+                .pending
+                .is_some_and(|p| ops.is_empty() || p.elapsed() >= GROUP_COMMIT)
+            {
                 self.commit(derived)?;
             }
             if self.pending.is_some() || !ops.is_empty() {
                 continue;
             }
-            if self.last_write.elapsed() >= QUIET && self.writer.journal_bytes() > QUIET_CHECKPOINT_BYTES {
+            if self.last_write.elapsed() >= QUIET
+                && self.writer.journal_bytes() > QUIET_CHECKPOINT_BYTES
+            {
                 // A quiet moment (closes come in bursts at interval
                 // boundaries): sync the series files and empty the
                 // journal now rather than inside a burst's commit.
@@ -254,7 +285,12 @@ impl<'a> Committer<'a> {
         }
         let t = Instant::now();
         let stats = self.writer.commit()?;
-        log::debug!("committed {} klines of {} series in {:?}", stats.klines, stats.series, t.elapsed());
+        log::debug!(
+            "committed {} klines of {} series in {:?}",
+            stats.klines,
+            stats.series,
+            t.elapsed()
+        );
         if let Ok(mut lag) = self.lag.lock() {
             lag.1.record(t.elapsed().as_micros() as u64);
             for r in self.receipts.drain(..) {
@@ -272,7 +308,9 @@ impl<'a> Committer<'a> {
 
     /// Minutes of `key` were written: the windows they end become ready.
     fn mark_ready(&mut self, key: &SeriesKey, minutes: &[Kline]) {
-        let Some(targets) = self.targets.get(key) else { return };
+        let Some(targets) = self.targets.get(key) else {
+            return;
+        };
         for k in minutes {
             for t in targets {
                 let w = open_of(t.interval, k.open_time);
@@ -289,15 +327,31 @@ impl<'a> Committer<'a> {
         let ready: Vec<(SeriesKey, i64)> = self.ready.iter().cloned().collect();
         let precision = self.store.precision();
         for (key, w) in ready {
-            let minute_key = SeriesKey { interval: Interval::M1, ..key.clone() };
+            let minute_key = SeriesKey {
+                interval: Interval::M1,
+                ..key.clone()
+            };
             let last_minute = next_open(key.interval, w) - 60_000;
-            let Some(minutes) = self.store.series(&minute_key)? else { continue };
+            let Some(minutes) = self.store.series(&minute_key)? else {
+                continue;
+            };
             if minutes.counts(w, last_minute)?.2 > 0 {
                 continue;
             }
             self.ready.remove(&(key.clone(), w));
-            let Some(k) = Kline::aggregate(&minutes.range(w, last_minute)?, w, next_open(key.interval, w) - 1, precision) else { continue };
-            if self.store.series(&key)?.is_some_and(|s| s.at(w).ok().flatten().is_some()) {
+            let Some(k) = Kline::aggregate(
+                &minutes.range(w, last_minute)?,
+                w,
+                next_open(key.interval, w) - 1,
+                precision,
+            ) else {
+                continue;
+            };
+            if self
+                .store
+                .series(&key)?
+                .is_some_and(|s| s.at(w).ok().flatten().is_some())
+            {
                 continue; // REST was first, and wins
             }
             if derived.send((key, k)).is_err() {
@@ -316,19 +370,37 @@ mod tests {
     #[test]
     fn series_are_armed_once_for_each_close_and_only_when_it_is_near() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
         let mut writer = store.writer().unwrap();
         let key = |iv| SeriesKey::parse(Market::Spot, "BTCUSDT", iv).unwrap();
-        let file = |iv: Interval| dir.path().join("spot").join(iv.file_name()).join(format!("BTCUSDT.{}", atm_store::SERIES_EXT));
+        let file = |iv: Interval| {
+            dir.path()
+                .join("spot")
+                .join(iv.file_name())
+                .join(format!("BTCUSDT.{}", atm_store::SERIES_EXT))
+        };
         // One exchange second before a minute boundary (not an hour's).
         let boundary = 1_764_000_060_000;
         let clock = ExchangeClock::new(Instant::now(), boundary - 1_000, 1.0);
-        let mut arming = Arming::new(clock, &[key(Interval::M1), key(Interval::H1), key(Interval::S1)]);
+        let mut arming = Arming::new(
+            clock,
+            &[key(Interval::M1), key(Interval::H1), key(Interval::S1)],
+        );
         // The minute closes within the lead; the hour does not, nor the
         // second (closer than its interval's quarter only at its end).
         assert_eq!(arming.step(&mut writer), 1);
         assert_eq!(arming.series.iter().filter(|s| s.1 == boundary).count(), 1);
-        assert!(file(Interval::M1).exists(), "arming opened (prepared) the series");
+        assert!(
+            file(Interval::M1).exists(),
+            "arming opened (prepared) the series"
+        );
         assert!(!file(Interval::H1).exists());
         // Armed once per close.
         arming.next_pass = Instant::now();

@@ -53,7 +53,13 @@ impl Streams {
 /// Runs a connection until the stop flag is set or the applier is gone.
 /// Every drop is reported ([`Item::Dropped`]) so the applier repairs what
 /// may have been lost.
-pub(crate) fn run(cfg: &Config, streams: Vec<(String, SeriesKey)>, commands: &Receiver<Command>, shared: &Shared, tx: &Sender<Item>) {
+pub(crate) fn run(
+    cfg: &Config,
+    streams: Vec<(String, SeriesKey)>,
+    commands: &Receiver<Command>,
+    shared: &Shared,
+    tx: &Sender<Item>,
+) {
     let market = cfg.market;
     let mut streams = Streams(streams);
     let mut failures = 0u32;
@@ -94,7 +100,9 @@ pub(crate) fn run(cfg: &Config, streams: Vec<(String, SeriesKey)>, commands: &Re
                     Ok(()) => {
                         shared.connections.fetch_add(1, Relaxed);
                         shared.rotations.fetch_add(1, Relaxed);
-                        log::info!("{market}: connection rotated before the exchange's lifetime cut");
+                        log::info!(
+                            "{market}: connection rotated before the exchange's lifetime cut"
+                        );
                         opened = Instant::now();
                         last_message = Instant::now();
                     }
@@ -134,7 +142,12 @@ pub(crate) fn run(cfg: &Config, streams: Vec<(String, SeriesKey)>, commands: &Re
 }
 
 /// Carries out the applier's subscription changes on the open connection.
-fn apply_commands(cfg: &Config, ws: &mut Ws, streams: &mut Streams, commands: &Receiver<Command>) -> Result<(), String> {
+fn apply_commands(
+    cfg: &Config,
+    ws: &mut Ws,
+    streams: &mut Streams,
+    commands: &Receiver<Command>,
+) -> Result<(), String> {
     for c in commands.try_iter() {
         let (method, names) = match c {
             Command::Subscribe(add) => {
@@ -147,7 +160,11 @@ fn apply_commands(cfg: &Config, ws: &mut Ws, streams: &mut Streams, commands: &R
                 ("UNSUBSCRIBE", gone)
             }
         };
-        send_paced(ws, &stream_requests(method, &names, PER_MESSAGE, 1_000), cfg.messages_per_second)?;
+        send_paced(
+            ws,
+            &stream_requests(method, &names, PER_MESSAGE, 1_000),
+            cfg.messages_per_second,
+        )?;
     }
     Ok(())
 }
@@ -155,21 +172,28 @@ fn apply_commands(cfg: &Config, ws: &mut Ws, streams: &mut Streams, commands: &R
 /// Sends `messages`, one per `1 / (limit - 1)` seconds, under the market's
 /// incoming-message limit.
 fn send_paced(ws: &mut Ws, messages: &[String], messages_per_second: u32) -> Result<(), String> {
-    let pace = Duration::from_secs_f64(1.0 / f64::from(messages_per_second.saturating_sub(1).max(1)));
+    let pace =
+        Duration::from_secs_f64(1.0 / f64::from(messages_per_second.saturating_sub(1).max(1)));
     for (i, m) in messages.iter().enumerate() {
         if i > 0 {
             std::thread::sleep(pace);
         }
-        ws.send(Message::text(m.as_str())).map_err(|e| format!("sending {m}: {e}"))?;
+        ws.send(Message::text(m.as_str()))
+            .map_err(|e| format!("sending {m}: {e}"))?;
     }
     Ok(())
 }
 
 /// Connects and subscribes to `streams`.
 fn open(cfg: &Config, streams: &[String]) -> Result<Ws, String> {
-    let (mut ws, _) = tungstenite::connect(&cfg.url).map_err(|e| format!("connecting to {}: {e}", cfg.url))?;
+    let (mut ws, _) =
+        tungstenite::connect(&cfg.url).map_err(|e| format!("connecting to {}: {e}", cfg.url))?;
     set_read_timeout(&mut ws, Duration::from_millis(200));
-    send_paced(&mut ws, &stream_requests("SUBSCRIBE", streams, PER_MESSAGE, 1), cfg.messages_per_second)?;
+    send_paced(
+        &mut ws,
+        &stream_requests("SUBSCRIBE", streams, PER_MESSAGE, 1),
+        cfg.messages_per_second,
+    )?;
     Ok(ws)
 }
 
@@ -185,7 +209,12 @@ fn read_one(ws: &mut Ws) -> Read {
         Ok(Message::Text(t)) => Read::Text(t),
         Ok(Message::Close(_)) => Read::Closed("the server closed the connection".into()),
         Ok(_) => Read::Nothing,
-        Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+        Err(tungstenite::Error::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
             Read::Nothing
         }
         Err(e) => Read::Closed(format!("connection lost: {e}")),
@@ -195,14 +224,21 @@ fn read_one(ws: &mut Ws) -> Read {
 /// Make-before-break: opens the next connection, reads both (forwarding
 /// every event; the applier drops duplicates) until the new one has
 /// answered its SUBSCRIBEs and sent an event, then closes the old one.
-fn rotate(ws: &mut Ws, cfg: &Config, streams: &[String], forward: &dyn Fn(tungstenite::Utf8Bytes) -> bool) -> Result<(), String> {
+fn rotate(
+    ws: &mut Ws,
+    cfg: &Config,
+    streams: &[String],
+    forward: &dyn Fn(tungstenite::Utf8Bytes) -> bool,
+) -> Result<(), String> {
     let mut next = open(cfg, streams)?;
     let subscribes = streams.len().div_ceil(PER_MESSAGE);
     let (mut replies, mut events) = (0, 0);
     let t = Instant::now();
     while replies < subscribes || events == 0 {
         if t.elapsed() > WATCHDOG {
-            return Err(format!("the new connection did not start streaming within {WATCHDOG:?}"));
+            return Err(format!(
+                "the new connection did not start streaming within {WATCHDOG:?}"
+            ));
         }
         match read_one(&mut next) {
             Read::Text(m) => {

@@ -50,14 +50,19 @@ impl Applier<'_> {
         for &(src, dst) in pairs {
             d.targets.entry(src).or_default().push(dst);
         }
-        let keys = pairs.iter().map(|&(src, dst)| (self.series[src].key.clone(), self.series[dst].key.clone())).collect();
+        let keys = pairs
+            .iter()
+            .map(|&(src, dst)| (self.series[src].key.clone(), self.series[dst].key.clone()))
+            .collect();
         self.write(super::committer::Write::Derive(keys))
     }
 
     /// A live minute of series `id`: the live klines of what derives from it.
     pub(super) fn derive_live(&mut self, id: usize, minute: &Kline) {
         let Some(d) = &self.derive else { return };
-        let Some(targets) = d.targets.get(&id) else { return };
+        let Some(targets) = d.targets.get(&id) else {
+            return;
+        };
         let mut out = Vec::with_capacity(targets.len());
         for &t in targets {
             let iv = self.series[t].key.interval;
@@ -79,12 +84,16 @@ impl Applier<'_> {
     /// of the windows it falls in.
     pub(super) fn derive_after_close(&mut self, id: usize, minute: &Kline) {
         let Some(d) = &mut self.derive else { return };
-        let Some(targets) = d.targets.get(&id) else { return };
+        let Some(targets) = d.targets.get(&id) else {
+            return;
+        };
         for &t in targets {
             let iv = self.series[t].key.interval;
             let w = open_of(iv, minute.open_time);
             let acc = match d.running.get(&t) {
-                Some((rw, acc)) if *rw == w => Kline::aggregate(&[*acc, *minute], w, next_open(iv, w) - 1, self.precision),
+                Some((rw, acc)) if *rw == w => {
+                    Kline::aggregate(&[*acc, *minute], w, next_open(iv, w) - 1, self.precision)
+                }
                 _ => Some(*minute),
             };
             if let Some(acc) = acc {
@@ -115,8 +124,15 @@ impl Applier<'_> {
     /// remembered for the cross-check. Ignored once stopping (REST has been
     /// asked for every window due).
     pub fn on_derived(&mut self, key: &SeriesKey, k: Kline) -> Result<()> {
-        let Some(id) = self.id(key) else { return Ok(()) };
-        if !self.repairs_open() || !self.series[id].active || self.series[id].last_closed.is_some_and(|l| l >= k.open_time) {
+        let Some(id) = self.id(key) else {
+            return Ok(());
+        };
+        if !self.repairs_open()
+            || !self.series[id].active
+            || self.series[id]
+                .last_closed
+                .is_some_and(|l| l >= k.open_time)
+        {
             return Ok(());
         }
         self.on_close(id, k, None)?;
@@ -134,8 +150,12 @@ impl Applier<'_> {
     pub(super) fn cross_check_due(&mut self, stopping: bool) {
         let now = self.clock.now();
         let Some(d) = &mut self.derive else { return };
-        let due: Vec<(usize, (i64, i64))> =
-            d.unchecked.iter().filter(|(_, (from, _))| stopping || now - from >= CHECK_AFTER_MS).map(|(&t, &r)| (t, r)).collect();
+        let due: Vec<(usize, (i64, i64))> = d
+            .unchecked
+            .iter()
+            .filter(|(_, (from, _))| stopping || now - from >= CHECK_AFTER_MS)
+            .map(|(&t, &r)| (t, r))
+            .collect();
         for (t, (from, to)) in due {
             if let Some(d) = &mut self.derive {
                 d.unchecked.remove(&t);

@@ -28,7 +28,11 @@ impl Latency {
             return;
         }
         // Algorithm R: the n-th value replaces a kept one with probability SAMPLES/n.
-        self.rng = if self.rng == 0 { 0x9E37_79B9_7F4A_7C15 } else { self.rng };
+        self.rng = if self.rng == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            self.rng
+        };
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
@@ -61,7 +65,10 @@ mod tests {
         for v in 1..=1000 {
             l.record(v);
         }
-        assert_eq!((l.quantile(0.5), l.quantile(0.99), l.quantile(1.0)), (500, 990, 1000));
+        assert_eq!(
+            (l.quantile(0.5), l.quantile(0.99), l.quantile(1.0)),
+            (500, 990, 1000)
+        );
         assert_eq!(l.histogram.count, 1000);
         // Ten times the sample size, uniform: the sample's p99 stays close.
         let mut l = Latency::default();

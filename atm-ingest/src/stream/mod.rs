@@ -185,10 +185,20 @@ pub(crate) enum Item {
 /// Streams until `opts.duration` passes or a stop is requested.
 pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Result<StreamSummary> {
     let started = Instant::now();
-    let shared = Arc::new(Shared { phase: std::sync::Mutex::new("starting"), ..Shared::default() });
-    let view = Arc::new(std::sync::Mutex::new((StageStats::default(), StreamSummary::default())));
+    let shared = Arc::new(Shared {
+        phase: std::sync::Mutex::new("starting"),
+        ..Shared::default()
+    });
+    let view = Arc::new(std::sync::Mutex::new((
+        StageStats::default(),
+        StreamSummary::default(),
+    )));
     let publisher = match opts.publish_status {
-        true => Some(Publisher::start(store.dir(), "stream", sampler(shared.clone(), client.stats.clone(), view.clone()))?),
+        true => Some(Publisher::start(
+            store.dir(),
+            "stream",
+            sampler(shared.clone(), client.stats.clone(), view.clone()),
+        )?),
         false => None,
     };
     // 1. Close the gap since each series' newest stored kline.
@@ -204,11 +214,19 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     // One writer from the backfill on: the stream holds its series while it
     // runs, and a series another process holds stops it before it writes.
     let mut writer = store.writer()?;
-    let backfilled = crate::sync::sync_with(client, store, &selection, Some(&mut writer), |_| {})?.klines_written;
+    let backfilled = crate::sync::sync_with(client, store, &selection, Some(&mut writer), |_| {})?
+        .klines_written;
     // 2. The series to follow: the selection's trading symbols.
     let symbols = refresh::streamable(store, &selection)?;
-    let keys = series_of(symbols.iter().map(|(m, s)| (*m, s.as_str())), &opts.selection.intervals, opts.derive)?;
-    log::info!("streaming {} series ({backfilled} backfilled klines)", keys.len());
+    let keys = series_of(
+        symbols.iter().map(|(m, s)| (*m, s.as_str())),
+        &opts.selection.intervals,
+        opts.derive,
+    )?;
+    log::info!(
+        "streaming {} series ({backfilled} backfilled klines)",
+        keys.len()
+    );
     let client: &Client = client;
     let (item_tx, item_rx) = bounded::<Item>(65_536);
     let (repair_tx, repair_rx) = unbounded::<RepairRequest>();
@@ -224,12 +242,26 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
     for k in keys.iter().take(open_files) {
         writer.prepare(k, crate::first_kline::open_of(k.interval, now))?;
     }
-    let commit_lag = Arc::new(std::sync::Mutex::new((Latency::default(), Latency::default())));
-    let committer = Committer::new(store, writer, commit_lag.clone()).arming(Arming::new(client.clock().clone(), &keys));
-    let mut applier = Applier::new(store, client.clock().clone(), write_tx, publisher.as_ref().map(Publisher::live_slots), repair_tx);
+    let commit_lag = Arc::new(std::sync::Mutex::new((
+        Latency::default(),
+        Latency::default(),
+    )));
+    let committer = Committer::new(store, writer, commit_lag.clone())
+        .arming(Arming::new(client.clock().clone(), &keys));
+    let mut applier = Applier::new(
+        store,
+        client.clock().clone(),
+        write_tx,
+        publisher.as_ref().map(Publisher::live_slots),
+        repair_tx,
+    );
     applier.summary.backfilled = backfilled;
     applier.summary.streams = keys.len() as u64;
-    follow(&mut applier, &keys.iter().map(|k| (k.clone(), None)).collect::<Vec<_>>(), opts.derive)?;
+    follow(
+        &mut applier,
+        &keys.iter().map(|k| (k.clone(), None)).collect::<Vec<_>>(),
+        opts.derive,
+    )?;
 
     *atm_types::sync::lock(&shared.phase) = "streaming";
     let (counted, result) = std::thread::scope(|scope| {
@@ -237,11 +269,24 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
         let committer = scope.spawn(move || committer.run(&write_rx, &derived_tx));
         // 4. Connections, a thread each (the pool holds the applier's channel
         // until the stop; the repair thread and the refresh hold clones).
-        let mut pool = Pool::new(scope, client, opts.rotate_after, shared.clone(), item_tx.clone());
-        let streamed: Vec<SeriesKey> = keys.iter().filter(|k| !(opts.derive && is_derived(k.interval))).cloned().collect();
+        let mut pool = Pool::new(
+            scope,
+            client,
+            opts.rotate_after,
+            shared.clone(),
+            item_tx.clone(),
+        );
+        let streamed: Vec<SeriesKey> = keys
+            .iter()
+            .filter(|k| !(opts.derive && is_derived(k.interval)))
+            .cloned()
+            .collect();
         for &market in &opts.selection.markets {
-            let mine: Vec<(String, SeriesKey)> =
-                streamed.iter().filter(|k| k.market == market).map(|k| (stream_name(k.symbol.as_str(), k.interval), k.clone())).collect();
+            let mine: Vec<(String, SeriesKey)> = streamed
+                .iter()
+                .filter(|k| k.market == market)
+                .map(|k| (stream_name(k.symbol.as_str(), k.interval), k.clone()))
+                .collect();
             for streams in shard(mine, limits(market).streams_per_connection) {
                 pool.spawn(market, streams);
             }
@@ -254,18 +299,29 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
         // 6. The market refresh.
         let refresher = {
             let (tx, sh, selection) = (item_tx, shared.clone(), &selection);
-            let every = opts.refresh_every.unwrap_or_else(|| client.clock().real(300_000).max(Duration::from_secs(2)));
+            let every = opts
+                .refresh_every
+                .unwrap_or_else(|| client.clock().real(300_000).max(Duration::from_secs(2)));
             scope.spawn(move || refresh::run(client, store, selection, symbols, every, &sh, &tx))
         };
         // 7. The applier: this thread, until everything feeding it is done.
-        let applied = ApplyLoop { applier: &mut applier, pool: &mut pool, opts, shared: &shared, view: &view, commit_lag: &commit_lag }
-            .run(&item_rx, &derived_rx);
+        let applied = ApplyLoop {
+            applier: &mut applier,
+            pool: &mut pool,
+            opts,
+            shared: &shared,
+            view: &view,
+            commit_lag: &commit_lag,
+        }
+        .run(&item_rx, &derived_rx);
         // On an error, everything stops: the stop flag, and no one left to
         // receive (a connection blocked on a full queue gets an error).
         shared.stop.store(true, Relaxed);
         drop(item_rx);
         let counted = applier.finish(); // hangs up on the committer
-        let committed = committer.join().unwrap_or_else(|_| Err(Error::Stopped("the committer panicked".into())));
+        let committed = committer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Stopped("the committer panicked".into())));
         pool.join();
         let _ = repairer.join();
         let _ = refresher.join();
@@ -305,7 +361,12 @@ pub fn stream(client: &mut Client, store: &Store, opts: &StreamOptions) -> Resul
 /// println!("{} events, {} closes", s.events, s.closes);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn replay(store: &Store, market: Market, series: &[SeriesKey], messages: impl IntoIterator<Item = String>) -> Result<StreamSummary> {
+pub fn replay(
+    store: &Store,
+    market: Market,
+    series: &[SeriesKey],
+    messages: impl IntoIterator<Item = String>,
+) -> Result<StreamSummary> {
     let started = Instant::now();
     let publisher = Publisher::start(store.dir(), "replay", Vec::new)?;
     let (repair_tx, _no_exchange) = unbounded::<RepairRequest>();
@@ -313,16 +374,29 @@ pub fn replay(store: &Store, market: Market, series: &[SeriesKey], messages: imp
     let (derived_tx, _derived_rx) = unbounded::<(SeriesKey, Kline)>();
     let mut writer = store.writer()?;
     writer.set_open_files(series.len() + 64);
-    let lag = Arc::new(std::sync::Mutex::new((Latency::default(), Latency::default())));
+    let lag = Arc::new(std::sync::Mutex::new((
+        Latency::default(),
+        Latency::default(),
+    )));
     let committer = Committer::new(store, writer, lag.clone());
     let clock = crate::budget::ExchangeClock::new(Instant::now(), 0, 1.0);
-    let mut applier = Applier::new(store, clock, write_tx, Some(publisher.live_slots()), repair_tx);
+    let mut applier = Applier::new(
+        store,
+        clock,
+        write_tx,
+        Some(publisher.live_slots()),
+        repair_tx,
+    );
     applier.follow(&series.iter().map(|k| (k.clone(), None)).collect::<Vec<_>>())?;
     let (counted, result) = std::thread::scope(|scope| {
         let committer = scope.spawn(move || committer.run(&write_rx, &derived_tx));
-        let applied = messages.into_iter().try_for_each(|m| applier.on_text(market, &m, Instant::now()));
+        let applied = messages
+            .into_iter()
+            .try_for_each(|m| applier.on_text(market, &m, Instant::now()));
         let counted = applier.finish();
-        let committed = committer.join().unwrap_or_else(|_| Err(Error::Stopped("the committer panicked".into())));
+        let committed = committer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Stopped("the committer panicked".into())));
         (counted, committed.and(applied))
     });
     publisher.finish();
@@ -337,7 +411,11 @@ pub fn replay(store: &Store, market: Market, series: &[SeriesKey], messages: imp
 
 /// The series of `symbols` at `intervals` (with `derive`, 1m is always
 /// among them: it is what the others are rolled up from).
-fn series_of<'s>(symbols: impl Iterator<Item = (Market, &'s str)>, intervals: &[Interval], derive: bool) -> Result<Vec<SeriesKey>> {
+fn series_of<'s>(
+    symbols: impl Iterator<Item = (Market, &'s str)>,
+    intervals: &[Interval],
+    derive: bool,
+) -> Result<Vec<SeriesKey>> {
     let mut ivs = intervals.to_vec();
     if derive && ivs.iter().any(|&iv| is_derived(iv)) && !ivs.contains(&Interval::M1) {
         ivs.push(Interval::M1);
@@ -355,12 +433,19 @@ fn series_of<'s>(symbols: impl Iterator<Item = (Market, &'s str)>, intervals: &[
 
 /// Follows `keys` (with their first kline when known), deriving the longer
 /// intervals from 1m with `derive`.
-fn follow(applier: &mut Applier<'_>, keys: &[(SeriesKey, Option<i64>)], derive: bool) -> Result<()> {
+fn follow(
+    applier: &mut Applier<'_>,
+    keys: &[(SeriesKey, Option<i64>)],
+    derive: bool,
+) -> Result<()> {
     applier.follow(keys)?;
     if derive {
         let mut pairs = Vec::new();
         for (k, _) in keys.iter().filter(|(k, _)| is_derived(k.interval)) {
-            let minute = SeriesKey { interval: Interval::M1, ..k.clone() };
+            let minute = SeriesKey {
+                interval: Interval::M1,
+                ..k.clone()
+            };
             if let (Some(src), Some(dst)) = (applier.id(&minute), applier.id(k)) {
                 pairs.push((src, dst));
             }
@@ -385,7 +470,11 @@ impl ApplyLoop<'_, '_, '_, '_> {
     /// Applies what arrives (messages, repairs, new listings, derived
     /// klines) and answers control requests, until everything feeding it is
     /// done (after a stop: the deadline, a [`Control::Stop`], or an error).
-    fn run(&mut self, items: &crossbeam_channel::Receiver<Item>, derived: &crossbeam_channel::Receiver<(SeriesKey, Kline)>) -> Result<()> {
+    fn run(
+        &mut self,
+        items: &crossbeam_channel::Receiver<Item>,
+        derived: &crossbeam_channel::Receiver<(SeriesKey, Kline)>,
+    ) -> Result<()> {
         let deadline = self.opts.duration.map(|d| Instant::now() + d);
         let mut control = self.opts.control.clone().unwrap_or_else(never);
         let ticker = tick(Duration::from_millis(100));
@@ -436,7 +525,9 @@ impl ApplyLoop<'_, '_, '_, '_> {
             Item::Text(market, text, received) => self.applier.on_text(market, &text, received)?,
             Item::Dropped(keys) => self.applier.on_dropped(&keys),
             Item::RepairFailed(key, from, to) => self.applier.send_repair((key, from, to)),
-            Item::Repaired(key, from, to, klines) => self.applier.on_repaired(key, from, to, klines)?,
+            Item::Repaired(key, from, to, klines) => {
+                self.applier.on_repaired(key, from, to, klines)?
+            }
             Item::Refreshed(r) => {
                 if self.pool.taking() {
                     self.on_refresh(r)?;
@@ -450,7 +541,9 @@ impl ApplyLoop<'_, '_, '_, '_> {
         Ok(match *c {
             Control::Flush => {
                 self.applier.flush()?;
-                ControlReply::Flushed { pages: self.applier.summary.klines_written }
+                ControlReply::Flushed {
+                    pages: self.applier.summary.klines_written,
+                }
             }
             Control::Stop => {
                 self.shared.stop.store(true, Relaxed);
@@ -464,7 +557,11 @@ impl ApplyLoop<'_, '_, '_, '_> {
     fn publish_view(&self) {
         if let Ok(mut v) = self.view.lock() {
             let mut stage = self.applier.stage.clone();
-            stage.latency_us = self.commit_lag.lock().map(|h| h.0.histogram.clone()).unwrap_or_default();
+            stage.latency_us = self
+                .commit_lag
+                .lock()
+                .map(|h| h.0.histogram.clone())
+                .unwrap_or_default();
             *v = (stage, self.applier.summary.clone());
         }
     }
@@ -475,7 +572,11 @@ impl ApplyLoop<'_, '_, '_, '_> {
         let opts = self.opts;
         let mut gone = Vec::new();
         for (m, s) in &r.removed {
-            for k in series_of(std::iter::once((*m, s.as_str())), &opts.selection.intervals, opts.derive)? {
+            for k in series_of(
+                std::iter::once((*m, s.as_str())),
+                &opts.selection.intervals,
+                opts.derive,
+            )? {
                 self.applier.unfollow(&k);
                 gone.push(stream_name(k.symbol.as_str(), k.interval));
             }
@@ -483,7 +584,11 @@ impl ApplyLoop<'_, '_, '_, '_> {
         self.pool.unsubscribe(&gone);
         let mut added = Vec::new();
         for (m, s, first) in &r.added {
-            for k in series_of(std::iter::once((*m, s.as_str())), &opts.selection.intervals, opts.derive)? {
+            for k in series_of(
+                std::iter::once((*m, s.as_str())),
+                &opts.selection.intervals,
+                opts.derive,
+            )? {
                 added.push((k, *first));
             }
         }
@@ -528,7 +633,16 @@ impl<'scope, 'env> Pool<'scope, 'env> {
         shared: Arc<Shared>,
         tx: Sender<Item>,
     ) -> Self {
-        Pool { scope, client, rotate_after, shared, tx: Some(tx), by_market: HashMap::new(), carrier: HashMap::new(), handles: Vec::new() }
+        Pool {
+            scope,
+            client,
+            rotate_after,
+            shared,
+            tx: Some(tx),
+            by_market: HashMap::new(),
+            carrier: HashMap::new(),
+            handles: Vec::new(),
+        }
     }
 
     /// Opens a connection of `market` carrying `streams` (nothing once the
@@ -539,7 +653,9 @@ impl<'scope, 'env> Pool<'scope, 'env> {
         let cfg = connection::Config {
             market,
             url: stream_url(self.client.endpoints(), market),
-            lifetime: self.rotate_after.unwrap_or_else(|| self.client.clock().real(lim.lifetime_ms - 600_000)),
+            lifetime: self
+                .rotate_after
+                .unwrap_or_else(|| self.client.clock().real(lim.lifetime_ms - 600_000)),
             messages_per_second: lim.messages_per_second,
         };
         let conns = self.by_market.entry(market).or_default();
@@ -549,7 +665,10 @@ impl<'scope, 'env> Pool<'scope, 'env> {
         let (cmd_tx, cmd_rx) = unbounded();
         conns.push((cmd_tx, streams.len()));
         let sh = self.shared.clone();
-        self.handles.push(self.scope.spawn(move || connection::run(&cfg, streams, &cmd_rx, &sh, &tx)));
+        self.handles.push(
+            self.scope
+                .spawn(move || connection::run(&cfg, streams, &cmd_rx, &sh, &tx)),
+        );
     }
 
     /// Opens no more connections and gives up the pool's end of the
@@ -572,9 +691,19 @@ impl<'scope, 'env> Pool<'scope, 'env> {
 
     /// Adds `streams` to connections of `market` with room, returning those
     /// that fit nowhere.
-    fn subscribe(&mut self, market: Market, mut streams: Vec<(String, SeriesKey)>) -> Vec<(String, SeriesKey)> {
+    fn subscribe(
+        &mut self,
+        market: Market,
+        mut streams: Vec<(String, SeriesKey)>,
+    ) -> Vec<(String, SeriesKey)> {
         let per = limits(market).streams_per_connection;
-        for (i, (cmd, n)) in self.by_market.entry(market).or_default().iter_mut().enumerate() {
+        for (i, (cmd, n)) in self
+            .by_market
+            .entry(market)
+            .or_default()
+            .iter_mut()
+            .enumerate()
+        {
             let take = per.saturating_sub(*n).min(streams.len());
             if take == 0 {
                 continue;
@@ -608,25 +737,47 @@ impl<'scope, 'env> Pool<'scope, 'env> {
 
 /// The repair thread: fetches each asked range page by page through the
 /// shared budget and hands the klines to the applier.
-fn repair(client: &Client, precision: atm_store::Precision, requests: crossbeam_channel::Receiver<RepairRequest>, tx: &Sender<Item>) {
+fn repair(
+    client: &Client,
+    precision: atm_store::Precision,
+    requests: crossbeam_channel::Receiver<RepairRequest>,
+    tx: &Sender<Item>,
+) {
     for (key, from, to) in requests {
-        let plan = SeriesPlan { key: key.clone(), gaps: vec![(from, to)] };
+        let plan = SeriesPlan {
+            key: key.clone(),
+            gaps: vec![(from, to)],
+        };
         for page in Pages::new(&plan, false) {
             match page.fetch(client, precision) {
                 Ok(k) => {
-                    if tx.send(Item::Repaired(key.clone(), page.from, page.to, k)).is_err() {
+                    if tx
+                        .send(Item::Repaired(key.clone(), page.from, page.to, k))
+                        .is_err()
+                    {
                         return;
                     }
                 }
                 Err(e @ crate::error::Error::RetriesExhausted { .. }) => {
-                    log::warn!("{key}: repair of {}..{} failed: {e}; asking again", page.from, page.to);
-                    if tx.send(Item::RepairFailed(key.clone(), page.from, to)).is_err() {
+                    log::warn!(
+                        "{key}: repair of {}..{} failed: {e}; asking again",
+                        page.from,
+                        page.to
+                    );
+                    if tx
+                        .send(Item::RepairFailed(key.clone(), page.from, to))
+                        .is_err()
+                    {
                         return;
                     }
                     break;
                 }
                 Err(e) => {
-                    log::error!("{key}: repair of {}..{} failed for good: {e}", page.from, page.to);
+                    log::error!(
+                        "{key}: repair of {}..{} failed for good: {e}",
+                        page.from,
+                        page.to
+                    );
                     break;
                 }
             }
@@ -643,7 +794,11 @@ fn sampler(
     move || {
         let (apply, s) = view.lock().map(|v| v.clone()).unwrap_or_default();
         let mut out = Vec::new();
-        let mut ws = StageStats { items_in: shared.events.load(Relaxed), bytes_in: shared.bytes.load(Relaxed), ..StageStats::default() };
+        let mut ws = StageStats {
+            items_in: shared.events.load(Relaxed),
+            bytes_in: shared.bytes.load(Relaxed),
+            ..StageStats::default()
+        };
         ws.items_out = ws.items_in;
         ws.metrics("ws", 0, &mut out);
         apply.metrics("apply", 0, &mut out);
@@ -664,8 +819,16 @@ fn sampler(
             weight: stats.weight.load(Relaxed),
         }
         .metrics("totals", &mut out);
-        let phase = if shared.stop.load(Relaxed) { "stopping" } else { *atm_types::sync::lock(&shared.phase) };
-        ProcessInfo { phase: phase.to_string(), ..ProcessInfo::default() }.metrics("process", &mut out);
+        let phase = if shared.stop.load(Relaxed) {
+            "stopping"
+        } else {
+            *atm_types::sync::lock(&shared.phase)
+        };
+        ProcessInfo {
+            phase: phase.to_string(),
+            ..ProcessInfo::default()
+        }
+        .metrics("process", &mut out);
         out
     }
 }
@@ -674,6 +837,10 @@ fn sampler(
 fn open_file_limit() -> usize {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
-        .and_then(|l| l.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3)?.parse().ok()))
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        })
         .unwrap_or(1024)
 }

@@ -24,7 +24,10 @@ pub(crate) struct Refresh {
 }
 
 /// The trading symbols of the selection, from the registry.
-pub(crate) fn streamable(store: &Store, selection: &SyncOptions) -> Result<BTreeSet<(Market, String)>> {
+pub(crate) fn streamable(
+    store: &Store,
+    selection: &SyncOptions,
+) -> Result<BTreeSet<(Market, String)>> {
     let mut out = BTreeSet::new();
     for (m, s) in crate::sync::select(store, selection)? {
         let reg = store.registry(m)?;
@@ -57,7 +60,9 @@ pub(crate) fn run(
         match refresh(client, store, selection, &current) {
             Ok((now, r)) => {
                 current = now;
-                if (!r.added.is_empty() || !r.removed.is_empty()) && tx.send(Item::Refreshed(r)).is_err() {
+                if (!r.added.is_empty() || !r.removed.is_empty())
+                    && tx.send(Item::Refreshed(r)).is_err()
+                {
                     return;
                 }
             }
@@ -81,9 +86,16 @@ fn refresh(
     if !added.is_empty() {
         crate::sync::identify_first_klines(client, store, &added, 4)?;
     }
-    let mut r = Refresh { removed, ..Refresh::default() };
+    let mut r = Refresh {
+        removed,
+        ..Refresh::default()
+    };
     for (m, s) in added {
-        let first = store.registry(m)?.symbols.get(&s).and_then(|i| i.first_kline);
+        let first = store
+            .registry(m)?
+            .symbols
+            .get(&s)
+            .and_then(|i| i.first_kline);
         log::info!("{m} {s}: listed; streaming it from now on");
         r.added.push((m, s, first));
     }

@@ -49,7 +49,14 @@ impl<'a> CrcStrategy<'a> {
     /// The strategy for block `b` of `batch`, given the `puts` that land in
     /// it, its entry `before` the batch, whether this writer `zeroed` its
     /// columns (and it is still empty), and whether this is a `replay`.
-    fn choose(batch: &'a SeriesBatch, b: u64, puts: &[(u64, Kline)], before: &Entry, zeroed: bool, replay: bool) -> CrcStrategy<'a> {
+    fn choose(
+        batch: &'a SeriesBatch,
+        b: u64,
+        puts: &[(u64, Kline)],
+        before: &Entry,
+        zeroed: bool,
+        replay: bool,
+    ) -> CrcStrategy<'a> {
         let (lo, hi) = (b * BLOCK_SLOTS, (b + 1) * BLOCK_SLOTS - 1);
         let touched = |r: &[(u64, u64)]| r.iter().any(|&(a, z)| a <= hi && z >= lo);
         if replay {
@@ -117,7 +124,8 @@ impl SeriesFile {
             seq.store(seq.load(Ordering::Relaxed) | 1, Ordering::Relaxed);
         }
         fence(Ordering::Release);
-        let mut exc: HashMap<u64, Exception> = live.exceptions.iter().map(|e| (e.slot, *e)).collect();
+        let mut exc: HashMap<u64, Exception> =
+            live.exceptions.iter().map(|e| (e.slot, *e)).collect();
         let mut put_i = 0;
         for (&b, before) in blocks.iter().zip(&befores) {
             let (lo, hi) = (b * BLOCK_SLOTS, (b + 1) * BLOCK_SLOTS - 1);
@@ -146,11 +154,21 @@ impl SeriesFile {
             if !puts.is_empty() {
                 self.write_puts(puts);
                 for (slot, k) in puts {
-                    let regular = (self.key.interval.open_time(*slot), self.key.interval.close_time(*slot));
+                    let regular = (
+                        self.key.interval.open_time(*slot),
+                        self.key.interval.close_time(*slot),
+                    );
                     if (k.open_time, k.close_time) == regular {
                         exc.remove(slot);
                     } else {
-                        exc.insert(*slot, Exception { slot: *slot, open_time: k.open_time, close_time: k.close_time });
+                        exc.insert(
+                            *slot,
+                            Exception {
+                                slot: *slot,
+                                open_time: k.open_time,
+                                close_time: k.close_time,
+                            },
+                        );
                     }
                 }
             }
@@ -178,10 +196,17 @@ impl SeriesFile {
             let (present, missing) = match (&old, &new_bytes) {
                 (Some(old), Some(new)) => {
                     let ones = |v: &[(usize, usize, [u8; 8])], k: usize| -> i64 {
-                        v.iter().filter(|e| e.0 == k).map(|e| u64::from_le_bytes(e.2).count_ones() as i64).sum()
+                        v.iter()
+                            .filter(|e| e.0 == k)
+                            .map(|e| u64::from_le_bytes(e.2).count_ones() as i64)
+                            .sum()
                     };
-                    let moved = |count: u32, k: usize| (count as i64 + ones(new, k) - ones(old, k)) as u32;
-                    (moved(before.present, COLUMNS), moved(before.missing, COLUMNS + 1))
+                    let moved =
+                        |count: u32, k: usize| (count as i64 + ones(new, k) - ones(old, k)) as u32;
+                    (
+                        moved(before.present, COLUMNS),
+                        moved(before.missing, COLUMNS + 1),
+                    )
                 }
                 _ => self.count_block(b),
             };
@@ -190,7 +215,9 @@ impl SeriesFile {
                 checksum::crc32c(self.map.bytes(off as usize, len as usize))
             };
             match (strategy, &old, &new_bytes) {
-                (CrcStrategy::Patch { .. }, Some(old), Some(new)) => self.patch_crcs(b, old, new, &mut crcs),
+                (CrcStrategy::Patch { .. }, Some(old), Some(new)) => {
+                    self.patch_crcs(b, old, new, &mut crcs)
+                }
                 (CrcStrategy::Known(known), _, _) => {
                     for (k, c) in crcs.iter_mut().enumerate() {
                         *c = if k < COLUMNS { known[k] } else { recompute(k) };
@@ -198,14 +225,18 @@ impl SeriesFile {
                 }
                 _ => {
                     for (k, c) in crcs.iter_mut().enumerate() {
-                        if k >= COLUMNS || !puts.is_empty() || direct || before.is_empty() || replay {
+                        if k >= COLUMNS || !puts.is_empty() || direct || before.is_empty() || replay
+                        {
                             *c = recompute(k);
                         }
                     }
                 }
             }
             let base = self.layout.entry_off(b);
-            self.write_u32(base + entry::FLAGS as u64, before.flags | entry::FLAG_RESERVED);
+            self.write_u32(
+                base + entry::FLAGS as u64,
+                before.flags | entry::FLAG_RESERVED,
+            );
             self.write_u32(base + entry::PRESENT as u64, present);
             self.write_u32(base + entry::MISSING as u64, missing);
             for (k, c) in crcs.iter().enumerate() {
@@ -234,7 +265,10 @@ impl SeriesFile {
         }
         if exc.len() > MAX_EXCEPTIONS {
             // Checked by the writer before the commit; replay of a valid journal cannot get here.
-            return Err(Error::InvalidInput(format!("series {} would hold more than {MAX_EXCEPTIONS} irregular klines", self.key)));
+            return Err(Error::InvalidInput(format!(
+                "series {} would hold more than {MAX_EXCEPTIONS} irregular klines",
+                self.key
+            )));
         }
         live.exceptions = exc.into_values().collect();
         live.exceptions.sort_by_key(|e| e.slot);
@@ -263,7 +297,10 @@ impl SeriesFile {
                 };
                 out.push((c, at, v));
             }
-            for (k, base) in [(COLUMNS, self.layout.present_off), (COLUMNS + 1, self.layout.missing_off)] {
+            for (k, base) in [
+                (COLUMNS, self.layout.present_off),
+                (COLUMNS + 1, self.layout.missing_off),
+            ] {
                 let word = slot / 64;
                 let at = (word * 8 - lo / 8) as usize;
                 if !out.iter().any(|&(kk, a, _)| kk == k && a == at) {
@@ -285,7 +322,11 @@ impl SeriesFile {
     ) {
         for (&(k, at, o), &(_, _, n)) in old.iter().zip(new) {
             let (_, len) = self.layout.crc_range(k, b);
-            let w = if k < COLUMNS { self.layout.col_width(k) as usize } else { 8 };
+            let w = if k < COLUMNS {
+                self.layout.col_width(k) as usize
+            } else {
+                8
+            };
             crcs[k] = checksum::crc32c_patch(crcs[k], len as usize, at, &o[..w], &n[..w]);
         }
     }
@@ -313,7 +354,10 @@ impl SeriesFile {
             let seq = self.block_seq(b);
             let s = seq.load(Ordering::Relaxed);
             if s % 2 == 1 {
-                self.write_u32(self.layout.entry_off(b) + entry::CRC as u64, self.entry_crc(b));
+                self.write_u32(
+                    self.layout.entry_off(b) + entry::CRC as u64,
+                    self.entry_crc(b),
+                );
                 seq.store(s + 1, Ordering::Release);
             }
         }

@@ -36,15 +36,21 @@ impl SeriesFile {
     /// Sets the present bits (and clears the missing bits) of slots `a..=z`.
     pub(super) fn set_present(&self, a: u64, z: u64) {
         for (w, mask) in word_masks(a, z) {
-            self.map.atomic_u64((self.layout.present_off + w * 8) as usize).fetch_or(mask, Ordering::Relaxed);
-            self.map.atomic_u64((self.layout.missing_off + w * 8) as usize).fetch_and(!mask, Ordering::Relaxed);
+            self.map
+                .atomic_u64((self.layout.present_off + w * 8) as usize)
+                .fetch_or(mask, Ordering::Relaxed);
+            self.map
+                .atomic_u64((self.layout.missing_off + w * 8) as usize)
+                .fetch_and(!mask, Ordering::Relaxed);
         }
     }
 
     pub(super) fn mark_missing_words(&self, a: u64, z: u64) {
         for (w, mask) in word_masks(a, z) {
             let present = self.u64_at(self.layout.present_off + w * 8);
-            self.map.atomic_u64((self.layout.missing_off + w * 8) as usize).fetch_or(mask & !present, Ordering::Relaxed);
+            self.map
+                .atomic_u64((self.layout.missing_off + w * 8) as usize)
+                .fetch_or(mask & !present, Ordering::Relaxed);
         }
     }
 }

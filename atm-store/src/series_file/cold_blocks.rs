@@ -39,8 +39,15 @@ impl SeriesFile {
                 break;
             }
         }
-        let frame =
-            frame.ok_or_else(|| Error::corrupt(&path, format!("series {}: cold block {b} is missing from the cold file", self.key)))?;
+        let frame = frame.ok_or_else(|| {
+            Error::corrupt(
+                &path,
+                format!(
+                    "series {}: cold block {b} is missing from the cold file",
+                    self.key
+                ),
+            )
+        })?;
         let raw = Arc::new(cold::decompress(&self.layout, &frame, &path, b)?);
         let mut cache = atm_types::sync::lock(&self.thawed);
         if cache.len() >= THAWED_CACHE {
@@ -52,7 +59,9 @@ impl SeriesFile {
 
     /// Offset of column `c`'s bytes inside a raw cold block.
     pub(super) fn raw_col_off(&self, c: usize) -> usize {
-        (0..c).map(|k| (BLOCK_SLOTS * self.layout.col_width(k)) as usize).sum()
+        (0..c)
+            .map(|k| (BLOCK_SLOTS * self.layout.col_width(k)) as usize)
+            .sum()
     }
 
     /// Moves sealed blocks' columns into the cold file (zstd) and frees their
@@ -86,7 +95,10 @@ impl SeriesFile {
                 if checksum::crc32c(bytes) != e.crcs[c] {
                     return Err(Error::corrupt(
                         &self.path,
-                        format!("series {}: block {b} fails its checksum; not compacting it", self.key),
+                        format!(
+                            "series {}: block {b} fails its checksum; not compacting it",
+                            self.key
+                        ),
                     ));
                 }
                 raw.extend_from_slice(bytes);
@@ -111,8 +123,10 @@ impl SeriesFile {
         for &b in &todo {
             for c in 0..COLUMNS {
                 let (off, len) = self.layout.col_block(c, b);
-                let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
-                nix::fcntl::fallocate(&self.file, mode, off as i64, len as i64).map_err(|e| nix_io("free space in", &self.path, e))?;
+                let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+                    | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+                nix::fcntl::fallocate(&self.file, mode, off as i64, len as i64)
+                    .map_err(|e| nix_io("free space in", &self.path, e))?;
             }
         }
         Ok(todo.len() as u64)
@@ -132,12 +146,22 @@ impl SeriesFile {
         let mut at = 0;
         for c in 0..COLUMNS {
             let (off, len) = self.layout.col_block(c, b);
-            nix::fcntl::fallocate(&self.file, nix::fcntl::FallocateFlags::empty(), off as i64, len as i64)
-                .map_err(|e| nix_io("reserve space in", &self.path, e))?;
+            nix::fcntl::fallocate(
+                &self.file,
+                nix::fcntl::FallocateFlags::empty(),
+                off as i64,
+                len as i64,
+            )
+            .map_err(|e| nix_io("reserve space in", &self.path, e))?;
             if checksum::crc32c(&raw[at..at + len as usize]) != e.crcs[c] {
-                return Err(Error::corrupt(&self.path, format!("series {}: cold block {b} fails its checksum", self.key)));
+                return Err(Error::corrupt(
+                    &self.path,
+                    format!("series {}: cold block {b} fails its checksum", self.key),
+                ));
             }
-            self.file.write_all_at(&raw[at..at + len as usize], off).map_err(|e| Error::io("write", &self.path, e))?;
+            self.file
+                .write_all_at(&raw[at..at + len as usize], off)
+                .map_err(|e| Error::io("write", &self.path, e))?;
             at += len as usize;
         }
         self.sync()?;

@@ -16,7 +16,11 @@ impl SeriesFile {
     /// (through the page cache, without faulting the map), converting to the
     /// store's precision in chunks. Publishes nothing.
     /// Returns the column checksums of the blocks the run covers whole.
-    pub fn write_column_slices(&self, first: u64, cols: &crate::writer::Columns<'_>) -> Result<HashMap<u64, [u32; COLUMNS]>> {
+    pub fn write_column_slices(
+        &self,
+        first: u64,
+        cols: &crate::writer::Columns<'_>,
+    ) -> Result<HashMap<u64, [u32; COLUMNS]>> {
         use crate::writer::FloatColumn;
         // 128 blocks: 2 MiB of each f32 column per `pwrite`, which the kernel
         // keeps in large folios (see `write_values_pwrite`), from a buffer
@@ -36,17 +40,23 @@ impl SeriesFile {
                 let j = (i + CHUNK).min(n);
                 buf.clear();
                 if c == FLOAT_COLUMNS {
-                    cols.trades[i..j].iter().for_each(|t| buf.extend_from_slice(&t.to_le_bytes()));
+                    cols.trades[i..j]
+                        .iter()
+                        .for_each(|t| buf.extend_from_slice(&t.to_le_bytes()));
                 } else {
                     match (cols.values[c], self.precision) {
-                        (FloatColumn::F32(v), Precision::F32) => v[i..j].iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-                        (FloatColumn::F32(v), Precision::F64) => {
-                            v[i..j].iter().for_each(|x| buf.extend_from_slice(&(*x as f64).to_le_bytes()))
-                        }
-                        (FloatColumn::F64(v), Precision::F32) => {
-                            v[i..j].iter().for_each(|x| buf.extend_from_slice(&(*x as f32).to_le_bytes()))
-                        }
-                        (FloatColumn::F64(v), Precision::F64) => v[i..j].iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                        (FloatColumn::F32(v), Precision::F32) => v[i..j]
+                            .iter()
+                            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                        (FloatColumn::F32(v), Precision::F64) => v[i..j]
+                            .iter()
+                            .for_each(|x| buf.extend_from_slice(&(*x as f64).to_le_bytes())),
+                        (FloatColumn::F64(v), Precision::F32) => v[i..j]
+                            .iter()
+                            .for_each(|x| buf.extend_from_slice(&(*x as f32).to_le_bytes())),
+                        (FloatColumn::F64(v), Precision::F64) => v[i..j]
+                            .iter()
+                            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
                     }
                 }
                 let w = self.layout.col_width(c) as usize;
@@ -54,11 +64,14 @@ impl SeriesFile {
                 let mut b = s_lo.div_ceil(BLOCK_SLOTS);
                 while (b + 1) * BLOCK_SLOTS <= s_hi {
                     let at = ((b * BLOCK_SLOTS - s_lo) as usize) * w;
-                    crcs.entry(b).or_insert([0; COLUMNS])[c] = checksum::crc32c(&buf[at..at + BLOCK_SLOTS as usize * w]);
+                    crcs.entry(b).or_insert([0; COLUMNS])[c] =
+                        checksum::crc32c(&buf[at..at + BLOCK_SLOTS as usize * w]);
                     b += 1;
                 }
                 let off = self.layout.col_off[c] + s_lo * self.layout.col_width(c);
-                self.file.write_all_at(&buf, off).map_err(|e| Error::io("write", &self.path, e))?;
+                self.file
+                    .write_all_at(&buf, off)
+                    .map_err(|e| Error::io("write", &self.path, e))?;
                 i = j;
             }
         }
@@ -91,13 +104,21 @@ impl SeriesFile {
         for b in blocks {
             self.unzero(b);
         }
-        self.encode_runs(puts, |off, bytes| self.file.write_all_at(bytes, off).map_err(|e| Error::io("write", &self.path, e)))
+        self.encode_runs(puts, |off, bytes| {
+            self.file
+                .write_all_at(bytes, off)
+                .map_err(|e| Error::io("write", &self.path, e))
+        })
     }
 
     /// Encodes the values of `puts` (sorted by slot) column by column, one
     /// contiguous run at a time, handing each run's bytes and file offset to
     /// `sink`.
-    pub(super) fn encode_runs(&self, puts: &[(u64, Kline)], mut sink: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+    pub(super) fn encode_runs(
+        &self,
+        puts: &[(u64, Kline)],
+        mut sink: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let mut i = 0;
         let mut buf = Vec::new();
         while i < puts.len() {
@@ -118,7 +139,10 @@ impl SeriesFile {
                         buf.extend_from_slice(&k.values[c].to_le_bytes());
                     }
                 }
-                sink(self.layout.col_off[c] + first * self.layout.col_width(c), &buf)?;
+                sink(
+                    self.layout.col_off[c] + first * self.layout.col_width(c),
+                    &buf,
+                )?;
             }
             i = j;
         }

@@ -6,7 +6,9 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use super::*;
 use crate::checksum;
 use crate::error::{Error, Result};
-use crate::layout::{self, entry, live, EXC_BYTES, EXC_OFF, LIVE_COPY_LEN, LIVE_COPY_OFF, LIVE_OFF, MAX_EXCEPTIONS};
+use crate::layout::{
+    self, entry, live, EXC_BYTES, EXC_OFF, LIVE_COPY_LEN, LIVE_COPY_OFF, LIVE_OFF, MAX_EXCEPTIONS,
+};
 
 /// A consistent snapshot of the live header.
 #[derive(Clone, Debug, Default)]
@@ -39,12 +41,18 @@ impl SeriesFile {
             let version = self.live_version().load(Ordering::Acquire);
             let off = LIVE_COPY_OFF + (version / 2 % 2) * LIVE_COPY_LEN;
             let bytes = self.map.bytes(off as usize, LIVE_COPY_LEN as usize);
-            let l = decode_live(bytes).filter(|_| live_crc(bytes) == layout::get_u32(bytes, live::CRC));
+            let l =
+                decode_live(bytes).filter(|_| live_crc(bytes) == layout::get_u32(bytes, live::CRC));
             fence(Ordering::Acquire);
             if self.live_version().load(Ordering::Relaxed) != version {
                 continue;
             }
-            return l.ok_or_else(|| Error::corrupt(&self.path, format!("series {}: live header checksum mismatch", self.key)));
+            return l.ok_or_else(|| {
+                Error::corrupt(
+                    &self.path,
+                    format!("series {}: live header checksum mismatch", self.key),
+                )
+            });
         }
     }
 
@@ -75,7 +83,10 @@ impl SeriesFile {
         let (mut p, mut m, mut first, mut last) = (0u64, 0u64, None, None);
         for b in 0..self.layout.blocks {
             let base = self.layout.entry_off(b);
-            let (bp, bm) = (self.u32_at(base + entry::PRESENT as u64), self.u32_at(base + entry::MISSING as u64));
+            let (bp, bm) = (
+                self.u32_at(base + entry::PRESENT as u64),
+                self.u32_at(base + entry::MISSING as u64),
+            );
             p += bp as u64;
             m += bm as u64;
             if bp > 0 {
@@ -83,7 +94,12 @@ impl SeriesFile {
                 last = self.last_present_in(b);
             }
         }
-        (live.present_total, live.missing_total, live.first_present, live.last_present) = (p, m, first, last);
+        (
+            live.present_total,
+            live.missing_total,
+            live.first_present,
+            live.last_present,
+        ) = (p, m, first, last);
     }
 }
 
@@ -92,14 +108,25 @@ impl SeriesFile {
 /// The bytes of a live copy up to its last used exception (what follows
 /// is not read: the count says where the table ends).
 pub(super) fn encode_live(l: &Live) -> Vec<u8> {
-    let mut b = vec![0u8; (EXC_OFF + l.exceptions.len().min(MAX_EXCEPTIONS) as u64 * EXC_BYTES) as usize];
-    let put = |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
-    put(&mut b, live::FIRST_PRESENT, l.first_present.unwrap_or(u64::MAX));
-    put(&mut b, live::LAST_PRESENT, l.last_present.unwrap_or(u64::MAX));
+    let mut b =
+        vec![0u8; (EXC_OFF + l.exceptions.len().min(MAX_EXCEPTIONS) as u64 * EXC_BYTES) as usize];
+    let put =
+        |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    put(
+        &mut b,
+        live::FIRST_PRESENT,
+        l.first_present.unwrap_or(u64::MAX),
+    );
+    put(
+        &mut b,
+        live::LAST_PRESENT,
+        l.last_present.unwrap_or(u64::MAX),
+    );
     put(&mut b, live::PRESENT_TOTAL, l.present_total);
     put(&mut b, live::MISSING_TOTAL, l.missing_total);
     put(&mut b, live::COMMITS, l.commits);
-    b[live::EXC_COUNT..live::EXC_COUNT + 4].copy_from_slice(&(l.exceptions.len() as u32).to_le_bytes());
+    b[live::EXC_COUNT..live::EXC_COUNT + 4]
+        .copy_from_slice(&(l.exceptions.len() as u32).to_le_bytes());
     for (i, e) in l.exceptions.iter().take(MAX_EXCEPTIONS).enumerate() {
         let off = EXC_OFF as usize + i * EXC_BYTES as usize;
         put(&mut b, off, e.slot);
@@ -115,7 +142,10 @@ pub(super) fn encode_live(l: &Live) -> Vec<u8> {
 pub(super) fn live_crc(b: &[u8]) -> u32 {
     let n = (layout::get_u32(b, live::EXC_COUNT) as usize).min(MAX_EXCEPTIONS);
     let c = checksum::crc32c(&b[..live::CRC]);
-    checksum::crc32c_append(c, &b[EXC_OFF as usize..EXC_OFF as usize + n * EXC_BYTES as usize])
+    checksum::crc32c_append(
+        c,
+        &b[EXC_OFF as usize..EXC_OFF as usize + n * EXC_BYTES as usize],
+    )
 }
 
 pub(super) fn decode_live(b: &[u8]) -> Option<Live> {

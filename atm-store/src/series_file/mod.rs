@@ -127,7 +127,8 @@ pub(crate) struct SeriesFile {
 
 impl SeriesFile {
     pub(super) fn block_seq(&self, b: u64) -> &AtomicU32 {
-        self.map.atomic_u32((self.layout.entry_off(b)) as usize + entry::SEQ)
+        self.map
+            .atomic_u32((self.layout.entry_off(b)) as usize + entry::SEQ)
     }
 
     pub(super) fn u32_at(&self, off: u64) -> u32 {
@@ -139,7 +140,9 @@ impl SeriesFile {
     }
 
     pub(super) fn write_u32(&self, off: u64, v: u32) {
-        self.map.atomic_u32(off as usize).store(v, Ordering::Relaxed);
+        self.map
+            .atomic_u32(off as usize)
+            .store(v, Ordering::Relaxed);
     }
 }
 
@@ -148,7 +151,14 @@ fn word_masks(a: u64, z: u64) -> impl Iterator<Item = (u64, u64)> {
     (a / 64..=z / 64).map(move |w| {
         let (lo, hi) = (a.max(w * 64) % 64, z.min(w * 64 + 63) % 64);
         let width = hi - lo + 1;
-        (w, if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << lo })
+        (
+            w,
+            if width == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << width) - 1) << lo
+            },
+        )
     })
 }
 

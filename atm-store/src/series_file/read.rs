@@ -29,7 +29,9 @@ impl SeriesFile {
             if spins < 64 {
                 std::hint::spin_loop();
             } else if start.elapsed() > STUCK_AFTER {
-                return Err(Error::NeedsRecovery { path: self.path.clone() });
+                return Err(Error::NeedsRecovery {
+                    path: self.path.clone(),
+                });
             } else {
                 std::thread::yield_now();
             }
@@ -46,11 +48,19 @@ impl SeriesFile {
             if seq_a.load(Ordering::Relaxed) != seq {
                 continue;
             }
-            if !e.is_empty() && self.entry_crc(b) != self.u32_at(self.layout.entry_off(b) + entry::CRC as u64) {
+            if !e.is_empty()
+                && self.entry_crc(b) != self.u32_at(self.layout.entry_off(b) + entry::CRC as u64)
+            {
                 if seq_a.load(Ordering::Acquire) != seq {
                     continue;
                 }
-                return Err(Error::corrupt(&self.path, format!("series {}: block {b} table entry checksum mismatch", self.key)));
+                return Err(Error::corrupt(
+                    &self.path,
+                    format!(
+                        "series {}: block {b} table entry checksum mismatch",
+                        self.key
+                    ),
+                ));
             }
             return Ok(e);
         }
@@ -73,7 +83,10 @@ impl SeriesFile {
 
     pub(super) fn entry_crc(&self, b: u64) -> u32 {
         let base = self.layout.entry_off(b) as usize;
-        checksum::crc32c(self.map.bytes(base + entry::FLAGS, entry::CRC - entry::FLAGS))
+        checksum::crc32c(
+            self.map
+                .bytes(base + entry::FLAGS, entry::CRC - entry::FLAGS),
+        )
     }
 
     /// Runs `compute` over slots `s0..=s1` inside a seqlock read section,
@@ -82,7 +95,13 @@ impl SeriesFile {
     /// meanwhile, the result is discarded and `compute` runs again: it may
     /// run several times, and only the result of the run that validated
     /// comes back, so callers accumulate what it returns, never inside it.
-    pub fn read_section<R>(&self, s0: u64, s1: u64, mask: u16, mut compute: impl FnMut(&Slots<'_>) -> R) -> Result<R> {
+    pub fn read_section<R>(
+        &self,
+        s0: u64,
+        s1: u64,
+        mask: u16,
+        mut compute: impl FnMut(&Slots<'_>) -> R,
+    ) -> Result<R> {
         let (b0, b1) = (s0 / BLOCK_SLOTS, s1 / BLOCK_SLOTS);
         'retry: loop {
             let mut entries = Vec::with_capacity((b1 - b0 + 1) as usize);
@@ -98,7 +117,14 @@ impl SeriesFile {
             } else {
                 None
             };
-            let view = Slots { file: self, first: s0, last: s1, b0, entries: &entries, owned: owned.as_deref() };
+            let view = Slots {
+                file: self,
+                first: s0,
+                last: s1,
+                b0,
+                entries: &entries,
+                owned: owned.as_deref(),
+            };
             let r = compute(&view);
             fence(Ordering::Acquire);
             for (i, b) in (b0..=b1).enumerate() {
@@ -115,7 +141,13 @@ impl SeriesFile {
     /// For copying reads in short-lived processes this is cheaper than
     /// faulting the pages in one by one. Checksums are verified on the bytes
     /// read; a block that changes meanwhile is read again.
-    pub fn copy_present(&self, c: usize, s0: u64, s1: u64, out: &mut dyn FnMut(&[u8])) -> Result<()> {
+    pub fn copy_present(
+        &self,
+        c: usize,
+        s0: u64,
+        s1: u64,
+        out: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
         let w = self.layout.col_width(c) as usize;
         let mut col = vec![0u8; BLOCK_SLOTS as usize * w];
         let mut bits = vec![0u8; crate::layout::BITMAP_BLOCK_BYTES as usize];
@@ -141,10 +173,15 @@ impl SeriesFile {
                 if self.block_seq(b).load(Ordering::Relaxed) != e.seq {
                     continue;
                 }
-                if checksum::crc32c(&col) != e.crcs[c] || checksum::crc32c(&bits) != e.crcs[COLUMNS] {
+                if checksum::crc32c(&col) != e.crcs[c] || checksum::crc32c(&bits) != e.crcs[COLUMNS]
+                {
                     return Err(Error::corrupt(
                         &self.path,
-                        format!("series {}: block {b} {} checksum mismatch", self.key, crate::Column::ALL[c].name()),
+                        format!(
+                            "series {}: block {b} {} checksum mismatch",
+                            self.key,
+                            crate::Column::ALL[c].name()
+                        ),
                     ));
                 }
                 let lo = s0.max(b * BLOCK_SLOTS) - b * BLOCK_SLOTS;
@@ -165,7 +202,14 @@ impl SeriesFile {
 
     /// Copies the requested columns of slots `s0..=s1` out of the map and
     /// the cold blocks, for a read window that touches cold blocks.
-    pub(super) fn copy_columns(&self, s0: u64, s1: u64, b0: u64, entries: &[Entry], mask: u16) -> Result<Vec<OwnedCol>> {
+    pub(super) fn copy_columns(
+        &self,
+        s0: u64,
+        s1: u64,
+        b0: u64,
+        entries: &[Entry],
+        mask: u16,
+    ) -> Result<Vec<OwnedCol>> {
         let n = (s1 - s0 + 1) as usize;
         let mut out = Vec::with_capacity(COLUMNS);
         for c in 0..COLUMNS {
@@ -180,7 +224,10 @@ impl SeriesFile {
                 let b = s / BLOCK_SLOTS;
                 let end = s1.min((b + 1) * BLOCK_SLOTS - 1);
                 let e = &entries[(b - b0) as usize];
-                let (i, j) = (((s - b * BLOCK_SLOTS) as usize) * w, ((end - b * BLOCK_SLOTS + 1) as usize) * w);
+                let (i, j) = (
+                    ((s - b * BLOCK_SLOTS) as usize) * w,
+                    ((end - b * BLOCK_SLOTS + 1) as usize) * w,
+                );
                 if e.flags & entry::FLAG_COLD != 0 {
                     let raw = self.cold_block(b, e.seq)?;
                     let off = self.raw_col_off(c);
@@ -192,10 +239,25 @@ impl SeriesFile {
                 s = end + 1;
             }
             out.push(match (c == FLOAT_COLUMNS, w) {
-                (true, _) => OwnedCol::U32(bytes.chunks_exact(4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect()),
-                (false, 4) => OwnedCol::F32(bytes.chunks_exact(4).map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect()),
+                (true, _) => OwnedCol::U32(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+                        .collect(),
+                ),
+                (false, 4) => OwnedCol::F32(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+                        .collect(),
+                ),
                 _ => OwnedCol::F64(
-                    bytes.chunks_exact(8).map(|x| f64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])).collect(),
+                    bytes
+                        .chunks_exact(8)
+                        .map(|x| {
+                            f64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]])
+                        })
+                        .collect(),
                 ),
             });
         }
@@ -213,17 +275,32 @@ impl SeriesFile {
                 // The slots of this block, newest first, up to what is still
                 // wanted: computed in the section, kept once it validated.
                 let want = n - out.len();
-                let found = self.read_section(b * BLOCK_SLOTS, b * BLOCK_SLOTS + BLOCK_SLOTS - 1, 1 << COLUMNS, |v| {
-                    let hi = (from.min(v.last) - v.first) as usize;
-                    (0..=hi).rev().filter(|&i| v.state(i) == SlotState::Present).map(|i| v.first + i as u64).take(want).collect::<Vec<_>>()
-                })?;
+                let found = self.read_section(
+                    b * BLOCK_SLOTS,
+                    b * BLOCK_SLOTS + BLOCK_SLOTS - 1,
+                    1 << COLUMNS,
+                    |v| {
+                        let hi = (from.min(v.last) - v.first) as usize;
+                        (0..=hi)
+                            .rev()
+                            .filter(|&i| v.state(i) == SlotState::Present)
+                            .map(|i| v.first + i as u64)
+                            .take(want)
+                            .collect::<Vec<_>>()
+                    },
+                )?;
                 out.extend(found);
             }
             if out.len() >= n || b == 0 {
                 break;
             }
             b -= 1;
-            if e.present == 0 && self.live()?.first_present.is_none_or(|f| f > b * BLOCK_SLOTS + BLOCK_SLOTS - 1) {
+            if e.present == 0
+                && self
+                    .live()?
+                    .first_present
+                    .is_none_or(|f| f > b * BLOCK_SLOTS + BLOCK_SLOTS - 1)
+            {
                 break;
             }
         }

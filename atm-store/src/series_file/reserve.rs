@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::error::{nix_io, Result};
-use crate::layout::{entry, BLOCK_CRCS, BLOCK_SLOTS, COLUMNS, ENTRY_BYTES, LIVE_LEN, LIVE_OFF, PAGE};
+use crate::layout::{
+    entry, BLOCK_CRCS, BLOCK_SLOTS, COLUMNS, ENTRY_BYTES, LIVE_LEN, LIVE_OFF, PAGE,
+};
 
 impl SeriesFile {
     /// Reserves disk space for the blocks a batch touches, so writing through
@@ -52,7 +54,10 @@ impl SeriesFile {
         // fsync, which made the file system commit the allocation too (one
         // file system journal for all files), so its space is there.
         for b in &blocks {
-            if self.entry(*b).is_ok_and(|e| e.flags & entry::FLAG_RESERVED != 0) {
+            if self
+                .entry(*b)
+                .is_ok_and(|e| e.flags & entry::FLAG_RESERVED != 0)
+            {
                 reserved.insert(*b);
             }
         }
@@ -61,7 +66,10 @@ impl SeriesFile {
         // reserved (allocated as unwritten extents, which read as zeros),
         // so their checksums are known without reading them. Nothing was
         // ever committed there; bytes a failed bulk write left are dropped.
-        let empty: Vec<bool> = blocks.iter().map(|&b| zero && self.entry(b).is_ok_and(|e| e.is_empty())).collect();
+        let empty: Vec<bool> = blocks
+            .iter()
+            .map(|&b| zero && self.entry(b).is_ok_and(|e| e.is_empty()))
+            .collect();
         // One fallocate per region for each run of consecutive blocks
         // (as empty or not as each other).
         let mut i = 0;
@@ -72,7 +80,11 @@ impl SeriesFile {
             }
             let (b0, b1) = (blocks[i], blocks[j - 1]);
             let table = self.layout.entry_off(b0) / PAGE * PAGE;
-            let mut ranges = vec![(table, (self.layout.entry_off(b1) + ENTRY_BYTES).div_ceil(PAGE) * PAGE - table, false)];
+            let mut ranges = vec![(
+                table,
+                (self.layout.entry_off(b1) + ENTRY_BYTES).div_ceil(PAGE) * PAGE - table,
+                false,
+            )];
             for k in 0..BLOCK_CRCS {
                 let (a, _) = self.layout.crc_range(k, b0);
                 let (z, len) = self.layout.crc_range(k, b1);
@@ -83,10 +95,13 @@ impl SeriesFile {
             }
             let mut zeroed = true;
             for (off, len, zero) in ranges {
-                let allocate = |flags| nix::fcntl::fallocate(&self.file, flags, off as i64, len as i64);
-                let done = zero && allocate(nix::fcntl::FallocateFlags::FALLOC_FL_ZERO_RANGE).is_ok();
+                let allocate =
+                    |flags| nix::fcntl::fallocate(&self.file, flags, off as i64, len as i64);
+                let done =
+                    zero && allocate(nix::fcntl::FallocateFlags::FALLOC_FL_ZERO_RANGE).is_ok();
                 if !done {
-                    allocate(nix::fcntl::FallocateFlags::empty()).map_err(|e| nix_io("reserve space in", &self.path, e))?;
+                    allocate(nix::fcntl::FallocateFlags::empty())
+                        .map_err(|e| nix_io("reserve space in", &self.path, e))?;
                 }
                 zeroed &= done || !zero;
             }
@@ -112,13 +127,17 @@ impl SeriesFile {
     pub fn prefault(&self, slot: u64) -> Result<()> {
         let b = slot / BLOCK_SLOTS;
         let reserved = atm_types::sync::lock(&self.reserved).contains(&b);
-        if slot >= self.key.interval.capacity() || !(reserved || self.entry(b)?.flags & entry::FLAG_RESERVED != 0) {
+        if slot >= self.key.interval.capacity()
+            || !(reserved || self.entry(b)?.flags & entry::FLAG_RESERVED != 0)
+        {
             return Ok(());
         }
         let page = |off: u64| (off / PAGE * PAGE, PAGE);
         let mut ranges = vec![page(self.layout.entry_off(b)), (LIVE_OFF, LIVE_LEN)];
         for c in 0..COLUMNS {
-            ranges.push(page(self.layout.col_off[c] + slot * self.layout.col_width(c)));
+            ranges.push(page(
+                self.layout.col_off[c] + slot * self.layout.col_width(c),
+            ));
         }
         ranges.push(page(self.layout.present_off + slot / 8));
         ranges.push(page(self.layout.missing_off + slot / 8));

@@ -76,7 +76,10 @@ impl Slots<'_> {
         (self.b0..=self.last / BLOCK_SLOTS).all(|b| {
             let e = &self.entries[(b - self.b0) as usize];
             e.present as u64 == BLOCK_SLOTS || {
-                let (a, z) = (self.first.max(b * BLOCK_SLOTS), self.last.min((b + 1) * BLOCK_SLOTS - 1));
+                let (a, z) = (
+                    self.first.max(b * BLOCK_SLOTS),
+                    self.last.min((b + 1) * BLOCK_SLOTS - 1),
+                );
                 word_masks(a, z).all(|(w, m)| self.file.u64_at(l.present_off + w * 8) & m == m)
             }
         })
@@ -91,8 +94,11 @@ impl Slots<'_> {
             };
         }
         let l = &self.file.layout;
-        (self.file.precision == Precision::F32 && c < FLOAT_COLUMNS)
-            .then(|| self.file.map.f32s((l.col_off[c] + self.first * 4) as usize, self.len()))
+        (self.file.precision == Precision::F32 && c < FLOAT_COLUMNS).then(|| {
+            self.file
+                .map
+                .f32s((l.col_off[c] + self.first * 4) as usize, self.len())
+        })
     }
 
     #[cfg(feature = "arrow")]
@@ -107,10 +113,19 @@ impl Slots<'_> {
         if self.owned.is_some() || c > FLOAT_COLUMNS {
             return None;
         }
-        let width = if c == FLOAT_COLUMNS { 4 } else { self.file.precision.width() as u64 };
+        let width = if c == FLOAT_COLUMNS {
+            4
+        } else {
+            self.file.precision.width() as u64
+        };
         let l = &self.file.layout;
         let off = l.col_off[c] + self.first * width;
-        Some(self.file.map.arrow_buffer(off as usize, self.len() * width as usize, width as usize, owner))
+        Some(self.file.map.arrow_buffer(
+            off as usize,
+            self.len() * width as usize,
+            width as usize,
+            owner,
+        ))
     }
 
     /// Column `c` (0..8) of an `f64` store, zero-copy.
@@ -122,8 +137,11 @@ impl Slots<'_> {
             };
         }
         let l = &self.file.layout;
-        (self.file.precision == Precision::F64 && c < FLOAT_COLUMNS)
-            .then(|| self.file.map.f64s((l.col_off[c] + self.first * 8) as usize, self.len()))
+        (self.file.precision == Precision::F64 && c < FLOAT_COLUMNS).then(|| {
+            self.file
+                .map
+                .f64s((l.col_off[c] + self.first * 8) as usize, self.len())
+        })
     }
 
     /// The trades column, zero-copy.
@@ -135,7 +153,10 @@ impl Slots<'_> {
             };
         }
         let l = &self.file.layout;
-        self.file.map.u32s((l.col_off[FLOAT_COLUMNS] + self.first * 4) as usize, self.len())
+        self.file.map.u32s(
+            (l.col_off[FLOAT_COLUMNS] + self.first * 4) as usize,
+            self.len(),
+        )
     }
 
     /// Float column `c` of slot `i` as `f64`, whatever the precision.

@@ -12,7 +12,10 @@ impl SeriesFile {
     /// Says to the checksum module how many bytes verifying the columns of
     /// `mask` over slots `s0..=s1` may take (see [`checksum::expect`]).
     pub fn expect_verify(&self, s0: u64, s1: u64, mask: u16) {
-        let width: u64 = (0..COLUMNS).filter(|c| mask & 1 << c != 0).map(|c| self.layout.col_width(c)).sum();
+        let width: u64 = (0..COLUMNS)
+            .filter(|c| mask & 1 << c != 0)
+            .map(|c| self.layout.col_width(c))
+            .sum();
         checksum::expect((s1.saturating_sub(s0) + 1).saturating_mul(width));
     }
 
@@ -66,7 +69,12 @@ impl SeriesFile {
     }
 
     /// The bytes checksum `k` of block `b` covers, wherever they live.
-    pub(super) fn crc_bytes(&self, k: usize, b: u64, e: &Entry) -> Result<std::borrow::Cow<'_, [u8]>> {
+    pub(super) fn crc_bytes(
+        &self,
+        k: usize,
+        b: u64,
+        e: &Entry,
+    ) -> Result<std::borrow::Cow<'_, [u8]>> {
         if k < COLUMNS && e.flags & entry::FLAG_COLD != 0 {
             let raw = self.cold_block(b, e.seq)?;
             let off = self.raw_col_off(k);
@@ -74,7 +82,9 @@ impl SeriesFile {
             return Ok(std::borrow::Cow::Owned(raw[off..off + len].to_vec()));
         }
         let (off, len) = self.layout.crc_range(k, b);
-        Ok(std::borrow::Cow::Borrowed(self.map.bytes(off as usize, len as usize)))
+        Ok(std::borrow::Cow::Borrowed(
+            self.map.bytes(off as usize, len as usize),
+        ))
     }
 
     /// Recomputes every checksum and count of the file and returns one line per
@@ -107,12 +117,18 @@ impl SeriesFile {
             }
             let (p, m) = self.count_block(b);
             if (p, m) != (e.present, e.missing) {
-                problems.push(format!("corrupt {}: series {}: block {b} counts disagree with its bitmaps", self.path.display(), self.key));
+                problems.push(format!(
+                    "corrupt {}: series {}: block {b} counts disagree with its bitmaps",
+                    self.path.display(),
+                    self.key
+                ));
             }
             let words = BLOCK_SLOTS / 64;
-            if (b * words..(b + 1) * words)
-                .any(|w| self.u64_at(self.layout.present_off + w * 8) & self.u64_at(self.layout.missing_off + w * 8) != 0)
-            {
+            if (b * words..(b + 1) * words).any(|w| {
+                self.u64_at(self.layout.present_off + w * 8)
+                    & self.u64_at(self.layout.missing_off + w * 8)
+                    != 0
+            }) {
                 problems.push(format!(
                     "corrupt {}: series {}: block {b} has slots both present and missing",
                     self.path.display(),
@@ -126,8 +142,19 @@ impl SeriesFile {
                 last = self.last_present_in(b);
             }
         }
-        if (present, missing, first, last) != (live.present_total, live.missing_total, live.first_present, live.last_present) {
-            problems.push(format!("corrupt {}: series {}: live header totals disagree with the blocks", self.path.display(), self.key));
+        if (present, missing, first, last)
+            != (
+                live.present_total,
+                live.missing_total,
+                live.first_present,
+                live.last_present,
+            )
+        {
+            problems.push(format!(
+                "corrupt {}: series {}: live header totals disagree with the blocks",
+                self.path.display(),
+                self.key
+            ));
         }
         problems
     }

@@ -12,13 +12,24 @@ pub fn series() -> Vec<FixtureSeries> {
     let mk = |iv: Interval, slot: u64, i: u32| Kline {
         open_time: iv.open_time(slot),
         close_time: iv.close_time(slot),
-        values: [100.25 + i as f64, 101.5, 99.75, 100.5 + i as f64, 12.5, 1250.0, 6.25, 625.0],
+        values: [
+            100.25 + i as f64,
+            101.5,
+            99.75,
+            100.5 + i as f64,
+            12.5,
+            1250.0,
+            6.25,
+            625.0,
+        ],
         trades: 1000 + i,
     };
     let mut monthly: Vec<Kline> = (6..30).map(|s| mk(Interval::Mo1, s, s as u32)).collect();
     // One irregular kline (a truncated close), as Binance has a few.
     monthly[3].close_time -= 86_400_000;
-    let daily: Vec<Kline> = (1300..1400).map(|s| mk(Interval::D1, s, s as u32)).collect();
+    let daily: Vec<Kline> = (1300..1400)
+        .map(|s| mk(Interval::D1, s, s as u32))
+        .collect();
     let gap = Some((Interval::D1.open_time(1400), Interval::D1.open_time(1409)));
     vec![(mo, monthly, None), (d1, daily, gap)]
 }

@@ -16,15 +16,30 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use atm_benches::sum;
-use atm_store::{Column, Columns, FloatColumn, Interval, Kline, Market, SeriesKey, Store, StoreOptions};
+use atm_store::{
+    Column, Columns, FloatColumn, Interval, Kline, Market, SeriesKey, Store, StoreOptions,
+};
 use serde_json::{json, Value};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-const FLOATS: [&str; 8] = ["open", "high", "low", "close", "volume", "quote_volume", "taker_buy_base", "taker_buy_quote"];
+const FLOATS: [&str; 8] = [
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "taker_buy_base",
+    "taker_buy_quote",
+];
 
 fn key() -> SeriesKey {
-    SeriesKey { market: Market::Spot, symbol: atm_store::Symbol::new("BTCUSDT").expect("valid"), interval: Interval::M1 }
+    SeriesKey {
+        market: Market::Spot,
+        symbol: atm_store::Symbol::new("BTCUSDT").expect("valid"),
+        interval: Interval::M1,
+    }
 }
 
 fn main() {
@@ -46,9 +61,21 @@ fn run(op: &str, req: &str) -> Res<Value> {
     let req: Value = serde_json::from_str(req)?;
     let store_dir = PathBuf::from(req["store_dir"].as_str().ok_or("store_dir")?);
     let mut reply = match op {
-        "write_all" => write_all(&store_dir, Path::new(req["source_dir"].as_str().ok_or("source_dir")?))?,
-        "read_range" => read_range(&store_dir, i(&req["t0_ms"])?, i(&req["t1_ms"])?, Path::new(req["out"].as_str().ok_or("out")?))?,
-        "read_tail" => read_tail(&store_dir, i(&req["n"])? as usize, Path::new(req["out_dir"].as_str().ok_or("out_dir")?))?,
+        "write_all" => write_all(
+            &store_dir,
+            Path::new(req["source_dir"].as_str().ok_or("source_dir")?),
+        )?,
+        "read_range" => read_range(
+            &store_dir,
+            i(&req["t0_ms"])?,
+            i(&req["t1_ms"])?,
+            Path::new(req["out"].as_str().ok_or("out")?),
+        )?,
+        "read_tail" => read_tail(
+            &store_dir,
+            i(&req["n"])? as usize,
+            Path::new(req["out_dir"].as_str().ok_or("out_dir")?),
+        )?,
         "scan_sum" => scan_sum(&store_dir, req["column"].as_str().ok_or("column")?)?,
         "append_rows" => append_rows(
             &store_dir,
@@ -65,7 +92,8 @@ fn run(op: &str, req: &str) -> Res<Value> {
 }
 
 fn i(v: &Value) -> Res<i64> {
-    v.as_i64().ok_or_else(|| format!("expected an integer, got {v}").into())
+    v.as_i64()
+        .ok_or_else(|| format!("expected an integer, got {v}").into())
 }
 
 fn peak_rss_mib() -> Option<f64> {
@@ -88,9 +116,18 @@ fn read_source(dir: &Path) -> Res<Source> {
         let name = c["name"].as_str().ok_or("name")?;
         let bytes = std::fs::read(dir.join(format!("{name}.bin")))?;
         if name == "open_time" {
-            open_time = bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default())).collect();
+            open_time = bytes
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default()))
+                .collect();
         } else {
-            cols.insert(name.to_string(), bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or_default())).collect());
+            cols.insert(
+                name.to_string(),
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap_or_default()))
+                    .collect(),
+            );
         }
     }
     Ok(Source { open_time, cols })
@@ -107,13 +144,24 @@ fn klines(src: &Source) -> Res<Vec<Kline>> {
             for (c, v) in values.iter_mut().enumerate() {
                 *v = floats[c][r] as f64;
             }
-            Kline { open_time: t, close_time: t + 59_999, values, trades: trades[r] as u32 }
+            Kline {
+                open_time: t,
+                close_time: t + 59_999,
+                values,
+                trades: trades[r] as u32,
+            }
         })
         .collect())
 }
 
 fn open(dir: &Path, create: bool) -> Res<Store> {
-    Ok(Store::open(dir, StoreOptions { create, ..Default::default() })?)
+    Ok(Store::open(
+        dir,
+        StoreOptions {
+            create,
+            ..Default::default()
+        },
+    )?)
 }
 
 fn write_all(dir: &Path, src: &Path) -> Res<Value> {
@@ -128,7 +176,10 @@ fn write_all(dir: &Path, src: &Path) -> Res<Value> {
     let t = Instant::now();
     let store = open(dir, true)?;
     let mut w = store.writer()?;
-    let cols = Columns { values: std::array::from_fn(|c| FloatColumn::F32(floats[c])), trades: &trades };
+    let cols = Columns {
+        values: std::array::from_fn(|c| FloatColumn::F32(floats[c])),
+        trades: &trades,
+    };
     w.commit_columns(&key(), first, &cols)?;
     w.close()?;
     Ok(json!({ "seconds": t.elapsed().as_secs_f64() }))
@@ -153,12 +204,20 @@ fn read_range(dir: &Path, t0: i64, t1: i64, out: &Path) -> Res<Value> {
         if v.all_present() {
             buf.extend_from_slice(col);
         } else {
-            buf.extend(col.iter().enumerate().filter(|(i, _)| v.state(*i) == atm_store::SlotState::Present).map(|(_, x)| *x));
+            buf.extend(
+                col.iter()
+                    .enumerate()
+                    .filter(|(i, _)| v.state(*i) == atm_store::SlotState::Present)
+                    .map(|(_, x)| *x),
+            );
         }
     })?;
     let secs = t.elapsed().as_secs_f64();
     let v = buf;
-    std::fs::write(out, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
+    std::fs::write(
+        out,
+        v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+    )?;
     Ok(json!({ "seconds": secs, "rows": v.len() }))
 }
 
@@ -169,9 +228,19 @@ fn read_tail(dir: &Path, n: usize, out: &Path) -> Res<Value> {
     let ks = s.tail(n)?;
     let secs = t.elapsed().as_secs_f64();
     let write_f32 = |name: &str, f: &dyn Fn(&Kline) -> f32| {
-        std::fs::write(out.join(format!("{name}.bin")), ks.iter().flat_map(|k| f(k).to_le_bytes()).collect::<Vec<u8>>())
+        std::fs::write(
+            out.join(format!("{name}.bin")),
+            ks.iter()
+                .flat_map(|k| f(k).to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )
     };
-    std::fs::write(out.join("open_time.bin"), ks.iter().flat_map(|k| k.open_time.to_le_bytes()).collect::<Vec<u8>>())?;
+    std::fs::write(
+        out.join("open_time.bin"),
+        ks.iter()
+            .flat_map(|k| k.open_time.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )?;
     for (c, name) in FLOATS.iter().enumerate() {
         write_f32(name, &|k| k.values[c] as f32)?;
     }
@@ -198,7 +267,11 @@ fn scan_sum(dir: &Path, column: &str) -> Res<Value> {
             if v.all_present() {
                 sum(xs)
             } else {
-                xs.iter().enumerate().filter(|(i, _)| v.state(*i) == atm_store::SlotState::Present).map(|(_, &x)| x as f64).sum()
+                xs.iter()
+                    .enumerate()
+                    .filter(|(i, _)| v.state(*i) == atm_store::SlotState::Present)
+                    .map(|(_, &x)| x as f64)
+                    .sum()
             }
         },
         |chunk| value += chunk,

@@ -11,17 +11,37 @@ use std::time::Instant;
 use atm_store::{Interval, Kline, Market, SeriesKey, Store, StoreOptions};
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(4000);
-    let minutes: i64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(240);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4000);
+    let minutes: i64 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(240);
     // `synced`: the series files are synced between minutes, as the
     // kernel's writeback and `atm stream`'s checkpoints do: their pages
     // are clean again, and the next write to each one faults.
     let synced = std::env::args().nth(3).as_deref() == Some("synced");
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
-    let keys: Vec<SeriesKey> = (0..n).map(|i| SeriesKey::parse(Market::UsdM, &format!("S{i}USDT"), Interval::M1).unwrap()).collect();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let keys: Vec<SeriesKey> = (0..n)
+        .map(|i| SeriesKey::parse(Market::UsdM, &format!("S{i}USDT"), Interval::M1).unwrap())
+        .collect();
     let t0: i64 = 1_764_000_000_000; // a minute boundary
-    let k = |t: i64| Kline { open_time: t, close_time: t + 59_999, values: [1.0; 8], trades: 1 };
+    let k = |t: i64| Kline {
+        open_time: t,
+        close_time: t + 59_999,
+        values: [1.0; 8],
+        trades: 1,
+    };
     // A day of history in each series.
     let mut w = store.writer().unwrap();
     w.set_open_files(2 * n + 64);
@@ -31,7 +51,10 @@ fn main() {
     }
     let t = Instant::now();
     w.commit().unwrap();
-    println!("{n} series, a day of 1m each: first commit {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "{n} series, a day of 1m each: first commit {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     // Then minute after minute: one kline per series, one commit.
     let mut times = Vec::new();
     for minute in 0..minutes {
@@ -54,7 +77,9 @@ fn main() {
     );
     // New series (a fresh store under `atm stream`, or every series
     // crossing into a new block): prepared, then their first kline each.
-    let fresh: Vec<SeriesKey> = (0..n).map(|i| SeriesKey::parse(Market::UsdM, &format!("N{i}USDT"), Interval::M1).unwrap()).collect();
+    let fresh: Vec<SeriesKey> = (0..n)
+        .map(|i| SeriesKey::parse(Market::UsdM, &format!("N{i}USDT"), Interval::M1).unwrap())
+        .collect();
     let t = Instant::now();
     for key in &fresh {
         w.prepare(key, t0).unwrap();
@@ -91,5 +116,8 @@ fn main() {
     }
     let t = Instant::now();
     w.commit().unwrap();
-    println!("a new writer: opening the {n} series {opened:.1} ms, then its first commit {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "a new writer: opening the {n} series {opened:.1} ms, then its first commit {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
 }

@@ -18,7 +18,10 @@ use tungstenite::Message;
 const NOW: i64 = 1_764_000_000_000;
 
 fn main() {
-    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     rest(secs);
     websocket(secs);
 }
@@ -37,8 +40,10 @@ fn server_cpu() -> f64 {
             // Fields after the command name's closing parenthesis; utime and stime are the 14th and 15th.
             let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
             let f: Vec<&str> = rest.split_whitespace().collect();
-            let (u, s): (f64, f64) =
-                (f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0), f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0));
+            let (u, s): (f64, f64) = (
+                f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0),
+                f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0),
+            );
             total += (u + s) / ticks;
         }
     }
@@ -46,9 +51,13 @@ fn server_cpu() -> f64 {
 }
 
 fn rest(secs: u64) {
-    let sim =
-        SimServer::start(SimConfig { universe: UniverseSpec::Generated(50), now: Some(NOW), rate_limits: false, ..SimConfig::default() })
-            .unwrap();
+    let sim = SimServer::start(SimConfig {
+        universe: UniverseSpec::Generated(50),
+        now: Some(NOW),
+        rate_limits: false,
+        ..SimConfig::default()
+    })
+    .unwrap();
     let client = reqwest::blocking::Client::new();
     // Symbols trading for the whole of the last 600 days.
     let day = 86_400_000;
@@ -59,7 +68,9 @@ fn rest(secs: u64) {
         .listings
         .iter()
         .filter(|l| {
-            l.model.life.listed.is_some_and(|t| t < NOW - 600 * day) && l.model.life.delisted.is_none() && l.model.life.gap.is_none()
+            l.model.life.listed.is_some_and(|t| t < NOW - 600 * day)
+                && l.model.life.delisted.is_none()
+                && l.model.life.gap.is_none()
         })
         .map(|l| l.model.symbol.clone())
         .collect();
@@ -70,7 +81,10 @@ fn rest(secs: u64) {
         let sym = &symbols[i as usize % symbols.len()];
         // Different pages each time: nothing is cached between requests.
         let start = NOW - 600 * day + (i % 800) * 1000 * 60_000;
-        let url = format!("{}/fapi/v1/klines?symbol={sym}&interval=1m&startTime={start}&limit=1000", sim.base_url());
+        let url = format!(
+            "{}/fapi/v1/klines?symbol={sym}&interval=1m&startTime={start}&limit=1000",
+            sim.base_url()
+        );
         let mut r = client.get(url).send().unwrap();
         assert_eq!(r.status(), 200);
         let mut body = Vec::new();
@@ -92,7 +106,12 @@ fn rest(secs: u64) {
 
 fn websocket(secs: u64) {
     // 700 USD-M symbols x 15 intervals = 10,500 streams, 1000 per connection.
-    let sim = SimServer::start(SimConfig { universe: UniverseSpec::Generated(700), now: Some(NOW), ..SimConfig::default() }).unwrap();
+    let sim = SimServer::start(SimConfig {
+        universe: UniverseSpec::Generated(700),
+        now: Some(NOW),
+        ..SimConfig::default()
+    })
+    .unwrap();
     let names: Vec<String> = sim
         .exchange()
         .universe
@@ -101,8 +120,11 @@ fn websocket(secs: u64) {
         .iter()
         .flat_map(|l| {
             let s = l.model.symbol.to_lowercase();
-            ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"]
-                .map(move |i| format!("{s}@kline_{i}"))
+            [
+                "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d",
+                "1w", "1M",
+            ]
+            .map(move |i| format!("{s}@kline_{i}"))
         })
         .take(10_000)
         .collect();
@@ -129,11 +151,20 @@ fn websocket(secs: u64) {
     // Let the connections settle, then measure.
     std::thread::sleep(Duration::from_secs(2));
     let (t0, cpu0) = (Instant::now(), server_cpu());
-    let msgs0 = sim.exchange().stats.ws_messages.load(std::sync::atomic::Ordering::Relaxed);
+    let msgs0 = sim
+        .exchange()
+        .stats
+        .ws_messages
+        .load(std::sync::atomic::Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs(secs));
     let wall = t0.elapsed().as_secs_f64();
     let cpu = server_cpu() - cpu0;
-    let msgs = sim.exchange().stats.ws_messages.load(std::sync::atomic::Ordering::Relaxed) - msgs0;
+    let msgs = sim
+        .exchange()
+        .stats
+        .ws_messages
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - msgs0;
     let received: u64 = readers.into_iter().map(|h| h.join().unwrap_or(0)).sum();
     println!(
         "WebSocket {} streams at Binance's cadence: {:.0} events/s sent, server CPU {:.2} cores ({} received in all)",

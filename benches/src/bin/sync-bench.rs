@@ -57,10 +57,20 @@ fn main() {
 /// The child: `serve UNIVERSE TIME_SCALE RATE_LIMITS` prints the base URL and
 /// serves until killed.
 fn serve(args: &[String]) {
-    let universe = args.first().and_then(|u| u.parse().ok()).unwrap_or(atm_sim::universe::UniverseSpec::Generated(20));
+    let universe = args
+        .first()
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(atm_sim::universe::UniverseSpec::Generated(20));
     let time_scale = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let rate_limits = args.get(2).is_none_or(|s| s != "off");
-    let sim = SimServer::start(SimConfig { universe, now: Some(NOW), time_scale, rate_limits, ..SimConfig::default() }).unwrap();
+    let sim = SimServer::start(SimConfig {
+        universe,
+        now: Some(NOW),
+        time_scale,
+        rate_limits,
+        ..SimConfig::default()
+    })
+    .unwrap();
     println!("{}", sim.base_url());
     loop {
         std::thread::sleep(Duration::from_secs(3600));
@@ -95,11 +105,24 @@ fn start_sim_with(universe: &str, time_scale: f64, limits: bool, niced: bool) ->
     } else {
         Command::new(exe)
     };
-    let mut child =
-        cmd.args(["serve", universe, &time_scale.to_string(), if limits { "on" } else { "off" }]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .args([
+            "serve",
+            universe,
+            &time_scale.to_string(),
+            if limits { "on" } else { "off" },
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut base = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut base).unwrap();
-    Sim { child, base: base.trim().to_string() }
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut base)
+        .unwrap();
+    Sim {
+        child,
+        base: base.trim().to_string(),
+    }
 }
 
 fn get(url: &str) -> Value {
@@ -112,12 +135,21 @@ fn thread_cpu(name: &str) -> f64 {
     let mut total = 0.0;
     if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
         for t in dir.flatten() {
-            if std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim() != name {
+            if std::fs::read_to_string(t.path().join("comm"))
+                .unwrap_or_default()
+                .trim()
+                != name
+            {
                 continue;
             }
             // schedstat's first field: nanoseconds on a CPU.
             let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-            total += stat.split_whitespace().next().and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) / 1e9;
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1e9;
         }
     }
     total
@@ -125,7 +157,11 @@ fn thread_cpu(name: &str) -> f64 {
 
 fn options(markets: &[Market], since: i64) -> SyncOptions {
     SyncOptions {
-        selection: Selection { markets: markets.to_vec(), symbols: SymbolFilter::All, intervals: vec![Interval::M1] },
+        selection: Selection {
+            markets: markets.to_vec(),
+            symbols: SymbolFilter::All,
+            intervals: vec![Interval::M1],
+        },
         since: Some(since),
         // These modes measure REST (archives have their own bench mode).
         source: atm_ingest::archive::Source::Rest,
@@ -142,13 +178,23 @@ fn client(sim: &Sim) -> Client {
 fn throughput_run(publish_status: bool) -> (u64, f64, f64, f64, u64, f64) {
     let sim = start_sim("20", 1.0, false);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let mut c = client(&sim);
     let (cpu0, _) = cpu_and_peak();
     let t = Instant::now();
     let mut peak_anon = anon_mb();
     let mut status_cpu: f64 = 0.0;
-    let opts = SyncOptions { publish_status, ..options(&[Market::Spot, Market::UsdM], NOW - 120 * DAY) };
+    let opts = SyncOptions {
+        publish_status,
+        ..options(&[Market::Spot, Market::UsdM], NOW - 120 * DAY)
+    };
     let s = atm_ingest::sync(&mut c, &store, &opts, |_| {
         peak_anon = peak_anon.max(anon_mb());
         status_cpu = status_cpu.max(thread_cpu("atm-status"));
@@ -156,20 +202,33 @@ fn throughput_run(publish_status: bool) -> (u64, f64, f64, f64, u64, f64) {
     .unwrap();
     let secs = t.elapsed().as_secs_f64();
     let (cpu1, _) = cpu_and_peak();
-    (s.klines_written, secs, cpu1 - cpu0, peak_anon, s.series, status_cpu)
+    (
+        s.klines_written,
+        secs,
+        cpu1 - cpu0,
+        peak_anon,
+        s.series,
+        status_cpu,
+    )
 }
 
 fn throughput() {
     let (klines, secs, cpu, peak_anon, series, status_cpu) = throughput_run(true);
     let (_, peak) = cpu_and_peak();
     let per_s = klines as f64 / secs;
-    println!("throughput (limits off, spot + USD-M 1m, {series} series, {} workers, status published):", SyncOptions::default().workers);
+    println!(
+        "throughput (limits off, spot + USD-M 1m, {series} series, {} workers, status published):",
+        SyncOptions::default().workers
+    );
     println!(
         "  {klines} klines in {secs:.2} s = {per_s:.0} klines/s end to end; {:.2} µs CPU per kline ({:.2} cores); peak resident {peak:.0} MB, of it heap at most {peak_anon:.0} MB (the rest is the store's mapped pages)",
         cpu / klines as f64 * 1e6,
         cpu / secs
     );
-    println!("  target: >= 500,000 klines/s -> {}", if per_s >= 500_000.0 { "met" } else { "NOT met" });
+    println!(
+        "  target: >= 500,000 klines/s -> {}",
+        if per_s >= 500_000.0 { "met" } else { "NOT met" }
+    );
     // Status publishing's cost, measured directly: the status thread's CPU
     // time against the whole process's. (Comparing runs with
     // and without it drowns in run-to-run noise of ±10 %.) The stages'
@@ -185,13 +244,31 @@ fn ceiling() {
     // Spot: 6,000 weight/min at weight 2 per 1,000-kline page = 3M klines per
     // exchange minute; USD-M: 2,400 at weight 2 per 499 = 599k. The time
     // scales put both ceilings well under the limits-off throughput.
-    for (market, scale, limit, minutes) in [(Market::Spot, 4.0, 6000.0, 5), (Market::UsdM, 20.0, 2400.0, 8)] {
+    for (market, scale, limit, minutes) in [
+        (Market::Spot, 4.0, 6000.0, 5),
+        (Market::UsdM, 20.0, 2400.0, 8),
+    ] {
         let sim = start_sim("20", scale, true);
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
         let mut c = client(&sim);
-        let clock = |base: &str| get(&format!("{base}/sim/v1/clock"))["now"].as_i64().unwrap();
-        let weight = |base: &str| get(&format!("{base}/sim/v1/stats"))["rest"][market.as_str()]["weight"].as_u64().unwrap();
+        let clock = |base: &str| {
+            get(&format!("{base}/sim/v1/clock"))["now"]
+                .as_i64()
+                .unwrap()
+        };
+        let weight = |base: &str| {
+            get(&format!("{base}/sim/v1/stats"))["rest"][market.as_str()]["weight"]
+                .as_u64()
+                .unwrap()
+        };
         // Sample (exchange time, weight) as the sync runs, in a thread.
         let stop = std::sync::atomic::AtomicBool::new(false);
         let started = Instant::now();
@@ -205,10 +282,21 @@ fn ceiling() {
                 v
             });
             // Enough history to keep the pool busy for `minutes` exchange minutes.
-            let klines_per_min = if market == Market::Spot { 3_000_000 } else { 599_000 };
+            let klines_per_min = if market == Market::Spot {
+                3_000_000
+            } else {
+                599_000
+            };
             let series = 19.0;
-            let days = ((minutes + 2) as f64 * klines_per_min as f64 / series / 1440.0).ceil() as i64;
-            let s = atm_ingest::sync(&mut c, &store, &options(&[market], NOW - days * DAY), |_| {}).unwrap();
+            let days =
+                ((minutes + 2) as f64 * klines_per_min as f64 / series / 1440.0).ceil() as i64;
+            let s = atm_ingest::sync(
+                &mut c,
+                &store,
+                &options(&[market], NOW - days * DAY),
+                |_| {},
+            )
+            .unwrap();
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             (s, sampler.join().unwrap())
         });
@@ -221,8 +309,16 @@ fn ceiling() {
                 per_minute.push((m1, w[1].1));
             }
         }
-        let used: Vec<f64> = per_minute.windows(2).map(|p| (p[1].1 - p[0].1) as f64 / limit).collect();
-        let middle: Vec<f64> = used.iter().copied().skip(1).take(used.len().saturating_sub(2)).collect();
+        let used: Vec<f64> = per_minute
+            .windows(2)
+            .map(|p| (p[1].1 - p[0].1) as f64 / limit)
+            .collect();
+        let middle: Vec<f64> = used
+            .iter()
+            .copied()
+            .skip(1)
+            .take(used.len().saturating_sub(2))
+            .collect();
         let stats = get(&format!("{}/sim/v1/stats", sim.base));
         let mean = middle.iter().sum::<f64>() / middle.len().max(1) as f64;
         let min = middle.iter().copied().fold(f64::INFINITY, f64::min);
@@ -237,12 +333,24 @@ fn ceiling() {
             summary.http429,
             summary.klines_written
         );
-        let ceiling_klines = if market == Market::Spot { 3_000_000.0 } else { 599_000.0 } * scale / 60.0;
+        let ceiling_klines = if market == Market::Spot {
+            3_000_000.0
+        } else {
+            599_000.0
+        } * scale
+            / 60.0;
         println!(
             "  klines/s at the ceiling would be {ceiling_klines:.0}: {:.1}% of it over the whole run",
             klines_per_s / ceiling_klines * 100.0
         );
-        println!("  target: >= 95% with zero 429s -> {}", if mean >= 0.95 && summary.http429 == 0 { "met" } else { "NOT met" });
+        println!(
+            "  target: >= 95% with zero 429s -> {}",
+            if mean >= 0.95 && summary.http429 == 0 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
     }
 }
 
@@ -250,19 +358,35 @@ fn first_klines() {
     // Real limits, a 1-second exchange minute: the weight is counted, not waited for.
     let sim = start_sim("real", 60.0, true);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let mut c = client(&sim);
-    let opts = SyncOptions { include_delisted: true, dry_run: true, ..options(&Market::ALL, NOW) };
+    let opts = SyncOptions {
+        include_delisted: true,
+        dry_run: true,
+        ..options(&Market::ALL, NOW)
+    };
     let t = Instant::now();
     let s = atm_ingest::sync(&mut c, &store, &opts, |_| {}).unwrap();
     let stats = get(&format!("{}/sim/v1/stats", sim.base));
-    println!("first klines of the real universe ({} found in {:.1} s):", s.first_klines_found, t.elapsed().as_secs_f64());
+    println!(
+        "first klines of the real universe ({} found in {:.1} s):",
+        s.first_klines_found,
+        t.elapsed().as_secs_f64()
+    );
     for m in Market::ALL {
         let reg = store.registry(m).unwrap();
         let symbols = reg.symbols.len() as f64;
         // Less the market's one exchangeInfo request (spot weight 20, futures 1).
         let requests = stats["rest"][m.as_str()]["requests"].as_u64().unwrap() as f64 - 1.0;
-        let weight = stats["rest"][m.as_str()]["weight"].as_u64().unwrap() as f64 - if m == Market::Spot { 20.0 } else { 1.0 };
+        let weight = stats["rest"][m.as_str()]["weight"].as_u64().unwrap() as f64
+            - if m == Market::Spot { 20.0 } else { 1.0 };
         let one = if m == Market::Spot { 2.0 } else { 1.0 };
         println!(
             "  {m}: {symbols} symbols, {:.3} requests and {:.3} weight per symbol ({:.3} weighted requests, a request of limit 1 weighing {one})",
@@ -285,9 +409,21 @@ fn archive() {
     let markets = [Market::Spot, Market::UsdM];
     let run = |source: atm_ingest::archive::Source| {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
         let mut c = client(&sim);
-        let opts = SyncOptions { source, archive_workers: 4, publish_status: false, ..options(&markets, NOW - 120 * DAY) };
+        let opts = SyncOptions {
+            source,
+            archive_workers: 4,
+            publish_status: false,
+            ..options(&markets, NOW - 120 * DAY)
+        };
         let (cpu0, _) = cpu_and_peak();
         let t = Instant::now();
         let s = atm_ingest::sync(&mut c, &store, &opts, |_| {}).unwrap();
@@ -311,11 +447,25 @@ fn archive() {
     // the few days not archived yet).
     let sim = start_sim("20", 60.0, true);
     let mut rest_minutes = 0.0;
-    for source in [atm_ingest::archive::Source::Rest, atm_ingest::archive::Source::Auto] {
+    for source in [
+        atm_ingest::archive::Source::Rest,
+        atm_ingest::archive::Source::Auto,
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
         let mut c = client(&sim);
-        let opts = SyncOptions { source, publish_status: false, ..options(&markets, NOW - 120 * DAY) };
+        let opts = SyncOptions {
+            source,
+            publish_status: false,
+            ..options(&markets, NOW - 120 * DAY)
+        };
         let t = Instant::now();
         let s = atm_ingest::sync(&mut c, &store, &opts, |_| {}).unwrap();
         let secs = t.elapsed().as_secs_f64();
@@ -345,8 +495,11 @@ fn archive() {
 /// real store with live values in the shared segment.
 fn apply() {
     let (symbols, minutes, updates) = (2_000usize, 60i64, 9);
-    let keys: Vec<atm_store::SeriesKey> =
-        (0..symbols).map(|i| atm_store::SeriesKey::parse(Market::UsdM, &format!("S{i}USDT"), Interval::M1).unwrap()).collect();
+    let keys: Vec<atm_store::SeriesKey> = (0..symbols)
+        .map(|i| {
+            atm_store::SeriesKey::parse(Market::UsdM, &format!("S{i}USDT"), Interval::M1).unwrap()
+        })
+        .collect();
     let mut messages = Vec::with_capacity(symbols * minutes as usize * (updates + 1));
     for m in 0..minutes {
         let t = NOW + m * 60_000;
@@ -370,12 +523,22 @@ fn apply() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let n = messages.len();
     let (cpu0, _) = cpu_and_peak();
     let s = atm_ingest::stream::replay(&store, Market::UsdM, &keys, messages).unwrap();
     let (cpu1, peak) = cpu_and_peak();
-    assert_eq!((s.events, s.bad_messages, s.closes), (n as u64, 0, (symbols as u64) * minutes as u64));
+    assert_eq!(
+        (s.events, s.bad_messages, s.closes),
+        (n as u64, 0, (symbols as u64) * minutes as u64)
+    );
     println!("apply ({symbols} USD-M symbols, {minutes} 1m klines each, {updates} updates and a close per kline; parsed, live values published, closes committed):");
     println!(
         "  {n} events in {:.2} s = {:.0} events/s (target 200,000); {:.2} µs CPU per event; {} commits; peak resident {peak:.0} MB",
@@ -402,20 +565,41 @@ fn stream() {
     let mode = std::env::args().nth(2);
     let niced = mode.as_deref() == Some("niced");
     let real = mode.as_deref() == Some("real");
-    let (time_scale, intervals, seconds) =
-        if real { (1.0, vec![Interval::M1], 150) } else { (4.0, vec![Interval::M1, Interval::M3, Interval::M5, Interval::M15], 60) };
+    let (time_scale, intervals, seconds) = if real {
+        (1.0, vec![Interval::M1], 150)
+    } else {
+        (
+            4.0,
+            vec![Interval::M1, Interval::M3, Interval::M5, Interval::M15],
+            60,
+        )
+    };
     let sim = start_sim_with("real", time_scale, true, niced);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            create: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let mut c = client(&sim);
     let opts = atm_ingest::stream::StreamOptions {
-        selection: atm_ingest::Selection { intervals: intervals.clone(), ..atm_ingest::Selection::default() },
+        selection: atm_ingest::Selection {
+            intervals: intervals.clone(),
+            ..atm_ingest::Selection::default()
+        },
         duration: Some(Duration::from_secs(seconds)),
         ..atm_ingest::stream::StreamOptions::default()
     };
     let what = format!(
         "real universe, {}, {seconds} s at --time-scale {time_scale}",
-        intervals.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("/")
+        intervals
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join("/")
     );
     // Twice: into a fresh store (every series' first klines), then
     // restarted on the store the first run left, as a stream runs for days.
@@ -424,7 +608,14 @@ fn stream() {
         let s = atm_ingest::stream::stream(&mut c, &store, &opts).unwrap();
         let (cpu1, peak) = cpu_and_peak();
         let per_s = s.events as f64 / s.elapsed_s;
-        println!("stream ({what}, {run}{}):", if niced { ", the simulator at nice 19" } else { "" });
+        println!(
+            "stream ({what}, {run}{}):",
+            if niced {
+                ", the simulator at nice 19"
+            } else {
+                ""
+            }
+        );
         println!(
             "  {} streams on {} connections (Binance allows 1024 per spot/USD-M and 200 per COIN-M connection); {} events = {per_s:.0}/s; {:.2} µs CPU per event ({:.2} cores); peak resident {peak:.0} MB",
             s.streams,

@@ -26,33 +26,65 @@ const ORIGIN: i64 = 1_567_997_820_000;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--view") {
-        return view(std::path::Path::new(&args[2]), args[3].parse().unwrap_or(3_200_000));
+        return view(
+            std::path::Path::new(&args[2]),
+            args[3].parse().unwrap_or(3_200_000),
+        );
     }
-    let rows: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3_200_000);
+    let rows: usize = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3_200_000);
     let symbols: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     let t = Instant::now();
     build(&path, rows, symbols);
     println!("store: spot BTCUSDT 1m with {rows} klines, and {symbols} USD-M symbols (1d) built in {:.1} s", t.elapsed().as_secs_f64());
-    let status = std::process::Command::new(&args[0]).arg("--view").arg(&path).arg(rows.to_string()).status().unwrap();
+    let status = std::process::Command::new(&args[0])
+        .arg("--view")
+        .arg(&path)
+        .arg(rows.to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
 fn build(path: &std::path::Path, rows: usize, symbols: usize) {
-    let store = Store::open(path, StoreOptions { create: true, ..StoreOptions::default() }).unwrap();
+    let store = Store::open(
+        path,
+        StoreOptions {
+            create: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let key = SeriesKey::parse(Market::Spot, "BTCUSDT", Interval::M1).unwrap();
     let (floats, trades) = peers_walk(rows);
     let mut w = store.writer().unwrap();
-    let cols = Columns { values: std::array::from_fn(|c| FloatColumn::F32(&floats[c])), trades: &trades };
+    let cols = Columns {
+        values: std::array::from_fn(|c| FloatColumn::F32(&floats[c])),
+        trades: &trades,
+    };
     w.commit_columns(&key, ORIGIN, &cols).unwrap();
     // Symbols named like Binance's: a base of 2 to 8 letters and a quote.
     for n in 0..symbols {
         let quote = ["USDT", "USDC", "BTC", "FDUSD"][n % 4];
-        let base: String = (0..2 + n % 7).map(|i| (b'A' + ((n / 4 + i * 7 + n * i) % 26) as u8) as char).collect();
+        let base: String = (0..2 + n % 7)
+            .map(|i| (b'A' + ((n / 4 + i * 7 + n * i) % 26) as u8) as char)
+            .collect();
         let k = SeriesKey::parse(Market::UsdM, &format!("{base}{n}{quote}"), Interval::D1).unwrap();
         let t = 1_700_006_400_000; // a day boundary
-        w.put(&k, &Kline { open_time: t, close_time: t + 86_399_999, values: [1.0; 8], trades: 1 }).unwrap();
+        w.put(
+            &k,
+            &Kline {
+                open_time: t,
+                close_time: t + 86_399_999,
+                values: [1.0; 8],
+                trades: 1,
+            },
+        )
+        .unwrap();
         if n % 1000 == 999 {
             w.commit().unwrap();
         }
@@ -76,9 +108,19 @@ fn view(path: &std::path::Path, rows: usize) {
     let (rss0, anon0) = (rss_mb(), anon_mb());
     let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
     let t = Instant::now();
-    let mut app = App::open(path, Options { color: Some(true), ..Options::default() }).unwrap();
+    let mut app = App::open(
+        path,
+        Options {
+            color: Some(true),
+            ..Options::default()
+        },
+    )
+    .unwrap();
     term.draw(|f| app.draw(f)).unwrap();
-    println!("open the store and draw the first frame: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "open the store and draw the first frame: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
 
     // Open the 3.2M-row series: Enter on BTCUSDT, then the frame.
     let t = Instant::now();
@@ -92,7 +134,9 @@ fn view(path: &std::path::Path, rows: usize) {
     let mut state = 7u64;
     let mut jumps = Vec::new();
     for _ in 0..300 {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let t0 = ORIGIN + ((state >> 33) % rows as u64) as i64 * 60_000;
         let t = Instant::now();
         app.jump_to(t0).unwrap();
@@ -122,7 +166,10 @@ fn view(path: &std::path::Path, rows: usize) {
     }
     let t = Instant::now();
     term.draw(|f| app.draw(f)).unwrap();
-    println!("chart zoomed out to 16,384 klines per column (about 1.4M klines read): {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "chart zoomed out to 16,384 klines per column (about 1.4M klines read): {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     for _ in 0..14 {
         key(&mut app, KeyCode::Char('+'));
     }
@@ -135,7 +182,11 @@ fn view(path: &std::path::Path, rows: usize) {
     let mut per_key = Vec::new();
     key(&mut app, KeyCode::Char('/'));
     for word in ["usdt", "ab1", "fdusd", "q9", "zzzz", "c"] {
-        for c in word.chars().map(KeyCode::Char).chain(std::iter::repeat_n(KeyCode::Backspace, word.len())) {
+        for c in word
+            .chars()
+            .map(KeyCode::Char)
+            .chain(std::iter::repeat_n(KeyCode::Backspace, word.len()))
+        {
             let t = Instant::now();
             key(&mut app, c);
             term.draw(|f| app.draw(f)).unwrap();
