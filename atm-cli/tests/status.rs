@@ -210,3 +210,84 @@ fn status_follows_a_sync_to_its_summary_and_reports_a_killed_one_dead() {
     let text = String::from_utf8(atm(dir.path(), &["status"]).stdout).unwrap();
     assert!(text.contains("DEAD") && text.contains("finished"), "{text}");
 }
+
+/// From its first moment, a process shows every documented key of its
+/// command (zeros until there is something to count) and a phase: the very
+/// first status read that sees an `atm sync` is already complete.
+#[test]
+fn a_sync_shows_its_phase_totals_and_stages_from_its_first_moment() {
+    let sim = sim(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(ATM)
+        .arg("--store")
+        .arg(dir.path())
+        .args([
+            "sync",
+            "--exchange",
+            &sim.base,
+            "--symbols",
+            "BTCUSDT",
+            "--intervals",
+            "1h",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        let v = status(dir.path());
+        if let Some(p) = v["processes"].as_array().and_then(|a| a.first()) {
+            break p.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sync never showed up in atm status"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = child.wait();
+    let phase = first["process"]["phase"].as_str().unwrap_or_default();
+    assert!(
+        [
+            "starting",
+            "importing markets",
+            "finding first klines",
+            "planning",
+            "archives",
+            "fetching",
+            "done"
+        ]
+        .contains(&phase),
+        "a phase from the first moment: {first}"
+    );
+    for key in [
+        "klines_written",
+        "requests",
+        "weight",
+        "errors",
+        "retries",
+        "http429",
+        "pages_done",
+        "pages_total",
+        "known_missing_slots",
+        "held_series",
+        "archive_files_planned",
+        "archive_klines",
+    ] {
+        assert!(
+            first["totals"][key].is_u64(),
+            "totals.{key} from the first moment: {first}"
+        );
+    }
+    for stage in ["fetch", "parse", "write"] {
+        let s = &first["stages"][stage];
+        assert_numbers(s, stage);
+        for key in ["items_in", "items_out", "errors", "queue", "latency_us_p99"] {
+            assert!(
+                s[key].is_number(),
+                "stages.{stage}.{key} from the first moment: {first}"
+            );
+        }
+    }
+}

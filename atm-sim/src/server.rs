@@ -128,6 +128,10 @@ pub fn run_until_signal(config: SimConfig, ready: impl FnOnce(&str, &Exchange)) 
     let exchange = Arc::new(Exchange::new(config)?);
     let runtime = runtime()?;
     runtime.block_on(async move {
+        // The handlers first: a signal that arrives as soon as the first
+        // line is out (a script that read it) must stop the server cleanly,
+        // not kill it by the default action.
+        let signals = Signals::install()?;
         let listener = TcpListener::bind(exchange.config.addr)
             .await
             .map_err(|e| Error::Io {
@@ -141,7 +145,7 @@ pub fn run_until_signal(config: SimConfig, ready: impl FnOnce(&str, &Exchange)) 
         ready(&format!("http://{addr}"), &exchange);
         let (tx, rx) = watch::channel(false);
         let server = tokio::spawn(serve(listener, exchange, rx));
-        wait_for_signal().await?;
+        signals.wait().await;
         log::info!("signal received, shutting down");
         let _ = tx.send(true);
         let _ = server.await;
@@ -149,19 +153,32 @@ pub fn run_until_signal(config: SimConfig, ready: impl FnOnce(&str, &Exchange)) 
     })
 }
 
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let io = |e| Error::Io {
-        what: "install signal handlers".into(),
-        source: e,
-    };
-    let mut term = signal(SignalKind::terminate()).map_err(io)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, listened for from the moment they are installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let io = |e| Error::Io {
+            what: "install signal handlers".into(),
+            source: e,
+        };
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(io)?,
+            int: signal(SignalKind::interrupt()).map_err(io)?,
+        })
     }
-    Ok(())
+
+    /// Waits for either signal.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// Accepts connections until `stop` turns true.
