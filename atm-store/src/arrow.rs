@@ -559,6 +559,7 @@ impl Series {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Kline;
     use crate::{Interval, Market, StoreOptions};
 
     #[test]
@@ -675,5 +676,92 @@ mod tests {
             "the chunk with the gap holds its present klines only"
         );
         assert_eq!(sa.batches(t0 - 10, t0 - 1).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_window_holds_every_slot_of_the_range_over_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let key = SeriesKey::parse(Market::UsdM, "WUSDT", Interval::M1).unwrap();
+        let t0 = 1_704_067_200_000;
+        let mut w = store.writer().unwrap();
+        for i in 0..100i64 {
+            // Slots 10..20 unknown, 20..25 known-missing.
+            if (10..25).contains(&i) {
+                continue;
+            }
+            let t = t0 + i * 60_000;
+            w.put(
+                &key,
+                &Kline {
+                    open_time: t,
+                    close_time: t + 59_999,
+                    values: [i as f64; 8],
+                    trades: i as u32,
+                },
+            )
+            .unwrap();
+        }
+        w.mark_missing(&key, t0 + 20 * 60_000, t0 + 24 * 60_000)
+            .unwrap();
+        w.commit().unwrap();
+        let s = store.series(&key).unwrap().unwrap();
+        let all = s
+            .window(i64::MIN, i64::MAX, None, &crate::Column::ALL)
+            .unwrap()
+            .unwrap();
+        assert_eq!(all.len, 100);
+        assert_eq!(all.open_times()[0], t0);
+        assert_eq!(all.close_times()[99], t0 + 99 * 60_000 + 59_999);
+        assert_eq!(all.states[..10], [STATE_PRESENT; 10]);
+        assert_eq!(all.states[10..20], [STATE_UNKNOWN; 10]);
+        assert_eq!(all.states[20..25], [STATE_MISSING; 5]);
+        let close = all.columns[crate::Column::Close.index()].as_ref().unwrap();
+        assert!(close.zero_copy);
+        assert_eq!(close.buffer.typed_data::<f32>()[42], 42.0);
+        let trades = all.columns[crate::Column::Trades.index()].as_ref().unwrap();
+        assert_eq!(trades.buffer.typed_data::<u32>()[99], 99);
+        // The buffer is the mapped column itself.
+        let mapped = s
+            .view(t0, t0, &[crate::Column::Close], |v| {
+                v.f32s(3).unwrap().as_ptr() as usize
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(close.buffer.as_ptr() as usize, mapped);
+        // A range, a tail, a column selection, nothing.
+        let r = s
+            .window(
+                t0 + 5 * 60_000,
+                t0 + 30 * 60_000,
+                None,
+                &[crate::Column::Open],
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.first_slot, r.len), (all.first_slot + 5, 26));
+        assert!(r.columns[crate::Column::Open.index()].is_some());
+        assert!(r.columns[crate::Column::Close.index()].is_none());
+        let t = s
+            .window(i64::MIN, t0 + 30 * 60_000, Some(8), &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            t.first_slot,
+            all.first_slot + 8,
+            "8 present: 8, 9 and 25..=30"
+        );
+        assert!(s.window(t0 - 10, t0 - 1, None, &[]).unwrap().is_none());
+        assert!(s
+            .window(i64::MIN, i64::MAX, Some(0), &[])
+            .unwrap()
+            .is_none());
     }
 }
