@@ -209,7 +209,7 @@ impl Store {
         }
         let series = self.series_of(py, &key)?;
         let window = py
-            .detach(|| series.window(start, end, tail, &cols))
+            .detach(|| series.window(start, end, tail, &cols, copy))
             .py_err(py)?;
         Ok(Klines::new(
             key,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import atm
-from conftest import query_csv, run_atm, snapshot
+from conftest import TESTDATA, query_csv, run_atm, snapshot
 
 VALUE_COLUMNS = [c for c in atm.COLUMNS if c not in ("open_time", "close_time")]
 
@@ -315,3 +315,48 @@ def test_reads_write_nothing_to_the_store(imported, synced):
         del store, k
         gc.collect()
         assert snapshot(store_dir) == before
+
+
+def test_what_a_view_held_afterwards_sees(tmp_path):
+    """docs/python.md, "What a zero-copy view can see later": a kline
+    written later into an unknown slot of the window shows through the view
+    (not through `state`); `atm compact` punching the view's block out of the
+    file reads as zeros under it; `copy=True` arrays never change."""
+    src = TESTDATA / "spot" / "daily" / "klines" / "ADABTC" / "1m" / "ADABTC-1m-2021-11-27.csv"
+    rows = src.read_text().splitlines()
+    part = tmp_path / "part" / "spot" / "ADABTC-1m-2021-11-27.csv"
+    part.parent.mkdir(parents=True)
+    part.write_text("\n".join(rows[:3] + rows[6:]) + "\n")  # slots 3..5 unknown
+    store_dir = tmp_path / "store"
+    run_atm(store_dir, "import", str(part))
+    store = atm.open(store_dir)
+    view = store.read("spot", "ADABTC", "1m")
+    copy = store.read("spot", "ADABTC", "1m", copy=True)
+    assert len(view) == 10
+    assert list(view.state[3:6]) == [atm.UNKNOWN] * 3
+    assert list(view.close[3:6]) == [0.0] * 3
+    run_atm(store_dir, "import", str(src))
+    want = np.float32([float(r.split(",")[4]) for r in rows])
+    np.testing.assert_array_equal(view.close, want)  # the new klines show through
+    assert list(view.state[3:6]) == [atm.UNKNOWN] * 3  # the state is the snapshot's
+    assert list(copy.close[3:6]) == [0.0] * 3  # a copy never changes
+    np.testing.assert_array_equal(store.read("spot", "ADABTC", "1m").state, [atm.PRESENT] * 10)
+
+    # Compaction under a view: FILUSDT's 41,760 klines span 11 blocks, all
+    # but the newest sealed.
+    fil = TESTDATA / "futures"
+    big = tmp_path / "big"
+    run_atm(big, "import", str(fil))
+    store = atm.open(big)
+    view = store.read("um", "FILUSDT", "1m")
+    kept = store.read("um", "FILUSDT", "1m", copy=True)
+    assert view.is_zero_copy("close")
+    run_atm(big, "compact")
+    after = atm.open(big).read("um", "FILUSDT", "1m")
+    assert not after.is_zero_copy("close")  # cold blocks are copied out
+    np.testing.assert_array_equal(after.close, kept.close)
+    assert_equals_query(big, after)
+    zeros = view.close == 0
+    assert zeros[:4096].all(), "a punched-out block reads as zeros under an old view"
+    assert not zeros[-100:].any(), "the newest block stays hot"
+    np.testing.assert_array_equal(view.close[~zeros], kept.close[~zeros])

@@ -474,13 +474,15 @@ impl Series {
     /// when they do not overlap), with the `columns` asked for; with
     /// `tail = Some(n)` the window starts at the n-th newest present kline
     /// of that range instead. See [`Window`] for what it holds and how it
-    /// ages.
+    /// ages; with `copy` every column is copied inside the read section
+    /// instead, a private snapshot that no later commit changes.
     pub fn window(
         &self,
         from: i64,
         to: i64,
         tail: Option<usize>,
         columns: &[crate::Column],
+        copy: bool,
     ) -> Result<Option<Window>> {
         let Some((mut a, z)) = self.slot_span(from, to)? else {
             return Ok(None);
@@ -515,13 +517,16 @@ impl Series {
                     if mask & (1 << c) == 0 {
                         return None;
                     }
-                    if let Some(buffer) = v.arrow_buffer(c, owner.clone()) {
-                        return Some(WindowColumn {
-                            buffer,
-                            zero_copy: true,
-                        });
+                    if !copy {
+                        if let Some(buffer) = v.arrow_buffer(c, owner.clone()) {
+                            return Some(WindowColumn {
+                                buffer,
+                                zero_copy: true,
+                            });
+                        }
                     }
-                    // Cold blocks: the section copied the columns out.
+                    // A copy, or cold blocks (the section copied them out):
+                    // copied here, inside the section.
                     let buffer = match (c == crate::FLOAT_COLUMNS, precision) {
                         (true, _) => arrow_buffer::Buffer::from_vec(v.trades().to_vec()),
                         (false, Precision::F32) => {
@@ -714,7 +719,7 @@ mod tests {
         w.commit().unwrap();
         let s = store.series(&key).unwrap().unwrap();
         let all = s
-            .window(i64::MIN, i64::MAX, None, &crate::Column::ALL)
+            .window(i64::MIN, i64::MAX, None, &crate::Column::ALL, false)
             .unwrap()
             .unwrap();
         assert_eq!(all.len, 100);
@@ -743,6 +748,7 @@ mod tests {
                 t0 + 30 * 60_000,
                 None,
                 &[crate::Column::Open],
+                false,
             )
             .unwrap()
             .unwrap();
@@ -750,7 +756,7 @@ mod tests {
         assert!(r.columns[crate::Column::Open.index()].is_some());
         assert!(r.columns[crate::Column::Close.index()].is_none());
         let t = s
-            .window(i64::MIN, t0 + 30 * 60_000, Some(8), &[])
+            .window(i64::MIN, t0 + 30 * 60_000, Some(8), &[], false)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -758,10 +764,23 @@ mod tests {
             all.first_slot + 8,
             "8 present: 8, 9 and 25..=30"
         );
-        assert!(s.window(t0 - 10, t0 - 1, None, &[]).unwrap().is_none());
         assert!(s
-            .window(i64::MIN, i64::MAX, Some(0), &[])
+            .window(t0 - 10, t0 - 1, None, &[], false)
             .unwrap()
             .is_none());
+        assert!(s
+            .window(i64::MIN, i64::MAX, Some(0), &[], false)
+            .unwrap()
+            .is_none());
+        let copied = s
+            .window(i64::MIN, i64::MAX, None, &[crate::Column::Close], true)
+            .unwrap()
+            .unwrap();
+        let c = copied.columns[crate::Column::Close.index()]
+            .as_ref()
+            .unwrap();
+        assert!(!c.zero_copy);
+        assert_ne!(c.buffer.as_ptr() as usize, mapped);
+        assert_eq!(c.buffer.typed_data::<f32>()[42], 42.0);
     }
 }
