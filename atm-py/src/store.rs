@@ -25,6 +25,31 @@ struct Info {
     bytes: u64,
 }
 
+/// A kline as a dict with `atm query`'s column names (times in epoch ms).
+fn kline_dict<'py>(py: Python<'py>, k: &atm_store::Kline) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("open_time", k.open_time)?;
+    d.set_item("open", k.values[0])?;
+    d.set_item("high", k.values[1])?;
+    d.set_item("low", k.values[2])?;
+    d.set_item("close", k.values[3])?;
+    d.set_item("volume", k.values[4])?;
+    d.set_item("close_time", k.close_time)?;
+    d.set_item("quote_volume", k.values[5])?;
+    d.set_item("trades", k.trades)?;
+    d.set_item("taker_buy_base", k.values[6])?;
+    d.set_item("taker_buy_quote", k.values[7])?;
+    Ok(d)
+}
+
+/// An atm-status error as the store error it wraps, or `atm.Error`.
+fn status_err(py: Python<'_>, e: atm_status::Error) -> PyErr {
+    match e {
+        atm_status::Error::Store(e) => crate::errors::to_py(py, e),
+        e => raise(py, "Error", e.to_string()),
+    }
+}
+
 fn parse_market(m: &str) -> PyResult<Market> {
     m.parse::<Market>()
         .map_err(|e| PyValueError::new_err(e.to_string()))
@@ -234,19 +259,56 @@ impl Store {
         let Some(k) = py.detach(|| series.latest()).py_err(py)? else {
             return Ok(None);
         };
-        let d = PyDict::new(py);
-        d.set_item("open_time", k.open_time)?;
-        d.set_item("open", k.values[0])?;
-        d.set_item("high", k.values[1])?;
-        d.set_item("low", k.values[2])?;
-        d.set_item("close", k.values[3])?;
-        d.set_item("volume", k.values[4])?;
-        d.set_item("close_time", k.close_time)?;
-        d.set_item("quote_volume", k.values[5])?;
-        d.set_item("trades", k.trades)?;
-        d.set_item("taker_buy_base", k.values[6])?;
-        d.set_item("taker_buy_quote", k.values[7])?;
-        Ok(Some(d))
+        kline_dict(py, &k).map(Some)
+    }
+
+    /// The kline in progress that a running `atm stream` publishes in
+    /// shared memory (a dict like `latest`'s), or None when none does.
+    fn live<'py>(
+        &self,
+        py: Python<'py>,
+        market: &str,
+        symbol: &str,
+        interval: &str,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let key = parse_key(market, symbol, interval)?;
+        let k = py
+            .detach(|| atm_status::read_live(self.store.dir(), &key))
+            .map_err(|e| status_err(py, e))?;
+        k.map(|k| kline_dict(py, &k)).transpose()
+    }
+
+    /// `atm status --format json`'s `processes`, as a JSON string.
+    fn status_json(&self, py: Python<'_>) -> PyResult<String> {
+        let p = py
+            .detach(|| atm_status::read_status(self.store.dir()))
+            .map_err(|e| status_err(py, e))?;
+        serde_json::to_string(&p).map_err(|e| raise(py, "Error", e.to_string()))
+    }
+
+    /// The symbol registry of `market`, as a JSON string.
+    fn registry_json(&self, py: Python<'_>, market: &str) -> PyResult<String> {
+        let m = parse_market(market)?;
+        let r = py.detach(|| self.store.registry(m)).py_err(py)?;
+        serde_json::to_string(&r).map_err(|e| raise(py, "Error", e.to_string()))
+    }
+
+    /// The kline at open time `at` of every series of `market` and
+    /// `interval`: a list of (symbol, dict or None), symbols sorted.
+    fn cross_section<'py>(
+        &self,
+        py: Python<'py>,
+        market: &str,
+        interval: &str,
+        at: i64,
+    ) -> PyResult<Vec<(String, Option<Bound<'py, PyDict>>)>> {
+        let (m, iv) = (parse_market(market)?, parse_interval(interval)?);
+        let rows = py
+            .detach(|| self.store.cross_section(m, iv, at))
+            .py_err(py)?;
+        rows.into_iter()
+            .map(|(s, k)| Ok((s.to_string(), k.map(|k| kline_dict(py, &k)).transpose()?)))
+            .collect()
     }
 
     fn __repr__(&self) -> String {

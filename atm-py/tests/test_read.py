@@ -360,3 +360,32 @@ def test_what_a_view_held_afterwards_sees(tmp_path):
     assert zeros[:4096].all(), "a punched-out block reads as zeros under an old view"
     assert not zeros[-100:].any(), "the newest block stays hot"
     np.testing.assert_array_equal(view.close[~zeros], kept.close[~zeros])
+
+
+def test_registry_status_live_and_cross_section(synced):
+    import json
+
+    store = atm.open(synced)
+    reg = store.registry("um")
+    names = [r["symbol"] for r in reg]
+    assert "BTCUSDT" in names and names == sorted(names)
+    btc = reg[names.index("BTCUSDT")]
+    assert btc["status"] and "first_kline" in btc and "listed" in btc
+    assert store.registry("cm") == [] or all("symbol" in r for r in store.registry("cm"))
+    assert store.status() == json.loads(run_atm(synced, "status", "--format", "json"))["processes"]
+    assert store.live("um", "BTCUSDT", "1m") is None  # no stream runs
+    at = "2025-10-05T12:00:00Z"
+    cs = store.cross_section("um", "1h", at)
+    syms = list(cs["symbol"])
+    assert syms == sorted(s["symbol"] for s in store.series(market="um", interval="1h"))
+    for i, sym in enumerate(syms):
+        k = store.read("um", sym, "1h", at, at)
+        assert cs["present"][i]
+        assert cs["close"][i] == k.close[0]
+        assert cs["open_time"][i] == k.open_time[0]
+    only = store.cross_section("um", "1h", at, columns=["close"], symbols=["ETHUSDT"])
+    assert list(only) == ["symbol", "present", "close"] and list(only["symbol"]) == ["ETHUSDT"]
+    far = store.cross_section("um", "1h", "2019-01-01")
+    assert not far["present"].any() and np.isnan(far["close"]).all()
+    with pytest.raises(ValueError):
+        store.cross_section("um", "1h", at, columns=["nope"])

@@ -218,6 +218,69 @@ class Store:
         column names; times in epoch ms), or None. O(1)."""
         return self._native.latest(market, symbol, interval)
 
+    def live(self, market: str, symbol: str, interval: str) -> Optional[Dict[str, Any]]:
+        """The kline in progress that a running ``atm stream`` publishes in
+        shared memory (no network), as a dict like :meth:`latest`'s, or None
+        when no stream publishes this series."""
+        return self._native.live(market, symbol, interval)
+
+    def status(self) -> List[Dict[str, Any]]:
+        """Every atm process that runs (or ran) on the store, as
+        ``atm status --format json`` lists them under ``processes``."""
+        import json
+
+        return json.loads(self._native.status_json())
+
+    def registry(self, market: str) -> List[Dict[str, Any]]:
+        """The symbols of ``market`` that the store knows (from ``atm sync``
+        / ``atm markets``), sorted: dicts with ``symbol``, ``status``,
+        ``base``, ``quote``, ``listed``, ``first_kline``, ``delisted`` (epoch
+        ms or None), ``history`` (status changes) and ``extra``."""
+        import json
+
+        reg = json.loads(self._native.registry_json(market))
+        return [reg["symbols"][s] for s in sorted(reg["symbols"])]
+
+    def cross_section(
+        self,
+        market: str,
+        interval: str,
+        at: TimeLike,
+        columns: Optional[Sequence[str]] = None,
+        symbols: Optional[Sequence[str]] = None,
+    ) -> Dict[str, Any]:
+        """One kline per symbol at open time ``at`` (a universe snapshot):
+        a dict of numpy arrays, one entry per symbol of ``market`` and
+        ``interval`` (only ``symbols`` if given, in the store's order):
+        ``symbol`` (str), ``present`` (bool), then the ``columns`` asked for
+        (all by default; floats as float64, NaN where there is no kline;
+        trades uint32 and times int64, 0 there)."""
+        import numpy as np
+
+        t = _ms(at, "at")
+        if t is None:
+            raise ValueError("at: a time is required")
+        names = list(COLUMNS) if columns is None else list(columns)
+        for n in names:
+            if n not in COLUMNS:
+                raise ValueError(f"unknown column {n!r}: expected some of {', '.join(COLUMNS)}")
+        rows = self._native.cross_section(market, interval, t)
+        if symbols is not None:
+            wanted = set(symbols)
+            rows = [r for r in rows if r[0] in wanted]
+        out: Dict[str, Any] = {
+            "symbol": np.array([r[0] for r in rows], dtype=object),
+            "present": np.array([r[1] is not None for r in rows], dtype=bool),
+        }
+        for n in names:
+            if n in ("open_time", "close_time"):
+                out[n] = np.array([r[1][n] if r[1] else 0 for r in rows], dtype=np.int64)
+            elif n == "trades":
+                out[n] = np.array([r[1][n] if r[1] else 0 for r in rows], dtype=np.uint32)
+            else:
+                out[n] = np.array([r[1][n] if r[1] else np.nan for r in rows], dtype=np.float64)
+        return out
+
     def __repr__(self) -> str:
         return f"<atm.Store {self._native.path} (read-only)>"
 
