@@ -389,3 +389,31 @@ def test_registry_status_live_and_cross_section(synced):
     assert not far["present"].any() and np.isnan(far["close"]).all()
     with pytest.raises(ValueError):
         store.cross_section("um", "1h", at, columns=["nope"])
+
+
+def test_a_series_a_crashed_writer_left_mid_commit_needs_recovery(imported, tmp_path):
+    """A block whose seqlock stays odd (its writer died inside a commit):
+    the reader waits 2 s, then raises NeedsRecoveryError naming the file,
+    and repairs nothing (read-only: no journal replay)."""
+    store_dir = damaged_copy(imported, tmp_path / "s")
+    kl = store_dir / "um" / "1m" / "FILUSDT.kl"
+    with open(kl, "r+b") as f:
+        f.seek(48)  # header: block table offset (docs/format.md)
+        (table,) = struct.unpack("<Q", f.read(8))
+        f.seek(32)
+        (capacity,) = struct.unpack("<Q", f.read(8))
+        f.seek(table)
+        entries = f.read((capacity + 4095) // 4096 * 64)
+        first = next(
+            b for b in range(len(entries) // 64) if struct.unpack_from("<I", entries, b * 64 + 8)[0] > 0
+        )
+        (seq,) = struct.unpack_from("<I", entries, first * 64)
+        assert seq % 2 == 0
+        f.seek(table + first * 64)
+        f.write(struct.pack("<I", seq + 1))
+    before = snapshot(store_dir)
+    store = atm.open(store_dir)
+    with pytest.raises(atm.NeedsRecoveryError, match="FILUSDT.kl"):
+        store.read("um", "FILUSDT", "1m")
+    assert len(store.read("spot", "ADABTC", "1m")) == 10  # other series read on
+    assert snapshot(store_dir) == before
