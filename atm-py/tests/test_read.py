@@ -417,3 +417,38 @@ def test_a_series_a_crashed_writer_left_mid_commit_needs_recovery(imported, tmp_
         store.read("um", "FILUSDT", "1m")
     assert len(store.read("spot", "ADABTC", "1m")) == 10  # other series read on
     assert snapshot(store_dir) == before
+
+
+def test_reading_in_a_loop_while_atm_sync_writes(tmp_path):
+    """A reader beside a running writer: every read returns only klines the
+    source has (each equal to the final store's, whole: no torn kline), and
+    raises nothing but the documented not-found errors before the series
+    exists."""
+    from conftest import atm_bin
+
+    store_dir = tmp_path / "store"
+    args = [
+        atm_bin(), "--store", str(store_dir), "sync", "--exchange", "sim", "--markets", "um",
+        "--symbols", "ETHUSDT", "--intervals", "1m", "--since", "2025-01-01", "--until", "2025-10-20",
+    ]
+    writer = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    snaps, reads = [], 0
+    try:
+        while writer.poll() is None:
+            try:
+                k = atm.open(store_dir).read("um", "ETHUSDT", "1m", copy=True).present()
+            except (atm.StoreNotFoundError, atm.SeriesNotFoundError):
+                continue
+            reads += 1
+            if len(k) and (not snaps or len(k) != len(snaps[-1][0])):
+                snaps.append((k.open_time, {c: k[c] for c in VALUE_COLUMNS}))
+    finally:
+        _, err = writer.communicate(timeout=300)
+    assert writer.returncode == 0, err
+    final = atm.open(store_dir).read("um", "ETHUSDT", "1m").present()
+    pos = {int(t): i for i, t in enumerate(final.open_time)}
+    assert reads > 0 and len(snaps) > 1, (reads, len(snaps))
+    for times, cols in snaps:
+        idx = np.array([pos[int(t)] for t in times])
+        for c, v in cols.items():
+            np.testing.assert_array_equal(v, final[c][idx], err_msg=c)
