@@ -23,7 +23,10 @@ import datetime as _dt
 import os as _os
 import re as _re
 from pathlib import Path as _Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from . import _atm
 from ._errors import (
@@ -297,8 +300,8 @@ class Klines:
     Value columns are of the store's type (float32 or float64; trades
     uint32) and, unless read with ``copy=True``, read-only views of the
     mapped file where it is hot (``is_zero_copy(name)`` tells). Values of
-    rows that are not present are whatever the file holds there (zeros
-    unless a kline was stored and later removed): mask with ``state``.
+    rows that are not present are whatever the file holds there (zeros,
+    in practice): mask with ``state``.
     ``open_time``/``close_time`` (int64 epoch ms; irregular klines with their
     exact times) and ``state`` are computed on first access, allocated."""
 
@@ -325,24 +328,77 @@ class Klines:
     def __len__(self) -> int:
         return len(self._native)
 
-    def __getitem__(self, name: str) -> Any:
+    def __getitem__(self, name: str) -> "np.ndarray":
+        """The numpy array of column ``name`` (``KeyError`` if it was not read)."""
         if name not in self._cache:
-            try:
-                self._cache[name] = self._native.column(name)
-            except KeyError:
-                raise
+            self._cache[name] = self._native.column(name)
         return self._cache[name]
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
+    def _attr(self, name: str) -> "np.ndarray":
         try:
             return self[name]
         except KeyError as e:
             raise AttributeError(str(e)) from None
 
-    def __dir__(self) -> List[str]:
-        return sorted(set(super().__dir__()) | set(self.columns))
+    @property
+    def open_time(self) -> "np.ndarray":
+        """Open times, int64 epoch ms (computed; irregular klines exact)."""
+        return self._attr("open_time")
+
+    @property
+    def open(self) -> "np.ndarray":
+        """Open prices (float32/float64 view of the map)."""
+        return self._attr("open")
+
+    @property
+    def high(self) -> "np.ndarray":
+        """High prices (float32/float64 view of the map)."""
+        return self._attr("high")
+
+    @property
+    def low(self) -> "np.ndarray":
+        """Low prices (float32/float64 view of the map)."""
+        return self._attr("low")
+
+    @property
+    def close(self) -> "np.ndarray":
+        """Close prices (float32/float64 view of the map)."""
+        return self._attr("close")
+
+    @property
+    def volume(self) -> "np.ndarray":
+        """Base-asset volumes (float32/float64 view of the map)."""
+        return self._attr("volume")
+
+    @property
+    def close_time(self) -> "np.ndarray":
+        """Close times, int64 epoch ms (computed; irregular klines exact)."""
+        return self._attr("close_time")
+
+    @property
+    def quote_volume(self) -> "np.ndarray":
+        """Quote-asset volumes (float32/float64 view of the map)."""
+        return self._attr("quote_volume")
+
+    @property
+    def trades(self) -> "np.ndarray":
+        """Trade counts (uint32 view of the map)."""
+        return self._attr("trades")
+
+    @property
+    def taker_buy_base(self) -> "np.ndarray":
+        """Taker buy base-asset volumes (float32/float64 view of the map)."""
+        return self._attr("taker_buy_base")
+
+    @property
+    def taker_buy_quote(self) -> "np.ndarray":
+        """Taker buy quote-asset volumes (float32/float64 view of the map)."""
+        return self._attr("taker_buy_quote")
+
+    @property
+    def state(self) -> "np.ndarray":
+        """Slot states, uint8: 0 unknown, 1 present, 2 known-missing (computed)."""
+        return self._attr("state")
 
     def is_zero_copy(self, name: str) -> bool:
         """True when value column ``name`` is a view of the mapped file."""
