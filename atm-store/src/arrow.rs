@@ -393,9 +393,178 @@ impl Series {
     }
 }
 
+/// The state of a slot in a [`Window`]: not fetched.
+pub const STATE_UNKNOWN: u8 = 0;
+/// The state of a slot in a [`Window`]: a kline is stored.
+pub const STATE_PRESENT: u8 = 1;
+/// The state of a slot in a [`Window`]: the exchange has no kline there.
+pub const STATE_MISSING: u8 = 2;
+
+/// Every grid slot of a series over a time range, column by column, as
+/// Arrow buffers: over the mapped file (zero-copy) where the window's blocks
+/// are hot, copied where it touches cold (compressed) blocks. What
+/// [`Series::window`] returns, and what the Python package hands out as
+/// numpy arrays.
+///
+/// The window was read in one seqlock section, after verifying the
+/// checksums of its columns and bitmaps: `states` and, at the moment the
+/// section validated, every column held one consistent snapshot. A
+/// zero-copy buffer keeps reading the store's pages afterwards, so a later
+/// commit into the window's slots (a kline filling an unknown slot, a
+/// correction from REST) shows through its values, never through `states`;
+/// a block that `atm compact` later punches out of the file reads as zeros.
+/// The buffers keep the series file (and its map) alive as long as they live.
+pub struct Window {
+    /// The series.
+    pub key: SeriesKey,
+    /// Precision of the float columns.
+    pub precision: Precision,
+    /// The grid slot of the first row.
+    pub first_slot: u64,
+    /// Rows (grid slots).
+    pub len: usize,
+    /// One state per row: [`STATE_UNKNOWN`], [`STATE_PRESENT`] or [`STATE_MISSING`].
+    pub states: Vec<u8>,
+    /// Columns by [`Column::index`] (0..8 the floats in store order, 8 the
+    /// trades): `None` where not requested.
+    pub columns: Vec<Option<WindowColumn>>,
+    /// Klines of the window whose open or close time is not their slot's regular one.
+    pub exceptions: Vec<crate::Exception>,
+}
+
+/// One column of a [`Window`].
+#[derive(Clone)]
+pub struct WindowColumn {
+    /// `len` little-endian values of the stored type (`f32`/`f64`, `u32` trades).
+    pub buffer: arrow_buffer::Buffer,
+    /// True when `buffer` lies over the mapped file, false for a copy.
+    pub zero_copy: bool,
+}
+
+impl Window {
+    /// Open times of the rows (irregular klines with their exact times).
+    pub fn open_times(&self) -> Vec<i64> {
+        self.times(|iv, s| iv.open_time(s), |e| e.open_time)
+    }
+
+    /// Close times of the rows (irregular klines with their exact times).
+    pub fn close_times(&self) -> Vec<i64> {
+        self.times(|iv, s| iv.close_time(s), |e| e.close_time)
+    }
+
+    fn times(
+        &self,
+        regular: impl Fn(crate::Interval, u64) -> i64,
+        exact: impl Fn(&crate::Exception) -> i64,
+    ) -> Vec<i64> {
+        let iv = self.key.interval;
+        let mut t: Vec<i64> = (0..self.len as u64)
+            .map(|i| regular(iv, self.first_slot + i))
+            .collect();
+        for e in &self.exceptions {
+            t[(e.slot - self.first_slot) as usize] = exact(e);
+        }
+        t
+    }
+}
+
+impl Series {
+    /// Every grid slot with open time in `from..=to` (inclusive, epoch ms),
+    /// clipped to the series' span (first to last present kline; `None`
+    /// when they do not overlap), with the `columns` asked for; with
+    /// `tail = Some(n)` the window starts at the n-th newest present kline
+    /// of that range instead. See [`Window`] for what it holds and how it
+    /// ages; with `copy` every column is copied inside the read section
+    /// instead, a private snapshot that no later commit changes.
+    pub fn window(
+        &self,
+        from: i64,
+        to: i64,
+        tail: Option<usize>,
+        columns: &[crate::Column],
+        copy: bool,
+    ) -> Result<Option<Window>> {
+        let Some((mut a, z)) = self.slot_span(from, to)? else {
+            return Ok(None);
+        };
+        if let Some(n) = tail {
+            if n == 0 {
+                return Ok(None);
+            }
+            let back = self.file().present_slots_back(z, n)?;
+            match back.last() {
+                Some(&lo) => a = a.max(lo),
+                None => return Ok(None),
+            }
+        }
+        let mask = columns
+            .iter()
+            .fold(crate::series::STATES, |m, c| m | 1 << c.index());
+        let file = self.file();
+        file.expect_verify(a, z, mask);
+        let owner: Arc<dyn arrow_buffer::alloc::Allocation> = Arc::new(KeepMapped(file.clone()));
+        let precision = self.precision();
+        let (states, cols) = file.read_section(a, z, mask, |v| {
+            let states: Vec<u8> = (0..v.len())
+                .map(|i| match v.state(i) {
+                    crate::SlotState::Unknown => STATE_UNKNOWN,
+                    crate::SlotState::Present => STATE_PRESENT,
+                    crate::SlotState::Missing => STATE_MISSING,
+                })
+                .collect();
+            let cols: Vec<Option<WindowColumn>> = (0..=crate::FLOAT_COLUMNS)
+                .map(|c| {
+                    if mask & (1 << c) == 0 {
+                        return None;
+                    }
+                    if !copy {
+                        if let Some(buffer) = v.arrow_buffer(c, owner.clone()) {
+                            return Some(WindowColumn {
+                                buffer,
+                                zero_copy: true,
+                            });
+                        }
+                    }
+                    // A copy, or cold blocks (the section copied them out):
+                    // copied here, inside the section.
+                    let buffer = match (c == crate::FLOAT_COLUMNS, precision) {
+                        (true, _) => arrow_buffer::Buffer::from_vec(v.trades().to_vec()),
+                        (false, Precision::F32) => {
+                            arrow_buffer::Buffer::from_vec(v.f32s(c).unwrap_or_default().to_vec())
+                        }
+                        (false, Precision::F64) => {
+                            arrow_buffer::Buffer::from_vec(v.f64s(c).unwrap_or_default().to_vec())
+                        }
+                    };
+                    Some(WindowColumn {
+                        buffer,
+                        zero_copy: false,
+                    })
+                })
+                .collect();
+            (states, cols)
+        })?;
+        let exceptions = self
+            .exceptions()?
+            .into_iter()
+            .filter(|e| (a..=z).contains(&e.slot))
+            .collect();
+        Ok(Some(Window {
+            key: self.key().clone(),
+            precision,
+            first_slot: a,
+            len: (z - a + 1) as usize,
+            states,
+            columns: cols,
+            exceptions,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Kline;
     use crate::{Interval, Market, StoreOptions};
 
     #[test]
@@ -512,5 +681,106 @@ mod tests {
             "the chunk with the gap holds its present klines only"
         );
         assert_eq!(sa.batches(t0 - 10, t0 - 1).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_window_holds_every_slot_of_the_range_over_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                create: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let key = SeriesKey::parse(Market::UsdM, "WUSDT", Interval::M1).unwrap();
+        let t0 = 1_704_067_200_000;
+        let mut w = store.writer().unwrap();
+        for i in 0..100i64 {
+            // Slots 10..20 unknown, 20..25 known-missing.
+            if (10..25).contains(&i) {
+                continue;
+            }
+            let t = t0 + i * 60_000;
+            w.put(
+                &key,
+                &Kline {
+                    open_time: t,
+                    close_time: t + 59_999,
+                    values: [i as f64; 8],
+                    trades: i as u32,
+                },
+            )
+            .unwrap();
+        }
+        w.mark_missing(&key, t0 + 20 * 60_000, t0 + 24 * 60_000)
+            .unwrap();
+        w.commit().unwrap();
+        let s = store.series(&key).unwrap().unwrap();
+        let all = s
+            .window(i64::MIN, i64::MAX, None, &crate::Column::ALL, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(all.len, 100);
+        assert_eq!(all.open_times()[0], t0);
+        assert_eq!(all.close_times()[99], t0 + 99 * 60_000 + 59_999);
+        assert_eq!(all.states[..10], [STATE_PRESENT; 10]);
+        assert_eq!(all.states[10..20], [STATE_UNKNOWN; 10]);
+        assert_eq!(all.states[20..25], [STATE_MISSING; 5]);
+        let close = all.columns[crate::Column::Close.index()].as_ref().unwrap();
+        assert!(close.zero_copy);
+        assert_eq!(close.buffer.typed_data::<f32>()[42], 42.0);
+        let trades = all.columns[crate::Column::Trades.index()].as_ref().unwrap();
+        assert_eq!(trades.buffer.typed_data::<u32>()[99], 99);
+        // The buffer is the mapped column itself.
+        let mapped = s
+            .view(t0, t0, &[crate::Column::Close], |v| {
+                v.f32s(3).unwrap().as_ptr() as usize
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(close.buffer.as_ptr() as usize, mapped);
+        // A range, a tail, a column selection, nothing.
+        let r = s
+            .window(
+                t0 + 5 * 60_000,
+                t0 + 30 * 60_000,
+                None,
+                &[crate::Column::Open],
+                false,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.first_slot, r.len), (all.first_slot + 5, 26));
+        assert!(r.columns[crate::Column::Open.index()].is_some());
+        assert!(r.columns[crate::Column::Close.index()].is_none());
+        let t = s
+            .window(i64::MIN, t0 + 30 * 60_000, Some(8), &[], false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            t.first_slot,
+            all.first_slot + 8,
+            "8 present: 8, 9 and 25..=30"
+        );
+        assert!(s
+            .window(t0 - 10, t0 - 1, None, &[], false)
+            .unwrap()
+            .is_none());
+        assert!(s
+            .window(i64::MIN, i64::MAX, Some(0), &[], false)
+            .unwrap()
+            .is_none());
+        let copied = s
+            .window(i64::MIN, i64::MAX, None, &[crate::Column::Close], true)
+            .unwrap()
+            .unwrap();
+        let c = copied.columns[crate::Column::Close.index()]
+            .as_ref()
+            .unwrap();
+        assert!(!c.zero_copy);
+        assert_ne!(c.buffer.as_ptr() as usize, mapped);
+        assert_eq!(c.buffer.typed_data::<f32>()[42], 42.0);
     }
 }

@@ -14,7 +14,7 @@ use crate::{Kline, FLOAT_COLUMNS};
 /// Checksums covering every column and both bitmaps.
 const ALL: u16 = (1 << BLOCK_CRCS) - 1;
 /// Checksums covering the two bitmaps (slot states).
-const STATES: u16 = (1 << COLUMNS) | (1 << (COLUMNS + 1));
+pub(crate) const STATES: u16 = (1 << COLUMNS) | (1 << (COLUMNS + 1));
 /// Every column and the slot states: what a whole-kline read verifies.
 #[cfg(feature = "arrow")]
 pub(crate) const ALL_COLUMNS: u16 = STATES | ((1 << COLUMNS) - 1);
