@@ -4,6 +4,19 @@ use chrono::{DateTime, NaiveDate};
 
 use crate::error::{CliError, Result};
 
+/// `--from` and `--to` as an inclusive range of open times (unbounded
+/// where not given); `--from` after `--to` is a usage error.
+pub fn range(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64)> {
+    let from = from.map(parse_time).transpose()?.unwrap_or(i64::MIN);
+    let to = to.map(parse_time).transpose()?.unwrap_or(i64::MAX);
+    if from > to {
+        return Err(CliError::Usage(format!(
+            "--from ({from}) is after --to ({to})"
+        )));
+    }
+    Ok((from, to))
+}
+
 /// Epoch milliseconds of `s`: `2024-02-01T12:00:00Z` (RFC 3339), `2024-02-01`
 /// (00:00 UTC that day) or `1706745600000`.
 pub fn parse_time(s: &str) -> Result<i64> {

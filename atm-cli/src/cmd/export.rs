@@ -8,7 +8,6 @@ use atm_store::{Interval, Market, SeriesKey, Store};
 
 use crate::cli::{ExportArgs, SummaryFormat};
 use crate::error::{CliError, Result};
-use crate::time_arg::parse_time;
 
 pub fn run(store: &Store, a: ExportArgs) -> Result<()> {
     let markets: Vec<Market> = a.markets.iter().map(|&m| m.into()).collect();
@@ -18,22 +17,7 @@ pub fn run(store: &Store, a: ExportArgs) -> Result<()> {
         .iter()
         .map(|i| i.parse::<Interval>())
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let from = a
-        .from
-        .as_deref()
-        .map(parse_time)
-        .transpose()?
-        .unwrap_or(i64::MIN);
-    let to =
-        a.to.as_deref()
-            .map(parse_time)
-            .transpose()?
-            .unwrap_or(i64::MAX);
-    if from > to {
-        return Err(CliError::Usage(format!(
-            "--from ({from}) is after --to ({to})"
-        )));
-    }
+    let (from, to) = crate::time_arg::range(a.from.as_deref(), a.to.as_deref())?;
     let keys: Vec<SeriesKey> = store
         .list_series()?
         .into_iter()

@@ -7,27 +7,11 @@ use atm_store::{Interval, SeriesKey, Store};
 use crate::cli::QueryArgs;
 use crate::error::{CliError, Result};
 use crate::format::KlineWriter;
-use crate::time_arg::parse_time;
 
 pub fn run(store: &Store, a: QueryArgs) -> Result<()> {
     let interval: Interval = a.interval.parse()?;
     let key = SeriesKey::parse(a.market.into(), &a.symbol, interval)?;
-    let from = a
-        .from
-        .as_deref()
-        .map(parse_time)
-        .transpose()?
-        .unwrap_or(i64::MIN);
-    let to =
-        a.to.as_deref()
-            .map(parse_time)
-            .transpose()?
-            .unwrap_or(i64::MAX);
-    if from > to {
-        return Err(CliError::Usage(format!(
-            "--from ({from}) is after --to ({to})"
-        )));
-    }
+    let (from, to) = crate::time_arg::range(a.from.as_deref(), a.to.as_deref())?;
     let series = store.series(&key)?.ok_or_else(|| {
         CliError::Usage(format!(
             "no series {key} in store {}",
