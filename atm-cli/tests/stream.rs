@@ -241,7 +241,7 @@ fn a_faulty_simulated_day_leaves_exactly_the_exchanges_klines() {
         faults,
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(ATM)
+    let mut child = Command::new(ATM)
         .arg("--store")
         .arg(dir.path())
         .args([
@@ -253,7 +253,7 @@ fn a_faulty_simulated_day_leaves_exactly_the_exchanges_klines() {
             "--intervals",
             "1m",
             "--duration",
-            "62s",
+            "72s",
             "--format",
             "json",
         ])
@@ -261,31 +261,50 @@ fn a_faulty_simulated_day_leaves_exactly_the_exchanges_klines() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // 24 exchange hours take 36 s: the first connections are rotated at
-    // ~35.75 s. Then every connection is cut every 2 exchange hours (3 s),
-    // for a while.
-    std::thread::sleep(Duration::from_secs(42));
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    };
+    // Every market's connection is rotated before the exchange's cut. Under
+    // load a rotation may fail (the new connection answers too late) and
+    // fall back to a reconnect, whose gap the repairs fill (checked below).
+    let tried = |err: &str, m: &str| {
+        err.contains(&format!("{m}: connection rotated before"))
+            || err.contains(&format!("{m}: rotating a connection:"))
+    };
+    let all_tried = |err: &str| ["spot", "um", "cm"].iter().all(|m| tried(err, m));
+    // 24 exchange hours take 36 s: the connections are rotated ~35.75 s
+    // after they opened, which on a loaded machine may be some seconds
+    // after the start. Wait for that (up to 58 s), then cut every
+    // connection every 2 exchange hours (3 s), for a while.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(58) && !all_tried(&log.lock().unwrap()) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     set_faults(&sim, &format!("{faults},ws_disconnect=2h"));
     std::thread::sleep(Duration::from_secs(8));
     set_faults(&sim, faults);
     let out = child.wait_with_output().unwrap();
     let stopped = exchange_now(&sim.base);
-    let err = String::from_utf8_lossy(&out.stderr);
+    reader.join().unwrap();
+    let err = log.lock().unwrap().clone();
     assert!(out.status.success(), "{err}");
     let s: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"));
-    // Every market's connection is rotated before the cut. Under load a
-    // rotation may fail (the new connection answers too late) and fall
-    // back to a reconnect, whose gap the repairs fill (checked below).
-    let tried = |m: &str| {
-        err.contains(&format!("{m}: connection rotated before"))
-            || err.contains(&format!("{m}: rotating a connection:"))
-    };
     let lines: Vec<&str> = err
         .lines()
         .filter(|l| l.contains("rotat") || l.contains("reconnect"))
         .collect();
     assert!(
-        ["spot", "um", "cm"].iter().all(|m| tried(m)),
+        all_tried(&err),
         "every market's connection was rotated before the cut: {s}\n{}",
         lines.join("\n")
     );
