@@ -267,7 +267,10 @@ fn a_faulty_simulated_day_leaves_exactly_the_exchanges_klines() {
         let log = log.clone();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 let mut log = log.lock().unwrap();
                 log.push_str(&line);
                 log.push('\n');

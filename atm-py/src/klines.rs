@@ -9,7 +9,7 @@ use arrow_array::{
 };
 use arrow_buffer::{ArrowNativeType, Buffer, ScalarBuffer};
 use arrow_schema::{Schema, SchemaRef};
-use atm_store::arrow::{Window, WindowColumn, COLUMN_NAMES, STATE_PRESENT};
+use atm_store::arrow::{States, Window, WindowColumn, COLUMN_NAMES, STATE_PRESENT};
 use atm_store::{Column, Exception, Precision, SeriesKey, FLOAT_COLUMNS};
 use numpy::{Element, IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyKeyError, PyValueError};
@@ -26,7 +26,7 @@ pub struct Klines {
     precision: Precision,
     first_slot: u64,
     len: usize,
-    states: Vec<u8>,
+    states: States,
     /// By `Column::index`; `None` where not read.
     cols: Vec<Option<WindowColumn>>,
     exceptions: Vec<Exception>,
@@ -71,7 +71,7 @@ impl Klines {
                     precision,
                     first_slot: 0,
                     len: 0,
-                    states: Vec::new(),
+                    states: States::AllPresent(0),
                     cols: (0..=FLOAT_COLUMNS)
                         .map(|c| columns.iter().any(|k| k.index() == c).then(|| empty(c)))
                         .collect(),
@@ -104,7 +104,7 @@ impl Klines {
             precision: self.precision,
             first_slot: self.first_slot,
             len: self.len,
-            states: Vec::new(),
+            states: States::AllPresent(0),
             columns: Vec::new(),
             exceptions: self.exceptions.clone(),
         }
@@ -126,7 +126,7 @@ impl Klines {
     }
 
     fn all_present(&self) -> bool {
-        self.states.iter().all(|&s| s == STATE_PRESENT)
+        self.states.all_present()
     }
 
     /// The present rows only; shares the buffers when there is no gap.
@@ -135,7 +135,7 @@ impl Klines {
             return self.shallow();
         }
         let rows: Vec<usize> = (0..self.len)
-            .filter(|&i| self.states[i] == STATE_PRESENT)
+            .filter(|&i| self.states.get(i) == STATE_PRESENT)
             .collect();
         let pick = |t: Vec<i64>| rows.iter().map(|&i| t[i]).collect::<Vec<_>>();
         let times = (pick(self.open_times()), pick(self.close_times()));
@@ -159,7 +159,7 @@ impl Klines {
             precision: self.precision,
             first_slot: 0,
             len: rows.len(),
-            states: vec![STATE_PRESENT; rows.len()],
+            states: States::AllPresent(rows.len()),
             cols,
             exceptions: Vec::new(),
             times: Some(Arc::new(times)),
@@ -305,7 +305,10 @@ impl Klines {
         match name {
             "open_time" => Ok(py.detach(|| self.open_times()).into_pyarray(py).into_any()),
             "close_time" => Ok(py.detach(|| self.close_times()).into_pyarray(py).into_any()),
-            "state" => Ok(PyArray1::from_slice(py, &self.states).into_any()),
+            "state" => Ok(py
+                .detach(|| self.states.to_vec())
+                .into_pyarray(py)
+                .into_any()),
             _ => {
                 let col = self.column_of(name)?;
                 match (name == "trades", self.precision) {
@@ -354,7 +357,7 @@ impl Klines {
             self.key.symbol,
             self.key.interval,
             self.len,
-            self.states.iter().filter(|&&s| s == STATE_PRESENT).count()
+            self.states.present()
         )
     }
 }

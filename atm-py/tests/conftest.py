@@ -5,9 +5,11 @@ The binary is `$ATM_BIN`, else the workspace's `target/debug/atm` or
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -43,6 +45,28 @@ def run_atm(store: Path, *args: str) -> str:
     if out.returncode != 0:
         raise AssertionError(f"atm {' '.join(args)} failed ({out.returncode}): {out.stderr}")
     return out.stdout
+
+
+@contextlib.contextmanager
+def sim_serve(*args: str):
+    """`atm sim serve ARGS` on a free loopback port for the block's length;
+    yields its base URL (from the JSON line it prints first)."""
+    p = subprocess.Popen(
+        [atm_bin(), "sim", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = p.stdout.readline()
+        try:
+            base = json.loads(line)["base"]
+        except (ValueError, KeyError) as e:
+            raise AssertionError(f"atm sim serve printed {line!r} first: {e}") from e
+        yield base
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
 
 
 def query_csv(store: Path, market: str, symbol: str, interval: str, *extra: str) -> list:

@@ -182,6 +182,29 @@ def test_conversions(imported):
     assert sub.to_arrow().column_names == ["open_time", "close", "close_time", "trades"]
 
 
+def test_duckdb_queries_klines_through_the_arrow_stream(imported):
+    """DuckDB's Python API takes a `Klines` as a table (through
+    `__arrow_c_stream__`) and computes the same as numpy."""
+    duckdb = pytest.importorskip("duckdb")
+    k = atm.open(imported).read("um", "FILUSDT", "1m", "2024-02-10", "2024-02-11")
+    con = duckdb.connect()
+    got = con.execute(
+        "select count(*), max(high), sum(volume), epoch_ms(min(open_time)), epoch_ms(max(close_time))"
+        " from (select * from k)"
+    ).fetchone()
+    p = k.present()
+    assert got[0] == len(p)
+    assert got[1] == pytest.approx(float(p.high.max()))
+    assert got[2] == pytest.approx(float(p.volume.astype(np.float64).sum()), rel=1e-6)
+    assert (got[3], got[4]) == (int(p.open_time[0]), int(p.close_time[-1]))
+    hourly = con.execute(
+        "select epoch_ms(date_trunc('hour', open_time)) h, last(close order by open_time) c"
+        " from k group by h order by h"
+    ).fetchall()
+    assert len(hourly) == 25
+    assert hourly[1][1] == pytest.approx(float(p.close[119]))
+
+
 def test_reads_from_many_threads(imported):
     store = atm.open(imported)
     want = store.read("um", "FILUSDT", "1m", copy=True).close
@@ -295,6 +318,38 @@ def test_a_newer_store_version_is_refused_clearly(imported, tmp_path):
     head.write_bytes(bytes(b))
     with pytest.raises(atm.UnsupportedVersionError, match="version 99"):
         atm.open(store_dir)
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), as the format's checksums (slow; for headers)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def test_a_newer_series_file_version_is_refused_clearly(imported, tmp_path):
+    """A series file written by a newer atm (its header's version 2, its
+    checksum right) is refused naming the file and both versions; the other
+    series read on."""
+    store_dir = damaged_copy(imported, tmp_path / "s")
+    kl = store_dir / "um" / "1m" / "FILUSDT.kl"
+    with open(kl, "r+b") as f:
+        head = bytearray(f.read(4096))
+        assert head[:8] == b"ATMSER\0\0"
+        head[8:12] = struct.pack("<I", 2)
+        head[4092:4096] = struct.pack("<I", crc32c(bytes(head[:4092])))
+        f.seek(0)
+        f.write(head)
+    before = snapshot(store_dir)
+    store = atm.open(store_dir)
+    with pytest.raises(atm.UnsupportedVersionError, match=r"FILUSDT\.kl.*version 2") as e:
+        store.read("um", "FILUSDT", "1m")
+    assert "1" in str(e.value)
+    assert len(store.read("spot", "ADABTC", "1m")) == 10
+    assert snapshot(store_dir) == before
 
 
 def test_reads_write_nothing_to_the_store(imported, synced):

@@ -423,13 +423,91 @@ pub struct Window {
     pub first_slot: u64,
     /// Rows (grid slots).
     pub len: usize,
-    /// One state per row: [`STATE_UNKNOWN`], [`STATE_PRESENT`] or [`STATE_MISSING`].
-    pub states: Vec<u8>,
+    /// The state of each row.
+    pub states: States,
     /// Columns by [`Column::index`] (0..8 the floats in store order, 8 the
     /// trades): `None` where not requested.
     pub columns: Vec<Option<WindowColumn>>,
     /// Klines of the window whose open or close time is not their slot's regular one.
     pub exceptions: Vec<crate::Exception>,
+}
+
+/// The state of each row of a [`Window`]: [`STATE_UNKNOWN`],
+/// [`STATE_PRESENT`] or [`STATE_MISSING`]. A window with no gap (the usual
+/// read of a synced series) holds one word, not a byte per row, so reading
+/// the value columns of millions of klines allocates nothing per row.
+///
+/// ```
+/// use atm_store::arrow::{States, STATE_PRESENT, STATE_UNKNOWN};
+/// let s = States::from_bytes(vec![STATE_PRESENT, STATE_UNKNOWN]);
+/// assert_eq!((s.len(), s.get(1), s.all_present()), (2, STATE_UNKNOWN, false));
+/// assert_eq!(States::AllPresent(3).to_vec(), vec![STATE_PRESENT; 3]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum States {
+    /// This many rows, every one present.
+    AllPresent(usize),
+    /// One state per row.
+    Each(Vec<u8>),
+}
+
+impl States {
+    /// The states of `bytes`, folded to [`States::AllPresent`] when there is no gap.
+    pub fn from_bytes(bytes: Vec<u8>) -> States {
+        if bytes.iter().all(|&s| s == STATE_PRESENT) {
+            States::AllPresent(bytes.len())
+        } else {
+            States::Each(bytes)
+        }
+    }
+
+    /// Rows.
+    pub fn len(&self) -> usize {
+        match self {
+            States::AllPresent(n) => *n,
+            States::Each(v) => v.len(),
+        }
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The state of row `i` (panics past the end, like indexing).
+    pub fn get(&self, i: usize) -> u8 {
+        match self {
+            States::AllPresent(n) => {
+                assert!(i < *n, "row {i} of {n}");
+                STATE_PRESENT
+            }
+            States::Each(v) => v[i],
+        }
+    }
+
+    /// True when every row is present.
+    pub fn all_present(&self) -> bool {
+        match self {
+            States::AllPresent(_) => true,
+            States::Each(v) => v.iter().all(|&s| s == STATE_PRESENT),
+        }
+    }
+
+    /// Rows that are present.
+    pub fn present(&self) -> usize {
+        match self {
+            States::AllPresent(n) => *n,
+            States::Each(v) => v.iter().filter(|&&s| s == STATE_PRESENT).count(),
+        }
+    }
+
+    /// One byte per row (allocated).
+    pub fn to_vec(&self) -> Vec<u8> {
+        match self {
+            States::AllPresent(n) => vec![STATE_PRESENT; *n],
+            States::Each(v) => v.clone(),
+        }
+    }
 }
 
 /// One column of a [`Window`].
@@ -505,13 +583,19 @@ impl Series {
         let owner: Arc<dyn arrow_buffer::alloc::Allocation> = Arc::new(KeepMapped(file.clone()));
         let precision = self.precision();
         let (states, cols) = file.read_section(a, z, mask, |v| {
-            let states: Vec<u8> = (0..v.len())
-                .map(|i| match v.state(i) {
-                    crate::SlotState::Unknown => STATE_UNKNOWN,
-                    crate::SlotState::Present => STATE_PRESENT,
-                    crate::SlotState::Missing => STATE_MISSING,
-                })
-                .collect();
+            let states = if v.all_present() {
+                States::AllPresent(v.len())
+            } else {
+                States::Each(
+                    (0..v.len())
+                        .map(|i| match v.state(i) {
+                            crate::SlotState::Unknown => STATE_UNKNOWN,
+                            crate::SlotState::Present => STATE_PRESENT,
+                            crate::SlotState::Missing => STATE_MISSING,
+                        })
+                        .collect(),
+                )
+            };
             let cols: Vec<Option<WindowColumn>> = (0..=crate::FLOAT_COLUMNS)
                 .map(|c| {
                     if mask & (1 << c) == 0 {
@@ -725,9 +809,10 @@ mod tests {
         assert_eq!(all.len, 100);
         assert_eq!(all.open_times()[0], t0);
         assert_eq!(all.close_times()[99], t0 + 99 * 60_000 + 59_999);
-        assert_eq!(all.states[..10], [STATE_PRESENT; 10]);
-        assert_eq!(all.states[10..20], [STATE_UNKNOWN; 10]);
-        assert_eq!(all.states[20..25], [STATE_MISSING; 5]);
+        let states = all.states.to_vec();
+        assert_eq!(states[..10], [STATE_PRESENT; 10]);
+        assert_eq!(states[10..20], [STATE_UNKNOWN; 10]);
+        assert_eq!(states[20..25], [STATE_MISSING; 5]);
         let close = all.columns[crate::Column::Close.index()].as_ref().unwrap();
         assert!(close.zero_copy);
         assert_eq!(close.buffer.typed_data::<f32>()[42], 42.0);
