@@ -242,12 +242,10 @@ impl Klines {
         py: Python<'py>,
         col: &WindowColumn,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if self.copy {
-            let values: &[T] = &col.buffer.typed_data::<T>()[..self.len];
-            Ok(PyArray1::from_slice(py, values).into_any())
-        } else {
-            Ok(zero_copy::borrowed::<T>(py, &col.buffer, self.len)?.into_any())
-        }
+        // Over the map (zero-copy), or over the private copy the read made
+        // inside its seqlock section (`copy=True`, cold blocks): either way
+        // no further copy, and read-only.
+        Ok(zero_copy::borrowed::<T>(py, &col.buffer, self.len)?.into_any())
     }
 }
 

@@ -15,7 +15,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+import atm
 
 REPO = Path(__file__).resolve().parents[2]
 TESTDATA = REPO / "testdata" / "binance"
@@ -85,6 +88,27 @@ def query_csv(store: Path, market: str, symbol: str, interval: str, *extra: str)
         *extra,
     )
     return list(csv.DictReader(io.StringIO(text)))
+
+
+def assert_equals_query(store: Path, k: atm.Klines, *query_args: str) -> int:
+    """Every value of `k.present()` equals `atm query --format csv`'s."""
+    rows = query_csv(store, k.market, k.symbol, k.interval, *query_args)
+    p = k.present()
+    assert len(p) == len(rows), (k, len(rows))
+    ftype = np.float32 if k.precision == "f32" else np.float64
+    for name in atm.COLUMNS:
+        got = p[name]
+        if name in ("open_time", "close_time"):
+            want = np.array([int(r[name]) for r in rows], dtype=np.int64)
+            assert got.dtype == np.int64
+        elif name == "trades":
+            want = np.array([int(r[name]) for r in rows], dtype=np.uint32)
+            assert got.dtype == np.uint32
+        else:
+            want = np.array([float(r[name]) for r in rows]).astype(ftype)
+            assert got.dtype == ftype, name
+        np.testing.assert_array_equal(got, want, err_msg=f"{k}: {name}")
+    return len(rows)
 
 
 def sparse_sha256(path: Path) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import atm
-from conftest import TESTDATA, atm_bin, run_atm, sim_serve
+from conftest import TESTDATA, assert_equals_query, atm_bin, run_atm, sim_serve
 
 VALUE_COLUMNS = [c for c in atm.COLUMNS if c not in ("open_time", "close_time")]
 
@@ -138,6 +138,8 @@ def test_reading_in_a_loop_while_atm_stream_writes_and_live_shows_the_kline_in_p
         assert "0 differ, 0 missing, 0 extra" in out, out
     assert reads > 10 and len(snaps) > 3, (reads, len(snaps))
     assert_snapshots_are_the_final_stores(store_dir, key, snaps)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        assert assert_equals_query(store_dir, atm.open(store_dir).read("spot", symbol, "1m")) > 180
     assert lives, "a running stream publishes the kline in progress"
     for live, newest in lives:
         assert live["open_time"] % 60_000 == 0

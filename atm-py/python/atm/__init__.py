@@ -187,8 +187,9 @@ class Store:
         (and verified); the times and ``state`` are always there.
 
         Value columns are read-only numpy arrays **over the store's mapped
-        file** (no copy) where the data is hot; ``copy=True`` gives private
-        arrays instead. Every block the read touches is checksummed first
+        file** (no copy) where the data is hot; ``copy=True`` gives arrays
+        over a private copy made inside the read instead (isolated from later
+        writes; read-only too: ``np.array(k.close)`` for a writeable one). Every block the read touches is checksummed first
         (once per process), and the whole window is read in one consistent
         snapshot (no torn kline).
 
@@ -298,7 +299,7 @@ class Klines:
     (uint8: 0 unknown, 1 present, 2 known-missing).
 
     Value columns are of the store's type (float32 or float64; trades
-    uint32) and, unless read with ``copy=True``, read-only views of the
+    uint32), read-only, and, unless read with ``copy=True``, views of the
     mapped file where it is hot (``is_zero_copy(name)`` tells). Values of
     rows that are not present are whatever the file holds there (zeros,
     in practice): mask with ``state``.
