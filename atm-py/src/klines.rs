@@ -11,7 +11,7 @@ use arrow_buffer::{ArrowNativeType, Buffer, ScalarBuffer};
 use arrow_schema::{Schema, SchemaRef};
 use atm_store::arrow::{States, Window, WindowColumn, COLUMN_NAMES, STATE_PRESENT};
 use atm_store::{Column, Exception, Precision, SeriesKey, FLOAT_COLUMNS};
-use numpy::{Element, IntoPyArray, PyArray1};
+use numpy::{Element, IntoPyArray};
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
