@@ -15,6 +15,7 @@
 
 mod errors;
 mod klines;
+mod shared;
 mod store;
 #[allow(unsafe_code)]
 mod zero_copy;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use atm_store::{Interval, Market, SeriesKey, StoreOptions};
+use atm_store::{Interval, Market, SeriesKey};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -123,20 +123,11 @@ impl Store {
 #[pymethods]
 impl Store {
     /// Opens the store in `path` read-only: never writes a byte, never
-    /// replays a crashed writer's journal.
+    /// replays a crashed writer's journal. A store this process has open
+    /// already is shared (see `shared`).
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Store> {
-        let store = py
-            .detach(|| {
-                atm_store::Store::open(
-                    &path,
-                    StoreOptions {
-                        read_only: true,
-                        ..Default::default()
-                    },
-                )
-            })
-            .py_err(py)?;
+        let store = py.detach(|| crate::shared::open(&path)).py_err(py)?;
         Ok(Store { store })
     }
 

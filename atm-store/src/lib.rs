@@ -82,6 +82,6 @@ pub use error::{Error, Result};
 pub use journal::{read_commits, CommitGroup};
 pub use series::{Run, Series, SeriesStats, SCAN_CHUNK_SLOTS};
 pub use series_file::{Exception, SlotState, Slots};
-pub use store::{Store, StoreOptions, DEFAULT_OPEN_SERIES, SERIES_EXT};
+pub use store::{Store, StoreOptions, DEFAULT_OPEN_SERIES, SERIES_EXT, STORE_FILE};
 pub use verify::Problem;
 pub use writer::{Columns, CommitStats, FloatColumn, Writer};

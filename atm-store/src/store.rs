@@ -22,6 +22,9 @@ use crate::series::Series;
 use crate::series_file::SeriesFile;
 use crate::{Interval, Market, Precision, SeriesKey, Symbol};
 
+/// The file that makes a directory a store: magic, format version, precision.
+pub const STORE_FILE: &str = "atm-store";
+
 /// Magic bytes of the store header file.
 pub const STORE_MAGIC: [u8; 8] = *b"ATMSTORE";
 /// The store-header format version.
@@ -176,7 +179,7 @@ impl Store {
     /// from any writer that crashed since it was last used.
     pub fn open(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store> {
         let dir = dir.as_ref();
-        let head = dir.join("atm-store");
+        let head = dir.join(STORE_FILE);
         let precision = match std::fs::read(&head) {
             Ok(b) => {
                 let p = decode_store_header(&b, &head)?;

@@ -80,7 +80,8 @@ def open(path: Union[str, "_os.PathLike[str]", None] = None) -> "Store":  # noqa
     """Opens the store in ``path`` (default: :func:`default_store_path`)
     **read-only**: it never writes a byte to the store, never replays a
     crashed writer's journal, and works while ``atm sync``, ``stream`` or
-    ``import`` write.
+    ``import`` write. A store the process has open already is shared (its
+    maps and the blocks it verified): a new handle costs one ``stat``.
 
     Raises :class:`StoreNotFoundError` when the directory holds no store,
     :class:`CorruptError` when its header is damaged,

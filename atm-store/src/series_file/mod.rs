@@ -55,6 +55,7 @@ use cold_blocks::ThawedCache;
 pub(crate) use live_header::Live;
 pub(crate) use slots::OwnedCol;
 pub use slots::{SlotState, Slots};
+use verify::BlockHasher;
 
 /// A kline whose open or close time is not its slot's regular time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +111,7 @@ pub(crate) struct SeriesFile {
     writable: bool,
     /// Blocks whose checksums this process verified, with the sequence number
     /// and the set of checksums (bit k = checksum k) verified at it.
-    verified: Mutex<HashMap<u64, (u32, u16)>>,
+    verified: Mutex<HashMap<u64, (u32, u16), BlockHasher>>,
     /// Blocks this writer has reserved disk space for.
     reserved: Mutex<HashSet<u64>>,
     /// Blocks never written whose columns this writer zeroed when it

@@ -120,7 +120,7 @@ impl SeriesFile {
             file,
             map,
             writable,
-            verified: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::default()),
             reserved: Mutex::new(HashSet::new()),
             zeroed: Mutex::new(HashSet::new()),
             dirty_set: AtomicU64::new(u64::MAX),
